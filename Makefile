@@ -1,0 +1,30 @@
+# Two entry points for a fresh clone: `make demo` and `make test`. Both bootstrap .venv first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: test demo venv clean bench completions
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade "pip>=23" -c constraints.txt
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+demo: $(STAMP)
+	$(VENV)/bin/ait demo --output demo-out
+
+completions: $(STAMP)
+	$(PY) -m aligninstruct_cli.completions completions/
+
+bench: $(STAMP)
+	@echo "see benchmarks/README.md; each script prints figures side by side"
+
+clean:
+	rm -rf $(VENV) demo-out .pytest_cache

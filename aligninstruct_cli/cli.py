@@ -1,0 +1,85 @@
+"""The `ait` Typer app: one command per stage, registered from `aligninstruct_cli.commands`.
+
+User errors (`AitError`) become one message on stderr and exit code 2; a closed output pipe ends the
+run quietly with exit code 0; anything else is a bug and keeps its traceback."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Optional
+
+import typer
+from typer.core import TyperGroup
+
+from aligninstruct_cli import __version__, console
+from aligninstruct_cli.errors import AitError
+
+# One module per stage; each exposes `register(app)`.
+COMMAND_MODULES = ("align", "build", "mix", "train", "translate", "score", "probe", "data", "demo",
+                   "languages")
+
+
+def _silence_stdout() -> None:
+    """After EPIPE, point stdout at /dev/null so the interpreter's final flush cannot raise again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no real file descriptor (e.g. under CliRunner)
+        pass
+
+
+def report_error(exc: AitError) -> None:
+    sys.stderr.write(f"ait: error: {exc}\n")
+    sys.stderr.flush()
+
+
+class AitGroup(TyperGroup):
+    def invoke(self, ctx):  # click API; typer>=0.29 vendors click, so no click import
+        try:
+            return super().invoke(ctx)
+        except AitError as exc:
+            report_error(exc)
+            raise typer.Exit(exc.exit_code) from None
+        except BrokenPipeError:
+            _silence_stdout()
+            raise typer.Exit(0) from None
+        except KeyboardInterrupt:
+            sys.stderr.write("ait: interrupted\n")
+            raise typer.Exit(130) from None
+
+
+app = typer.Typer(
+    name="ait",
+    cls=AitGroup,
+    help="ait: teach multilingual LLMs unseen languages with AlignInstruct. Stages read and write JSONL "
+         "(use - for stdin/stdout) so they chain with pipes.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"ait {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Optional[bool] = typer.Option(None, "--version", callback=_version, is_eager=True,
+                                           help="Print the version and exit."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or summaries on stderr."),
+) -> None:
+    console.set_quiet(quiet)
+
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"aligninstruct_cli.commands.{_name}").register(app)
+
+
+def main() -> None:
+    app()

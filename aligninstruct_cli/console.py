@@ -1,0 +1,65 @@
+"""stderr output shared by all stages: messages, summary tables and progress bars.
+
+stdout carries records only; everything a person reads goes to stderr, so pipes stay clean."""
+
+from __future__ import annotations
+
+from typing import Iterable, Iterator, TypeVar
+
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
+
+T = TypeVar("T")
+
+stderr = Console(stderr=True, highlight=False)
+_state = {"quiet": False}
+
+
+def set_quiet(quiet: bool) -> None:
+    _state["quiet"] = quiet
+
+
+def is_quiet() -> bool:
+    return _state["quiet"]
+
+
+def info(message: str) -> None:
+    if not _state["quiet"]:
+        stderr.print(message)
+
+
+def warn(message: str) -> None:
+    stderr.print(f"[yellow]warning:[/yellow] {message}")
+
+
+def progress() -> Progress:
+    """A progress display on stderr with a free-text rate column; silent with -q or when not a TTY."""
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("[cyan]{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=stderr,
+        disable=_state["quiet"] or not stderr.is_terminal,
+        transient=False,
+    )
+
+
+def track(items: Iterable[T], description: str, *, total: int | None = None, unit: str = "records",
+          every: int = 1000) -> Iterator[T]:
+    """Iterate `items` with a progress bar that shows the rate in `unit`/s, updated every `every` items."""
+    with progress() as bar:
+        task = bar.add_task(description, total=total, rate="")
+        n = 0
+        for item in items:
+            yield item
+            n += 1
+            if n % every == 0:
+                elapsed = bar.tasks[0].elapsed or 1e-9
+                bar.update(task, completed=n, rate=f"{n / elapsed:,.0f} {unit}/s")
+        elapsed = bar.tasks[0].elapsed or 1e-9
+        bar.update(task, completed=n, total=total or n, rate=f"{n / elapsed:,.0f} {unit}/s")

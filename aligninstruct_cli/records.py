@@ -1,0 +1,174 @@
+"""The record types every stage reads and writes, and their validation.
+
+Records are plain dicts (fast to build, orjson-serialisable). `validate_<kind>` checks one record and
+raises `RecordError(field=...)`; the reader in `io.py` adds the file and line. Extra fields are kept
+untouched, so users may carry their own metadata through the chain. Formats are documented with examples
+in docs/formats.md; `SCHEMA_VERSION` changes whenever a field changes meaning.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, TypedDict
+
+from aligninstruct_cli.errors import RecordError
+from aligninstruct_cli.languages import _suggest, find_language
+
+SCHEMA_VERSION = 1
+
+OBJECTIVES = ("mt", "align", "hint", "revise", "mono-full", "mono-half")
+
+
+class ParallelRecord(TypedDict):
+    id: str
+    src_lang: str
+    tgt_lang: str
+    src: str
+    tgt: str
+
+
+class AlignedPair(TypedDict):
+    src: str  # the source words of the span, joined by one space
+    tgt: str
+    src_span: list[int]  # [start, end) over src_tokens
+    tgt_span: list[int]
+    score: float
+
+
+class AlignedRecord(ParallelRecord):
+    src_tokens: list[str]
+    tgt_tokens: list[str]
+    links: list[list[int]]  # [i, j]: src_tokens[i] aligned to tgt_tokens[j]
+    pairs: list[AlignedPair]
+
+
+class InstructionRecord(TypedDict):
+    id: str
+    objective: str  # one of OBJECTIVES
+    src_lang: str
+    tgt_lang: str
+    input: str
+    output: str
+    source_id: str
+
+
+Record = dict[str, Any]
+
+
+def _text(rec: Record, field: str, *, allow_empty: bool = False) -> str:
+    try:
+        value = rec[field]
+    except KeyError:
+        raise RecordError("missing", field=field) from None
+    if not isinstance(value, str):
+        raise RecordError(f"expected a string, got {type(value).__name__}", field=field)
+    if not allow_empty and not value.strip():
+        raise RecordError("empty", field=field)
+    return value
+
+
+def _ident(rec: Record, field: str = "id") -> None:
+    try:
+        value = rec[field]
+    except KeyError:
+        raise RecordError("missing", field=field) from None
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or value == "":
+        raise RecordError("expected a non-empty string or integer", field=field)
+
+
+def _lang(rec: Record, field: str) -> None:
+    code = _text(rec, field)
+    if find_language(code) is None:
+        raise RecordError(f"unknown language {code!r}", field=field, hint=_suggest(code))
+
+
+def validate_source(rec: Record) -> Record:
+    """A record to translate: id, src_lang, tgt_lang, src (tgt optional: the reference)."""
+    if not isinstance(rec, dict):
+        raise RecordError(f"expected a JSON object, got {type(rec).__name__}")
+    _ident(rec)
+    _lang(rec, "src_lang")
+    _lang(rec, "tgt_lang")
+    _text(rec, "src")
+    if "tgt" in rec:
+        _text(rec, "tgt")
+    return rec
+
+
+def validate_parallel(rec: Record) -> Record:
+    validate_source(rec)
+    _text(rec, "tgt")
+    return rec
+
+
+def _int_list(value: Any, field: str, length: int) -> list[int]:
+    if not isinstance(value, list) or len(value) != length or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value):
+        raise RecordError(f"expected a list of {length} integers", field=field)
+    return value
+
+
+def validate_aligned(rec: Record) -> Record:
+    validate_parallel(rec)
+    lengths = {}
+    for side in ("src_tokens", "tgt_tokens"):
+        toks = rec.get(side)
+        if not isinstance(toks, list) or not toks or not all(isinstance(t, str) and t for t in toks):
+            raise RecordError("expected a non-empty list of non-empty strings", field=side)
+        lengths[side] = len(toks)
+    links = rec.get("links")
+    if not isinstance(links, list):
+        raise RecordError("expected a list of [i, j] pairs", field="links")
+    for link in links:
+        i, j = _int_list(link, "links", 2)
+        if not (0 <= i < lengths["src_tokens"] and 0 <= j < lengths["tgt_tokens"]):
+            raise RecordError(f"link {link} is outside the token lists", field="links")
+    pairs = rec.get("pairs")
+    if not isinstance(pairs, list):
+        raise RecordError("expected a list of pair objects", field="pairs")
+    for k, pair in enumerate(pairs):
+        where = f"pairs[{k}]"
+        if not isinstance(pair, dict):
+            raise RecordError("expected an object", field=where)
+        for side, tok_field in (("src", "src_tokens"), ("tgt", "tgt_tokens")):
+            start, end = _int_list(pair.get(f"{side}_span"), f"{where}.{side}_span", 2)
+            if not 0 <= start < end <= lengths[tok_field]:
+                raise RecordError(f"span [{start}, {end}) is outside {tok_field}", field=f"{where}.{side}_span")
+            text = pair.get(side)
+            if not isinstance(text, str) or not text:
+                raise RecordError("expected a non-empty string", field=f"{where}.{side}")
+        if not isinstance(pair.get("score"), (int, float)):
+            raise RecordError("expected a number", field=f"{where}.score")
+    return rec
+
+
+def validate_instruction(rec: Record) -> Record:
+    if not isinstance(rec, dict):
+        raise RecordError(f"expected a JSON object, got {type(rec).__name__}")
+    _ident(rec)
+    objective = _text(rec, "objective")
+    if objective not in OBJECTIVES:
+        raise RecordError(f"unknown objective {objective!r} (expected one of {', '.join(OBJECTIVES)})",
+                          field="objective")
+    _lang(rec, "src_lang")
+    _lang(rec, "tgt_lang")
+    _text(rec, "input")
+    _text(rec, "output")
+    _ident(rec, "source_id")
+    return rec
+
+
+def validate_hypothesis(rec: Record) -> Record:
+    """A translated record: a source record plus `hyp` (may be empty: models do output nothing)."""
+    validate_source(rec)
+    _text(rec, "hyp", allow_empty=True)
+    return rec
+
+
+VALIDATORS: dict[str, Callable[[Record], Record]] = {
+    "source": validate_source,
+    "parallel": validate_parallel,
+    "aligned": validate_aligned,
+    "instruction": validate_instruction,
+    "hypothesis": validate_hypothesis,
+    "any": lambda rec: rec,
+}

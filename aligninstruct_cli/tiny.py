@@ -1,0 +1,61 @@
+"""Tiny models built locally from a config and a tokenizer trained on the spot (no hub download).
+
+Used by the test suite (one model per session, see tests/conftest.py) and by `ait demo`. The tokenizer
+mirrors BLOOM's: byte-level BPE with <unk>=0, <s>=1, </s>=2, <pad>=3."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<pad>"]
+
+
+def train_tokenizer(texts: Iterable[str], out_dir: str | Path, *, vocab_size: int = 1000,
+                    padding_side: str = "left"):
+    """Train a byte-level BPE tokenizer on `texts`, save it as a transformers fast tokenizer, return it."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(texts, trainer=trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>",
+                                   eos_token="</s>", pad_token="<pad>", padding_side=padding_side)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    fast.save_pretrained(out)
+    return fast
+
+
+def build_tiny_bloom(out_dir: str | Path, tokenizer, *, hidden_size: int = 64, n_layer: int = 2,
+                     n_head: int = 4, seed: int = 0):
+    """A randomly initialised BloomForCausalLM of the given shape, saved with `tokenizer` to `out_dir`."""
+    import torch
+    from transformers import BloomConfig, BloomForCausalLM
+
+    torch.manual_seed(seed)
+    config = BloomConfig(vocab_size=len(tokenizer), hidden_size=hidden_size, n_layer=n_layer, n_head=n_head,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id)
+    model = BloomForCausalLM(config)
+    out = Path(out_dir)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return model
+
+
+def sample_texts(n: int = 400, seed: int = 0) -> list[str]:
+    """Deterministic pseudo-sentences (English-like words plus a toy language) for tokenizer training."""
+    import random
+
+    rng = random.Random(seed)
+    words = ("the a cat dog house river small big red green walks sees eats water tree bird sun moon "
+             "translate from to english kazakh true false given following parallel sentence judge "
+             "whether assertion can be aligned with statistically").split()
+    toy = ["".join(rng.choice("aeioukltmnrsz") for _ in range(rng.randint(2, 7))) for _ in range(60)]
+    vocab = words + toy
+    return [" ".join(rng.choice(vocab) for _ in range(rng.randint(3, 14))) for _ in range(n)]

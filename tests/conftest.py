@@ -1,0 +1,43 @@
+"""Shared fixtures. One tiny BLOOM + tokenizer per test session, built locally (no hub access)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data (real FLORES-200, OPUS-100 slices, gold alignments); read-only, never copied."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"{SHARED_DATA} not present")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer_dir(tmp_path_factory) -> Path:
+    from aligninstruct_cli.tiny import sample_texts, train_tokenizer
+
+    out = tmp_path_factory.mktemp("tiny-tokenizer")
+    train_tokenizer(sample_texts(), out, vocab_size=600)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_bloom_dir(tmp_path_factory, tiny_tokenizer_dir) -> Path:
+    """A saved BloomForCausalLM (hidden 64, 2 layers, 4 heads) with its tokenizer: pass it as --model."""
+    from transformers import AutoTokenizer
+
+    from aligninstruct_cli.tiny import build_tiny_bloom
+
+    out = tmp_path_factory.mktemp("tiny-bloom")
+    build_tiny_bloom(out, AutoTokenizer.from_pretrained(tiny_tokenizer_dir))
+    return out
