@@ -1,0 +1,1 @@
+"""Instruction records for every objective of the paper (templates, objectives, mixing)."""
