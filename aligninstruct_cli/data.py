@@ -1,0 +1,148 @@
+"""Real parallel data by name: OPUS-100 and FLORES-200 as parallel JSONL records.
+
+Real users get the Hugging Face hub datasets through the `datasets` library:
+- OPUS-100: `Helsinki-NLP/opus-100`, config = the pair in OPUS-100's alphabetical naming (`en-kk`),
+  splits train/validation/test, rows `{"translation": {"en": ..., "kk": ...}}`.
+- FLORES-200: `openlanguagedata/flores_plus` (FLORES+, gated: accept its terms and log in with
+  `huggingface-cli login`), config = FLORES code (`kaz_Cyrl`), splits dev/devtest, column `text`;
+  sentences of two languages pair up by row.
+Offline, `source` may be a local directory in either of two layouts:
+- the original release tarballs: `DIR/<pair>/opus.<pair>-<split>.<lang>` (OPUS-100 v1.0) and
+  `DIR/<split>/<code>.<split>` (FLORES-200 `flores200_dataset/`), plain text, one sentence a line;
+- a local copy of the hub repository (parquet): `DIR/<pair>/<split>-*.parquet` and
+  `DIR/<split>/<code>.parquet` (or `DIR/<split>/<code>-*.parquet`).
+Records stream in corpus order; ids are `<dataset>.<split>.<n>.<src>-<tgt>` (n from 1).
+"""
+
+from __future__ import annotations
+
+from itertools import islice, zip_longest
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from aligninstruct_cli.errors import AitError, InputError
+from aligninstruct_cli.io import iter_lines
+from aligninstruct_cli.languages import Language, get_language
+
+OPUS100_HUB_ID = "Helsinki-NLP/opus-100"
+FLORES_HUB_ID = "openlanguagedata/flores_plus"
+DIRECTIONS = ("en-xx", "xx-en", "both")
+# OPUS-100's file names say dev, the hub says validation; FLORES says dev/devtest everywhere.
+_OPUS_SPLITS = {"train": "train", "dev": "validation", "validation": "validation", "test": "test"}
+_FLORES_SPLITS = ("dev", "devtest")
+
+
+def _opus_pair(pair: str) -> tuple[Language, Language, str]:
+    try:
+        a, b = pair.split("-")
+    except ValueError:
+        raise AitError(f"--pair must look like en-kk, not {pair!r}") from None
+    la, lb = get_language(a), get_language(b)
+    if "en" not in (la.code, lb.code):
+        raise AitError(f"OPUS-100 is English-centric: --pair {pair} has no English side")
+    xx = lb if la.code == "en" else la
+    en = get_language("en")
+    return en, xx, "-".join(sorted((en.code, xx.code)))  # OPUS-100 names pairs alphabetically
+
+
+def _records(name: str, split: str, pairs: Iterable[tuple[str, str]], en: Language, xx: Language,
+             direction: str) -> Iterator[dict]:
+    if direction not in DIRECTIONS:
+        raise AitError(f"--direction must be one of {', '.join(DIRECTIONS)}, not {direction!r}")
+    for n, (en_text, xx_text) in enumerate(pairs, 1):
+        if direction in ("en-xx", "both"):
+            yield {"id": f"{name}.{split}.{n}.{en.code}-{xx.code}", "src_lang": en.code, "tgt_lang": xx.code,
+                   "src": en_text, "tgt": xx_text}
+        if direction in ("xx-en", "both"):
+            yield {"id": f"{name}.{split}.{n}.{xx.code}-{en.code}", "src_lang": xx.code, "tgt_lang": en.code,
+                   "src": xx_text, "tgt": en_text}
+
+
+def _numbered(source: Iterable[str] | Path) -> Iterator[tuple[int, str]]:
+    if isinstance(source, Path):
+        return iter_lines(str(source))
+    return enumerate(source, 1)
+
+
+def _zip_sides(first: Iterable[str] | Path, second: Iterable[str] | Path,
+               names: tuple[str, str]) -> Iterator[tuple[str, str]]:
+    """Two line-aligned sides in lockstep; different lengths or empty lines are errors."""
+    for a, b in zip_longest(_numbered(first), _numbered(second)):
+        if a is None or b is None:
+            longer, (line_no, _) = (names[0], a) if b is None else (names[1], b)
+            raise InputError(longer, line_no, f"has more lines than {names[1] if b is None else names[0]}")
+        for name, (line_no, text) in zip(names, (a, b)):
+            if not text.strip():
+                raise InputError(name, line_no, "empty line in a line-aligned corpus")
+        yield a[1], b[1]
+
+
+def _parquet_rows(files: list[Path]) -> Iterator[dict]:
+    from datasets import load_dataset
+
+    dataset = load_dataset("parquet", data_files=[str(f) for f in files], split="train", streaming=True)
+    yield from dataset
+
+
+def opus100(pair: str, split: str, *, source: str | None = None, direction: str = "en-xx",
+            limit: int | None = None) -> Iterator[dict]:
+    """Parallel records of one OPUS-100 pair and split, from the hub or a local directory."""
+    if split not in _OPUS_SPLITS:
+        raise AitError(f"OPUS-100 split must be one of train, dev, validation, test; not {split!r}")
+    en, xx, name = _opus_pair(pair)
+    hub_split = _OPUS_SPLITS[split]
+    file_split = "dev" if hub_split == "validation" else hub_split
+    if source is None:
+        from datasets import load_dataset
+
+        rows = load_dataset(OPUS100_HUB_ID, name, split=hub_split, streaming=True)
+        pairs = ((r["translation"]["en"], r["translation"][xx.code]) for r in rows)
+    else:
+        root = Path(source)
+        for base in (root / name, root):
+            en_file, xx_file = (base / f"opus.{name}-{file_split}.{code}" for code in ("en", xx.code))
+            if en_file.exists() and xx_file.exists():
+                pairs = _zip_sides(en_file, xx_file, (str(en_file), str(xx_file)))
+                break
+            parquet = sorted(base.glob(f"{hub_split}-*.parquet"))
+            if parquet:
+                pairs = ((r["translation"]["en"], r["translation"][xx.code]) for r in _parquet_rows(parquet))
+                break
+        else:
+            raise AitError(f"{source}: no OPUS-100 {name} {split} data found",
+                           hint=f"expected {name}/opus.{name}-{file_split}.{{en,{xx.code}}} or "
+                                f"{name}/{hub_split}-*.parquet under it")
+    yield from islice(_records(f"opus100.{name}", split, pairs, en, xx, direction), limit)
+
+
+def _flores_sentences(code: str, split: str, source: str | None) -> Iterable[str] | Path:
+    if source is None:
+        from datasets import load_dataset
+
+        return (r["text"] for r in load_dataset(FLORES_HUB_ID, code, split=split, streaming=True))
+    root = Path(source)
+    text_file = root / split / f"{code}.{split}"
+    if text_file.exists():
+        return text_file
+    parquet = sorted((root / split).glob(f"{code}.parquet")) or sorted((root / split).glob(f"{code}-*.parquet"))
+    if parquet:
+        return (r["text"] for r in _parquet_rows(parquet))
+    raise AitError(f"{source}: no FLORES-200 {code} {split} data found",
+                   hint=f"expected {split}/{code}.{split} or {split}/{code}.parquet under it")
+
+
+def flores200(lang: str, split: str, *, with_lang: str = "eng_Latn", source: str | None = None,
+              direction: str = "en-xx", limit: int | None = None) -> Iterator[dict]:
+    """Parallel records pairing FLORES-200 `lang` with `with_lang` (English by default) by sentence."""
+    if split not in _FLORES_SPLITS:
+        raise AitError(f"FLORES-200 split must be dev or devtest, not {split!r}")
+    xx, other = get_language(lang), get_language(with_lang)
+    # Accept either code style; the file/config name is the FLORES code (zho_Hant is kept as given).
+    xx_code = lang if "_" in lang else xx.flores
+    other_code = with_lang if "_" in with_lang else other.flores
+    a = _flores_sentences(other_code, split, source)
+    b = _flores_sentences(xx_code, split, source)
+    names = tuple(str(side) if isinstance(side, Path) else f"{FLORES_HUB_ID}:{code}"
+                  for side, code in ((a, other_code), (b, xx_code)))
+    pairs = _zip_sides(a, b, names)  # type: ignore[arg-type]
+    yield from islice(_records("flores200", split, pairs, other, xx, direction), limit)
