@@ -1,0 +1,91 @@
+"""`ait data`: OPUS-100 / FLORES-200 from local copies in the release layout and the hub's parquet layout."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from aligninstruct_cli import data
+from aligninstruct_cli.cli import app
+from aligninstruct_cli.errors import AitError, InputError
+
+runner = CliRunner()
+
+
+def _lines(path):
+    return path.read_text(encoding="utf-8").splitlines()
+
+
+def test_opus100_release_layout_matches_the_files(shared_data):
+    recs = list(data.opus100("be-en", "test", source=str(shared_data / "opus100")))
+    en = _lines(shared_data / "opus100/be-en/opus.be-en-test.en")
+    be = _lines(shared_data / "opus100/be-en/opus.be-en-test.be")
+    assert len(recs) == len(en) == 2000
+    assert recs[0] == {"id": "opus100.be-en.test.1.en-be", "src_lang": "en", "tgt_lang": "be",
+                       "src": en[0], "tgt": be[0]}
+    assert recs[-1]["src"] == en[-1] and recs[-1]["tgt"] == be[-1]
+
+
+def test_opus100_pair_in_either_order_and_both_directions(shared_data):
+    recs = list(data.opus100("en-be", "dev", source=str(shared_data / "opus100"), direction="both", limit=4))
+    assert [(r["src_lang"], r["tgt_lang"]) for r in recs] == [("en", "be"), ("be", "en")] * 2
+    assert recs[0]["src"] == recs[1]["tgt"] and recs[0]["tgt"] == recs[1]["src"]
+    assert len({r["id"] for r in recs}) == 4
+
+
+def test_flores_pairs_any_two_languages_by_line(shared_data):
+    recs = list(data.flores200("deu_Latn", "dev", with_lang="fr", source=str(shared_data / "flores200"),
+                               direction="xx-en", limit=3))
+    de = _lines(shared_data / "flores200/dev/deu_Latn.dev")
+    fr = _lines(shared_data / "flores200/dev/fra_Latn.dev")
+    assert [r["src"] for r in recs] == de[:3] and [r["tgt"] for r in recs] == fr[:3]
+    assert recs[0]["src_lang"] == "de" and recs[0]["tgt_lang"] == "fr"
+    assert recs[0]["id"] == "flores200.dev.1.de-fr"
+
+
+def test_hub_parquet_layout(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (tmp_path / "en-kk").mkdir()
+    rows = [{"en": f"hello {i}", "kk": f"сәлем {i}"} for i in range(5)]
+    pq.write_table(pa.table({"translation": rows}), tmp_path / "en-kk" / "test-00000-of-00001.parquet")
+    recs = list(data.opus100("kk-en", "test", source=str(tmp_path)))
+    assert [(r["src"], r["tgt"]) for r in recs] == [(f"hello {i}", f"сәлем {i}") for i in range(5)]
+
+    for split_dir, code, texts in (("devtest", "eng_Latn", ["a", "b"]), ("devtest", "kaz_Cyrl", ["ә", "б"])):
+        (tmp_path / "fl" / split_dir).mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.table({"id": [1, 2], "text": texts}), tmp_path / "fl" / split_dir / f"{code}.parquet")
+    recs = list(data.flores200("kk", "devtest", source=str(tmp_path / "fl")))
+    assert [(r["src"], r["tgt"]) for r in recs] == [("a", "ә"), ("b", "б")]
+
+
+def test_mismatched_line_counts_name_the_longer_file(tmp_path):
+    (tmp_path / "devtest").mkdir()
+    (tmp_path / "devtest" / "eng_Latn.devtest").write_text("a\nb\nc\n")
+    (tmp_path / "devtest" / "kaz_Cyrl.devtest").write_text("ә\nб\n")
+    with pytest.raises(InputError) as err:
+        list(data.flores200("kaz_Cyrl", "devtest", source=str(tmp_path)))
+    assert "eng_Latn.devtest:3" in str(err.value)
+
+
+def test_cli_writes_jsonl_and_reports_errors(shared_data, tmp_path):
+    out = tmp_path / "kk.jsonl"
+    result = runner.invoke(app, ["data", "opus100", "--pair", "en-kk", "--split", "test", "--source",
+                                 str(shared_data / "opus100"), "--limit", "3", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    recs = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert [r["id"] for r in recs] == [f"opus100.en-kk.test.{i}.en-kk" for i in (1, 2, 3)]
+
+    bad = runner.invoke(app, ["data", "opus100", "--pair", "en-xq", "--source", str(shared_data / "opus100")])
+    assert bad.exit_code == 2 and "unknown language 'xq'" in bad.output
+    missing = runner.invoke(app, ["data", "opus100", "--pair", "en-kk", "--split", "train", "--source",
+                                  str(shared_data / "opus100"), "-o", str(tmp_path / "none.jsonl")])
+    assert missing.exit_code == 2 and "no OPUS-100 en-kk train data" in missing.output
+    assert not (tmp_path / "none.jsonl").exists()
+
+
+def test_non_english_opus_pair_is_rejected():
+    with pytest.raises(AitError, match="English-centric"):
+        list(data.opus100("de-fr", "test", source="."))
