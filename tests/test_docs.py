@@ -1,0 +1,48 @@
+"""The docs cover every option `--help` shows: a new option without documentation fails here."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import typer
+
+from aligninstruct_cli.cli import app
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+# Which page documents which command; aliases share their command's page.
+PAGES = {"build-instructions": "build.md", "build": "build.md", "data opus100": "data.md",
+         "data flores200": "data.md"}
+
+
+def _commands():
+    root = typer.main.get_command(app)
+    stack = [("", root)]
+    while stack:
+        prefix, cmd = stack.pop()
+        subs = getattr(cmd, "commands", None)
+        if subs:
+            stack += [((prefix + " " + name).strip(), sub) for name, sub in subs.items()]
+        elif prefix:
+            yield prefix, cmd
+
+
+COMMANDS = sorted(_commands(), key=lambda item: item[0])
+
+
+@pytest.mark.parametrize("name,command", COMMANDS, ids=[name for name, _ in COMMANDS])
+def test_every_option_is_documented(name, command):
+    page = DOCS / PAGES.get(name, name.split()[0] + ".md")
+    assert page.exists(), f"`ait {name}` has no page {page.name} in docs/"
+    text = page.read_text(encoding="utf-8")
+    missing = [opt for param in command.params for opt in param.opts
+               if opt.startswith("--") and opt != "--help" and not re.search(re.escape(opt) + r"\b", text)]
+    assert not missing, f"{page.name} does not mention {missing} of `ait {name}`"
+
+
+def test_readme_starts_with_the_two_setup_commands():
+    readme = (DOCS.parent / "README.md").read_text(encoding="utf-8")
+    first_block = readme.split("```")[1]
+    commands = [line.split("#")[0].strip() for line in first_block.splitlines()[1:] if line.strip()]
+    assert commands == ["make demo", "make test"]
