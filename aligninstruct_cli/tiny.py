@@ -24,7 +24,8 @@ def train_tokenizer(texts: Iterable[str], out_dir: str | Path, *, vocab_size: in
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tok.train_from_iterator(texts, trainer=trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>",
-                                   eos_token="</s>", pad_token="<pad>", padding_side=padding_side)
+                                   eos_token="</s>", pad_token="<pad>", padding_side=padding_side,
+                                   model_input_names=["input_ids", "attention_mask"])  # as BLOOM's: no token_type_ids
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     fast.save_pretrained(out)
@@ -59,3 +60,48 @@ def sample_texts(n: int = 400, seed: int = 0) -> list[str]:
     toy = ["".join(rng.choice("aeioukltmnrsz") for _ in range(rng.randint(2, 7))) for _ in range(60)]
     vocab = words + toy
     return [" ".join(rng.choice(vocab) for _ in range(rng.randint(3, 14))) for _ in range(n)]
+
+
+# ------------------------------------------------------------------------- tiny COMET (added for ait score)
+def build_tiny_comet(out_dir: str | Path, *, texts: Iterable[str] | None = None, seed: int = 0) -> Path:
+    """A randomly initialised COMET regression metric on a 2-layer XLM-R, laid out as a COMET model dir
+    (`hparams.yaml`, `checkpoints/model.ckpt`, plus `encoder/` with the XLM-R config and a locally trained
+    tokenizer that `pretrained_model` points at). Returns the checkpoint path; no download involved."""
+    import torch
+    import yaml
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import XLMRobertaConfig, XLMRobertaTokenizerFast
+
+    out = Path(out_dir)
+    encoder = out / "encoder"
+    encoder.mkdir(parents=True, exist_ok=True)
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # XLM-R's ids 0..3, mask after them
+    tok = Tokenizer(models.Unigram())
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    tok.train_from_iterator(texts or sample_texts(), trainer=trainers.UnigramTrainer(
+        vocab_size=300, special_tokens=specials, unk_token="<unk>", show_progress=False))
+    bos, eos = tok.token_to_id("<s>"), tok.token_to_id("</s>")
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>",
+                                                       special_tokens=[("<s>", bos), ("</s>", eos)])
+    fast = XLMRobertaTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", sep_token="</s>",
+                                   cls_token="<s>", unk_token="<unk>", pad_token="<pad>", mask_token="<mask>")
+    fast.save_pretrained(encoder)
+    XLMRobertaConfig(vocab_size=len(fast), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=64, max_position_embeddings=130, pad_token_id=1, bos_token_id=0,
+                     eos_token_id=2, type_vocab_size=1).save_pretrained(encoder)
+
+    from comet.models import RegressionMetric
+
+    torch.manual_seed(seed)
+    model = RegressionMetric(pretrained_model=str(encoder), load_pretrained_weights=False, local_files_only=True,
+                             hidden_sizes=[16], nr_frozen_epochs=0)
+    hparams = {**dict(model.hparams), "class_identifier": "regression_metric"}
+    (out / "hparams.yaml").write_text(yaml.safe_dump(hparams), encoding="utf-8")
+    checkpoint = out / "checkpoints" / "model.ckpt"
+    checkpoint.parent.mkdir(exist_ok=True)
+    import pytorch_lightning
+
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": hparams,
+                "pytorch-lightning_version": pytorch_lightning.__version__}, checkpoint)
+    return checkpoint
