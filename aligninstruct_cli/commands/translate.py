@@ -1,9 +1,152 @@
-"""`ait translate` (placeholder until its issue lands)."""
+"""`ait translate`: translate source records with a model (+ LoRA adapter); see docs/translate.md."""
 
 from __future__ import annotations
 
+import time
+from typing import Iterable, Iterator, Optional
+
 import typer
+from typing_extensions import Annotated
+
+from aligninstruct_cli import console
+from aligninstruct_cli.commands._options import (InputArg, OnErrorOpt, OutputOpt, SrcLangOpt, TgtLangOpt,
+                                                 finish)
+from aligninstruct_cli.errors import AitError
+from aligninstruct_cli.io import STDIO, AppendRecordWriter, ErrorPolicy, RecordWriter, read_records
+
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Base model: a hub id or a local directory.")]
+AdapterOpt = Annotated[Optional[str], typer.Option(
+    "--adapter", help="LoRA adapter directory (from `ait train`); its base model must be --model.")]
+MergeOpt = Annotated[bool, typer.Option("--merge", help="Merge the adapter into the base weights before "
+                                        "generating (faster generation, same output up to rounding).")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA if present, else CPU), cpu, cuda, cuda:N.")]
+DtypeOpt = Annotated[str, typer.Option("--dtype", help="auto (bfloat16 on GPUs that have it, float16 on "
+                                       "other GPUs, float32 on CPU), float32, bfloat16, float16.")]
+
+
+def _input_format(path: str, fmt: str) -> str:
+    if fmt == "auto" and path.lower().removesuffix(".gz").endswith(".txt"):
+        return "text"
+    return fmt
+
+
+def _finished_ids(output: str, model: str, adapter: Optional[str], prompt_name: str) -> set:
+    """Ids already in a resumed output file; refuses a file made with another model/adapter/prompt."""
+    AppendRecordWriter.trim_partial_line(output)
+    done = set()
+    for line_no, rec in read_records(output, kind="hypothesis", with_location=True):
+        made_with = (rec.get("model"), rec.get("adapter"), rec.get("prompt_name"))
+        if made_with != (model, adapter, prompt_name):
+            raise AitError(f"{output}:{line_no}: --resume: this file was made with model={made_with[0]!r} "
+                           f"adapter={made_with[1]!r} prompt={made_with[2]!r}, not model={model!r} "
+                           f"adapter={adapter!r} prompt={prompt_name!r}",
+                           hint="resume with the same options, or write to a new --output")
+        done.add(rec["id"])
+    return done
+
+
+def _skip_done(records: Iterable[dict], done: set, counter: list[int]) -> Iterator[dict]:
+    for rec in records:
+        if rec["id"] in done:
+            counter[0] += 1
+            continue
+        yield rec
+
+
+def translate(
+    input: InputArg,
+    model: ModelOpt,
+    adapter: AdapterOpt = None,
+    merge: MergeOpt = False,
+    output: OutputOpt = STDIO,
+    prompt: Annotated[str, typer.Option("--prompt", help="default (the MTInstruct input), 1..5 (the paper's "
+                                        "PROMPT-1..5) or a custom template with {src_name} {tgt_name} {src} "
+                                        "(\\n means a newline).")] = "default",
+    num_beams: Annotated[int, typer.Option("--num-beams", help="Beam size; 1 = greedy search (the paper's).")] = 1,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Most tokens generated per sentence "
+                                                "(default: the paper's 384).")] = 384,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Sentences per generate call; halved "
+                                            "automatically on CUDA out-of-memory.")] = 16,
+    pivot: Annotated[Optional[str], typer.Option("--pivot", help="Pivot language (e.g. en): translate "
+                                                 "src→pivot→tgt when neither side is the pivot; the "
+                                                 "record keeps the pivot text in pivot_hyp.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Append to --output, skipping ids it already "
+                                         "holds; the file is synced after every chunk so an interrupted "
+                                         "run can resume (not atomic).")] = False,
+    input_format: Annotated[str, typer.Option("--input-format", help="auto|jsonl|tsv|fast_align|text (text: one "
+                                              "source sentence a line, needs --src-lang/--tgt-lang; auto "
+                                              "picks text for *.txt).")] = "auto",
+    src_lang: SrcLangOpt = None,
+    tgt_lang: TgtLangOpt = None,
+    on_error: OnErrorOpt = "fail",
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
+) -> None:
+    """Translate source records (JSONL, TSV, `|||` or plain text) with a model and optional LoRA adapter.
+
+    Each output record keeps every input field and adds hyp, prompt_name, model and adapter."""
+    from aligninstruct_cli.generation import Translator, load_model, resolve_prompt
+    from aligninstruct_cli.languages import get_language
+
+    the_prompt = resolve_prompt(prompt)
+    if pivot:
+        get_language(pivot)
+    if resume and output == STDIO:
+        raise AitError("--resume needs --output FILE (it appends to that file)")
+    fmt = _input_format(input, input_format)
+    policy = ErrorPolicy(on_error)
+
+    def records():
+        return read_records(input, kind="source", fmt=fmt, src_lang=src_lang, tgt_lang=tgt_lang,
+                            policy=policy, id_prefix="")
+
+    total = None
+    if input != STDIO:  # validate the whole input before loading a model; also gives the bar its total
+        total = sum(1 for _ in read_records(input, kind="source", fmt=fmt, src_lang=src_lang,
+                                            tgt_lang=tgt_lang, policy=ErrorPolicy(on_error)))
+        if total == 0:
+            raise AitError(f"{input}: no records to translate")
+    done = _finished_ids(output, model, adapter, the_prompt.name) if resume else set()
+    if total is not None and done:
+        total = max(0, total - len(done))
+
+    loaded = load_model(model, adapter, merge=merge, device=device, dtype=dtype)
+    skipped = [0]
+    with console.progress() as bar:
+        task = bar.add_task("translate", total=total, rate="")
+        started = time.perf_counter()
+        counts = {"sent": 0, "tok": 0}
+
+        def on_batch(n_sentences: int, n_tokens: int) -> None:
+            counts["sent"] += n_sentences
+            counts["tok"] += n_tokens
+            elapsed = max(time.perf_counter() - started, 1e-9)
+            bar.update(task, advance=n_sentences if not pivot else 0,
+                       rate=f"{counts['sent'] / elapsed:,.1f} sent/s {counts['tok'] / elapsed:,.0f} tok/s")
+
+        translator = Translator(loaded, prompt=the_prompt, num_beams=num_beams, max_new_tokens=max_new_tokens,
+                                batch_size=batch_size, on_batch=on_batch)
+        chunks = translator.translate_chunks(_skip_done(records(), done, skipped), pivot=pivot)
+        writer = AppendRecordWriter(output) if resume else RecordWriter(output)
+        with writer as out:
+            for chunk in chunks:
+                for rec in chunk:
+                    out.write(rec)
+                if resume:
+                    out.sync()
+                if pivot:
+                    bar.update(task, advance=len(chunk))
+            if out.count == 0 and not skipped[0]:  # raised inside: the atomic writer leaves no file
+                raise AitError(f"{input}: no records to translate")
+        written = out.count
+    finish(policy)
+    stats = translator.stats
+    seconds = max(stats.seconds, 1e-9)
+    console.info(f"translated {written} record(s)"
+                 + (f", {skipped[0]} already in {output}" if resume else "")
+                 + f"; {stats.sentences / seconds:,.1f} sentences/s, {stats.new_tokens / seconds:,.0f} "
+                   f"generated tokens/s in generate" + (" (pivot: two legs)" if pivot else ""))
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("translate")(translate)

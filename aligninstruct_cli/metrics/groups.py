@@ -1,0 +1,83 @@
+"""Directions and the paper's direction groups.
+
+A direction is (test set, source language, target language). A group score is the unweighted mean of the
+corpus scores of its directions ("averaged over languages", as the paper's tables are), not a score of the
+pooled segments. Groups come from `languages.direction_groups`: en→xx, xx→en, seen→seen, seen→unseen,
+unseen→seen, unseen→unseen, en→seen, en→unseen, seen→en, unseen→en.
+
+The test set of a record is its `testset` field when present; otherwise, for ids made by `ait data`
+(`flores200.devtest.7.kk-en`, `opus100.en-kk.test.7.en-kk`), the part before `.<n>.<src>-<tgt>` without
+language-pair components (`flores200.devtest`, `opus100.test`: OPUS-100 names each pair's test set
+separately, the paper averages over them); otherwise none. Groups are formed per test set,
+so one file may hold OPUS-100 and FLORES-200 outputs and still give the paper's Table 1 columns."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from aligninstruct_cli.languages import direction_groups, find_language, get_language
+
+GROUP_ORDER = ("en→xx", "xx→en", "seen→seen", "seen→unseen", "unseen→seen", "unseen→unseen",
+               "en→seen", "en→unseen", "seen→en", "unseen→en")
+TESTSET_FIELD = "testset"
+_AIT_DATA_ID = re.compile(r"^(?P<testset>\S+)\.\d+\.[^.\s]+-[^.\s]+$")
+
+
+@dataclass(frozen=True, order=True)
+class Direction:
+    testset: str  # "" when unknown
+    src: str  # canonical language codes
+    tgt: str
+
+    @property
+    def key(self) -> str:
+        pair = f"{self.src}-{self.tgt}"
+        return f"{self.testset}:{pair}" if self.testset else pair
+
+
+@dataclass(frozen=True)
+class Group:
+    testset: str
+    name: str  # one of GROUP_ORDER
+
+    @property
+    def key(self) -> str:
+        return f"{self.testset}:{self.name}" if self.testset else self.name
+
+
+def testset_of(rec: dict) -> str:
+    value = rec.get(TESTSET_FIELD)
+    if isinstance(value, str) and value:
+        return value
+    match = _AIT_DATA_ID.match(str(rec.get("id", "")))
+    if not match:
+        return ""
+    return ".".join(part for part in match.group("testset").split(".") if not _is_language_pair(part))
+
+
+def _is_language_pair(part: str) -> bool:
+    sides = part.split("-")
+    return len(sides) == 2 and all(find_language(side) is not None for side in sides)
+
+
+def direction_of(rec: dict) -> Direction:
+    return Direction(testset_of(rec), get_language(rec["src_lang"]).code, get_language(rec["tgt_lang"]).code)
+
+
+def groups_of(direction: Direction) -> list[Group]:
+    return [Group(direction.testset, name) for name in direction_groups(direction.src, direction.tgt)]
+
+
+def group_directions(directions: Iterable[Direction]) -> dict[Group, list[Direction]]:
+    """Each group present → its directions (sorted); groups ordered by test set, then GROUP_ORDER."""
+    members: dict[Group, list[Direction]] = {}
+    for d in sorted(set(directions)):
+        for g in groups_of(d):
+            members.setdefault(g, []).append(d)
+    return dict(sorted(members.items(), key=lambda kv: (kv[0].testset, GROUP_ORDER.index(kv[0].name))))
+
+
+def mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values)

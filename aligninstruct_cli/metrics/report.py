@@ -1,0 +1,141 @@
+"""Rendering a score report: `table` (plain text), `json`, `markdown` (the paper's Tables 1 and 5), `tsv`.
+
+Markdown: one row per system (the baseline first), one column group per direction group (per test set when
+records carry one), BLEU / chrF++ / COMET inside each group, two decimals as in the paper. A score that
+is a significant win over the baseline (paired bootstrap, p < alpha, positive difference) gets a `†`.
+Signatures follow the table."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from aligninstruct_cli.metrics import METRIC_LABELS
+from aligninstruct_cli.metrics.scoring import dumps_report
+
+FORMATS = ("table", "json", "markdown", "tsv")
+WIN_MARK = "†"
+
+
+def render(report: dict, fmt: str) -> str:
+    if fmt == "json":
+        return dumps_report(report).decode("utf-8")
+    if fmt == "markdown":
+        return render_markdown(report)
+    if fmt == "tsv":
+        return render_tsv(report)
+    if fmt == "table":
+        return render_table(report)
+    raise ValueError(fmt)
+
+
+def _cell(system: dict, scope: str, key: str, metric: str) -> str:
+    score = system[scope][key][metric]["score"]
+    sig = system.get("significance", {}).get(scope, {}).get(key, {}).get(metric)
+    return f"{score:.2f}" + (WIN_MARK if sig and sig["better"] else "")
+
+
+def _signature_lines(report: dict) -> list[str]:
+    lines = []
+    for metric in report["metrics"]:
+        sigs: list[str] = []
+        for system in report["systems"][:1]:
+            for scores in system["directions"].values():
+                if scores[metric]["signature"] not in sigs:
+                    sigs.append(scores[metric]["signature"])
+        lines += [f"{METRIC_LABELS[metric]} signature: {s}" for s in sigs]
+    return lines
+
+
+def _significance_note(report: dict) -> str | None:
+    for system in report["systems"]:
+        sig = system.get("significance")
+        if sig:
+            return (f"{WIN_MARK} significantly better than {sig['baseline']} (paired bootstrap resampling, "
+                    f"{sig['n_samples']} resamples, seed {sig['seed']}, p < {sig['alpha']})")
+    return None
+
+
+def render_markdown(report: dict) -> str:
+    metrics = report["metrics"]
+    groups = [g["key"] for g in report["groups"]]
+    header = ["System"] + [f"{g} {METRIC_LABELS[m]}" for g in groups for m in metrics]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" + "---:|" * (len(header) - 1)]
+    for system in report["systems"]:
+        cells = [system["name"]] + [_cell(system, "groups", g, m) for g in groups for m in metrics]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    note = _significance_note(report)
+    if note:
+        lines += [note, ""]
+    lines += [f"- {line}" for line in _signature_lines(report)]
+    return "\n".join(lines) + "\n"
+
+
+TSV_COLUMNS = ("system", "role", "scope", "key", "metric", "score", "n", "signature", "baseline", "diff",
+               "ci95_low", "ci95_high", "p", "significant")
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def render_tsv(report: dict) -> str:
+    n_by_direction = {d["key"]: d["n"] for d in report["directions"]}
+    n_by_group = {g["key"]: sum(n_by_direction[d] for d in g["directions"]) for g in report["groups"]}
+    rows = ["\t".join(TSV_COLUMNS)]
+    for system in report["systems"]:
+        sig = system.get("significance", {})
+        for scope, sizes in (("directions", n_by_direction), ("groups", n_by_group)):
+            for key, scores in system[scope].items():
+                for metric, value in scores.items():
+                    cmp_ = sig.get(scope, {}).get(key, {}).get(metric)
+                    signature = value.get("signature") or " ; ".join(value.get("signatures", []))
+                    rows.append("\t".join(_fmt(v) for v in (
+                        system["name"], system["role"], scope[:-1], key, metric, value["score"], sizes[key],
+                        signature, sig.get("baseline") if cmp_ else None, cmp_ and cmp_["diff"],
+                        cmp_ and cmp_["ci95"][0], cmp_ and cmp_["ci95"][1], cmp_ and cmp_["p"],
+                        cmp_ and cmp_["significant"])))
+    return "\n".join(rows) + "\n"
+
+
+def render_table(report: dict) -> str:
+    from rich.console import Console
+    from rich.table import Table
+
+    buffer = io.StringIO()
+    out = Console(file=buffer, width=160, color_system=None, force_terminal=False, highlight=False)
+    metrics = report["metrics"]
+    has_baseline = any("significance" in s for s in report["systems"])
+    for scope, title in (("groups", "Direction groups (mean over directions)"), ("directions", "Directions")):
+        table = Table(title=title, title_justify="left")
+        table.add_column("system")
+        table.add_column("group" if scope == "groups" else "direction")
+        for metric in metrics:
+            table.add_column(METRIC_LABELS[metric], justify="right")
+            if has_baseline:
+                table.add_column(f"Δ {METRIC_LABELS[metric]} [95% CI] p", justify="right")
+        for system in report["systems"]:
+            label = system["name"] + (" (baseline)" if system["role"] == "baseline" else "")
+            for key in system[scope]:
+                row = [label, key]
+                for metric in metrics:
+                    row.append(_cell(system, scope, key, metric))
+                    if has_baseline:
+                        c = system.get("significance", {}).get(scope, {}).get(key, {}).get(metric)
+                        row.append(f"{c['diff']:+.2f} [{c['ci95'][0]:+.2f}, {c['ci95'][1]:+.2f}] {c['p']:.3f}"
+                                   if c else "")
+                table.add_row(*row)
+        out.print(table)
+    note = _significance_note(report)
+    if note:
+        out.print(note)
+    for line in _signature_lines(report):
+        out.print(line)
+    return buffer.getvalue()

@@ -1,0 +1,165 @@
+"""`ait probe`: per-layer cosine of mean-pooled hidden states, Δ between runs, the PNG plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from aligninstruct_cli.cli import app
+from aligninstruct_cli.tiny import sample_texts
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _few_threads():
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture()
+def pairs_file(tmp_path) -> Path:
+    texts = sample_texts(24, seed=13)
+    records = [{"id": i, "src_lang": "en" if i % 3 else "kk", "tgt_lang": "kk" if i % 3 else "en",
+                "src": texts[2 * i], "tgt": texts[2 * i + 1]} for i in range(12)]
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def direct_layer_cosines(model_dir: Path, pairs: list[dict]) -> tuple[list[float], dict[str, list[float]]]:
+    """One sentence at a time (no padding at all): mean over tokens per layer, cosine, mean over pairs."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+
+    def embed(text):
+        ids = tok(text, return_tensors="pt")["input_ids"]
+        with torch.no_grad():
+            states = model(input_ids=ids, output_hidden_states=True).hidden_states
+        return [h[0].mean(dim=0) for h in states]
+
+    per_pair = []
+    for p in pairs:
+        a, b = embed(p["src"]), embed(p["tgt"])
+        per_pair.append([torch.nn.functional.cosine_similarity(x, y, dim=0).item() for x, y in zip(a, b)])
+    n_layers = len(per_pair[0])
+    overall = [sum(c[k] for c in per_pair) / len(per_pair) for k in range(n_layers)]
+    by_dir: dict[str, list[list[float]]] = {}
+    for p, c in zip(pairs, per_pair):
+        by_dir.setdefault(f"{p['src_lang']}-{p['tgt_lang']}", []).append(c)
+    return overall, {d: [sum(c[k] for c in cs) / len(cs) for k in range(n_layers)] for d, cs in by_dir.items()}
+
+
+def test_per_layer_cosine_equals_direct_computation(tmp_path, pairs_file, tiny_bloom_dir):
+    out, png = tmp_path / "run.json", tmp_path / "run.png"
+    result = runner.invoke(app, ["probe", str(pairs_file), "--model", str(tiny_bloom_dir), "--batch-size", "5",
+                                 "-o", str(out), "--plot", str(png), "--label", "base"])
+    assert result.exit_code == 0, result.output
+    run = json.loads(out.read_text())
+    pairs = [json.loads(line) for line in pairs_file.read_text().splitlines()]
+    overall, by_dir = direct_layer_cosines(tiny_bloom_dir, pairs)
+    assert run["n_pairs"] == 12 and run["layers"] == [0, 1, 2] and run["label"] == "base"
+    assert run["cosine"] == pytest.approx(overall, abs=1e-5)
+    assert {d: v["cosine"] for d, v in run["by_direction"].items()} == \
+        {d: pytest.approx(v, abs=1e-5) for d, v in by_dir.items()}
+    assert run["by_direction"]["en-kk"]["n"] == 8 and run["by_direction"]["kk-en"]["n"] == 4
+    assert "mean cosine per layer" in result.output  # the terminal rendering (stderr)
+    assert_real_png(png)
+
+
+def test_padding_side_does_not_change_the_result(pairs_file, tiny_bloom_dir):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from aligninstruct_cli.io import read_records
+    from aligninstruct_cli.probe import layer_similarity
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_bloom_dir).eval()
+    pairs = list(read_records(str(pairs_file), kind="parallel"))
+    results = []
+    for side in ("left", "right"):
+        tok = AutoTokenizer.from_pretrained(tiny_bloom_dir, padding_side=side)
+        results.append(layer_similarity(model, tok, pairs, batch_size=6)["cosine"])
+    assert results[0] == pytest.approx(results[1], abs=1e-5)
+
+
+def assert_real_png(path: Path) -> None:
+    import matplotlib.image
+
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+    pixels = matplotlib.image.imread(str(path))
+    assert pixels.shape[0] > 300 and pixels.shape[1] > 500
+    flat = pixels[..., :3].reshape(-1, 3)
+    assert flat.std() > 0.05  # not a blank image
+    colours = {tuple(c) for c in (flat[:: 97] * 255).round().astype(int).tolist()}
+    assert len(colours) > 10  # lines, text and axes in several colours
+
+
+def test_compare_gives_per_layer_deltas(tmp_path, pairs_file, tiny_bloom_dir):
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(3)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_bloom_dir),
+                           LoraConfig(r=8, lora_alpha=32, target_modules=["query_key_value"], task_type="CAUSAL_LM",
+                                      init_lora_weights=False))
+    adapter = tmp_path / "adapter"
+    model.save_pretrained(adapter)
+    runs = []
+    for name, extra in (("base", []), ("lora", ["--adapter", str(adapter)])):
+        out = tmp_path / f"{name}.json"
+        result = runner.invoke(app, ["probe", str(pairs_file), "--model", str(tiny_bloom_dir), "-o", str(out),
+                                     *extra])
+        assert result.exit_code == 0, result.output
+        runs.append(out)
+    a, b = (json.loads(p.read_text()) for p in runs)
+    assert a["cosine"] != b["cosine"] and b["adapter"] == str(adapter)
+    png = tmp_path / "delta.png"
+    result = runner.invoke(app, ["probe", "--compare", str(runs[0]), str(runs[1]), str(runs[0]), "--plot", str(png)])
+    assert result.exit_code == 0, result.output
+    cmp_ = json.loads(result.stdout)
+    assert [d["name"] for d in cmp_["deltas"]] == ["Δ1", "Δ2"]
+    assert cmp_["deltas"][0]["from"] == "tiny-bloom0" and cmp_["deltas"][0]["to"] == "adapter"
+    assert cmp_["deltas"][0]["delta"] == [y - x for x, y in zip(a["cosine"], b["cosine"])]
+    assert cmp_["deltas"][1]["delta"] == [x - y for x, y in zip(a["cosine"], b["cosine"])]
+    assert "Δ2" in result.output  # terminal table
+    assert_real_png(png)
+
+
+def test_probe_errors(tmp_path, pairs_file, tiny_bloom_dir):
+    run = tmp_path / "run.json"
+    run.write_text(json.dumps({"cosine": [0.1, 0.2, 0.3]}))
+    short = tmp_path / "short.json"
+    short.write_text(json.dumps({"cosine": [0.1, 0.2]}))
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"scores": []}))
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    cases = [
+        (["--compare", str(run), str(short)], "different numbers of layers"),
+        (["--compare", str(run), str(other)], "not an `ait probe` result"),
+        (["--compare", str(run)], "at least two"),
+        (["--compare", str(run), str(run), "--model", str(tiny_bloom_dir)], "takes no --model"),
+        ([str(pairs_file)], "--model is required"),
+        ([str(pairs_file), str(pairs_file), "--model", str(tiny_bloom_dir)], "expected one PAIRS file"),
+        ([str(pairs_file), "--model", str(tiny_bloom_dir), "--plot", str(tmp_path / "no" / "p.png")],
+         "does not exist"),
+        ([str(empty), "--model", str(tiny_bloom_dir)], "no sentence pairs"),
+    ]
+    for args, message in cases:
+        out = tmp_path / "out.json"
+        result = runner.invoke(app, ["probe", *args, "-o", str(out)])
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.output and "Traceback" not in result.output
+        assert not out.exists()

@@ -1,0 +1,357 @@
+"""`ait score`: BLEU/chrF++ exactly as sacrebleu, COMET exactly as comet's predict, group averages,
+paired bootstrap, report formats and bad input."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from aligninstruct_cli.cli import app
+from aligninstruct_cli.errors import AitError
+from aligninstruct_cli.metrics import bleu_chrf, significance
+from aligninstruct_cli.tiny import sample_texts
+
+runner = CliRunner()
+SACREBLEU = str(Path(sys.executable).with_name("sacrebleu"))
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def degrade(sentence: str, rng: random.Random, drop: float) -> str:
+    """A plausible hypothesis: the reference with some words dropped and one pair of words swapped."""
+    words = [w for w in sentence.split() if rng.random() >= drop] or sentence.split()[:1]
+    if len(words) > 3:
+        i = rng.randrange(len(words) - 1)
+        words[i], words[i + 1] = words[i + 1], words[i]
+    return " ".join(words)
+
+
+def make_system(directions: dict[str, list[str]], *, drop: float, seed: int, src_texts: list[str] | None = None,
+                id_format: str = "{d}.{i}") -> list[dict]:
+    rng = random.Random(seed)
+    records = []
+    for d, refs in directions.items():
+        src_lang, tgt_lang = d.split("-")
+        for i, ref in enumerate(refs):
+            src = src_texts[i] if src_texts else f"source {i} of {d}"
+            records.append({"id": id_format.format(d=d, i=i, s=src_lang, t=tgt_lang), "src_lang": src_lang,
+                            "tgt_lang": tgt_lang, "src": src, "tgt": ref, "hyp": degrade(ref, rng, drop)})
+    return records
+
+
+def score_json(*args: str) -> dict:
+    result = runner.invoke(app, ["score", *args, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def synthetic_directions() -> dict[str, list[str]]:
+    texts = sample_texts(160, seed=21)
+    return {"en-kk": texts[0:40], "en-fr": texts[40:80], "kk-en": texts[80:120], "de-fr": texts[120:160]}
+
+
+# ------------------------------------------------------------------------------------------------ sacrebleu
+def test_tokenizer_follows_target_language():
+    assert bleu_chrf.bleu_tokenizer("zh") == "zh"
+    assert bleu_chrf.bleu_tokenizer("zho_Hant") == "zh"
+    assert bleu_chrf.bleu_tokenizer("ja") == "ja-mecab"
+    assert bleu_chrf.bleu_tokenizer("ko") == "ko-mecab"
+    assert bleu_chrf.bleu_tokenizer("kk") == "13a"
+    assert bleu_chrf.bleu_tokenizer("zh", "intl") == "intl"
+    with pytest.raises(AitError, match="not a sacrebleu tokenizer"):
+        bleu_chrf.bleu_tokenizer("kk", "nope")
+    try:
+        import MeCab  # noqa: F401
+    except ImportError:  # without sacrebleu[ja] the missing tokenizer is a clean error, not a crash mid-run
+        with pytest.raises(AitError, match="sacrebleu\\[ja\\]"):
+            bleu_chrf.make_metric("bleu", "ja")
+
+
+@pytest.mark.parametrize("tgt_code, flores", [("kk", "kaz_Cyrl"), ("zh", "zho_Hans")])
+def test_bleu_and_chrf_equal_sacrebleu_cli_to_the_last_digit(tmp_path, shared_data, tgt_code, flores):
+    eng = (shared_data / "flores200" / "devtest" / "eng_Latn.devtest").read_text(encoding="utf-8").splitlines()[:60]
+    refs = (shared_data / "flores200" / "devtest" / f"{flores}.devtest").read_text(encoding="utf-8").splitlines()[:60]
+    rng = random.Random(5)
+    hyps = [degrade(r, rng, 0.3) if tgt_code != "zh" else r[: max(1, int(len(r) * rng.uniform(0.5, 1.0)))]
+            for r in refs]
+    records = [{"id": i, "src_lang": "en", "tgt_lang": tgt_code, "src": s, "hyp": h}
+               for i, (s, h) in enumerate(zip(eng, hyps))]
+    hyp_file = write_jsonl(tmp_path / "hyps.jsonl", records)
+    ref_txt, hyp_txt = tmp_path / "refs.txt", tmp_path / "hyps.txt"
+    ref_txt.write_text("\n".join(refs) + "\n", encoding="utf-8")
+    hyp_txt.write_text("\n".join(hyps) + "\n", encoding="utf-8")
+
+    report = score_json(str(hyp_file), "--refs", str(ref_txt), "--metrics", "bleu,chrf")
+    ours = report["systems"][0]["directions"][f"en-{tgt_code}"]
+    tok = "zh" if tgt_code == "zh" else "13a"
+    cli = subprocess.run([SACREBLEU, str(ref_txt), "-i", str(hyp_txt), "-m", "bleu", "chrf", "--chrf-word-order", "2",
+                          "-tok", tok, "-w", "16", "-f", "json"], capture_output=True, text=True, check=True)
+    theirs = {m["name"]: m for m in json.loads(cli.stdout)}
+    assert round(ours["bleu"]["score"], 16) == theirs["BLEU"]["score"]
+    assert ours["bleu"]["signature"] == theirs["BLEU"]["signature"]
+    assert f"tok:{tok}|" in ours["bleu"]["signature"]
+    assert round(ours["chrf"]["score"], 16) == theirs["chrF2++"]["score"]
+    assert ours["chrf"]["signature"] == theirs["chrF2++"]["signature"]
+    # and the exact float from the API
+    from sacrebleu.metrics import BLEU, CHRF
+
+    assert ours["bleu"]["score"] == BLEU(tokenize=tok).corpus_score(hyps, [refs]).score
+    assert ours["chrf"]["score"] == CHRF(word_order=2).corpus_score(hyps, [refs]).score
+    assert 5 < ours["bleu"]["score"] < 95
+
+
+def test_sentence_level_scores(tmp_path, synthetic_directions):
+    from sacrebleu.metrics import BLEU, CHRF
+
+    records = make_system({"en-kk": synthetic_directions["en-kk"][:10]}, drop=0.3, seed=1)
+    hyp_file = write_jsonl(tmp_path / "sys.jsonl", records)
+    sentences = tmp_path / "sent.jsonl"
+    report_path = tmp_path / "report.json"
+    result = runner.invoke(app, ["score", str(hyp_file), "--metrics", "bleu,chrf", "--sentence-level",
+                                 str(sentences), "-f", "json", "-o", str(report_path)])
+    assert result.exit_code == 0, result.output
+    got = [json.loads(line) for line in sentences.read_text().splitlines()]
+    assert [r["id"] for r in got] == [r["id"] for r in records]
+    for rec in got:
+        assert rec["system"] == "sys" and rec["ref"] == rec["tgt"]
+        assert rec["bleu"] == BLEU(effective_order=True).sentence_score(rec["hyp"], [rec["tgt"]]).score
+        assert rec["chrf"] == CHRF(word_order=2).sentence_score(rec["hyp"], [rec["tgt"]]).score
+    assert "eff:yes" in json.loads(report_path.read_text())["sentence_signatures"]["bleu"]
+
+
+# ------------------------------------------------------------------------------------------------ groups
+def test_group_averages_hand_checked(tmp_path, synthetic_directions):
+    from sacrebleu.metrics import BLEU, CHRF
+
+    records = make_system(synthetic_directions, drop=0.25, seed=2)
+    report = score_json(str(write_jsonl(tmp_path / "sys.jsonl", records)), "--metrics", "bleu,chrf")
+    by_dir = {}
+    for d in synthetic_directions:
+        hyps = [r["hyp"] for r in records if r["id"].startswith(d + ".")]
+        refs = [r["tgt"] for r in records if r["id"].startswith(d + ".")]
+        by_dir[d] = {"bleu": BLEU().corpus_score(hyps, [refs]).score,
+                     "chrf": CHRF(word_order=2).corpus_score(hyps, [refs]).score}
+    groups = {g["key"]: g["directions"] for g in report["groups"]}
+    # en-kk: en→xx, en→unseen; en-fr: en→xx, en→seen; kk-en: xx→en, unseen→en; de-fr: unseen→seen
+    assert groups == {"en→xx": ["en-fr", "en-kk"], "xx→en": ["kk-en"], "unseen→seen": ["de-fr"],
+                      "en→seen": ["en-fr"], "en→unseen": ["en-kk"], "unseen→en": ["kk-en"]}
+    system = report["systems"][0]
+    for metric in ("bleu", "chrf"):
+        for d, scores in by_dir.items():
+            assert system["directions"][d][metric]["score"] == scores[metric]
+        assert system["groups"]["en→xx"][metric]["score"] == pytest.approx(
+            (by_dir["en-kk"][metric] + by_dir["en-fr"][metric]) / 2, abs=1e-12)
+        assert system["groups"]["en→unseen"][metric]["score"] == by_dir["en-kk"][metric]
+        assert system["groups"]["unseen→seen"][metric]["score"] == by_dir["de-fr"][metric]
+    assert [d["n"] for d in report["directions"]] == [40, 40, 40, 40]
+
+
+def test_testset_from_ait_data_ids(tmp_path, synthetic_directions):
+    records = make_system({"en-kk": synthetic_directions["en-kk"][:5], "kk-en": synthetic_directions["kk-en"][:5]},
+                          drop=0.2, seed=3, id_format="flores200.devtest.{i}.{s}-{t}")
+    records += [dict(r, id=r["id"].replace("flores200.devtest", "opus100.en-kk.test")) for r in records[:5]]
+    records += [dict(r, id="x" + r["id"], testset="mine") for r in records[:2]]
+    report = score_json(str(write_jsonl(tmp_path / "s.jsonl", records)), "--metrics", "chrf")
+    keys = [g["key"] for g in report["groups"]]
+    assert keys == ["flores200.devtest:en→xx", "flores200.devtest:xx→en", "flores200.devtest:en→unseen",
+                    "flores200.devtest:unseen→en", "mine:en→xx", "mine:en→unseen", "opus100.test:en→xx",
+                    "opus100.test:en→unseen"]
+    assert {d["key"]: d["n"] for d in report["directions"]}["opus100.test:en-kk"] == 5
+
+
+# ------------------------------------------------------------------------------------------------ bootstrap
+def test_bootstrap_p_value_equals_sacrebleus_paired_test(synthetic_directions, monkeypatch):
+    from sacrebleu.metrics import BLEU, CHRF
+    from sacrebleu.significance import PairedTest
+
+    refs = synthetic_directions["en-kk"]
+    rng = random.Random(4)
+    base = [degrade(r, rng, 0.35) for r in refs]
+    system = [degrade(r, rng, 0.25) for r in refs]
+    monkeypatch.setenv("SACREBLEU_SEED", "12345")
+    for name, metric in (("BLEU", BLEU()), ("chrF2++", CHRF(word_order=2))):
+        _, scores = PairedTest([("base", base), ("sys", system)], {name: metric}, [refs], test_type="bs",
+                               n_samples=500)()
+        ours_metric = BLEU() if name == "BLEU" else CHRF(word_order=2)
+        b_stats = bleu_chrf.segment_stats(ours_metric, base, refs)
+        s_stats = bleu_chrf.segment_stats(ours_metric, system, refs)
+        indices = significance.resample_indices(len(refs), 500, np.random.default_rng(12345))
+        fn = lambda summed: bleu_chrf.score_from_stats(ours_metric, summed)  # noqa: E731
+        b_score = bleu_chrf.corpus_score(ours_metric, base, refs).score
+        s_score = bleu_chrf.corpus_score(ours_metric, system, refs).score
+        r = significance.paired_bootstrap(b_stats, s_stats, b_score, s_score, fn, indices)
+        comparison = significance.compare_resampled(r)
+        assert comparison.p == scores[name][1].p_value
+        assert comparison.system == scores[name][1].score
+        assert comparison.ci_low <= comparison.diff <= comparison.ci_high
+
+
+def test_significance_deterministic_planted_difference_and_identical_systems(tmp_path, synthetic_directions):
+    good = make_system(synthetic_directions, drop=0.05, seed=6)
+    bad = make_system(synthetic_directions, drop=0.6, seed=7)
+    good_file = write_jsonl(tmp_path / "good.jsonl", good)
+    bad_file = write_jsonl(tmp_path / "bad.jsonl", bad)
+    copy_file = write_jsonl(tmp_path / "copy.jsonl", bad)
+    args = ["--metrics", "bleu,chrf", "--bootstrap-samples", "300"]
+    first = score_json(str(good_file), str(copy_file), "--baseline", str(bad_file), *args, "--seed", "3")
+    again = score_json(str(good_file), str(copy_file), "--baseline", str(bad_file), *args, "--seed", "3")
+    other = score_json(str(good_file), str(copy_file), "--baseline", str(bad_file), *args, "--seed", "4")
+    assert first == again
+    assert first["systems"][1]["significance"] != other["systems"][1]["significance"]
+    assert [s["role"] for s in first["systems"]] == ["baseline", "system", "system"]
+    winner, identical = first["systems"][1]["significance"], first["systems"][2]["significance"]
+    for scope in ("directions", "groups"):
+        for key, metrics in winner[scope].items():
+            for metric, c in metrics.items():
+                assert c["better"] and c["significant"] and c["p"] < 0.01 and c["diff"] > 5, (key, metric, c)
+                assert c["ci95"][0] > 0
+        for key, metrics in identical[scope].items():
+            for metric, c in metrics.items():
+                assert c["diff"] == 0 and c["p"] == 1.0 and not c["significant"], (key, metric, c)
+    assert winner["groups"]["en→xx"]["bleu"]["diff"] == pytest.approx(
+        first["systems"][1]["groups"]["en→xx"]["bleu"]["score"] - first["systems"][0]["groups"]["en→xx"]["bleu"]["score"])
+    # the markdown table marks the wins, and only them
+    result = runner.invoke(app, ["score", str(good_file), str(copy_file), "--baseline", str(bad_file), *args,
+                                 "--format", "markdown"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("| System | en→xx BLEU | en→xx chrF++ | xx→en BLEU |")
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in lines if line.startswith("| ") and "---" not in line}
+    assert rows["good"].count("†") == 12 and "†" not in rows["copy"] and "†" not in rows["bad"]
+    assert any(line.startswith("† significantly better than bad") for line in lines)
+    assert any("BLEU signature: nrefs:1|case:mixed|eff:no|tok:13a" in line for line in lines)
+
+
+# ------------------------------------------------------------------------------------------------ COMET
+@pytest.fixture(scope="module")
+def tiny_comet(tmp_path_factory) -> Path:
+    from aligninstruct_cli.tiny import build_tiny_comet
+
+    return build_tiny_comet(tmp_path_factory.mktemp("tiny-comet")).parents[1]
+
+
+def test_comet_equals_comets_own_predict(tmp_path, tiny_comet, synthetic_directions):
+    from comet import load_from_checkpoint
+
+    directions = {"en-kk": synthetic_directions["en-kk"][:12], "kk-en": synthetic_directions["kk-en"][:12]}
+    src_texts = sample_texts(12, seed=9)
+    system = make_system(directions, drop=0.2, seed=8, src_texts=src_texts)
+    base = make_system(directions, drop=0.5, seed=9, src_texts=src_texts)
+    sys_file = write_jsonl(tmp_path / "sys.jsonl", system)
+    base_file = write_jsonl(tmp_path / "base.jsonl", base)
+    sentences = tmp_path / "sent.jsonl"
+    report = score_json(str(sys_file), "--baseline", str(base_file), "--metrics", "comet,bleu", "--comet-model",
+                        str(tiny_comet), "--comet-batch-size", "4", "--sentence-level", str(sentences),
+                        "--bootstrap-samples", "200")
+    model = load_from_checkpoint(str(tiny_comet / "checkpoints" / "model.ckpt"))
+    direct = model.predict([{"src": r["src"], "mt": r["hyp"], "ref": r["tgt"]} for r in system], batch_size=4,
+                           gpus=0, progress_bar=False)
+    expected = [100 * s for s in direct.scores]
+    got = [json.loads(line) for line in sentences.read_text().splitlines() if '"system":"sys"' in line]
+    assert [r["comet"] for r in got] == expected
+    ours = report["systems"][1]
+    assert ours["directions"]["en-kk"]["comet"]["score"] == pytest.approx(np.mean(expected[:12]), abs=1e-9)
+    assert ours["directions"]["kk-en"]["comet"]["score"] == pytest.approx(np.mean(expected[12:]), abs=1e-9)
+    assert ours["groups"]["en→xx"]["comet"]["score"] == ours["directions"]["en-kk"]["comet"]["score"]
+    assert np.mean([ours["directions"][d]["comet"]["score"] for d in directions]) == \
+        pytest.approx(100 * direct.system_score, abs=1e-9)
+    signature = ours["directions"]["en-kk"]["comet"]["signature"]
+    assert signature.startswith(f"model:{tiny_comet}|batch:4|unbabel-comet:2.")
+    c = ours["significance"]["directions"]["en-kk"]["comet"]
+    assert c["diff"] == pytest.approx(ours["directions"]["en-kk"]["comet"]["score"]
+                                      - report["systems"][0]["directions"]["en-kk"]["comet"]["score"])
+    assert 0 < c["p"] <= 1 and c["ci95"][0] <= c["diff"] <= c["ci95"][1]
+
+
+def test_missing_comet_model_is_a_clean_error(tmp_path, synthetic_directions):
+    hyp_file = write_jsonl(tmp_path / "s.jsonl", make_system({"en-kk": synthetic_directions["en-kk"][:3]},
+                                                             drop=0.2, seed=1))
+    out = tmp_path / "r.json"
+    result = runner.invoke(app, ["score", str(hyp_file), "--metrics", "comet", "--comet-model",
+                                 str(tmp_path / "nope"), "-o", str(out)])
+    assert result.exit_code == 2 and "no such file or directory" in result.output
+    assert not out.exists()
+
+
+# ------------------------------------------------------------------------------------------------ formats
+def test_table_and_tsv_formats(tmp_path, synthetic_directions):
+    sys_file = write_jsonl(tmp_path / "a.jsonl", make_system(synthetic_directions, drop=0.2, seed=1))
+    base_file = write_jsonl(tmp_path / "b.jsonl", make_system(synthetic_directions, drop=0.4, seed=2))
+    result = runner.invoke(app, ["score", str(sys_file), "--baseline", str(base_file), "--metrics", "bleu,chrf",
+                                 "--bootstrap-samples", "100", "--format", "tsv"])
+    assert result.exit_code == 0, result.output
+    rows = [line.split("\t") for line in result.stdout.splitlines()]
+    assert rows[0] == ["system", "role", "scope", "key", "metric", "score", "n", "signature", "baseline", "diff",
+                       "ci95_low", "ci95_high", "p", "significant"]
+    # 2 systems × (4 directions + 6 groups) × 2 metrics
+    assert len(rows) == 1 + 2 * 10 * 2
+    a_group = [r for r in rows if r[0] == "a" and r[2] == "group" and r[3] == "en→xx" and r[4] == "bleu"][0]
+    assert a_group[6] == "80" and a_group[8] == "b" and a_group[13] in ("yes", "no")
+    result = runner.invoke(app, ["score", str(sys_file), "--baseline", str(base_file), "--metrics", "bleu",
+                                 "--bootstrap-samples", "100"])
+    assert result.exit_code == 0
+    assert "b (baseline)" in result.stdout and "Δ BLEU [95% CI] p" in result.stdout and "en→unseen" in result.stdout
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+def _records(n=3, **overrides):
+    return [dict({"id": f"r{i}", "src_lang": "en", "tgt_lang": "kk", "src": f"s {i}", "tgt": f"t {i}",
+                  "hyp": f"h {i}"}, **overrides) for i in range(n)]
+
+
+@pytest.mark.parametrize("case", ["count", "ids", "baseline-ids", "missing-hyp", "language", "empty", "no-tgt",
+                                  "duplicate", "metrics", "format", "direction"])
+def test_bad_input_is_a_clean_error_and_writes_nothing(tmp_path, case):
+    hyps = tmp_path / "h.jsonl"
+    write_jsonl(hyps, _records())
+    args, message = [], ""
+    if case == "count":
+        (tmp_path / "refs.txt").write_text("a\nb\n")
+        args, message = ["--refs", str(tmp_path / "refs.txt")], "has 3 hypotheses but"
+    elif case == "ids":
+        write_jsonl(tmp_path / "refs.jsonl", [{"id": i, "tgt": "x"} for i in ("r0", "r1", "zz")])
+        args, message = ["--refs", str(tmp_path / "refs.jsonl")], "id 'r2' has no reference"
+    elif case == "baseline-ids":
+        write_jsonl(tmp_path / "b.jsonl", _records(2))
+        args, message = ["--baseline", str(tmp_path / "b.jsonl")], "is not in the test set"
+    elif case == "missing-hyp":
+        write_jsonl(hyps, [{k: v for k, v in r.items() if k != "hyp"} for r in _records()])
+        message = "field 'hyp': missing"
+    elif case == "language":
+        write_jsonl(hyps, _records(tgt_lang="klingon"))
+        message = "field 'tgt_lang': unknown language"
+    elif case == "empty":
+        hyps.write_text("")
+        message = "no hypotheses"
+    elif case == "no-tgt":
+        write_jsonl(hyps, [{k: v for k, v in r.items() if k != "tgt"} for r in _records()])
+        message = "field 'tgt': missing"
+    elif case == "duplicate":
+        write_jsonl(hyps, _records() + _records(1))
+        message = "h.jsonl:4: field 'id': duplicate id 'r0'"
+    elif case == "metrics":
+        args, message = ["--metrics", "bleu,ter"], "--metrics"
+    elif case == "format":
+        args, message = ["--format", "html"], "--format"
+    elif case == "direction":
+        write_jsonl(tmp_path / "b.jsonl", _records(tgt_lang="cy"))
+        args, message = ["--baseline", str(tmp_path / "b.jsonl")], "differs"
+    out = tmp_path / "report.txt"
+    sentences = tmp_path / "sent.jsonl"
+    metrics = [] if case == "metrics" else ["--metrics", "bleu,chrf"]
+    result = runner.invoke(app, ["score", str(hyps), *metrics, *args, "-o", str(out), "--sentence-level",
+                                 str(sentences)])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert not out.exists() and not sentences.exists()

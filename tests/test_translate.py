@@ -1,0 +1,317 @@
+"""`ait translate` and generation.py on a tiny BLOOM: prompts, batching, resume, pivot, adapters, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from aligninstruct_cli.cli import app
+from aligninstruct_cli.errors import AitError
+from aligninstruct_cli.generation import (Translator, check_adapter_base, clean_hypothesis, load_model,
+                                          resolve_prompt, same_base_model)
+
+runner = CliRunner()
+DIRECTIONS = [("en", "kk"), ("kk", "en"), ("de", "fr"), ("en", "cy")]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _few_threads():
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def noisy_bloom_dir(tmp_path_factory, tiny_bloom_dir) -> Path:
+    """The tiny BLOOM with larger random weights: its greedy outputs differ from prompt to prompt and
+    sometimes end early (EOS / newline), so batching mistakes show up as different text."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_bloom_dir)
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for param in model.parameters():
+            if param.dim() > 1:
+                param.copy_(torch.randn(param.shape, generator=gen) * 0.5)
+    out = tmp_path_factory.mktemp("noisy-bloom")
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(tiny_bloom_dir).save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def loaded(noisy_bloom_dir):
+    return load_model(str(noisy_bloom_dir))
+
+
+def make_records(n: int = 24, seed: int = 7) -> list[dict]:
+    from aligninstruct_cli.tiny import sample_texts
+
+    texts = sample_texts(2 * n, seed=seed)
+    return [{"id": f"s{i}", "src_lang": DIRECTIONS[i % 4][0], "tgt_lang": DIRECTIONS[i % 4][1],
+             "src": texts[2 * i], "tgt": texts[2 * i + 1], "note": i} for i in range(n)]
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+# ------------------------------------------------------------------------------------------------ prompts
+def test_prompts_are_the_papers_templates():
+    assert resolve_prompt("default").render("en", "kk", "Hello .") == \
+        "Translate from English to Kazakh.\nEnglish: Hello .\nKazakh:"
+    assert resolve_prompt("2").render("en", "kk", "Hello") == "Hello\nKazakh:"
+    custom = resolve_prompt("Into {tgt_name}:\\n{src}\\n{tgt_name}:")
+    assert custom.name == "custom" and custom.render("kk", "cy", "x") == "Into Welsh:\nx\nWelsh:"
+    for bad, message in (("{src} {tgt}", "unknown placeholder"), ("{tgt_name}:", "neither a prompt name"),
+                         ("{src", "malformed")):
+        with pytest.raises(AitError, match=message):
+            resolve_prompt(bad)
+
+
+def test_clean_hypothesis_cuts_at_first_newline_after_separator():
+    assert clean_hypothesis(" Сәлем әлем\nEnglish: more") == "Сәлем әлем"
+    assert clean_hypothesis("\n  two words  \nthird line") == "two words"
+    assert clean_hypothesis("   ") == ""
+
+
+def test_stop_criterion_agrees_with_the_cut(loaded):
+    import torch
+
+    from aligninstruct_cli.generation import _StopAtNewline
+
+    tok = loaded.tokenizer
+    translator = Translator(loaded)
+    prompt = tok("the cat")["input_ids"]
+    stop = _StopAtNewline(tok, translator._newline_token_ids(), len(prompt))
+    leading = torch.tensor([prompt + tok("\n")["input_ids"]])
+    assert not stop(leading, None).item()  # a newline before any text is not the end
+    stop = _StopAtNewline(tok, translator._newline_token_ids(), len(prompt))
+    ended = torch.tensor([prompt + tok(" red tree\n")["input_ids"]])
+    assert stop(ended, None).item()
+
+
+# ------------------------------------------------------------------------------------------------ batching
+def test_batched_equals_one_by_one_and_keeps_order(loaded):
+    records = make_records(24)
+    batched = Translator(loaded, batch_size=8, max_new_tokens=12)
+    one = Translator(loaded, batch_size=1, max_new_tokens=12)
+    out_batched = list(batched.translate(records, chunk_size=24))
+    out_one = list(one.translate(records))
+    assert [r["id"] for r in out_batched] == [r["id"] for r in records]
+    assert [r["hyp"] for r in out_batched] == [r["hyp"] for r in out_one]
+    assert len({r["hyp"] for r in out_batched}) >= 20  # a meaningful comparison: outputs differ
+    assert batched.stats.batch_sizes == [8, 8, 8] and one.stats.batch_sizes == [1] * 24
+    # prompts of different lengths shared a batch, so left padding was really exercised
+    lengths = {len(loaded.tokenizer(batched.prompt.render(r["src_lang"], r["tgt_lang"], r["src"]))["input_ids"])
+               for r in records}
+    assert len(lengths) > 3
+    # and a reversed input gives the same hypotheses per id (original order restored inside chunks)
+    out_reversed = list(batched.translate(records[::-1], chunk_size=24))
+    assert [r["id"] for r in out_reversed] == [r["id"] for r in records[::-1]]
+    assert {r["id"]: r["hyp"] for r in out_reversed} == {r["id"]: r["hyp"] for r in out_one}
+
+
+def test_batched_output_matches_plain_generate(loaded):
+    """One unpadded `generate` call per prompt, decoded and cut by hand, gives the same hypotheses."""
+    import torch
+
+    records = make_records(6, seed=11)
+    translator = Translator(loaded, batch_size=6, max_new_tokens=12)
+    hyps = [r["hyp"] for r in translator.translate(records)]
+    tok, model = loaded.tokenizer, loaded.model
+    for rec, hyp in zip(records, hyps):
+        ids = tok(translator.prompt.render(rec["src_lang"], rec["tgt_lang"], rec["src"]), return_tensors="pt",
+                  return_token_type_ids=False)
+        with torch.inference_mode():
+            out = model.generate(**ids, max_new_tokens=12, do_sample=False, pad_token_id=tok.pad_token_id)
+        text = tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+        assert hyp == clean_hypothesis(text)
+
+
+def test_cuda_oom_halves_the_batch_and_continues(loaded, monkeypatch):
+    import torch
+
+    records = make_records(12, seed=3)
+    expected = [r["hyp"] for r in Translator(loaded, batch_size=4, max_new_tokens=8).translate(records)]
+    real_generate = loaded.model.generate
+    seen_sizes = []
+
+    def flaky_generate(*args, **kwargs):
+        size = kwargs["input_ids"].shape[0]
+        seen_sizes.append(size)
+        if size > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real_generate(*args, **kwargs)
+
+    monkeypatch.setattr(loaded.model, "generate", flaky_generate)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    translator = Translator(loaded, batch_size=8, max_new_tokens=8)
+    got = [r["hyp"] for r in translator.translate(records)]
+    assert got == expected
+    assert translator.batch_size == 2 and translator.stats.oom_halvings == 2
+    assert seen_sizes[:3] == [8, 4, 2]
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+def test_cli_output_keeps_fields_and_adds_provenance(tmp_path, noisy_bloom_dir):
+    records = make_records(8)
+    src = write_jsonl(tmp_path / "in.jsonl", records)
+    out = tmp_path / "out.jsonl"
+    result = runner.invoke(app, ["translate", str(src), "--model", str(noisy_bloom_dir), "-o", str(out),
+                                 "--batch-size", "3", "--max-new-tokens", "8", "--prompt", "3"])
+    assert result.exit_code == 0, result.output
+    got = read_jsonl(out)
+    assert [r["id"] for r in got] == [r["id"] for r in records]
+    for rec, orig in zip(got, records):
+        assert {k: rec[k] for k in orig} == orig
+        assert rec["prompt_name"] == "3" and rec["model"] == str(noisy_bloom_dir) and rec["adapter"] is None
+        assert isinstance(rec["hyp"], str) and "\n" not in rec["hyp"]
+
+
+def test_cli_plain_text_input(tmp_path, noisy_bloom_dir):
+    src = tmp_path / "in.txt"
+    src.write_text("the cat sees a bird\nsmall red house\n", encoding="utf-8")
+    result = runner.invoke(app, ["translate", str(src), "--model", str(noisy_bloom_dir), "--src-lang", "en",
+                                 "--tgt-lang", "kk", "--max-new-tokens", "6"])
+    assert result.exit_code == 0, result.output
+    got = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(r["id"], r["src"], r["src_lang"], r["tgt_lang"]) for r in got] == \
+        [("1", "the cat sees a bird", "en", "kk"), ("2", "small red house", "en", "kk")]
+
+
+def test_resume_completes_a_half_written_file(tmp_path, noisy_bloom_dir):
+    records = make_records(20)
+    src = write_jsonl(tmp_path / "in.jsonl", records)
+    args = ["--model", str(noisy_bloom_dir), "--batch-size", "4", "--max-new-tokens", "8"]
+    full = tmp_path / "full.jsonl"
+    assert runner.invoke(app, ["translate", str(src), "-o", str(full), *args]).exit_code == 0
+    lines = full.read_bytes().splitlines(keepends=True)
+    half = tmp_path / "half.jsonl"
+    half.write_bytes(b"".join(lines[:9]) + lines[9][:25])  # 9 records, then a write cut off mid-line
+    result = runner.invoke(app, ["translate", str(src), "-o", str(half), "--resume", *args])
+    assert result.exit_code == 0, result.output
+    assert half.read_bytes() == full.read_bytes()
+    ids = [r["id"] for r in read_jsonl(half)]
+    assert len(ids) == len(set(ids)) == 20
+    # resuming a finished file adds nothing
+    assert runner.invoke(app, ["translate", str(src), "-o", str(half), "--resume", *args]).exit_code == 0
+    assert half.read_bytes() == full.read_bytes()
+    # a file made with other options is refused, untouched
+    result = runner.invoke(app, ["translate", str(src), "-o", str(half), "--resume", "--prompt", "1", *args])
+    assert result.exit_code == 2 and "made with" in result.output
+    assert half.read_bytes() == full.read_bytes()
+
+
+def test_pivot_keeps_both_legs(tmp_path, loaded, noisy_bloom_dir):
+    records = make_records(8)
+    src = write_jsonl(tmp_path / "in.jsonl", records)
+    out = tmp_path / "out.jsonl"
+    result = runner.invoke(app, ["translate", str(src), "--model", str(noisy_bloom_dir), "-o", str(out),
+                                 "--pivot", "en", "--max-new-tokens", "8", "--batch-size", "4"])
+    assert result.exit_code == 0, result.output
+    got = read_jsonl(out)
+    translator = Translator(loaded, max_new_tokens=8)
+    render = translator.prompt.render
+    for rec in got:
+        if "en" in (rec["src_lang"], rec["tgt_lang"]):
+            assert "pivot_hyp" not in rec
+            assert rec["hyp"] == translator.generate([render(rec["src_lang"], rec["tgt_lang"], rec["src"])])[0]
+        else:  # de → en → fr
+            assert rec["pivot_lang"] == "en"
+            assert rec["pivot_hyp"] == translator.generate([render(rec["src_lang"], "en", rec["src"])])[0]
+            assert rec["hyp"] == translator.generate([render("en", rec["tgt_lang"], rec["pivot_hyp"])])[0]
+    assert sum("pivot_hyp" in r for r in got) == 2
+
+
+# ------------------------------------------------------------------------------------------------ adapters
+@pytest.fixture(scope="module")
+def adapter_dir(tmp_path_factory, noisy_bloom_dir) -> Path:
+    """A LoRA adapter on query_key_value with random (non-zero) weights, saved the way peft saves."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(1)
+    base = AutoModelForCausalLM.from_pretrained(noisy_bloom_dir)
+    config = LoraConfig(r=8, lora_alpha=32, lora_dropout=0.1, target_modules=["query_key_value"],
+                        task_type="CAUSAL_LM", init_lora_weights=False)
+    model = get_peft_model(base, config)
+    out = tmp_path_factory.mktemp("adapter")
+    model.save_pretrained(out)
+    return out
+
+
+def test_adapter_changes_output_and_merge_matches(tmp_path, noisy_bloom_dir, adapter_dir):
+    assert json.loads((adapter_dir / "adapter_config.json").read_text())["base_model_name_or_path"] == \
+        str(noisy_bloom_dir)
+    records = make_records(8)
+    src = write_jsonl(tmp_path / "in.jsonl", records)
+    outs = {}
+    for name, extra in (("base", []), ("adapter", ["--adapter", str(adapter_dir)]),
+                        ("merged", ["--adapter", str(adapter_dir), "--merge"])):
+        out = tmp_path / f"{name}.jsonl"
+        result = runner.invoke(app, ["translate", str(src), "--model", str(noisy_bloom_dir), "-o", str(out),
+                                     "--max-new-tokens", "8", *extra])
+        assert result.exit_code == 0, result.output
+        outs[name] = read_jsonl(out)
+    assert outs["adapter"][0]["adapter"] == str(adapter_dir)
+    assert [r["hyp"] for r in outs["adapter"]] != [r["hyp"] for r in outs["base"]]
+    assert [r["hyp"] for r in outs["merged"]] == [r["hyp"] for r in outs["adapter"]]
+
+
+def test_adapter_of_another_base_model_is_refused(tmp_path, tiny_bloom_dir, adapter_dir):
+    src = write_jsonl(tmp_path / "in.jsonl", make_records(2))
+    out = tmp_path / "out.jsonl"
+    result = runner.invoke(app, ["translate", str(src), "--model", str(tiny_bloom_dir), "--adapter",
+                                 str(adapter_dir), "-o", str(out)])
+    assert result.exit_code == 2
+    assert "was trained on" in result.output and "Traceback" not in result.output
+    assert not out.exists()
+
+
+def test_same_base_model_rules(tmp_path):
+    assert same_base_model("bigscience/bloomz-7b1", "/models/bloomz-7b1/")
+    assert same_base_model("bigscience/bloomz-560m",
+                           "/root/.cache/huggingface/hub/models--bigscience--bloomz-560m/snapshots/abc123")
+    assert not same_base_model("bigscience/bloomz-7b1", "bigscience/bloomz-3b")
+    with pytest.raises(AitError, match="no adapter_config.json"):
+        check_adapter_base(str(tmp_path), "bigscience/bloomz-7b1")
+
+
+# ------------------------------------------------------------------------------------------------ errors
+@pytest.mark.parametrize("content, message", [
+    ('{"id": "a", "src_lang": "en", "tgt_lang": "xx-nope", "src": "hi"}\n', "field 'tgt_lang'"),
+    ('{"id": "a", "src_lang": "en", "tgt_lang": "kk"}\n', "field 'src'"),
+    ("", "no records"),
+])
+def test_bad_input_is_a_clean_error_and_writes_nothing(tmp_path, noisy_bloom_dir, content, message):
+    src = tmp_path / "in.jsonl"
+    src.write_text(content, encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    result = runner.invoke(app, ["translate", str(src), "--model", str(noisy_bloom_dir), "-o", str(out)])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert not out.exists() and not list(tmp_path.glob(".out.jsonl*"))
+
+
+def test_option_errors(tmp_path, noisy_bloom_dir):
+    src = write_jsonl(tmp_path / "in.jsonl", make_records(2))
+    for extra, message in ((["--merge"], "--merge needs --adapter"), (["--resume"], "--resume needs --output"),
+                           (["--pivot", "qq"], "unknown language"), (["--prompt", "{x}"], "unknown placeholder"),
+                           (["--batch-size", "0"], "--batch-size")):
+        result = runner.invoke(app, ["translate", str(src), "--model", str(noisy_bloom_dir), *extra])
+        assert result.exit_code == 2, (extra, result.output)
+        assert message in result.output
