@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Iterable, Iterator, TypeVar
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 
@@ -25,12 +26,14 @@ def is_quiet() -> bool:
 
 
 def info(message: str) -> None:
+    """A line for people (rich markup allowed); never hard-wrapped, so paths and file:line stay whole."""
     if not _state["quiet"]:
-        stderr.print(message)
+        stderr.print(message, soft_wrap=True)
 
 
 def warn(message: str) -> None:
-    stderr.print(f"[yellow]warning:[/yellow] {message}")
+    """A warning; `message` is plain text (brackets in paths or fields are not read as markup)."""
+    stderr.print(f"[yellow]warning:[/yellow] {escape(message)}", soft_wrap=True)
 
 
 def progress() -> Progress:
@@ -51,7 +54,16 @@ def progress() -> Progress:
 
 def track(items: Iterable[T], description: str, *, total: int | None = None, unit: str = "records",
           every: int = 1000) -> Iterator[T]:
-    """Iterate `items` with a progress bar that shows the rate in `unit`/s, updated every `every` items."""
+    """Iterate `items` with a progress bar that shows the rate in `unit`/s, updated every `every` items.
+
+    Without a bar to show (-q, or stderr not a terminal) the items pass through untouched: no per-item
+    cost on hot paths such as `ait build`."""
+    if _state["quiet"] or not stderr.is_terminal:
+        return iter(items)
+    return _track(items, description, total=total, unit=unit, every=every)
+
+
+def _track(items: Iterable[T], description: str, *, total: int | None, unit: str, every: int) -> Iterator[T]:
     with progress() as bar:
         task = bar.add_task(description, total=total, rate="")
         n = 0

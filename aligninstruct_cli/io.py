@@ -28,7 +28,7 @@ from aligninstruct_cli.errors import AitError, InputError, RecordError, display_
 from aligninstruct_cli.records import VALIDATORS, Record
 
 STDIO = "-"
-FORMATS = ("auto", "jsonl", "tsv", "fast_align")
+FORMATS = ("auto", "jsonl", "tsv", "fast_align", "text")  # text: one source sentence a line (never auto-detected)
 ON_ERROR = ("fail", "skip")
 
 
@@ -76,33 +76,50 @@ def open_binary_input(path: str) -> BinaryIO:
     return open(p, "rb")
 
 
-def iter_lines(path: str, *, skip_blank: bool = False) -> Iterator[tuple[int, str]]:
-    """(line number, text) for each line of `path`, newline removed, strictly UTF-8, LF only.
+def _raw_lines(path: str, name: str | None = None) -> Iterator[tuple[int, int, bytes]]:
+    """(line number, byte offset, line bytes INCLUDING its LF, if any) for each line of `path`.
 
-    CRLF endings are rejected rather than stripped: a silent `\\r` would end up inside target sentences
-    of TSV input, and a file that mixes endings is usually damaged."""
+    The newline is kept so that JSONL lines go to orjson without a copy (JSON ignores it); `_decode`
+    drops it. CRLF endings are rejected rather than stripped: a silent `\\r` would end up inside
+    target sentences of TSV input, and a file that mixes endings is usually damaged. The offset counts
+    bytes of the (decompressed) stream, so a plain file can be re-read at a line with `seek`."""
     stream = open_binary_input(path)
+    where = path if name is None else name
     try:
+        offset = 0
         for line_no, raw in enumerate(stream, 1):
-            if raw.endswith(b"\n"):
-                raw = raw[:-1]
-            if raw.endswith(b"\r"):
-                raise InputError(path, line_no, "line ends in CRLF (Windows line ending)",
+            start = offset
+            offset += len(raw)
+            if raw.endswith(b"\r\n") or raw.endswith(b"\r"):
+                raise InputError(where, line_no, "line ends in CRLF (Windows line ending)",
                                  hint="convert the file first, e.g. `sed -i 's/\\r$//' FILE` or dos2unix")
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise InputError(path, line_no, f"invalid UTF-8 at byte {exc.start}") from None
-            if skip_blank and not text.strip():
-                continue
-            yield line_no, text
+            yield line_no, start, raw
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         if isinstance(exc, BrokenPipeError):
             raise
-        raise AitError(f"{display_path(path)}: cannot read: {exc}") from None
+        raise AitError(f"{display_path(where)}: cannot read: {exc}") from None
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
+
+
+def _decode(path: str, line_no: int, raw: bytes) -> str:
+    """The text of a line from `_raw_lines` (strict UTF-8, trailing LF removed)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(path, line_no, f"invalid UTF-8 at byte {exc.start}") from None
+    return text[:-1] if text.endswith("\n") else text
+
+
+def iter_lines(path: str, *, skip_blank: bool = False) -> Iterator[tuple[int, str]]:
+    """(line number, text) for each line of `path`, newline removed, strictly UTF-8, LF only (CRLF is
+    an error, see `_raw_lines`)."""
+    for line_no, _, raw in _raw_lines(path):
+        text = _decode(path, line_no, raw)
+        if skip_blank and not text.strip():
+            continue
+        yield line_no, text
 
 
 def detect_format(path: str, first_line: str | None) -> str:
@@ -124,10 +141,13 @@ def detect_format(path: str, first_line: str | None) -> str:
                      hint="pass --input-format jsonl|tsv|fast_align")
 
 
-def _parse_jsonl(path: str, line_no: int, text: str) -> Any:
+def _parse_jsonl(path: str, line_no: int, raw: bytes | str) -> Any:
+    """One JSON value; `raw` may be bytes (orjson checks UTF-8 itself, faster than decoding first)."""
     try:
-        return orjson.loads(text)
+        return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
+        if isinstance(raw, bytes):
+            _decode(path, line_no, raw)  # name a UTF-8 problem as such
         raise InputError(path, line_no, f"malformed JSON: {exc}") from None
 
 
@@ -148,37 +168,52 @@ def _parse_pair(path: str, line_no: int, text: str, fmt: str, src_lang: str, tgt
 
 def read_records(path: str, kind: str = "any", *, fmt: str = "auto", src_lang: str | None = None,
                  tgt_lang: str | None = None, policy: ErrorPolicy | None = None,
-                 id_prefix: str = "", with_location: bool = False) -> Iterator[Any]:
+                 id_prefix: str = "", with_location: bool = False,
+                 with_offset: bool = False, name: str | None = None) -> Iterator[Any]:
     """Stream validated records of `kind` (see records.VALIDATORS) from `path`.
 
     TSV and fast_align input makes parallel records whose id is `id_prefix` + line number; those
-    formats need `src_lang` and `tgt_lang`. With `with_location`, yields (line number, record)."""
+    formats need `src_lang` and `tgt_lang`. Blank lines carry no record. With `with_location`, yields
+    (line number, record); with `with_offset`, (byte offset of the line, record); with both,
+    (line number, offset, record). `fmt="text"` (one source sentence a line, never detected
+    automatically) makes source records like TSV does, without `tgt`. Invalid UTF-8 and malformed lines follow `policy`; CRLF line endings
+    always stop the read (the whole file needs converting). `name` is the file name messages use
+    instead of `path` (e.g. the original of a spooled copy)."""
     if fmt not in FORMATS:
         raise AitError(f"unknown input format {fmt!r} (expected one of {', '.join(FORMATS)})")
     validate = VALIDATORS[kind]
+    where = path if name is None else name
     policy = policy or ErrorPolicy()
-    lines = iter_lines(path)
     detected: str | None = None if fmt == "auto" else fmt
-    for line_no, text in lines:
-        if detected is None:
-            detected = detect_format(path, text)
-            if detected != "jsonl" and not (src_lang and tgt_lang):
-                raise AitError(f"{display_path(path)}: {detected} input needs --src-lang and --tgt-lang")
+    if detected not in (None, "jsonl") and not (src_lang and tgt_lang):
+        raise AitError(f"{display_path(where)}: {detected} input needs --src-lang and --tgt-lang")
+    for line_no, offset, raw in _raw_lines(path, where):
         try:
+            if raw.isspace() or not raw:
+                continue  # blank lines carry no record
+            if detected is None:
+                detected = detect_format(where, _decode(where, line_no, raw))
+                if detected != "jsonl" and not (src_lang and tgt_lang):
+                    raise AitError(f"{display_path(where)}: {detected} input needs --src-lang and --tgt-lang")
             if detected == "jsonl":
-                if not text.strip():
-                    continue  # blank lines in JSONL carry no record
-                rec = _parse_jsonl(path, line_no, text)
+                rec = _parse_jsonl(where, line_no, raw)
+            elif detected == "text":
+                rec = {"id": f"{id_prefix}{line_no}", "src_lang": src_lang, "tgt_lang": tgt_lang,
+                       "src": _decode(where, line_no, raw)}
             else:
-                rec = _parse_pair(path, line_no, text, detected, src_lang, tgt_lang, id_prefix)  # type: ignore[arg-type]
+                rec = _parse_pair(where, line_no, _decode(where, line_no, raw), detected, src_lang,  # type: ignore[arg-type]
+                                  tgt_lang, id_prefix)  # type: ignore[arg-type]
             try:
                 rec = validate(rec)
             except RecordError as exc:
-                raise InputError(path, line_no, exc.message, field=exc.field, hint=exc.hint) from None
+                raise InputError(where, line_no, exc.message, field=exc.field, hint=exc.hint) from None
         except InputError as exc:
             policy.handle(exc)
             continue
-        yield (line_no, rec) if with_location else rec
+        if with_location:
+            yield (line_no, offset, rec) if with_offset else (line_no, rec)
+        else:
+            yield (offset, rec) if with_offset else rec
 
 
 # ----------------------------------------------------------------------------------------------- output
@@ -219,6 +254,11 @@ class RecordWriter:
         self.count += n
         return n
 
+    def write_raw(self, line: bytes) -> None:
+        """Write one already-serialised record line (bytes ending in a newline) unchanged."""
+        self._out.write(line)
+        self.count += 1
+
     def write_line(self, line: str) -> None:
         self._out.write(line.encode("utf-8") + b"\n")
         self.count += 1
@@ -238,6 +278,69 @@ class RecordWriter:
                 os.replace(self._tmp, self.path)  # type: ignore[arg-type]
             elif self._tmp and os.path.exists(self._tmp):
                 os.unlink(self._tmp)
+
+
+class AppendRecordWriter:
+    """Append JSONL records to an existing (or new) file, for runs that resume (`ait translate --resume`).
+
+    Unlike `RecordWriter` this is NOT atomic: each `sync()` makes the records written so far durable, so
+    an interrupted run keeps its finished work. An unterminated last line (a write cut off by a crash) is
+    removed first: `trimmed_bytes` says how much. Plain files only (no stdout, no .gz)."""
+
+    def __init__(self, path: str):
+        if path == STDIO or path.endswith(".gz"):
+            raise AitError(f"{path}: appending needs a plain file (not stdout, not .gz)")
+        self.path = path
+        self.count = 0
+        self.trimmed_bytes = 0
+        self._out: IO[bytes] | None = None
+
+    @staticmethod
+    def trim_partial_line(path: str) -> int:
+        """Cut `path` after its last newline; returns the number of bytes removed (0 if none/no file)."""
+        if not os.path.exists(path):
+            return 0
+        with open(path, "rb+") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            end, block = size, 1 << 16
+            while end > 0:
+                start = max(0, end - block)
+                fh.seek(start)
+                newline = fh.read(end - start).rfind(b"\n")
+                if newline >= 0:
+                    keep = start + newline + 1
+                    break
+                end = start
+            else:
+                keep = 0
+            if keep < size:
+                fh.truncate(keep)
+            return size - keep
+
+    def __enter__(self) -> "AppendRecordWriter":
+        target = Path(self.path)
+        if not target.parent.exists():
+            raise AitError(f"{self.path}: directory {target.parent} does not exist")
+        self.trimmed_bytes = self.trim_partial_line(self.path)
+        self._out = open(self.path, "ab")
+        return self
+
+    def write(self, record: Record) -> None:
+        assert self._out is not None
+        self._out.write(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
+        self.count += 1
+
+    def sync(self) -> None:
+        assert self._out is not None
+        self._out.flush()
+        os.fsync(self._out.fileno())
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self._out is not None:
+            try:
+                self.sync()
+            finally:
+                self._out.close()
 
 
 def write_records(path: str, records: Iterable[Record]) -> int:

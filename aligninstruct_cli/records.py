@@ -27,7 +27,7 @@ class ParallelRecord(TypedDict):
 
 
 class AlignedPair(TypedDict):
-    src: str  # the source words of the span, joined by one space
+    src: str  # the span's text: the sentence's own substring (else its tokens joined by one space)
     tgt: str
     src_span: list[int]  # [start, end) over src_tokens
     tgt_span: list[int]
@@ -55,10 +55,12 @@ Record = dict[str, Any]
 
 
 def _text(rec: Record, field: str, *, allow_empty: bool = False) -> str:
-    try:
-        value = rec[field]
-    except KeyError:
-        raise RecordError("missing", field=field) from None
+    value = rec.get(field)
+    # Fast path first (every record of every stage passes here); `isspace` is what `strip` strips.
+    if type(value) is str and (allow_empty or (value and not value.isspace())):
+        return value
+    if field not in rec:
+        raise RecordError("missing", field=field)
     if not isinstance(value, str):
         raise RecordError(f"expected a string, got {type(value).__name__}", field=field)
     if not allow_empty and not value.strip():
@@ -67,35 +69,48 @@ def _text(rec: Record, field: str, *, allow_empty: bool = False) -> str:
 
 
 def _ident(rec: Record, field: str = "id") -> None:
-    try:
-        value = rec[field]
-    except KeyError:
-        raise RecordError("missing", field=field) from None
+    value = rec.get(field)
+    if (type(value) is str and value) or type(value) is int:
+        return
+    if field not in rec:
+        raise RecordError("missing", field=field)
     if isinstance(value, bool) or not isinstance(value, (str, int)) or value == "":
         raise RecordError("expected a non-empty string or integer", field=field)
 
 
+_KNOWN_LANGUAGE_STRINGS: set[str] = set()  # codes already checked (bounded by the distinct codes in use)
+
+
 def _lang(rec: Record, field: str) -> None:
+    code = rec.get(field)
+    if type(code) is str and code in _KNOWN_LANGUAGE_STRINGS:
+        return
     code = _text(rec, field)
     if find_language(code) is None:
         raise RecordError(f"unknown language {code!r}", field=field, hint=_suggest(code))
+    if len(_KNOWN_LANGUAGE_STRINGS) < 10_000:
+        _KNOWN_LANGUAGE_STRINGS.add(code)
 
 
-def validate_source(rec: Record) -> Record:
-    """A record to translate: id, src_lang, tgt_lang, src (tgt optional: the reference)."""
+def _source_fields(rec: Record) -> None:
     if not isinstance(rec, dict):
         raise RecordError(f"expected a JSON object, got {type(rec).__name__}")
     _ident(rec)
     _lang(rec, "src_lang")
     _lang(rec, "tgt_lang")
     _text(rec, "src")
+
+
+def validate_source(rec: Record) -> Record:
+    """A record to translate: id, src_lang, tgt_lang, src (tgt optional: the reference)."""
+    _source_fields(rec)
     if "tgt" in rec:
         _text(rec, "tgt")
     return rec
 
 
 def validate_parallel(rec: Record) -> Record:
-    validate_source(rec)
+    _source_fields(rec)
     _text(rec, "tgt")
     return rec
 

@@ -1,0 +1,352 @@
+"""Mix instruction files into one training set without holding the records in memory.
+
+Two passes. The index pass reads each input once (validating every record) and keeps, per record, only
+its byte offset (int64), a category id (objective + direction, int32) and, when a per-language cap is
+asked for, a 64-bit hash of its source pair (uint64): 20 bytes a record, so 10M records index in about
+200 MB. Planning then works on numpy arrays, and the output pass fetches each chosen line with
+`os.pread` (no mmap, so page cache never counts as our RSS) and writes its bytes unchanged.
+Inputs that cannot be read at an offset (stdin, `.gz`) are first copied, decompressed, into a temporary
+directory.
+
+Selection rules (docs/mix.md repeats them for users):
+1. `max_per_lang` N: records are grouped by language — the non-English language of their direction
+   (`en-kk` and `kk-en` → kk; `kk-kk` (mono) → kk; a pair without English, e.g. `de-fr`, → "de-fr").
+   Per language, the N source pairs (distinct `source_id`s across ALL inputs) with the smallest keyed
+   hash blake2b(seed, source_id) are kept, i.e. a seeded uniform sample of pairs, the same pairs in every
+   input; every record of a kept pair stays. So "200k pairs per language" keeps MT and Align records of
+   the same 200k sentences. Ids are assumed unique per language.
+2. weight W of an input with n records left after the cap: c = floor(W·n + 1/2) records (round half
+   up, computed exactly from the decimal or fraction the user wrote). Every record appears
+   floor(c / n) times, and c mod n records, a seeded sample without replacement, once more.
+3. mode `concat`: the inputs in the order given; within an input, full passes in file order, then the
+   extra sample in file order. Mode `interleave`: all chosen records in one seeded random permutation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from array import array
+from collections import Counter
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from aligninstruct_cli import console
+from aligninstruct_cli.errors import AitError
+from aligninstruct_cli.io import STDIO, ErrorPolicy, RecordWriter, open_binary_input, read_records
+from aligninstruct_cli.languages import get_language
+
+MODES = ("interleave", "concat")
+
+
+@dataclass
+class MixInput:
+    name: str
+    path: str
+    weight: Fraction = Fraction(1)
+
+
+@dataclass
+class InputIndex:
+    """What the index pass keeps of one input (see the module docstring)."""
+
+    source: MixInput
+    readable_path: str  # the file the offsets refer to (a spooled copy for stdin / .gz)
+    offsets: np.ndarray  # int64, one per record, in file order
+    categories: np.ndarray  # int32, index into MixPlan.categories
+    pair_hashes: np.ndarray | None  # uint64, or None without a cap
+    file_size: int
+    skipped: int = 0
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+
+@dataclass
+class InputPlan:
+    index: InputIndex
+    kept: np.ndarray  # int64 positions left after the cap, in file order
+    repeats: int  # full passes
+    extra: np.ndarray  # int64 positions written once more, in file order
+
+    @property
+    def count(self) -> int:
+        return self.repeats * len(self.kept) + len(self.extra)
+
+
+@dataclass
+class MixPlan:
+    inputs: list[InputPlan]
+    categories: list[tuple[str, str, str]]  # (objective, src_lang, tgt_lang), canonical codes
+    file_ids: np.ndarray  # int32 per output record: which input
+    offsets: np.ndarray  # int64 per output record
+    pairs_by_language: dict[str, tuple[int, int]] = field(default_factory=dict)  # lang -> (available, kept)
+
+    @property
+    def total(self) -> int:
+        return len(self.offsets)
+
+
+# ----------------------------------------------------------------------------------------------- options
+def parse_inputs(specs: Sequence[str]) -> list[MixInput]:
+    """`NAME=PATH` or `PATH` (name = file name without .jsonl/.gz/...); names must be unique."""
+    if not specs:
+        raise AitError("give at least one input file")
+    inputs = []
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or "/" in name or (os.path.exists(spec) and not os.path.exists(path)):
+            name, path = _stem(spec), spec
+        if not path:
+            raise AitError(f"input {spec!r}: empty path")
+        inputs.append(MixInput(name, path))
+    names = Counter(i.name for i in inputs)
+    dupes = [n for n, c in names.items() if c > 1]
+    if dupes:
+        raise AitError(f"input name(s) used twice: {', '.join(dupes)}",
+                       hint="name inputs explicitly: NAME=PATH")
+    if sum(1 for i in inputs if i.path == STDIO) > 1:
+        raise AitError("stdin (-) can be read only once")
+    return inputs
+
+
+def _stem(path: str) -> str:
+    if path == STDIO:
+        return "stdin"
+    name = Path(path).name
+    for suffix in (".gz", ".jsonl", ".ndjson", ".json"):
+        name = name.removesuffix(suffix)
+    return name or path
+
+
+def parse_weight(text: str) -> Fraction:
+    try:
+        weight = Fraction(text.strip())
+    except (ValueError, ZeroDivisionError):
+        raise AitError(f"weight {text!r} is not a number (use e.g. 2, 0.5 or 1/3)") from None
+    if weight < 0:
+        raise AitError(f"weight {text!r} is negative")
+    return weight
+
+
+def apply_weights(inputs: list[MixInput], specs: Sequence[str]) -> None:
+    """Set weights from `NAME=W` specs; an unknown name is an error."""
+    by_name = {i.name: i for i in inputs}
+    for spec in specs:
+        name, sep, value = spec.rpartition("=")
+        if not sep or not name:
+            raise AitError(f"--weight {spec!r}: expected NAME=W")
+        if name not in by_name:
+            raise AitError(f"--weight {spec!r}: no input named {name!r} (inputs: {', '.join(by_name)})")
+        by_name[name].weight = parse_weight(value)
+
+
+def language_key(src_lang: str, tgt_lang: str) -> str:
+    """The language a record counts towards for --max-per-lang (module docstring, rule 1)."""
+    if src_lang == tgt_lang or tgt_lang == "en":
+        return src_lang
+    if src_lang == "en":
+        return tgt_lang
+    return "-".join(sorted((src_lang, tgt_lang)))
+
+
+# ----------------------------------------------------------------------------------------------- index
+def _readable(source: MixInput, tmp_dir: str) -> str:
+    """A plain file path with the input's (decompressed) bytes: the input itself when it is one."""
+    if source.path != STDIO and not source.path.endswith(".gz"):
+        return source.path
+    stream = open_binary_input(source.path)
+    fd, spool = tempfile.mkstemp(prefix=f"{source.name}.", suffix=".jsonl", dir=tmp_dir)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            shutil.copyfileobj(stream, out, 1 << 20)
+    except (OSError, EOFError) as exc:
+        raise AitError(f"{source.path}: cannot read: {exc}") from None
+    finally:
+        if source.path != STDIO:
+            stream.close()
+    return spool
+
+
+class Categories:
+    """Small integer ids for (objective, src_lang, tgt_lang), merging code spellings (kaz_Cyrl = kk)."""
+
+    def __init__(self) -> None:
+        self.keys: list[tuple[str, str, str]] = []  # id -> canonical key
+        self._ids: dict[tuple[str, str, str], int] = {}  # any spelling -> id
+
+    def id(self, objective: str, src_lang: str, tgt_lang: str) -> int:
+        raw = (objective, src_lang, tgt_lang)
+        cat = self._ids.get(raw)
+        if cat is None:
+            canon = (objective, get_language(src_lang).code, get_language(tgt_lang).code)
+            cat = self._ids.get(canon)
+            if cat is None:
+                cat = self._ids[canon] = len(self.keys)
+                self.keys.append(canon)
+            self._ids[raw] = cat
+        return cat
+
+
+def index_input(source: MixInput, categories: Categories, *, tmp_dir: str, policy: ErrorPolicy,
+                hash_key: bytes | None) -> InputIndex:
+    """One pass over `source`: offsets, categories and (with `hash_key`) source-pair hashes."""
+    path = _readable(source, tmp_dir)
+    offsets, cats, hashes = array("q"), array("i"), array("Q")
+    skipped_before = policy.skipped
+    blake, category = hashlib.blake2b, categories.id
+    records = read_records(path, "instruction", fmt="jsonl", policy=policy, with_offset=True,
+                           name=source.path)
+    for offset, rec in console.track(records, f"index {source.name}", every=20000):
+        offsets.append(offset)
+        cats.append(category(rec["objective"], rec["src_lang"], rec["tgt_lang"]))
+        if hash_key is not None:
+            digest = blake(str(rec["source_id"]).encode(), digest_size=8, key=hash_key).digest()
+            hashes.append(int.from_bytes(digest, "little"))
+    return InputIndex(source, path, np.frombuffer(offsets, dtype=np.int64),
+                      np.frombuffer(cats, dtype=np.int32),
+                      np.frombuffer(hashes, dtype=np.uint64) if hash_key is not None else None,
+                      os.path.getsize(path), policy.skipped - skipped_before)
+
+
+# ----------------------------------------------------------------------------------------------- plan
+def _seeded_rng(seed: int, label: str) -> np.random.Generator:
+    digest = hashlib.blake2b(f"{seed}:{label}".encode(), digest_size=8).digest()
+    return np.random.default_rng(int.from_bytes(digest, "little"))
+
+
+def plan_mix(indexes: list[InputIndex], categories: list[tuple[str, str, str]], *, mode: str = "interleave",
+             seed: int = 0, max_per_lang: int | None = None) -> MixPlan:
+    if mode not in MODES:
+        raise AitError(f"unknown --mode {mode!r} (expected one of {', '.join(MODES)})")
+    lang_of_cat = np.array([0] * len(categories), dtype=np.int32)
+    languages: list[str] = []
+    for i, (_, s, t) in enumerate(categories):
+        key = language_key(s, t)
+        if key not in languages:
+            languages.append(key)
+        lang_of_cat[i] = languages.index(key)
+
+    keep_masks = [np.ones(len(ix), dtype=bool) for ix in indexes]
+    pairs_by_language: dict[str, tuple[int, int]] = {}
+    if max_per_lang is not None:
+        for lang_id, lang in enumerate(languages):
+            in_lang = [lang_of_cat[ix.categories] == lang_id if len(ix) else np.zeros(0, bool) for ix in indexes]
+            hashes = np.unique(np.concatenate([ix.pair_hashes[m] for ix, m in zip(indexes, in_lang)]))
+            if len(hashes) > max_per_lang:
+                threshold = hashes[max_per_lang - 1] if max_per_lang > 0 else None
+                for ix, m, keep in zip(indexes, in_lang, keep_masks):
+                    drop = m & (ix.pair_hashes > threshold) if threshold is not None else m
+                    keep &= ~drop
+            pairs_by_language[lang] = (len(hashes), min(len(hashes), max_per_lang))
+
+    plans = []
+    for ix, keep in zip(indexes, keep_masks):
+        kept = np.flatnonzero(keep).astype(np.int64)
+        n = len(kept)
+        target = int(ix.source.weight * n + Fraction(1, 2)) if n else 0  # floor(W·n + 1/2), exact
+        repeats, rest = divmod(target, n) if n else (0, 0)
+        rng = _seeded_rng(seed, f"weight:{ix.source.name}")
+        extra = np.sort(kept[rng.choice(n, size=rest, replace=False)]) if rest else np.zeros(0, np.int64)
+        plans.append(InputPlan(ix, kept, repeats, extra))
+
+    file_ids = np.concatenate([np.full(p.count, i, dtype=np.int32) for i, p in enumerate(plans)]
+                              or [np.zeros(0, np.int32)])
+    offsets = np.concatenate([np.concatenate([np.tile(p.index.offsets[p.kept], p.repeats),
+                                              p.index.offsets[p.extra]]) for p in plans]
+                             or [np.zeros(0, np.int64)])
+    if mode == "interleave" and len(offsets):
+        order = _seeded_rng(seed, "interleave").permutation(len(offsets))
+        file_ids, offsets = file_ids[order], offsets[order]
+    return MixPlan(plans, categories, file_ids, offsets, pairs_by_language)
+
+
+def output_counts(plan: MixPlan) -> np.ndarray:
+    """Records written per category (same order as plan.categories)."""
+    total = np.zeros(len(plan.categories), dtype=np.int64)
+    for p in plan.inputs:
+        n_cat = len(plan.categories)
+        total += p.repeats * np.bincount(p.index.categories[p.kept], minlength=n_cat)[:n_cat]
+        total += np.bincount(p.index.categories[p.extra], minlength=n_cat)[:n_cat]
+    return total
+
+
+# ----------------------------------------------------------------------------------------------- write
+def write_plan(plan: MixPlan, out: RecordWriter, *, chunk: int = 1 << 16) -> int:
+    """Copy the planned lines, byte for byte, to `out`."""
+    fds = [os.open(p.index.readable_path, os.O_RDONLY) for p in plan.inputs]
+    # A line ends where the next indexed line starts (or at the end of the file): read that much and cut
+    # at the first newline, which also drops blank or skipped lines in between.
+    try:
+        next_offsets = [np.append(p.index.offsets[1:], p.index.file_size) for p in plan.inputs]
+        sorted_offsets = [p.index.offsets for p in plan.inputs]
+        written = 0
+        pread, write = os.pread, out.write_raw
+        for start in console.track(range(0, plan.total, chunk), "write", total=(plan.total + chunk - 1) // chunk,
+                                   unit="chunks", every=1):
+            ids = plan.file_ids[start:start + chunk]
+            offs = plan.offsets[start:start + chunk]
+            lengths = np.empty(len(offs), dtype=np.int64)
+            for i in np.unique(ids):
+                sel = ids == i
+                pos = np.searchsorted(sorted_offsets[i], offs[sel])
+                lengths[sel] = next_offsets[i][pos] - offs[sel]
+            for fid, off, length in zip(ids.tolist(), offs.tolist(), lengths.tolist()):
+                data = pread(fds[fid], length, off)
+                cut = data.find(b"\n")
+                if cut < 0:
+                    data += b"\n"
+                elif cut != len(data) - 1:
+                    data = data[:cut + 1]
+                write(data)
+            written += len(offs)
+        return written
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+# ----------------------------------------------------------------------------------------------- all
+def mix(inputs: list[MixInput], output: str, *, mode: str = "interleave", seed: int = 0,
+        max_per_lang: int | None = None, policy: ErrorPolicy | None = None,
+        tmp_dir: str | None = None) -> MixPlan:
+    """Index `inputs`, plan the mix and write it to `output` (atomically; `-` = stdout)."""
+    if mode not in MODES:
+        raise AitError(f"unknown --mode {mode!r} (expected one of {', '.join(MODES)})")
+    if max_per_lang is not None and max_per_lang < 0:
+        raise AitError(f"--max-per-lang must be >= 0, not {max_per_lang}")
+    policy = policy or ErrorPolicy()
+    hash_key = f"ait-mix:{seed}".encode()[:64] if max_per_lang is not None else None
+    categories = Categories()
+    with tempfile.TemporaryDirectory(prefix="ait-mix.", dir=tmp_dir) as spool_dir:
+        indexes = [index_input(i, categories, tmp_dir=spool_dir, policy=policy, hash_key=hash_key)
+                   for i in inputs]
+        plan = plan_mix(indexes, categories.keys, mode=mode, seed=seed, max_per_lang=max_per_lang)
+        with RecordWriter(output) as out:
+            write_plan(plan, out)
+    return plan
+
+
+def summary_rows(plan: MixPlan) -> list[tuple[str, str, int]]:
+    """(direction "src→tgt", objective, records written) for every category with records."""
+    counts = output_counts(plan)
+    rows = [(f"{s}→{t}", obj, int(c)) for (obj, s, t), c in zip(plan.categories, counts) if c]
+    return sorted(rows)
+
+
+def summary_json(plan: MixPlan) -> dict:
+    return {
+        "total": plan.total,
+        "inputs": [{"name": p.index.source.name, "path": p.index.source.path, "records": len(p.index),
+                    "skipped": p.index.skipped, "after_cap": len(p.kept), "weight": str(p.index.source.weight),
+                    "written": p.count} for p in plan.inputs],
+        "pairs_per_language": {lang: {"available": a, "kept": k} for lang, (a, k) in plan.pairs_by_language.items()},
+        "records": [{"direction": d, "objective": o, "count": c} for d, o, c in summary_rows(plan)],
+    }
+

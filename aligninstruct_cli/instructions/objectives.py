@@ -1,0 +1,581 @@
+"""Instruction records for each objective of the paper, built from parallel or aligned records.
+
+`build_instructions(records, objective, ...)` streams instruction records
+`{id, objective, src_lang, tgt_lang, input, output, source_id}`; the prompts are the constants of
+`templates.py`. Rules (docs/build.md states them for users):
+
+- Directions. The "English" side Y of a record is the side whose language is English; when neither side
+  is English, the record's `src` side is Y. `en-xx` makes Y→X records, `xx-en` X→Y, `both` (the paper's
+  48 directions) both, Y→X first. Language codes in the output are canonical ISO codes (`languages.py`).
+- Ids: `{source_id}:{objective}:{src}-{tgt}:{k}`, k counting the records one source record gives for
+  that objective and direction, from 0.
+- Sentences are stripped of surrounding whitespace. Gold span texts are the pair's `src` / `tgt`
+  strings; spans made here (negatives, revise) are quoted like `ait align` quotes them: the sentence's
+  own substring when the tokens are found in it in order, else the tokens joined by one space.
+- Pair selection (align, hint, revise): pairs repeating an earlier pair's two strings are dropped, then
+  `pairs_per_sentence` keeps the highest-scoring pairs (ties: first in the record); hint then takes up
+  to `max_hints` of those, highest score first, listed in target order.
+- align: one True record per selected pair, then `negatives` False records per True record on average:
+  an error-diffusion accumulator turns a fractional ratio into exact counts (0.5 → every other pair).
+  A False record swaps one side (chosen uniformly) for another span of the same sentence: a span of
+  another gold pair, or any contiguous span as long as the swapped one, chosen uniformly among those
+  that are not aligned to the kept side. "Not aligned" means no link joins ANY occurrence of the one
+  span's words to ANY occurrence of the other's (the assertion is about strings, so repeated words
+  count) and the two strings are not a gold pair's strings. Punctuation-only spans are never swapped in.
+  Negatives that cannot be made are counted.
+- revise: one record per direction. One selected pair's target span is replaced by a word group of the
+  same language drawn uniformly from a bounded reservoir (`revise_pool` groups per language, reservoir
+  sampling over every pair side seen in EARLIER records, so memory stays bounded and the first records of
+  a stream may find the reservoir empty: they are counted). The replacement never equals the original
+  string. Where the tokens can be found in order in the sentence the replacement keeps the sentence's
+  own spacing; otherwise the sentence is rebuilt from tokens joined by spaces.
+- mono-half / mono-full: one record per side whose language is unseen by BLOOM (the direction option does
+  not apply; src_lang = tgt_lang = that language). mono-half splits the N whitespace-separated words at
+  l = floor(N / 2): the input ends with words 1..l joined by single spaces, the output is words l+1..N;
+  a sentence with a single whitespace word (scripts written without spaces) is split the same way by
+  characters (l = floor(C / 2)); a sentence of one character is counted as unusable. mono-full gives no
+  context (`MONO_FULL_INPUT`) and the whole sentence as output.
+- Every input record that yields no record for a direction is counted by reason in `BuildStats`.
+- Randomness: per source record, `random.Random(f"{seed}:{objective}:{source_id}")` (so a record's
+  output does not depend on its neighbours), except the revise reservoir, seeded by `seed` once.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from fractions import Fraction
+from itertools import chain
+from typing import Callable, Iterable, Iterator, NamedTuple
+
+from aligninstruct_cli.align.spans import is_punct
+from aligninstruct_cli.errors import AitError
+from aligninstruct_cli.instructions import templates as T
+from aligninstruct_cli.languages import Language, get_language
+from aligninstruct_cli.records import OBJECTIVES, Record
+
+DIRECTIONS = ("both", "en-xx", "xx-en")
+# The record kind each objective reads (records.VALIDATORS): alignment-based ones need `ait align` output.
+INPUT_KIND = {"mt": "parallel", "mono-full": "parallel", "mono-half": "parallel",
+              "align": "aligned", "hint": "aligned", "revise": "aligned"}
+DEFAULT_NEGATIVES = 1.0  # one False per True: the paper's contrastive setup
+DEFAULT_REVISE_POOL = 10_000
+_REVISE_TRIES = 16  # draws from the reservoir before giving up on finding a different word group
+
+
+@dataclass
+class BuildStats:
+    """What a build did: records read and written, and why some gave nothing (reason -> count)."""
+
+    objective: str = ""
+    records_in: int = 0
+    records_out: int = 0
+    unusable: Counter = field(default_factory=Counter)
+    negatives_missing: int = 0
+
+    def report(self) -> list[str]:
+        lines = [f"{self.objective}: no record made {count:,} time(s) (per record and direction, of "
+                 f"{self.records_in:,} input records): {reason}" for reason, count in sorted(self.unusable.items())]
+        if self.negatives_missing:
+            lines.append(f"{self.objective}: {self.negatives_missing} False record(s) could not be made "
+                         "(every other span of the sentence is aligned to the kept side)")
+        return lines
+
+
+class _Direction(NamedTuple):
+    flip: bool  # True: the record's tgt side is the instruction's source
+    src: Language
+    tgt: Language
+    tag: str  # "en-kk"
+
+
+class _Pair(NamedTuple):
+    """A gold pair in the orientation of one direction: s_* on the instruction's source side."""
+
+    s_start: int
+    s_end: int
+    t_start: int
+    t_end: int
+    s_text: str
+    t_text: str
+    score: float
+    index: int  # position in the record's `pairs`
+
+
+class _Keep(dict):
+    """format_map mapping that leaves every placeholder as it was (undoes the {{ }} escaping)."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def _bind(template: str, src_name: str, tgt_name: str) -> str:
+    """`template` with the language names filled in and the other placeholders left for `format`."""
+    esc = {"{": "{{", "}": "}}"}
+    return (template.replace("{src_name}", src_name.translate(str.maketrans(esc)))
+            .replace("{tgt_name}", tgt_name.translate(str.maketrans(esc))))
+
+
+class InstructionBuilder:
+    """Turns one source record into its instruction records (call it per record, in stream order)."""
+
+    def __init__(self, objective: str, *, direction: str = "both", seed: int = 0,
+                 negatives: float = DEFAULT_NEGATIVES, pairs_per_sentence: int | None = None,
+                 max_hints: int = T.MAX_HINTS, revise_pool: int = DEFAULT_REVISE_POOL,
+                 stats: BuildStats | None = None):
+        if objective not in OBJECTIVES:
+            raise AitError(f"unknown objective {objective!r} (expected one of {', '.join(OBJECTIVES)})")
+        if direction not in DIRECTIONS:
+            raise AitError(f"unknown direction {direction!r} (expected one of {', '.join(DIRECTIONS)})")
+        if not (negatives >= 0 and math.isfinite(negatives)):
+            raise AitError(f"--negatives must be a finite number >= 0, not {negatives}")
+        if pairs_per_sentence is not None and pairs_per_sentence < 1:
+            raise AitError(f"--pairs-per-sentence must be >= 1, not {pairs_per_sentence}")
+        if max_hints < 1:
+            raise AitError(f"--max-hints must be >= 1, not {max_hints}")
+        if revise_pool < 1:
+            raise AitError(f"--revise-pool must be >= 1, not {revise_pool}")
+        self.objective = objective
+        self.direction = direction
+        self.seed = seed
+        self.negatives = negatives
+        self.pairs_per_sentence = pairs_per_sentence
+        self.max_hints = max_hints
+        self.revise_pool = revise_pool
+        self.stats = stats if stats is not None else BuildStats()
+        self.stats.objective = objective
+        self._plans: dict[tuple[str, str], list[_Direction]] = {}
+        self._templates: dict[tuple[str, str], str] = {}
+        self._mt_plans: dict[tuple[str, str], list[tuple[bool, str, str, str, str, str]]] = {}
+        self._split: dict[tuple[str, str, str], tuple[str, str]] = {}
+        # Exact arithmetic, so that e.g. 0.1 gives exactly one False per ten True records.
+        self._negative_ratio = Fraction(repr(float(negatives)))
+        self._negative_credit = Fraction(0)
+        self._reservoir: dict[str, list[str]] = {}
+        self._reservoir_seen: Counter = Counter()
+        self._reservoir_rng = random.Random(f"{seed}:revise-reservoir")
+        self._make: Callable[[Record], list[Record]] = {
+            "mt": self._mt, "align": self._align, "hint": self._hint, "revise": self._revise,
+            "mono-full": self._mono, "mono-half": self._mono}[objective]
+
+    def __call__(self, record: Record) -> list[Record]:
+        self.stats.records_in += 1
+        out = self._make(record)
+        self.stats.records_out += len(out)
+        return out
+
+    # ------------------------------------------------------------------------------------- helpers
+    def _directions(self, record: Record) -> list[_Direction]:
+        key = (record["src_lang"], record["tgt_lang"])
+        plan = self._plans.get(key)
+        if plan is None:
+            src, tgt = get_language(key[0]), get_language(key[1])
+            english_is_tgt = tgt.code == "en" and src.code != "en"
+            forward = _Direction(english_is_tgt, *((tgt, src) if english_is_tgt else (src, tgt)), "")
+            backward = _Direction(not forward.flip, forward.tgt, forward.src, "")
+            chosen = {"both": [forward, backward], "en-xx": [forward], "xx-en": [backward]}[self.direction]
+            plan = [d._replace(tag=f"{d.src.code}-{d.tgt.code}") for d in chosen]
+            self._plans[key] = plan
+        return plan
+
+    def _template(self, template: str, d: _Direction) -> str:
+        key = (template, d.tag)
+        bound = self._templates.get(key)
+        if bound is None:
+            bound = self._templates[key] = _bind(template, d.src.name, d.tgt.name)
+        return bound
+
+    def _record(self, record: Record, d: _Direction, k: int, input_text: str, output: str) -> Record:
+        return {"id": f"{record['id']}:{self.objective}:{d.tag}:{k}", "objective": self.objective,
+                "src_lang": d.src.code, "tgt_lang": d.tgt.code, "input": input_text, "output": output,
+                "source_id": record["id"]}
+
+    def _rng(self, record: Record) -> random.Random:
+        return random.Random(f"{self.seed}:{self.objective}:{record['id']}")
+
+    def _selected_pairs(self, record: Record) -> list[int]:
+        """Indices of the pairs this build uses, in record order (highest scores under the cap); a pair
+        whose two strings repeat an earlier pair's is dropped (it would repeat the same assertion)."""
+        pairs = record["pairs"]
+        seen: set[tuple[str, str]] = set()
+        index = []
+        for i, p in enumerate(pairs):
+            key = (p["src"], p["tgt"])
+            if key not in seen:
+                seen.add(key)
+                index.append(i)
+        cap = self.pairs_per_sentence
+        if cap is not None and len(index) > cap:
+            index = sorted(sorted(index, key=lambda i: -pairs[i]["score"])[:cap])
+        return index
+
+    @staticmethod
+    def _oriented(record: Record, d: _Direction, indices: list[int]) -> list[_Pair]:
+        out = []
+        for i in indices:
+            p = record["pairs"][i]
+            (ss, se), (ts, te) = p["src_span"], p["tgt_span"]
+            if d.flip:
+                out.append(_Pair(ts, te, ss, se, p["tgt"], p["src"], p["score"], i))
+            else:
+                out.append(_Pair(ss, se, ts, te, p["src"], p["tgt"], p["score"], i))
+        return out
+
+    @staticmethod
+    def _sides(record: Record, d: _Direction) -> tuple[str, str]:
+        if d.flip:
+            return record["tgt"].strip(), record["src"].strip()
+        return record["src"].strip(), record["tgt"].strip()
+
+    # ------------------------------------------------------------------------------------- mt
+    def _mt(self, record: Record) -> list[Record]:
+        # The hot path (>= 100k records/s): everything that depends only on the language pair is
+        # cached, and the input is built by concatenation (several times faster than str.format on
+        # long non-ASCII strings).
+        plan = self._mt_plans.get((record["src_lang"], record["tgt_lang"]))
+        if plan is None:
+            plan = self._mt_plan(record)
+        src, tgt, rid = record["src"].strip(), record["tgt"].strip(), record["id"]
+        return [{"id": f"{rid}{suffix}", "objective": "mt", "src_lang": s_code, "tgt_lang": t_code,
+                 "input": head + (tgt if flip else src) + tail, "output": src if flip else tgt,
+                 "source_id": rid}
+                for flip, suffix, s_code, t_code, head, tail in plan]
+
+    def _mt_plan(self, record: Record) -> list[tuple[bool, str, str, str, str, str]]:
+        plan = []
+        for d in self._directions(record):
+            head, tail = self._split_template(T.MT_INPUT, d, "{src}")
+            plan.append((d.flip, f":mt:{d.tag}:0", d.src.code, d.tgt.code, head, tail))
+        self._mt_plans[(record["src_lang"], record["tgt_lang"])] = plan
+        return plan
+
+    def _split_template(self, template: str, d: _Direction, placeholder: str) -> tuple[str, str]:
+        key = (template, d.tag, placeholder)
+        parts = self._split.get(key)
+        if parts is None:
+            bound = self._template(template, d).format_map(_Keep())
+            head, sep, tail = bound.partition(placeholder)
+            assert sep and placeholder not in tail, "the placeholder must occur exactly once"
+            parts = self._split[key] = (head, tail)
+        return parts
+
+    # ------------------------------------------------------------------------------------- align
+    def _align(self, record: Record) -> list[Record]:
+        indices = self._selected_pairs(record)
+        directions = self._directions(record)
+        if not indices:
+            self.stats.unusable["no gold pair in `pairs`"] += len(directions)
+            return []
+        rng = self._rng(record)
+        # How many False records each selected pair gets, the same in every direction.
+        counts = []
+        for _ in indices:
+            self._negative_credit += self._negative_ratio
+            n = int(self._negative_credit)
+            self._negative_credit -= n
+            counts.append(n)
+        out = []
+        for d in directions:
+            s_tokens, t_tokens = ((record["tgt_tokens"], record["src_tokens"]) if d.flip
+                                  else (record["src_tokens"], record["tgt_tokens"]))
+            links = {(j, i) if d.flip else (i, j) for i, j in record["links"]}
+            all_pairs = self._oriented(record, d, list(range(len(record["pairs"]))))
+            s_text, t_text = self._sides(record, d)
+            s_span_text, t_span_text = SpanText(s_text, s_tokens), SpanText(t_text, t_tokens)
+            gold_texts = {(p.s_text, p.t_text) for p in all_pairs}
+            gold_texts |= {(s_span_text(p.s_start, p.s_end), t_span_text(p.t_start, p.t_end)) for p in all_pairs}
+            template = self._template(T.ALIGN_INPUT, d)
+            k = 0
+            taken: set[tuple[str, str]] = set()
+            for pair, n in zip(self._oriented(record, d, indices), counts):
+                out.append(self._record(record, d, k, template.format(
+                    src=s_text, tgt=t_text, src_span=pair.s_text, tgt_span=pair.t_text), T.ALIGN_TRUE))
+                k += 1
+                made = negative_spans(s_tokens, t_tokens, links, pair, all_pairs, gold_texts, n, rng,
+                                      taken, s_span_text, t_span_text)
+                self.stats.negatives_missing += n - len(made)
+                for s_span, t_span in made:
+                    out.append(self._record(record, d, k, template.format(
+                        src=s_text, tgt=t_text, src_span=s_span, tgt_span=t_span), T.ALIGN_FALSE))
+                    k += 1
+        return out
+
+    # ------------------------------------------------------------------------------------- hint
+    def _hint(self, record: Record) -> list[Record]:
+        indices = self._selected_pairs(record)
+        directions = self._directions(record)
+        if not indices:
+            self.stats.unusable["no gold pair in `pairs`"] += len(directions)
+            return []
+        pairs = record["pairs"]
+        if len(indices) > self.max_hints:
+            indices = sorted(indices, key=lambda i: -pairs[i]["score"])[:self.max_hints]
+        out = []
+        for d in directions:
+            oriented = sorted(self._oriented(record, d, indices), key=lambda p: (p.t_start, p.s_start))
+            hints = "\n".join(T.HINT_LINE.format(tgt_span=p.t_text, src_span=p.s_text) for p in oriented)
+            s_text, t_text = self._sides(record, d)
+            out.append(self._record(record, d, 0, self._template(T.HINT_INPUT, d).format(
+                hints=hints, src=s_text), t_text))
+        return out
+
+    # ------------------------------------------------------------------------------------- revise
+    def _revise(self, record: Record) -> list[Record]:
+        indices = self._selected_pairs(record)
+        directions = self._directions(record)
+        if not indices:
+            self.stats.unusable["no gold pair in `pairs`"] += len(directions)
+            return []
+        rng = self._rng(record)
+        out = []
+        for d in directions:
+            pool = self._reservoir.get(d.tgt.code)
+            if not pool:
+                self.stats.unusable["no replacement word group seen yet for the target language "
+                                    "(start of the stream)"] += 1
+                continue
+            pair = self._oriented(record, d, [rng.choice(indices)])[0]
+            s_text, t_text = self._sides(record, d)
+            t_tokens = record["src_tokens"] if d.flip else record["tgt_tokens"]
+            span_text = SpanText(t_text, t_tokens)
+            right = span_text(pair.t_start, pair.t_end)
+            wrong = draw_different(pool, right, rng)
+            if wrong is None:
+                self.stats.unusable["no replacement word group different from the original"] += 1
+                continue
+            corrupted = span_text.replace(pair.t_start, pair.t_end, wrong)
+            out.append(self._record(record, d, 0, self._template(T.REVISE_INPUT, d).format(
+                src=s_text, tgt=corrupted), T.REVISE_OUTPUT.format(wrong=wrong, right=right)))
+        self._remember_word_groups(record)
+        return out
+
+    def _remember_word_groups(self, record: Record) -> None:
+        """Reservoir sampling (algorithm R) of pair sides per language: every group seen so far has the
+        same chance to be in the pool, and the pool never holds more than `revise_pool` groups."""
+        rng = self._reservoir_rng
+        for side, lang_field in (("src", "src_lang"), ("tgt", "tgt_lang")):
+            code = get_language(record[lang_field]).code
+            pool = self._reservoir.setdefault(code, [])
+            for p in record["pairs"]:
+                self._reservoir_seen[code] += 1
+                if len(pool) < self.revise_pool:
+                    pool.append(p[side])
+                else:
+                    j = rng.randrange(self._reservoir_seen[code])
+                    if j < self.revise_pool:
+                        pool[j] = p[side]
+
+    # ------------------------------------------------------------------------------------- mono
+    def _mono(self, record: Record) -> list[Record]:
+        rid = record["id"]
+        out = []
+        for side, lang_field in (("src", "src_lang"), ("tgt", "tgt_lang")):
+            lang = get_language(record[lang_field])
+            if lang.seen:
+                continue
+            text = record[side].strip()
+            if self.objective == "mono-full":
+                prompt, output = T.MONO_FULL_INPUT, text
+            else:
+                split = mono_half_split(text)
+                if split is None:
+                    self.stats.unusable["sentence too short to split (mono-half)"] += 1
+                    continue
+                prompt, output = T.MONO_HALF_INPUT.format(prefix=split[0]), split[1]
+            tag = f"{lang.code}-{lang.code}"
+            k = sum(1 for r in out if r["src_lang"] == lang.code)
+            out.append({"id": f"{rid}:{self.objective}:{tag}:{k}", "objective": self.objective,
+                        "src_lang": lang.code, "tgt_lang": lang.code, "input": prompt, "output": output,
+                        "source_id": rid})
+        if not out and all(get_language(record[f]).seen for f in ("src_lang", "tgt_lang")):
+            self.stats.unusable["no side in a language unseen by BLOOM"] += 1
+        return out
+
+
+# ----------------------------------------------------------------------------------------- pure helpers
+def draw_different(pool: list[str], avoid: str, rng: random.Random) -> str | None:
+    """A uniform draw from `pool` that is not `avoid`: a few random tries, then a scan from a random
+    start (so a pool dominated by `avoid` still yields its other entries); None if all equal `avoid`."""
+    for _ in range(_REVISE_TRIES):
+        candidate = rng.choice(pool)
+        if candidate != avoid:
+            return candidate
+    start = rng.randrange(len(pool))
+    for candidate in pool[start:] + pool[:start]:
+        if candidate != avoid:
+            return candidate
+    return None
+
+
+def mono_half_split(text: str) -> tuple[str, str] | None:
+    """(prefix, rest) for mono-half: words split at floor(N/2); one-word text split by characters."""
+    words = text.split()
+    if len(words) >= 2:
+        half = len(words) // 2
+        return " ".join(words[:half]), " ".join(words[half:])
+    if len(text) >= 2:
+        half = len(text) // 2
+        return text[:half], text[half:]
+    return None
+
+
+def token_offsets(text: str, tokens: list[str]) -> list[int] | None:
+    """Start offset of each token in `text`, found left to right; None when a token is not there."""
+    offsets, pos = [], 0
+    for tok in tokens:
+        i = text.find(tok, pos)
+        if i < 0:
+            return None
+        offsets.append(i)
+        pos = i + len(tok)
+    return offsets
+
+
+class SpanText:
+    """The text of a token span as `ait align` writes pair strings: the sentence's own substring
+    (original spacing) when the tokens are found in it in order, else the tokens joined by one space."""
+
+    def __init__(self, text: str, tokens: list[str]):
+        self.text, self.tokens = text, tokens
+        self.offsets = token_offsets(text, tokens)
+
+    def bounds(self, start: int, end: int) -> tuple[int, int] | None:
+        if self.offsets is None:
+            return None
+        return self.offsets[start], self.offsets[end - 1] + len(self.tokens[end - 1])
+
+    def __call__(self, start: int, end: int) -> str:
+        bounds = self.bounds(start, end)
+        return " ".join(self.tokens[start:end]) if bounds is None else self.text[bounds[0]:bounds[1]]
+
+    def replace(self, start: int, end: int, new: str) -> str:
+        """The sentence with tokens [start, end) replaced by `new`."""
+        bounds = self.bounds(start, end)
+        if bounds is None:
+            return " ".join([*self.tokens[:start], new, *self.tokens[end:]])
+        return self.text[:bounds[0]] + new + self.text[bounds[1]:]
+
+
+def _occurrences(tokens: list[str], span: list[str]) -> list[int]:
+    """Start positions of `span` in `tokens` (list.index keeps the scan in C)."""
+    n, first, out, p = len(span), span[0], [], -1
+    index = tokens.index
+    while True:
+        try:
+            p = index(first, p + 1)
+        except ValueError:
+            return out
+        if tokens[p:p + n] == span:
+            out.append(p)
+
+
+def spans_aligned(s_tokens: list[str], t_tokens: list[str], links: set[tuple[int, int]],
+                  s_words: list[str], t_words: list[str]) -> bool:
+    """Whether a link joins any occurrence of `s_words` in `s_tokens` to any of `t_words` in `t_tokens`."""
+    s_occ, t_occ = _occurrences(s_tokens, s_words), _occurrences(t_tokens, t_words)
+    ls, lt = len(s_words), len(t_words)
+    for p in s_occ:
+        for q in t_occ:
+            for i in range(p, p + ls):
+                for j in range(q, q + lt):
+                    if (i, j) in links:
+                        return True
+    return False
+
+
+class _SpanSampler:
+    """Replacement spans for one side of a gold pair, drawn uniformly without replacement: every span as
+    wide as the replaced one except itself, then the other gold spans of other widths. Drawn lazily by
+    rejection (most sentences need one or two draws), never materialising the whole list."""
+
+    def __init__(self, length: int, start: int, end: int, gold_spans: set[tuple[int, int]]):
+        self.start, self.width = start, end - start
+        self.n_same = length - self.width  # positions 0..length-width, minus the original
+        self.others = sorted(g for g in gold_spans if g[1] - g[0] != self.width)
+        self.total = self.n_same + len(self.others)
+        self.tried: set[int] = set()
+
+    def draw(self, rng: random.Random) -> tuple[int, int] | None:
+        while len(self.tried) < self.total:
+            k = rng.randrange(self.total)
+            if k in self.tried:
+                continue
+            self.tried.add(k)
+            if k < self.n_same:
+                i = k if k < self.start else k + 1  # skip the replaced span itself
+                return i, i + self.width
+            return self.others[k - self.n_same]
+        return None
+
+
+def negative_spans(s_tokens: list[str], t_tokens: list[str], links: set[tuple[int, int]], pair: _Pair,
+                   all_pairs: list[_Pair], gold_texts: set[tuple[str, str]], n: int,
+                   rng: random.Random, taken: set[tuple[str, str]] | None = None,
+                   s_span_text: Callable[[int, int], str] | None = None,
+                   t_span_text: Callable[[int, int], str] | None = None) -> list[tuple[str, str]]:
+    """Up to `n` (src span text, tgt span text) made from `pair` by swapping one side (chosen uniformly)
+    for a span that is not aligned to the other side (see the module docstring). Texts in `taken` (the
+    negatives already made for this sentence) are not repeated; new ones are added to it."""
+    if n <= 0:
+        return []
+    samplers: dict[int, _SpanSampler] = {}
+    made: list[tuple[str, str]] = []
+    taken = set() if taken is None else taken
+    s_span_text = s_span_text or (lambda a, b: " ".join(s_tokens[a:b]))
+    t_span_text = t_span_text or (lambda a, b: " ".join(t_tokens[a:b]))
+
+    def next_valid(side: int) -> tuple[str, str] | None:
+        sampler = samplers.get(side)
+        if sampler is None:
+            if side == 0:
+                sampler = _SpanSampler(len(s_tokens), pair.s_start, pair.s_end,
+                                       {(p.s_start, p.s_end) for p in all_pairs})
+            else:
+                sampler = _SpanSampler(len(t_tokens), pair.t_start, pair.t_end,
+                                       {(p.t_start, p.t_end) for p in all_pairs})
+            samplers[side] = sampler
+        while True:
+            span = sampler.draw(rng)
+            if span is None:
+                return None
+            start, end = span
+            if side == 0:
+                s_range, t_range = (start, end), (pair.t_start, pair.t_end)
+            else:
+                s_range, t_range = (pair.s_start, pair.s_end), (start, end)
+            s_words, t_words = s_tokens[s_range[0]:s_range[1]], t_tokens[t_range[0]:t_range[1]]
+            if all(map(is_punct, s_words if side == 0 else t_words)):
+                continue  # a punctuation-only span makes a trivial negative (ait align drops such pairs)
+            texts = (s_span_text(*s_range), t_span_text(*t_range))
+            if texts in gold_texts or texts in taken or texts == (pair.s_text, pair.t_text):
+                continue
+            if spans_aligned(s_tokens, t_tokens, links, s_words, t_words):
+                continue
+            return texts
+
+    for _ in range(n):
+        side = rng.randrange(2)
+        found = next_valid(side) or next_valid(1 - side)
+        if found is None:
+            break
+        made.append(found)
+        taken.add(found)
+    return made
+
+
+def build_instructions(records: Iterable[Record], objective: str, *, direction: str = "both",
+                       seed: int = 0, negatives: float = DEFAULT_NEGATIVES,
+                       pairs_per_sentence: int | None = None, max_hints: int = T.MAX_HINTS,
+                       revise_pool: int = DEFAULT_REVISE_POOL,
+                       stats: BuildStats | None = None) -> Iterator[Record]:
+    """Instruction records of `objective` for each record of `records` (streamed, in input order).
+
+    `records` must already be valid for `INPUT_KIND[objective]` (io.read_records checks that); pass a
+    `BuildStats` to learn what was skipped and why."""
+    builder = InstructionBuilder(objective, direction=direction, seed=seed, negatives=negatives,
+                                 pairs_per_sentence=pairs_per_sentence, max_hints=max_hints,
+                                 revise_pool=revise_pool, stats=stats)
+    # chain/map keep the per-record loop in C: this is the mt hot path.
+    return chain.from_iterable(map(builder, records))

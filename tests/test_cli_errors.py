@@ -1,0 +1,126 @@
+"""Every bad-input case exits non-zero with one message naming file and line, no traceback, and no
+partial output file; a closed output pipe ends the run quietly with exit 0."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from aligninstruct_cli.cli import app
+
+runner = CliRunner()
+
+GOOD = {"id": 1, "src_lang": "en", "tgt_lang": "kk", "src": "Hello world", "tgt": "Сәлем әлем"}
+GOOD_JSON = orjson.dumps(GOOD) + b"\n"
+GOOD_TSV = "Hello world\tСәлем әлем\n".encode()
+
+# name -> (file name, bytes, expected message fragment); the bad line is always line 2.
+CASES = {
+    "no tab": ("in.tsv", GOOD_TSV + b"Hello world\n", "expected 2 columns"),
+    "empty side": ("in.tsv", GOOD_TSV + b"Hello\t  \n", "field 'tgt': empty"),
+    "invalid UTF-8 (tsv)": ("in.tsv", GOOD_TSV + b"Hello\t\xff\xfe\n", "invalid UTF-8 at byte 6"),
+    "invalid UTF-8 (jsonl)": ("in.jsonl", GOOD_JSON + b'{"id": 2, "src": "\xc3"}\n', "invalid UTF-8"),
+    "CRLF input": ("in.tsv", GOOD_TSV + b"Hello\tworld\r\n", "CRLF"),
+    "malformed JSON": ("in.jsonl", GOOD_JSON + b'{"id": 2, "src_lang": "en",\n', "malformed JSON"),
+    "missing field": ("in.jsonl", GOOD_JSON + orjson.dumps({k: v for k, v in GOOD.items() if k != "tgt"}) + b"\n",
+                      "field 'tgt': missing"),
+    "unknown language": ("in.jsonl", GOOD_JSON + orjson.dumps(dict(GOOD, tgt_lang="kz")) + b"\n",
+                         "field 'tgt_lang': unknown language 'kz'"),
+    "wrong type": ("in.jsonl", GOOD_JSON + orjson.dumps(dict(GOOD, src=["a"])) + b"\n",
+                   "field 'src': expected a string"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_exits_2_naming_file_and_line_without_partial_output(tmp_path, case):
+    name, data, message = CASES[case]
+    src = tmp_path / name
+    src.write_bytes(data)
+    out = tmp_path / "out.jsonl"
+    args = ["build", str(src), "-o", str(out), "--src-lang", "en", "--tgt-lang", "kk"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2, res.output
+    assert f"{src}:2: " in res.stderr and message in res.stderr, res.stderr
+    assert res.stderr.startswith("ait: error: ") and "Traceback" not in res.stderr
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # no temporary file left behind
+
+
+def test_unknown_language_suggests_near_matches(tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(orjson.dumps(dict(GOOD, tgt_lang="kazak")) + b"\n")
+    res = runner.invoke(app, ["build", str(src)])
+    assert res.exit_code == 2
+    assert "did you mean kk (kaz_Cyrl, Kazakh)" in res.stderr
+    res = runner.invoke(app, ["build", str(src), "--src-lang", "englsh"])
+    assert res.exit_code == 2 and "unknown language 'englsh'" in res.stderr and "en (eng_Latn, English)" in res.stderr
+
+
+def test_on_error_skip_counts_and_reports(tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(GOOD_JSON + b"{oops\n" + GOOD_JSON + orjson.dumps(dict(GOOD, src="")) + b"\n" + GOOD_JSON)
+    res = runner.invoke(app, ["build", str(src), "--on-error", "skip"])
+    assert res.exit_code == 0, res.output
+    assert len(res.stdout.splitlines()) == 3 * 2
+    assert "skipped 2 bad record(s)" in res.stderr
+    assert f"{src}:2: malformed JSON" in res.stderr and f"{src}:4: field 'src': empty" in res.stderr
+    res = runner.invoke(app, ["build", str(src), "--on-error", "ignore"])
+    assert res.exit_code == 2 and "--on-error must be one of fail, skip" in res.stderr
+
+
+def test_missing_input_and_missing_output_directory(tmp_path):
+    res = runner.invoke(app, ["build", str(tmp_path / "nope.jsonl")])
+    assert res.exit_code == 2 and "no such file" in res.stderr
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(GOOD_JSON)
+    res = runner.invoke(app, ["build", str(src), "-o", str(tmp_path / "no" / "out.jsonl")])
+    assert res.exit_code == 2 and "does not exist" in res.stderr
+
+
+def _ait(*args: str) -> list[str]:
+    return [sys.executable, "-m", "aligninstruct_cli", *args]
+
+
+def test_stdin_to_stdout_in_a_real_process():
+    proc = subprocess.run(_ait("build", "-", "--direction", "en-xx"), input=GOOD_JSON * 3, capture_output=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert len(proc.stdout.splitlines()) == 3
+
+
+@pytest.mark.parametrize("command", ["build", "mix"])
+def test_output_into_a_closed_pipe_exits_0_quietly(tmp_path, command):
+    src = tmp_path / "in.jsonl"
+    if command == "build":
+        src.write_bytes(GOOD_JSON * 20000)  # far more than a pipe buffer
+    else:
+        rec = {"id": "1:mt", "objective": "mt", "src_lang": "en", "tgt_lang": "kk", "input": "x" * 200,
+               "output": "y", "source_id": 1}
+        src.write_bytes(orjson.dumps(rec) + b"\n" * 1 + (orjson.dumps(rec) + b"\n") * 9999)
+    script = " ".join(_ait(command, str(src))) + ' | head -1 > /dev/null; exit "${PIPESTATUS[0]}"'
+    proc = subprocess.run(["bash", "-c", script], capture_output=True, timeout=120,
+                          env={**os.environ, "PYTHONUNBUFFERED": "0"})
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert b"Traceback" not in proc.stderr and b"Error" not in proc.stderr, proc.stderr.decode()
+
+
+def test_help_is_complete():
+    res = runner.invoke(app, ["--help"])
+    assert res.exit_code == 0
+    for command in ("build-instructions", "build", "mix"):
+        assert command in res.stdout
+    res = runner.invoke(app, ["build", "--help"])
+    assert res.exit_code == 0
+    for option in ("--objective", "--direction", "--seed", "--negatives", "--pairs-per-sentence", "--max-hints",
+                   "--revise-pool", "--output", "--on-error", "--input-format", "--src-lang", "--tgt-lang"):
+        assert option in res.stdout, option
+    res = runner.invoke(app, ["mix", "--help"])
+    assert res.exit_code == 0
+    for option in ("--mode", "--weight", "--max-per-lang", "--seed", "--output", "--tmp-dir", "--summary",
+                   "--on-error"):
+        assert option in res.stdout, option
