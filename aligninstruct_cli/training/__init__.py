@@ -1,0 +1,1 @@
+"""Training: LoRA fine-tuning over curricula with DeepSpeed (see docs/train.md)."""

@@ -1,0 +1,265 @@
+"""The training data pipeline: tokenize once (cached by content hash), mask, and plan length-grouped batches.
+
+Example layout (templates.py): `input + OUTPUT_SEPARATOR + output + EOS`. The input is tokenized as the
+inference prompt is (the tokenizer's own special tokens, e.g. a BOS for Llama, none for BLOOM); the
+separator + output is tokenized on its own and EOS appended, so the prompt tokens at training time are
+exactly the prompt tokens at inference time. Loss is on the separator + output + EOS tokens only.
+
+Batching: length-grouped micro-batches with dynamic padding, no packing. Each sequence is its own row,
+so no sequence can attend to another and positions (BLOOM's ALiBi bias, rotary positions) start at 0 for
+every sequence without any special mask. Grouping by length keeps padding low (see the benchmark).
+
+Truncation (`--too-long`): a record longer than `--max-length` tokens is an error by default (before any
+launch); `skip` drops it, `truncate` cuts the end of the example (output side first, like a right-
+truncating tokenizer) and drops it if no output token is left; both are counted and reported.
+
+Order: the order of an epoch is a pure function of (seed, stage, epoch, lengths, batch geometry), so a
+resumed run replays it exactly and every rank computes the whole plan without communication.
+
+Memory: the tokenized data of a stage is held in memory as int32 arrays (epochs reshuffle it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from aligninstruct_cli.errors import AitError, InputError
+from aligninstruct_cli.instructions.templates import OUTPUT_SEPARATOR
+
+CACHE_VERSION = 1
+GROUP_FACTOR = 32  # length-sorting window, in global batches: bigger = less padding, less randomness
+_TOKENIZE_CHUNK = 1024
+
+
+# ------------------------------------------------------------------------------------------- tokenized set
+@dataclass
+class TokenizedSet:
+    """Examples as flat int32 tokens + offsets; `prompt_len[i]` tokens of example i carry no loss."""
+
+    tokens: np.ndarray  # int32, all examples back to back
+    offsets: np.ndarray  # int64, n + 1
+    prompt_len: np.ndarray  # int32, n
+    ids: np.ndarray  # str, n: the records' ids
+    lines: np.ndarray  # int64, n: line numbers in the source file
+    stats: dict[str, int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.prompt_len)
+
+    @cached_property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    @cached_property
+    def output_lengths(self) -> np.ndarray:
+        return self.lengths - self.prompt_len
+
+    def example(self, i: int) -> tuple[np.ndarray, int]:
+        return self.tokens[self.offsets[i]:self.offsets[i + 1]], int(self.prompt_len[i])
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        from aligninstruct_cli.io import atomic_path
+
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, tokens=self.tokens, offsets=self.offsets, prompt_len=self.prompt_len,
+                         ids=self.ids, lines=self.lines,
+                         stats=np.array(sorted(self.stats.items()), dtype=object).astype(str))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> "TokenizedSet":
+        with np.load(path, allow_pickle=False) as z:
+            stats = {str(k): int(v) for k, v in z["stats"]} if z["stats"].size else {}
+            return cls(z["tokens"], z["offsets"], z["prompt_len"], z["ids"], z["lines"], stats)
+
+    @classmethod
+    def concat(cls, parts: list["TokenizedSet"], prefixes: list[str]) -> "TokenizedSet":
+        """One set from several (a multi-task stage); ids become `prefix:id` so they stay unique."""
+        tokens = np.concatenate([p.tokens for p in parts])
+        starts = np.cumsum([0] + [len(p.tokens) for p in parts[:-1]])
+        offsets = np.concatenate([[0]] + [p.offsets[1:] + s for p, s in zip(parts, starts)]).astype(np.int64)
+        ids = np.concatenate([np.char.add(f"{pre}:", p.ids.astype(str)) for p, pre in zip(parts, prefixes)])
+        return cls(tokens, offsets, np.concatenate([p.prompt_len for p in parts]), ids,
+                   np.concatenate([p.lines for p in parts]))
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    """A hash of everything in the tokenizer that changes token ids."""
+    h = hashlib.sha256()
+    h.update(type(tokenizer).__name__.encode())
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        h.update(backend.to_str().encode())
+    else:
+        h.update(repr(sorted(tokenizer.get_vocab().items())).encode())
+    h.update(repr((tokenizer.eos_token_id, tokenizer("a b")["input_ids"])).encode())
+    return h.hexdigest()
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def cache_key(file_hash: str, tok_fingerprint: str, max_length: int, too_long: str) -> str:
+    text = f"v{CACHE_VERSION}|{file_hash}|{tok_fingerprint}|{max_length}|{too_long}|{OUTPUT_SEPARATOR!r}"
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def tokenize_records(records: Iterable[tuple[int, dict[str, Any]]], tokenizer, *, path: str, max_length: int,
+                     too_long: str = "error", progress: bool = True) -> TokenizedSet:
+    """Tokenize (line, instruction record) pairs; apply the `--too-long` rule; count what it did."""
+    from aligninstruct_cli import console
+
+    if tokenizer.eos_token_id is None:
+        raise AitError("the tokenizer has no EOS token; training appends EOS to every output")
+    tokens: list[np.ndarray] = []
+    prompt_len: list[int] = []
+    ids: list[str] = []
+    lines: list[int] = []
+    stats = {"records": 0, "truncated": 0, "skipped_too_long": 0, "max_tokens": 0}
+
+    def flush(chunk: list[tuple[int, dict[str, Any]]]) -> None:
+        prompts = tokenizer([r["input"] for _, r in chunk])["input_ids"]
+        targets = tokenizer([OUTPUT_SEPARATOR + r["output"] for _, r in chunk],
+                            add_special_tokens=False)["input_ids"]
+        for (line, rec), p, t in zip(chunk, prompts, targets):
+            t = t + [tokenizer.eos_token_id]
+            n = len(p) + len(t)
+            stats["records"] += 1
+            stats["max_tokens"] = max(stats["max_tokens"], n)
+            if n > max_length:
+                if too_long == "error":
+                    raise InputError(path, line, f"record {rec['id']!r} is {n} tokens, longer than "
+                                     f"--max-length {max_length}",
+                                     hint="raise --max-length, or pass --too-long skip|truncate")
+                if too_long == "skip" or len(p) >= max_length:
+                    stats["skipped_too_long"] += 1
+                    continue
+                stats["truncated"] += 1
+                t = t[:max_length - len(p)]
+            tokens.append(np.asarray(p + t, dtype=np.int32))
+            prompt_len.append(len(p))
+            ids.append(str(rec["id"]))
+            lines.append(line)
+
+    chunk: list[tuple[int, dict[str, Any]]] = []
+    items = console.track(records, f"tokenizing {Path(path).name}", unit="records") if progress else records
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= _TOKENIZE_CHUNK:
+            flush(chunk)
+            chunk = []
+    if chunk:
+        flush(chunk)
+    lengths = np.array([len(t) for t in tokens], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    flat = np.concatenate(tokens) if tokens else np.zeros(0, dtype=np.int32)
+    return TokenizedSet(flat, offsets, np.asarray(prompt_len, dtype=np.int32),
+                        np.asarray(ids, dtype=str), np.asarray(lines, dtype=np.int64), stats)
+
+
+def load_or_tokenize(path: str, tokenizer, *, max_length: int, too_long: str, cache_dir: str | os.PathLike[str],
+                     tok_fingerprint: str | None = None, file_hash: str | None = None) -> tuple[TokenizedSet, Path]:
+    """The tokenized form of instruction file `path`, from the cache when its content was seen before."""
+    from aligninstruct_cli.io import read_records
+
+    if not Path(path).is_file():
+        raise AitError(f"{path}: no such file" if not Path(path).exists() else f"{path}: not a file")
+    file_hash = file_hash or file_sha256(path)
+    key = cache_key(file_hash, tok_fingerprint or tokenizer_fingerprint(tokenizer), max_length, too_long)
+    cache = Path(cache_dir) / f"{key}.npz"
+    if cache.exists():
+        try:
+            return TokenizedSet.load(cache), cache
+        except (OSError, ValueError, KeyError):
+            pass  # a damaged cache entry is rebuilt
+    records = read_records(path, kind="instruction", with_location=True)
+    data = tokenize_records(records, tokenizer, path=path, max_length=max_length, too_long=too_long)
+    if not len(data):
+        raise AitError(f"{path}: no usable records" + (" (all too long)" if data.stats.get("records") else ""))
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    data.save(cache)
+    return data, cache
+
+
+# ------------------------------------------------------------------------------------------------ planning
+@dataclass(frozen=True)
+class Geometry:
+    micro_batch: int  # records per rank per micro-step
+    world_size: int
+    grad_accum: int
+
+    @property
+    def global_batch(self) -> int:
+        return self.micro_batch * self.world_size * self.grad_accum
+
+
+def steps_per_epoch(n: int, geometry: Geometry) -> int:
+    return -(-n // geometry.global_batch)
+
+
+def epoch_plan(lengths: np.ndarray, geometry: Geometry, *, seed: int, stage: int, epoch: int) -> list[np.ndarray]:
+    """The global batches of one epoch, in order: a list of index arrays, each sorted by length.
+
+    Shuffle, sort by length inside windows of GROUP_FACTOR global batches, cut into global batches, shuffle
+    the batches. Only the last batch of the epoch may be short."""
+    rng = np.random.default_rng([seed, stage, epoch])
+    n = len(lengths)
+    gb = geometry.global_batch
+    perm = rng.permutation(n)
+    window = gb * GROUP_FACTOR
+    batches: list[np.ndarray] = []
+    for start in range(0, n, window):
+        part = perm[start:start + window]
+        part = part[np.argsort(lengths[part], kind="stable")]
+        batches += [part[i:i + gb] for i in range(0, len(part), gb)]
+    full = [b for b in batches if len(b) == gb]
+    short = [b for b in batches if len(b) < gb]
+    order = rng.permutation(len(full))
+    return [full[i] for i in order] + short
+
+
+def split_global_batch(batch: np.ndarray, geometry: Geometry) -> list[list[np.ndarray]]:
+    """[micro-step][rank] → indices. Contiguous slices of the length-sorted batch, so each micro-batch holds
+    similar lengths; a short last batch is spread evenly (a rank may get an empty micro-batch)."""
+    parts = np.array_split(batch, geometry.world_size * geometry.grad_accum)
+    return [[parts[a * geometry.world_size + r] for r in range(geometry.world_size)]
+            for a in range(geometry.grad_accum)]
+
+
+def collate(data: TokenizedSet, indices: np.ndarray, pad_id: int, *, pad_to_multiple: int = 1) -> dict[str, Any]:
+    """Right-padded input ids + attention mask, and the (row, position) pairs whose next token is a target.
+
+    Returns numpy arrays: input_ids [b, T], attention_mask [b, T], loss_rows, loss_cols (positions whose
+    logits predict a target token), loss_targets; `real_tokens` counts non-pad tokens."""
+    examples = [data.example(int(i)) for i in indices]
+    longest = max(len(t) for t, _ in examples)
+    width = -(-longest // pad_to_multiple) * pad_to_multiple
+    input_ids = np.full((len(examples), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(examples), width), dtype=np.int64)
+    rows, cols = [], []
+    for r, (toks, plen) in enumerate(examples):
+        input_ids[r, :len(toks)] = toks
+        mask[r, :len(toks)] = 1
+        # position p predicts token p + 1: targets are tokens plen .. len-1
+        cols.append(np.arange(plen - 1, len(toks) - 1))
+        rows.append(np.full(len(toks) - plen, r))
+    loss_rows = np.concatenate(rows).astype(np.int64)
+    loss_cols = np.concatenate(cols).astype(np.int64)
+    return {"input_ids": input_ids, "attention_mask": mask, "loss_rows": loss_rows, "loss_cols": loss_cols,
+            "loss_targets": input_ids[loss_rows, loss_cols + 1], "real_tokens": int(mask.sum())}
+
+
+def output_tokens(data: TokenizedSet, indices: np.ndarray) -> int:
+    return int(data.output_lengths[indices].sum()) if len(indices) else 0

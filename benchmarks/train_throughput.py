@@ -1,0 +1,223 @@
+"""Training throughput: ait's pipeline vs a plain transformers + peft loop, side by side.
+
+Both train the same LoRA (paper defaults) on the same instruction records, one optimizer step per batch of
+--batch-size records, AdamW, same dtype and device:
+- plain: records in shuffled order, dynamic padding (pad to the batch's longest), labels -100 on prompt
+  and padding, `model(..., labels=...).loss` (full-vocabulary logits for every position);
+- ait: length-grouped batches (training/data.py) and the target-only, chunked loss (training/loop.py),
+  without the DeepSpeed engine around it (its cost is the same for both).
+Printed per pipeline: real (non-pad) tokens/s, real-token fraction, MFU (6·N + 12·L·d·T FLOPs per token,
+over the device's peak: the GPU table, AIT_PEAK_TFLOPS, or on CPU a measured fp32 matmul rate) and, on
+a GPU, peak memory.
+
+Records: MTInstruct both directions + AlignInstruct built from FLORES-200 dev (../shared/data) English and
+--lang, so lengths follow a real distribution; the tokenizer is a byte-level BPE trained on those
+sentences (--tokenizer takes a real one, e.g. bigscience/bloomz-560m's, where available). The model is
+randomly initialised from a BloomConfig (--preset, or --hidden/--layers/--heads/--vocab).
+
+    .venv/bin/python benchmarks/train_throughput.py                     # CPU, small shapes
+    python benchmarks/train_throughput.py --preset 560m --batch-size 16 --records 2048   # on a GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+FLORES = REPO.parent / "shared" / "data" / "flores200" / "dev"
+
+PRESETS = {  # hidden, layers, heads, vocab (BLOOM shapes)
+    "cpu-small": (256, 4, 4, 12000),  # the output head is ~half the FLOPs, as in bloomz-560m
+    "560m": (1024, 24, 16, 250880),
+    "1b1": (1536, 24, 16, 250880),
+    "3b": (2560, 30, 32, 250880),
+    "7b1": (4096, 30, 32, 250880),
+}
+
+
+def build_records(lang: str, n: int, seed: int) -> list[dict]:
+    from aligninstruct_cli.instructions.templates import ALIGN_FALSE, ALIGN_INPUT, ALIGN_TRUE, MT_INPUT
+    from aligninstruct_cli.languages import get_language
+
+    other = get_language(lang)
+    en = (FLORES / "eng_Latn.dev").read_text(encoding="utf-8").splitlines()
+    xx = (FLORES / f"{other.flores}.dev").read_text(encoding="utf-8").splitlines()
+    rng = random.Random(seed)
+    records = []
+    for i, (e, x) in enumerate(zip(en, xx)):
+        for src, tgt, sn, tn in ((e, x, "English", other.name), (x, e, other.name, "English")):
+            records.append({"id": f"mt{len(records)}", "input": MT_INPUT.format(src_name=sn, tgt_name=tn, src=src),
+                            "output": tgt, "objective": "mt"})
+        ew, xw = e.split(), x.split()
+        a, b = rng.randrange(len(ew)), rng.randrange(len(xw))
+        records.append({"id": f"al{len(records)}", "objective": "align",
+                        "input": ALIGN_INPUT.format(src_name="English", tgt_name=other.name, src=e, tgt=x,
+                                                    src_span=" ".join(ew[a:a + 2]), tgt_span=" ".join(xw[b:b + 2])),
+                        "output": ALIGN_TRUE if rng.random() < 0.5 else ALIGN_FALSE})
+    rng.shuffle(records)
+    return records[:n], en + xx
+
+
+def sync(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def run_pipeline(name, model_factory, data, batches, device, warmup, fpt, peak):
+    """Train over `batches` (lists of indices); returns the figures measured after `warmup` steps."""
+    import numpy as np
+    import torch
+
+    from aligninstruct_cli.training.data import collate
+    from aligninstruct_cli.training.loop import build_loss_module
+
+    torch.manual_seed(0)
+    model = model_factory().to(device)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4,
+                                  **({"fused": True} if device.type == "cuda" else {}))
+    loss_module = build_loss_module(model, recompute_chunks=True) if name == "ait" else None
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+    real = padded = 0
+    start = None
+    for step, idx in enumerate(batches):
+        if step == warmup:
+            sync(device)
+            start = time.perf_counter()
+            real = padded = 0
+        batch = collate(data, np.asarray(idx), data_pad_id, pad_to_multiple=8 if device.type == "cuda" else 1)
+        t = {k: torch.from_numpy(batch[k]).to(device) for k in ("input_ids", "attention_mask", "loss_rows",
+                                                                "loss_cols", "loss_targets")}
+        if name == "ait":
+            loss = loss_module(**t) / len(batch["loss_targets"])
+        else:
+            labels = torch.full_like(t["input_ids"], -100)
+            labels[t["loss_rows"], t["loss_cols"] + 1] = t["loss_targets"]
+            loss = model(input_ids=t["input_ids"], attention_mask=t["attention_mask"], labels=labels).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        real += batch["real_tokens"]
+        padded += batch["input_ids"].size
+    sync(device)
+    elapsed = time.perf_counter() - start
+    tps = real / elapsed
+    out = {"pipeline": name, "steps": len(batches) - warmup, "seconds": elapsed, "real_tokens_per_s": tps,
+           "real_token_fraction": real / padded, "mfu": tps * fpt / peak if peak else None,
+           "peak_memory_gib": torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.type == "cuda" else None}
+    del model, optimizer, loss_module
+    return out
+
+
+data_pad_id = 0
+
+
+def main(argv=None) -> int:
+    global data_pad_id
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                    help="model shape; default cpu-small on CPU, 560m on GPU")
+    ap.add_argument("--hidden", type=int), ap.add_argument("--layers", type=int)
+    ap.add_argument("--heads", type=int), ap.add_argument("--vocab", type=int)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--records", type=int, default=128, help="records trained by each pipeline")
+    ap.add_argument("--warmup", type=int, default=2, help="steps not timed")
+    ap.add_argument("--max-length", type=int, default=384)
+    ap.add_argument("--lang", default="kk", help="the other FLORES-200 language")
+    ap.add_argument("--tokenizer", default=None, help="a tokenizer to use instead of training a BPE")
+    ap.add_argument("--bpe-vocab", type=int, default=8000)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--dtype", choices=("auto", "bf16", "fp16", "fp32"), default="auto")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads on CPU")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", default=None, help="also write the figures here")
+    args = ap.parse_args(argv)
+
+    import numpy as np
+    import torch
+    from peft import get_peft_model
+    from transformers import AutoTokenizer, BloomConfig, BloomForCausalLM
+
+    from aligninstruct_cli.tiny import train_tokenizer
+    from aligninstruct_cli.training.config import lora_config, lora_targets_for, resolve_precision, torch_dtype
+    from aligninstruct_cli.training.data import Geometry, epoch_plan, tokenize_records
+    from aligninstruct_cli.training.loop import device_peak_flops, flops_per_token
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          ("cpu" if args.device == "auto" else args.device))
+    preset = args.preset or ("560m" if device.type == "cuda" else "cpu-small")
+    hidden, layers, heads, vocab = PRESETS[preset]
+    hidden, layers, heads, vocab = (args.hidden or hidden, args.layers or layers, args.heads or heads,
+                                    args.vocab or vocab)
+    precision = resolve_precision(args.dtype) if device.type == "cuda" else (
+        "fp32" if args.dtype == "auto" else args.dtype)
+    dtype = torch_dtype(precision)
+
+    records, texts = build_records(args.lang, args.records, args.seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        tokenizer = (AutoTokenizer.from_pretrained(args.tokenizer) if args.tokenizer else
+                     train_tokenizer(texts, Path(tmp) / "tok", vocab_size=args.bpe_vocab))
+    vocab = max(vocab, len(tokenizer))
+    data = tokenize_records(enumerate(records, 1), tokenizer, path="flores", max_length=args.max_length,
+                            too_long="truncate", progress=False)
+    data_pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    config = BloomConfig(vocab_size=vocab, hidden_size=hidden, n_layer=layers, n_head=heads,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=data_pad_id)
+
+    def model_factory():
+        torch.manual_seed(0)
+        base = BloomForCausalLM(config).to(dtype)  # weights in the training dtype, as `ait train` loads them
+        return get_peft_model(base, lora_config(lora_targets_for("bloom")))
+
+    probe = model_factory()
+    from aligninstruct_cli.training.loop import compute_params
+
+    n_compute = compute_params(probe)
+    del probe
+    fpt = flops_per_token(n_compute, config, float(data.lengths.mean()))
+    peak = device_peak_flops(device)
+    n = len(data)
+    b = args.batch_size
+    plain_batches = [list(range(i, min(i + b, n))) for i in range(0, n, b)]  # the records' (shuffled) order
+    ait_batches = [bt.tolist() for bt in epoch_plan(data.lengths, Geometry(b, 1, 1), seed=args.seed, stage=0,
+                                                     epoch=0)]
+    lengths = data.lengths
+    print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else f'{torch.get_num_threads()} threads'}), "
+          f"{precision}; BLOOM shape {preset}: hidden {hidden}, layers {layers}, heads {heads}, vocab {vocab:,}; "
+          f"LoRA r 8 on query_key_value", file=sys.stderr)
+    print(f"{n} records (FLORES-200 dev en/{args.lang}: MT both ways + Align), tokens per record: mean "
+          f"{lengths.mean():.0f}, median {np.median(lengths):.0f}, max {lengths.max()}; target tokens "
+          f"{data.output_lengths.sum() / lengths.sum():.0%} of all; batch {b}; peak "
+          f"{(peak or 0) / 1e12:.2f} TFLOP/s per device", file=sys.stderr)
+    results = []
+    for name, batches in (("plain", plain_batches), ("ait", ait_batches)):
+        results.append(run_pipeline(name, model_factory, data, batches, device, args.warmup, fpt, peak))
+    header = f"{'pipeline':<8} {'real tok/s':>11} {'real frac':>9} {'MFU':>7} {'peak GiB':>9} {'steps':>6}"
+    print(header)
+    for r in results:
+        mfu = f"{r['mfu']:.3f}" if r["mfu"] is not None else "n/a"
+        mem = f"{r['peak_memory_gib']:.2f}" if r["peak_memory_gib"] is not None else "n/a"
+        print(f"{r['pipeline']:<8} {r['real_tokens_per_s']:>11,.0f} {r['real_token_fraction']:>9.3f} {mfu:>7} "
+              f"{mem:>9} {r['steps']:>6}")
+    speedup = results[1]["real_tokens_per_s"] / results[0]["real_tokens_per_s"]
+    print(f"ait / plain real tokens/s: {speedup:.2f}x")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"device": str(device), "preset": preset, "precision": precision,
+                                               "results": results, "speedup": speedup}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

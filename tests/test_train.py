@@ -1,0 +1,361 @@
+"""`ait train`: configuration, data pipeline, loss, launch plumbing and input errors (fast; no launch).
+
+The launches themselves (two CPU ranks, resume after SIGKILL, ZeRO-3) are in test_train_launch.py."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from aligninstruct_cli.cli import app
+from aligninstruct_cli.errors import AitError
+from aligninstruct_cli.training import config as C
+from aligninstruct_cli.training.data import (Geometry, collate, epoch_plan, load_or_tokenize,
+                                             split_global_batch, tokenize_records)
+from train_helpers import make_data, mt_record, write_jsonl
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_data(tmp_path_factory.mktemp("train-data"), n_mt=12, n_align=6)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_tokenizer_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_tokenizer_dir)
+
+
+def base_args(model, data, out, *extra):
+    return ["train", "--model", str(model), "--data", f"mt={data['mt']}", "--data", f"align={data['align']}",
+            "--curriculum", "mt+align,mt", "--output", str(out), *extra]
+
+
+# ------------------------------------------------------------------------------------------ config
+def test_curriculum_grammar():
+    assert C.parse_curriculum("mt+align,mt", ["mt", "align"]) == [["mt", "align"], ["mt"]]
+    assert C.parse_curriculum(None, ["mt", "align"]) == [["mt", "align"]]
+    with pytest.raises(AitError, match="unknown data name.*'hint'"):
+        C.parse_curriculum("mt+hint", ["mt", "align"])
+    with pytest.raises(AitError, match="empty name"):
+        C.parse_curriculum("mt+,mt", ["mt"])
+    assert C.parse_data_specs(["mt=a.jsonl", "align=b.jsonl"]) == {"mt": "a.jsonl", "align": "b.jsonl"}
+    with pytest.raises(AitError, match="NAME=PATH"):
+        C.parse_data_specs(["a.jsonl"])
+    assert C.parse_lrs("1e-4,3e-4") == [1e-4, 3e-4]
+    with pytest.raises(AitError):
+        C.parse_lrs("fast")
+
+
+@pytest.mark.parametrize("shape,expected", [((4096, 30, 32), 3_932_160), ((2560, 30, 32), 2_457_600),
+                                            ((1536, 24, 16), 1_179_648)], ids=["bloomz-7b1", "bloomz-3b", "bloomz-1b1"])
+def test_default_lora_matches_the_paper_trainable_parameters(shape, expected):
+    """PAPER.md: 3.9M / 2.5M / 1.2M trainable parameters for BLOOMZ-7b1 / 3b / 1b1 (meta device, no download)."""
+    import torch
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM, BloomConfig
+
+    hidden, layers, heads = shape
+    config = BloomConfig(vocab_size=250880, hidden_size=hidden, n_layer=layers, n_head=heads)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    peft_model = get_peft_model(model, C.lora_config(C.lora_targets_for(config.model_type)))
+    assert sum(p.numel() for p in peft_model.parameters() if p.requires_grad) == expected
+
+
+def test_lora_targets_per_architecture():
+    assert C.lora_targets_for("bloom") == ["query_key_value"]
+    assert C.lora_targets_for("llama") == ["q_proj", "k_proj", "v_proj"]
+    assert C.lora_targets_for("gpt2") == ["c_attn"]
+    assert C.lora_targets_for("whatever", ["a", "b"]) == ["a", "b"]
+    with pytest.raises(AitError, match="--lora-targets"):
+        C.lora_targets_for("t5")
+
+
+def test_deepspeed_config(tmp_path):
+    from aligninstruct_cli.training.launch import build_ds_config
+
+    cfg = C.TrainConfig(model="m", data={"mt": "x"}, curriculum=[["mt"]], output="o", batch_size=4, grad_accum=2)
+    ds = build_ds_config(cfg, "bf16")
+    assert ds["zero_optimization"] == {"stage": 2}
+    assert ds["train_micro_batch_size_per_gpu"] == 4 and ds["gradient_accumulation_steps"] == 2
+    assert ds["bf16"] == {"enabled": True} and ds["fp16"] == {"enabled": False}
+    assert "optimizer" not in ds  # a client torch optimizer: nothing to JIT-compile
+    cfg.zero, cfg.offload = 3, "all"
+    ds = build_ds_config(cfg, "fp16")
+    assert ds["zero_optimization"]["offload_param"]["device"] == "cpu"
+    assert ds["zero_optimization"]["offload_optimizer"]["device"] == "cpu"
+    assert ds["optimizer"]["type"] == "AdamW"
+    user = tmp_path / "ds.json"
+    user.write_text(json.dumps({"train_micro_batch_size_per_gpu": "auto", "train_batch_size": "auto",
+                                "zero_optimization": {"stage": 1}, "bf16": {"enabled": "auto"}}))
+    ds = build_ds_config(cfg, "bf16", str(user))
+    assert ds["train_micro_batch_size_per_gpu"] == 4 and "train_batch_size" not in ds
+    assert ds["zero_optimization"] == {"stage": 1} and ds["bf16"] == {"enabled": True}
+    assert ds["gradient_accumulation_steps"] == 2
+
+
+# ------------------------------------------------------------------------------------------ data
+def test_tokenization_masks_everything_but_separator_output_eos(tokenizer):
+    from aligninstruct_cli.instructions.templates import OUTPUT_SEPARATOR
+
+    rec = mt_record(0, "the cat sees the dog", "kalo mir tesa")
+    data = tokenize_records([(1, rec)], tokenizer, path="x.jsonl", max_length=384, progress=False)
+    tokens, prompt_len = data.example(0)
+    assert tokens[:prompt_len].tolist() == tokenizer(rec["input"])["input_ids"]
+    target = tokenizer(OUTPUT_SEPARATOR + rec["output"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    assert tokens[prompt_len:].tolist() == target
+    batch = collate(data, np.array([0]), tokenizer.pad_token_id)
+    assert batch["loss_targets"].tolist() == target  # the loss sees exactly separator + output + EOS
+    assert (batch["loss_cols"] + 1).tolist() == list(range(prompt_len, len(tokens)))
+
+
+def test_too_long_records_error_skip_or_truncate(tokenizer):
+    short = mt_record(0, "the cat", "kalo")
+    long = mt_record(1, "the cat " * 40, "kalo mir " * 20)
+    recs = [(1, short), (2, long)]
+    with pytest.raises(AitError, match=r"x\.jsonl:2: record 'mt1' is \d+ tokens, longer than --max-length 64"):
+        tokenize_records(recs, tokenizer, path="x.jsonl", max_length=64, progress=False)
+    skipped = tokenize_records(recs, tokenizer, path="x.jsonl", max_length=64, too_long="skip", progress=False)
+    assert len(skipped) == 1 and skipped.stats["skipped_too_long"] == 1
+    long_output = mt_record(2, "the cat", "kalo mir " * 40)
+    cut = tokenize_records([(1, short), (3, long_output)], tokenizer, path="x.jsonl", max_length=64,
+                           too_long="truncate", progress=False)
+    assert cut.stats["truncated"] == 1 and cut.lengths.max() == 64
+    assert cut.example(1)[0][:cut.prompt_len[1]].tolist() == tokenizer(long_output["input"])["input_ids"]
+    # an input that alone fills --max-length leaves no output token: dropped and counted
+    cut = tokenize_records(recs, tokenizer, path="x.jsonl", max_length=64, too_long="truncate", progress=False)
+    assert len(cut) == 1 and cut.stats["skipped_too_long"] == 1
+
+
+def test_tokenized_cache_is_reused_by_content(tmp_path, data, tokenizer, monkeypatch):
+    first, path1 = load_or_tokenize(str(data["mt"]), tokenizer, max_length=384, too_long="error", cache_dir=tmp_path)
+    copy = tmp_path / "copy.jsonl"
+    copy.write_bytes(Path(data["mt"]).read_bytes())
+    import aligninstruct_cli.training.data as data_mod
+
+    monkeypatch.setattr(data_mod, "tokenize_records", lambda *a, **k: pytest.fail("tokenized twice"))
+    again, path2 = load_or_tokenize(str(copy), tokenizer, max_length=384, too_long="error", cache_dir=tmp_path)
+    assert path1 == path2
+    assert np.array_equal(first.tokens, again.tokens) and first.ids.tolist() == again.ids.tolist()
+    monkeypatch.undo()
+    _, path3 = load_or_tokenize(str(copy), tokenizer, max_length=200, too_long="error", cache_dir=tmp_path)
+    assert path3 != path1  # another max length is another cache entry
+
+
+def _lengths(n=997, seed=0):
+    return np.random.default_rng(seed).integers(20, 300, size=n)
+
+
+def test_epoch_plan_is_a_deterministic_permutation_per_seed_and_epoch():
+    lengths = _lengths()
+    g = Geometry(micro_batch=4, world_size=2, grad_accum=2)
+    plan = epoch_plan(lengths, g, seed=1, stage=0, epoch=0)
+    flat = np.concatenate(plan)
+    assert sorted(flat.tolist()) == list(range(len(lengths)))  # every record once
+    assert all(len(b) == 16 for b in plan[:-1]) and len(plan[-1]) == len(lengths) % 16
+    again = epoch_plan(lengths, g, seed=1, stage=0, epoch=0)
+    assert all(np.array_equal(a, b) for a, b in zip(plan, again))
+    other = np.concatenate(epoch_plan(lengths, g, seed=1, stage=0, epoch=1))
+    assert not np.array_equal(flat, other)
+    assert not np.array_equal(flat, np.concatenate(epoch_plan(lengths, g, seed=2, stage=0, epoch=0)))
+    shares = split_global_batch(plan[-1], g)  # a short last batch: spread, nothing lost or repeated
+    assert sorted(np.concatenate([r for step in shares for r in step]).tolist()) == sorted(plan[-1].tolist())
+
+
+def test_length_grouping_cuts_padding():
+    lengths = _lengths(4000)
+    g = Geometry(micro_batch=8, world_size=1, grad_accum=1)
+
+    def real_fraction(batches):
+        return sum(lengths[b].sum() for b in batches) / sum(lengths[b].max() * len(b) for b in batches)
+
+    grouped = real_fraction(epoch_plan(lengths, g, seed=0, stage=0, epoch=0))
+    shuffled = real_fraction(np.array_split(np.random.default_rng(0).permutation(4000), 500))
+    assert grouped > 0.97 and shuffled < 0.75
+
+
+def test_target_only_chunked_loss_equals_the_full_logits_loss(tiny_bloom_dir, tokenizer, monkeypatch):
+    """The loss ait optimises = HF's causal-LM loss with prompt and padding labels set to -100."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from aligninstruct_cli.training import loop
+
+    recs = [(i, mt_record(i, "the cat sees " * (i + 1), "kalo mir " * (3 - i))) for i in range(3)]
+    data = tokenize_records(recs, tokenizer, path="x", max_length=384, progress=False)
+    batch = collate(data, np.arange(3), tokenizer.pad_token_id)
+    model = AutoModelForCausalLM.from_pretrained(tiny_bloom_dir)
+    monkeypatch.setattr(loop, "LOSS_CHUNK_ELEMENTS", 7 * model.config.vocab_size)  # several chunks
+    ours = loop.build_loss_module(model, recompute_chunks=True)
+    t = {k: torch.from_numpy(batch[k]) for k in ("input_ids", "attention_mask", "loss_rows", "loss_cols", "loss_targets")}
+    loss_sum = ours(**t)
+    labels = torch.full_like(t["input_ids"], -100)
+    labels[t["loss_rows"], t["loss_cols"] + 1] = t["loss_targets"]
+    reference = model(input_ids=t["input_ids"], attention_mask=t["attention_mask"], labels=labels).loss
+    assert torch.allclose(loss_sum / len(batch["loss_targets"]), reference, atol=1e-5)
+    loss_sum.backward()  # recomputed chunks still give gradients
+    assert model.transformer.h[0].self_attention.query_key_value.weight.grad.abs().sum() > 0
+
+
+# ------------------------------------------------------------------------------------------ CLI
+def test_dry_run_prints_the_deepspeed_command_and_config(tiny_bloom_dir, data, tmp_path):
+    out = tmp_path / "run"
+    result = runner.invoke(app, base_args(tiny_bloom_dir, data, out, "--num-gpus", "2", "--num-nodes", "1",
+                                          "--master-port", "29611", "--zero", "3", "--dry-run"))
+    assert result.exit_code == 0, result.output
+    command, config = result.stdout.split("\n", 1)
+    assert "-m deepspeed.launcher.runner --num_nodes 1 --num_gpus 2 --master_port 29611 --module " \
+           "aligninstruct_cli.training.loop --job" in command
+    assert json.loads(config)["zero_optimization"]["stage"] == 3
+    assert not out.exists()
+
+
+@pytest.fixture
+def no_launch(monkeypatch):
+    """Any attempt to start workers fails the test: errors must come before the launch."""
+    import aligninstruct_cli.training.launch as launch
+
+    monkeypatch.setattr(launch.subprocess, "run", lambda *a, **k: pytest.fail("launched"))
+    import aligninstruct_cli.training.loop as loop
+
+    monkeypatch.setattr(loop, "run_job", lambda *a, **k: pytest.fail("launched"))
+
+
+@pytest.mark.parametrize("case,message", [
+    ("unknown-name", "unknown data name(s) 'hint'"),
+    ("missing-file", "no such file (--data align)"),
+    ("empty-file", "empty: no instruction records"),
+    ("blank-file", "no usable records"),
+    ("missing-model", "no such directory"),
+    ("too-long", "tokens, longer than --max-length 40"),
+    ("bad-record", "field 'objective'"),
+    ("lrs-without-val", "several --lr values need --val"),
+])
+def test_bad_inputs_fail_cleanly_before_launch(case, message, tiny_bloom_dir, data, tmp_path, no_launch):
+    model, d, extra = tiny_bloom_dir, dict(data), ["--cache-dir", str(tmp_path / "cache")]
+    if case == "unknown-name":
+        extra += ["--curriculum", "mt+hint"]
+    elif case == "missing-file":
+        d["align"] = tmp_path / "nope.jsonl"
+    elif case == "empty-file":
+        d["align"] = tmp_path / "empty.jsonl"
+        d["align"].write_text("")
+    elif case == "blank-file":
+        d["align"] = tmp_path / "blank.jsonl"
+        d["align"].write_text("\n\n")
+    elif case == "missing-model":
+        model = tmp_path / "no-model"
+    elif case == "too-long":
+        extra += ["--max-length", "40"]
+    elif case == "bad-record":
+        d["align"] = write_jsonl(tmp_path / "bad.jsonl", [{**mt_record(0, "a", "b"), "objective": "pun"}])
+    elif case == "lrs-without-val":
+        extra += ["--lr", "1e-4,3e-4"]
+    result = runner.invoke(app, base_args(model, d, tmp_path / "run", *extra))
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_resume_rejects_other_options_and_a_fresh_run_rejects_a_used_output(tiny_bloom_dir, data, tmp_path, no_launch):
+    from aligninstruct_cli.training.launch import LaunchOptions, prepare
+    from aligninstruct_cli.io import write_json
+
+    out = tmp_path / "run"
+    cfg = C.TrainConfig(model=str(tiny_bloom_dir), data={"mt": str(data["mt"]), "align": str(data["align"])},
+                        curriculum=[["mt", "align"], ["mt"]], output=str(out))
+    job = prepare(cfg, LaunchOptions(launcher="none", cache_dir=str(tmp_path / "cache")), ["ait"])
+    out.mkdir()
+    write_json(out / "job.json", job)  # what a started run leaves
+    write_json(out / "run.json", {"status": "running"})
+    common = ["--launcher", "none", "--cache-dir", str(tmp_path / "cache")]
+    result = runner.invoke(app, base_args(tiny_bloom_dir, data, out, *common))
+    assert result.exit_code == 2 and "already holds a run" in result.output and "--resume" in result.output
+    result = runner.invoke(app, base_args(tiny_bloom_dir, data, out, *common, "--resume", "--lr", "1e-3"))
+    assert result.exit_code == 2, result.output
+    assert "differ from the run" in result.output and "lrs: [0.0002] → [0.001]" in result.output
+    result = runner.invoke(app, base_args(tiny_bloom_dir, data, tmp_path / "elsewhere", *common, "--resume"))
+    assert result.exit_code == 2 and "no run to resume" in result.output
+
+
+def test_a_failing_launch_passes_its_exit_code_on(tiny_bloom_dir, data, tmp_path, monkeypatch):
+    import sys
+
+    import aligninstruct_cli.training.launch as launch
+
+    monkeypatch.setattr(launch, "deepspeed_command",
+                        lambda job, opts: [sys.executable, "-c", "import sys; sys.exit(3)"])
+    result = runner.invoke(app, base_args(tiny_bloom_dir, data, tmp_path / "run", "--cache-dir",
+                                          str(tmp_path / "cache")))
+    assert result.exit_code == 3
+    assert "exited with code 3" in result.output
+
+
+def test_full_training_in_process_saves_full_models_stage_after_stage(tiny_bloom_dir, data, tmp_path):
+    """--full (issue 6's base-model building) with --launcher none: every weight trains, each stage writes a
+    full model directory and the next stage starts from it."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["-q", "train", "--model", str(tiny_bloom_dir), "--data", f"mt={data['mt']}",
+                                 "--data", f"align={data['align']}", "--curriculum", "align,mt", "--full",
+                                 "--output", str(out), "--launcher", "none", "--epochs", "1", "--batch-size", "4",
+                                 "--lr", "1e-3", "--cache-dir", str(tmp_path / "cache")])
+    assert result.exit_code == 0, result.output
+    base = AutoModelForCausalLM.from_pretrained(tiny_bloom_dir).state_dict()
+    stage1 = AutoModelForCausalLM.from_pretrained(out / "stage-1-align").state_dict()
+    final = AutoModelForCausalLM.from_pretrained(out / "final").state_dict()
+    key = "transformer.h.1.mlp.dense_4h_to_h.weight"
+    assert not torch.equal(base[key], stage1[key]) and not torch.equal(stage1[key], final[key])
+    # stage 2 continued from stage 1: closer to it than to the base
+    assert (final[key] - stage1[key]).abs().sum() < (final[key] - base[key]).abs().sum()
+    assert json.loads((out / "run.json").read_text())["status"] == "finished"
+
+
+def test_several_learning_rates_keep_the_lowest_validation_loss(tiny_bloom_dir, data, tmp_path):
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["-q", "train", "--model", str(tiny_bloom_dir), "--data", f"mt={data['mt']}",
+                                 "--val", str(data["val"]), "--lr", "1e-5,5e-2", "--output", str(out),
+                                 "--launcher", "none", "--epochs", "1", "--batch-size", "6",
+                                 "--cache-dir", str(tmp_path / "cache")])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "run.json").read_text())
+    losses = manifest["result"]["final_val_loss"]
+    assert set(losses) == {"1e-05", "0.05"}
+    chosen = min(losses, key=losses.get)
+    assert manifest["result"]["chosen_lr"] == float(chosen)
+    for lr in losses:
+        assert (out / f"lr-{lr}" / "stage-1-mt" / "adapter_model.safetensors").is_file()
+    chosen_weights = (out / f"lr-{chosen}" / "stage-1-mt" / "adapter_model.safetensors").read_bytes()
+    assert (out / "final" / "adapter_model.safetensors").read_bytes() == chosen_weights
+    assert (out / "stage-1-mt" / "adapter_model.safetensors").read_bytes() == chosen_weights
+
+
+def test_zero_defaults_to_2_for_several_ranks_and_0_for_one():
+    assert C.default_zero(None, "deepspeed") == 2
+    assert C.default_zero(None, "deepspeed", num_gpus=2) == 2
+    assert C.default_zero(None, "deepspeed", num_gpus=1) == 0
+    assert C.default_zero(None, "deepspeed", num_gpus=1, num_nodes=2) == 2
+    assert C.default_zero(None, "none") == 0
+    assert C.default_zero(3, "none") == 3
+    assert C.default_zero(None, "none", offload="all") == 3
+    assert C.default_zero(None, "none", offload="optimizer") == 2
