@@ -1,0 +1,472 @@
+"""The `ait align` stage as a library: records in, aligned records (or Pharaoh lines) out.
+
+    aligner = CorpusAligner(AlignConfig(...))       # or CorpusAligner(config, model=AlignmentModel.load(d))
+    for record in records:
+        aligner.add(record)                          # RecordError for a bad record (caller decides)
+    aligner.fit()                                    # EM (or, with a model, Viterbi only)
+    for out in aligner.aligned_records(): ...        # input order, extra fields kept
+
+EM needs several passes over the corpus, so the stage holds the corpus: token ids in memory (4 bytes a
+token), the records spooled to a temporary file, and the per-cell pair ids (4 bytes a cell; in a
+memory-mapped temporary file above 1 GiB). See corpus.py and docs/align.md.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+import numpy as np
+import orjson
+
+from aligninstruct_cli.align import spans as spans_mod
+from aligninstruct_cli.align.corpus import CellLayout, EncodedCorpus, Vocab
+from aligninstruct_cli.align.model import UNSEEN_T, EMOptions, EMTrainer
+from aligninstruct_cli.align.persist import AlignmentModel
+from aligninstruct_cli.align.symmetrize import DEFAULT_HEURISTIC, HEURISTICS, needs, symmetrize
+from aligninstruct_cli.align.tokenize import TOKENIZERS, get_tokenizer, get_word_splitter
+from aligninstruct_cli.errors import AitError, RecordError
+
+BACKENDS = ("fast_align", "eflomal")
+OUTPUT_FORMATS = ("jsonl", "pharaoh")
+
+
+@dataclass
+class AlignConfig:
+    links: str = DEFAULT_HEURISTIC
+    output_format: str = "jsonl"
+    tokenize: tuple[str, str] = ("whitespace", "whitespace")
+    lowercase: bool = False
+    max_tokens: int = 1000  # fast_align crashes on longer lines
+    max_span: int = spans_mod.DEFAULT_MAX_SPAN
+    min_score: float = spans_mod.DEFAULT_MIN_SCORE
+    max_pairs: int = spans_mod.DEFAULT_MAX_PAIRS
+    keep_punct: bool = False
+    backend: str = "fast_align"
+    em: EMOptions = field(default_factory=EMOptions)
+    work_dir: str | None = None
+    threads: int = 1  # lanes of single-threaded torch ops (see model.EMTrainer.run_pass)
+    progress: bool = True
+
+    def check(self) -> None:
+        if self.links not in HEURISTICS:
+            raise AitError(f"--links must be one of {', '.join(HEURISTICS)}, not {self.links!r}")
+        if self.output_format not in OUTPUT_FORMATS:
+            raise AitError(f"--format must be one of {', '.join(OUTPUT_FORMATS)}, not {self.output_format!r}")
+        if any(t not in TOKENIZERS for t in self.tokenize):
+            raise AitError(f"--tokenize must be one of {', '.join(TOKENIZERS)}")
+        if self.backend not in BACKENDS:
+            raise AitError(f"--backend must be one of {', '.join(BACKENDS)}, not {self.backend!r}")
+        if self.max_tokens < 1:
+            raise AitError("--max-tokens must be at least 1")
+        if self.max_span < 1:
+            raise AitError("--max-span must be at least 1")
+        if self.threads < 1:
+            raise AitError("--threads must be at least 1")
+        if self.max_pairs < 0:
+            raise AitError("--max-pairs must be 0 or more")
+        if self.work_dir and not os.path.isdir(self.work_dir):
+            raise AitError(f"--work-dir {self.work_dir}: no such directory")
+        self.em.check()
+
+    @property
+    def directions(self) -> tuple[str, ...]:
+        """JSONL output scores pairs from both directions, so it always trains both."""
+        return ("forward", "reverse") if self.output_format == "jsonl" else needs(self.links)
+
+
+class _Progress:
+    """Rich progress bars with a sentences/s rate (silent when quiet or not a TTY)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+
+    @contextmanager
+    def phase(self, description: str, total: int | None):
+        with self.phases([description], total) as bar:
+            yield bar.advance
+
+    @contextmanager
+    def phases(self, descriptions: list[str], total: int | None):
+        """One bar per phase, shown in turn: `advance(n)` counts sentences, `next()` starts the next."""
+        bar = _Phases(descriptions, total, self.enabled)
+        try:
+            yield bar
+        finally:
+            bar.close()
+
+
+class _Phases:
+    def __init__(self, descriptions: list[str], total: int | None, enabled: bool):
+        self.descriptions = descriptions
+        self.total = total
+        self.index = 0
+        self.bar = None
+        if enabled:
+            from aligninstruct_cli.console import progress
+
+            self.bar = progress()
+            self.bar.__enter__()
+            self._start()
+
+    def _start(self) -> None:
+        self.done = 0
+        self.began = time.perf_counter()
+        self.task = self.bar.add_task(self.descriptions[self.index], total=self.total, rate="")
+
+    def advance(self, n: int) -> None:
+        if self.bar is None:
+            return
+        self.done += n
+        elapsed = max(time.perf_counter() - self.began, 1e-9)
+        self.bar.update(self.task, completed=self.done, rate=f"{self.done / elapsed:,.0f} sentences/s")
+
+    def next(self) -> None:
+        if self.bar is None:
+            return
+        self.bar.update(self.task, completed=self.done, total=self.total or self.done)
+        self.index += 1
+        if self.index < len(self.descriptions):
+            self._start()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            if self.index < len(self.descriptions):
+                self.bar.update(self.task, completed=self.done, total=self.total or self.done)
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+
+class CorpusAligner:
+    def __init__(self, config: AlignConfig, model: AlignmentModel | None = None):
+        config.check()
+        self.config = config
+        self.model = model
+        if model is not None:
+            if config.backend != "fast_align":
+                raise AitError("--model is for the fast_align backend only")
+            missing = [d for d in config.directions if d not in model.tables]
+            if missing:
+                raise AitError(f"the model has no {' and '.join(missing)} direction, which --links "
+                               f"{config.links} / --format {config.output_format} needs",
+                               hint="train it with --links grow-diag-final-and (or JSONL output) to keep both")
+            config.tokenize = tuple(model.tokenize)  # type: ignore[assignment]
+            config.lowercase = model.lowercase
+            src_vocab = Vocab(model.src_words, frozen=True)
+            tgt_vocab = Vocab(model.tgt_words, frozen=True)
+        else:
+            src_vocab, tgt_vocab = Vocab(), Vocab()
+        self.corpus = EncodedCorpus(src_vocab, tgt_vocab)
+        self._split = (get_word_splitter(config.tokenize[0]), get_word_splitter(config.tokenize[1]))
+        self._offsets = (get_tokenizer(config.tokenize[0]), get_tokenizer(config.tokenize[1]))
+        self._spool = tempfile.TemporaryFile(prefix="ait-align-records.", dir=config.work_dir)
+        self._progress = _Progress(config.progress)
+        self._read_advance = None
+        self.layout: CellLayout | None = None
+        self.trainer: EMTrainer | None = None
+        self._lex: dict | None = None  # eflomal: link-count lexical tables
+        self._eflomal_links: tuple[list, list] | None = None
+        self.fitted = False
+
+    # ------------------------------------------------------------------------------------------ input
+    def tokens(self, record: dict) -> tuple[list[str], list[str]]:
+        """The model keys (surface tokens, lowercased with --lowercase) of a record; RecordError if bad."""
+        out = []
+        lowercase = self.config.lowercase
+        for side, split, name in (("src", self._split[0], self.config.tokenize[0]),
+                                  ("tgt", self._split[1], self.config.tokenize[1])):
+            text = record[side]
+            if lowercase and name == "whitespace":
+                words = split(text.lower())  # lowercasing never creates or removes whitespace
+            else:
+                words = split(text)
+                if lowercase:
+                    words = [w.lower() for w in words]
+            if not words:
+                raise RecordError("no tokens", field=side)
+            if len(words) > self.config.max_tokens:
+                raise RecordError(f"{len(words)} tokens, more than --max-tokens {self.config.max_tokens}",
+                                  field=side, hint="raise --max-tokens, or drop such lines with --on-error skip")
+            out.append(words)
+        return out[0], out[1]
+
+    def add(self, record: dict) -> None:
+        if self.fitted:
+            raise RuntimeError("add() after fit()")
+        for side in ("src", "tgt"):
+            if not isinstance(record.get(side), str):
+                raise RecordError("expected a string", field=side)
+        src, tgt = self.tokens(record)
+        self.corpus.add(src, tgt)
+        self._spool.write(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
+
+    def add_all(self, records: Iterable[dict]) -> None:
+        with self._progress.phase("reading", None) as advance:
+            for k, record in enumerate(records, 1):
+                self.add(record)
+                if k % 2048 == 0:
+                    advance(2048)
+
+    def __len__(self) -> int:
+        return len(self.corpus)
+
+    # ------------------------------------------------------------------------------------------ fitting
+    def fit(self) -> None:
+        if self.fitted:
+            return
+        if self.config.backend == "eflomal":
+            self._fit_eflomal()
+        else:
+            self._fit_fast_align()
+        self.fitted = True
+
+    def _fit_fast_align(self) -> None:
+        import torch
+
+        # parallelism comes from lanes (config.threads); intra-op threads on these small ops only add
+        # barrier waits, which stall for whole scheduler slices when the cores are busy
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            self._fit_fast_align_single_threaded()
+        finally:
+            torch.set_num_threads(before)
+
+    def _fit_fast_align_single_threaded(self) -> None:
+        import torch
+
+        cfg = self.config
+        n = len(self.corpus)
+        layout = self.layout = CellLayout(self.corpus, work_dir=cfg.work_dir)
+        src_vocab, tgt_vocab = self.corpus.src_vocab, self.corpus.tgt_vocab
+        if self.model is None:
+            with self._progress.phase("word pairs", n) as advance:
+                keys = layout.build_pair_ids(len(tgt_vocab), on_shard=advance, threads=cfg.threads)
+            self.corpus.release_tokens()  # the layout holds its own (block-ordered) copy
+            n_tgt = len(tgt_vocab)
+            # int32 rows instead of the int64 keys: 8 bytes a pair instead of 16 (keys rebuilt on save)
+            pair_src, pair_tgt = (keys // n_tgt).to(torch.int32), (keys % n_tgt).to(torch.int32)
+            n_pairs = keys.numel()
+            del keys
+            trainer = self.trainer = EMTrainer(
+                layout, cfg.em, n_pairs=n_pairs, pair_src=pair_src, pair_tgt=pair_tgt, n_src=len(src_vocab),
+                n_tgt=n_tgt, directions=cfg.directions, lanes=cfg.threads)
+            names = [f"EM {k + 1}/{cfg.em.iterations}" for k in range(cfg.em.iterations)]
+            names[-1] += " (Viterbi)"
+            with self._progress.phases(names, n) as bar:
+                trainer.train(on_chunk=bar.advance, on_iteration=lambda it, final: bar.next())
+            for d in trainer.directions.values():
+                d.t[-1] = UNSEEN_T
+                d.t_null[-1] = UNSEEN_T
+        else:
+            model = self.model
+            keys = torch.from_numpy(np.asarray(model.keys, dtype=np.int64))
+            layout.lookup_pair_ids(keys, len(model.tgt_words), src_vocab.known, tgt_vocab.known)
+            self.corpus.release_tokens()
+            n_pairs = keys.numel()
+            del keys
+            trainer = self.trainer = EMTrainer(
+                layout, cfg.em, n_pairs=n_pairs, pair_src=None, pair_tgt=None, n_src=len(src_vocab),
+                n_tgt=len(tgt_vocab), directions=cfg.directions, lanes=cfg.threads)
+            for name, d in trainer.directions.items():
+                table = model.tables[name]
+                d.tension = table["tension"]
+                d.t = torch.from_numpy(np.asarray(table["t"], dtype=np.float32).copy())
+                n_pred = len(tgt_vocab) if name == "forward" else len(src_vocab)
+                null = np.full(n_pred + 1, UNSEEN_T, np.float32)
+                known = len(table["null"]) - 1
+                null[:known] = table["null"][:known]
+                d.t_null = torch.from_numpy(null)
+            with self._progress.phase("aligning", n) as advance:
+                trainer.viterbi(on_chunk=advance)
+
+    def _fit_eflomal(self) -> None:
+        try:
+            import eflomal  # noqa: F401
+        except ImportError:
+            raise AitError("--backend eflomal needs the optional package eflomal",
+                           hint="pip install 'aligninstruct-cli[eflomal]' (or pip install eflomal==2.0.0)") from None
+        from aligninstruct_cli.align.eflomal_backend import run_eflomal
+
+        if len(self.corpus) == 0:
+            self._eflomal_links = ([], [])
+            return
+        from aligninstruct_cli.console import info
+
+        info(f"eflomal: aligning {len(self.corpus):,} sentence pairs (no progress bar)")
+        self._eflomal_links = run_eflomal(*self.corpus.arrays(), work_dir=self.config.work_dir)
+
+    # ------------------------------------------------------------------------------------------ model
+    def trained_model(self) -> AlignmentModel:
+        if not self.fitted or self.trainer is None:
+            raise AitError("no fast_align model to save (--save-model needs --backend fast_align)")
+        if self.model is not None:
+            return self.model
+        tables = {name: {"t": d.t.numpy(), "null": d.t_null.numpy(), "tension": float(d.tension)}
+                  for name, d in self.trainer.directions.items()}
+        import torch
+
+        keys = (self.trainer.pair_src.to(torch.int64) * len(self.corpus.tgt_vocab)
+                + self.trainer.pair_tgt.to(torch.int64))
+        return AlignmentModel(list(self.corpus.src_vocab.words), list(self.corpus.tgt_vocab.words),
+                              keys.numpy(), tables, self.config.em, tuple(self.config.tokenize),
+                              self.config.lowercase)
+
+    # ------------------------------------------------------------------------------------------ output
+    def directional_links(self, k: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """(forward, reverse) links of sentence k (input order), source-target order."""
+        if self._eflomal_links is not None:
+            return self._eflomal_links[0][k], self._eflomal_links[1][k]
+        layout, trainer = self.layout, self.trainer
+        fwd: list[tuple[int, int]] = []
+        rev: list[tuple[int, int]] = []
+        if trainer.forward_links is not None:
+            o, m = layout.sent_tgt[k], layout.tgt_len[k]
+            fwd = [(i, j) for j, i in enumerate(trainer.forward_links[o:o + m].tolist()) if i >= 0]
+        if trainer.reverse_links is not None:
+            o, n = layout.sent_src[k], layout.src_len[k]
+            rev = [(i, j) for i, j in enumerate(trainer.reverse_links[o:o + n].tolist()) if j >= 0]
+        return fwd, rev
+
+    def links(self, k: int) -> list[tuple[int, int]]:
+        fwd, rev = self.directional_links(k)
+        return symmetrize(fwd, rev, self.config.links)
+
+    def lexical_tables(self, k: int):
+        """([m, n] t(tgt_j|src_i), [m, n] t(src_i|tgt_j)) of sentence k, as nested lists."""
+        if self._eflomal_links is not None:
+            return self._eflomal_tables(k)
+        layout, trainer = self.layout, self.trainer
+        m, n = int(layout.tgt_len[k]), int(layout.src_len[k])
+        o = layout.sent_cell[k]
+        ids = np.asarray(layout.cell_ids[o:o + m * n], dtype=np.int64)
+        return (trainer.directions["forward"].t.numpy()[ids].reshape(m, n).tolist(),
+                trainer.directions["reverse"].t.numpy()[ids].reshape(m, n).tolist())
+
+    def _eflomal_tables(self, k: int):
+        """eflomal has no lexical tables: relative link frequencies over the corpus stand in for them
+        (t(f|e) = c(e,f) / c(e), t(e|f) = c(e,f) / c(f), counted on the output links)."""
+        if self._lex is None:
+            self._lex = _link_count_tables(self)
+        lex = self._lex
+        src, tgt, src_len, tgt_len = self.corpus.arrays()
+        so, to = lex["src_off"][k], lex["tgt_off"][k]
+        s = src[so:so + src_len[k]].astype(np.int64)
+        t = tgt[to:to + tgt_len[k]].astype(np.int64)
+        keys = s[None, :] * lex["n_tgt"] + t[:, None]
+        pos = np.searchsorted(lex["keys"], keys).clip(max=max(len(lex["keys"]) - 1, 0))
+        found = lex["keys"][pos] == keys if len(lex["keys"]) else np.zeros(keys.shape, bool)
+        counts = np.where(found, lex["counts"][pos], 0.0)
+        tf = counts / np.maximum(lex["src_count"][s][None, :], 1)
+        tr = counts / np.maximum(lex["tgt_count"][t][:, None], 1)
+        return tf.tolist(), tr.tolist()
+
+    def _spooled(self) -> Iterator[dict]:
+        self._spool.flush()
+        self._spool.seek(0)
+        for line in self._spool:
+            yield orjson.loads(line)
+
+    def aligned_records(self) -> Iterator[dict]:
+        """Input records (input order) with src_tokens, tgt_tokens, links and pairs added."""
+        self.fit()
+        cfg = self.config
+        src_off_fn, tgt_off_fn = self._offsets
+        with self._progress.phase("writing", len(self)) as advance:
+            for k, record in enumerate(self._spooled()):
+                src_text, tgt_text = record["src"], record["tgt"]
+                so, to = src_off_fn(src_text), tgt_off_fn(tgt_text)
+                src_tokens = [src_text[a:b] for a, b in so]
+                tgt_tokens = [tgt_text[a:b] for a, b in to]
+                links = self.links(k)
+                pairs: list[dict] = []
+                if cfg.max_pairs > 0 and links:
+                    tf, tr = self.lexical_tables(k)
+                    pairs = spans_mod.extract_pairs(
+                        links, src_tokens, tgt_tokens, tf, tr, src_text=src_text, tgt_text=tgt_text,
+                        src_offsets=so, tgt_offsets=to, max_span=cfg.max_span, min_score=cfg.min_score,
+                        max_pairs=cfg.max_pairs, keep_punct=cfg.keep_punct)
+                record["src_tokens"] = src_tokens
+                record["tgt_tokens"] = tgt_tokens
+                record["links"] = [[i, j] for i, j in links]
+                record["pairs"] = pairs
+                yield record
+                if (k + 1) % 1024 == 0:
+                    advance(1024)
+            advance(len(self) % 1024)
+
+    def pharaoh_lines(self) -> Iterator[str]:
+        """One `i-j ...` line per sentence pair (input order)."""
+        self.fit()
+        with self._progress.phase("writing", len(self)) as advance:
+            if self._eflomal_links is None and self.config.links in ("forward", "reverse"):
+                yield from self._fast_directional_lines(advance)
+                return
+            for k in range(len(self)):
+                yield " ".join(f"{i}-{j}" for i, j in self.links(k))
+                if (k + 1) % 4096 == 0:
+                    advance(4096)
+            advance(len(self) % 4096)
+
+    def _fast_directional_lines(self, advance) -> Iterator[str]:
+        """forward / reverse Pharaoh lines without building link tuples (the benchmarked path)."""
+        layout, trainer = self.layout, self.trainer
+        forward = self.config.links == "forward"
+        arr = trainer.forward_links if forward else trainer.reverse_links
+        offsets = layout.sent_tgt if forward else layout.sent_src
+        lengths = layout.tgt_len if forward else layout.src_len
+        longest = max(int(layout.src_len.max(initial=0)), int(layout.tgt_len.max(initial=0)))
+        numbers = [str(x) for x in range(longest + 1)]
+        for k, (o, length) in enumerate(zip(offsets.tolist(), lengths.tolist())):
+            row = arr[o:o + length].tolist()
+            if forward:
+                yield " ".join([numbers[i] + "-" + numbers[j] for j, i in enumerate(row) if i >= 0])
+            else:
+                yield " ".join([numbers[i] + "-" + numbers[j] for i, j in enumerate(row) if j >= 0])
+            if (k + 1) % 4096 == 0:
+                advance(4096)
+        advance(len(offsets) % 4096)
+
+    def close(self) -> None:
+        self._spool.close()
+        if self.layout is not None:
+            self.layout.close()
+
+    def __enter__(self) -> "CorpusAligner":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _link_count_tables(aligner: CorpusAligner) -> dict:
+    src, tgt, src_len, tgt_len = aligner.corpus.arrays()
+    src_off = np.concatenate([[0], np.cumsum(src_len, dtype=np.int64)])
+    tgt_off = np.concatenate([[0], np.cumsum(tgt_len, dtype=np.int64)])
+    n_tgt = len(aligner.corpus.tgt_vocab)
+    keys = []
+    for k in range(len(aligner)):
+        links = aligner.links(k)
+        if links:
+            li = np.asarray(links, dtype=np.int64)
+            keys.append(src[src_off[k] + li[:, 0]].astype(np.int64) * n_tgt + tgt[tgt_off[k] + li[:, 1]])
+    allkeys = np.concatenate(keys) if keys else np.zeros(0, np.int64)
+    uniq, counts = np.unique(allkeys, return_counts=True)
+    src_count = np.bincount(uniq // n_tgt, weights=counts, minlength=len(aligner.corpus.src_vocab)) if n_tgt else np.zeros(0)
+    tgt_count = np.bincount(uniq % n_tgt, weights=counts, minlength=n_tgt) if n_tgt else np.zeros(0)
+    return {"keys": uniq, "counts": counts.astype(np.float64), "n_tgt": n_tgt, "src_count": src_count,
+            "tgt_count": tgt_count, "src_off": src_off, "tgt_off": tgt_off}
+
+
+def align_records(records: Iterable[dict], config: AlignConfig | None = None,
+                  model: AlignmentModel | None = None) -> list[dict]:
+    """Convenience for library users and tests: align a small collection in memory."""
+    config = config or AlignConfig(progress=False)
+    with CorpusAligner(config, model) as aligner:
+        for record in records:
+            aligner.add(dict(record))
+        return list(aligner.aligned_records())
