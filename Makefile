@@ -18,7 +18,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 demo: $(STAMP)
-	$(VENV)/bin/ait demo --output demo-out
+	$(VENV)/bin/ait demo run --output demo-out
 
 completions: $(STAMP)
 	$(PY) -m aligninstruct_cli.completions completions/

@@ -31,7 +31,7 @@ SYLLABLES = [c + v for c in "bdfgklmnprstvz" for v in "aeiou"]
 
 
 def make_lexicon(seed: int) -> dict[str, str]:
-    """English word → toy word (2–3 syllables), a bijection; the same seed gives the same lexicon."""
+    """English word → toy word (2–3 random syllables), a bijection; the same seed gives the same lexicon."""
     rng = random.Random(seed)
     lexicon: dict[str, str] = {}
     used: set[str] = set()
@@ -42,6 +42,19 @@ def make_lexicon(seed: int) -> dict[str, str]:
                 break
         used.add(toy)
         lexicon[word] = toy
+    return lexicon
+
+
+def relative_lexicon(parent: dict[str, str], seed: int, *, changed: float) -> dict[str, str]:
+    """A related language's lexicon: `parent`'s words, with a share `changed` of the meanings moved to
+    other words of `parent` (a permutation among those words, so every form stays a known one)."""
+    rng = random.Random(seed)
+    words = sorted(parent)
+    moved = rng.sample(words, max(2, round(changed * len(words))))
+    forms = [parent[w] for w in moved]
+    rotated = forms[1:] + forms[:1]  # a cycle: every moved word gets another word's form
+    lexicon = dict(parent)
+    lexicon.update(zip(moved, rotated))
     return lexicon
 
 
@@ -60,35 +73,42 @@ def english_sentence(rng: random.Random) -> list[tuple[str, ...]]:
     return parts
 
 
-def _toy_noun_phrase(np: tuple[str, ...], lex: dict[str, str]) -> list[str]:
+def _toy_noun_phrase(np: tuple[str, ...], lex: dict[str, str], head_first: bool) -> list[str]:
     det, *adj, noun = np
-    out = [lex[noun], *(lex[a] for a in adj)]  # adjectives follow the noun
-    if det == "the":
-        out.append(lex["the"])  # a postposed definite particle; "a" leaves no trace
-    return out
+    adjectives = [lex[a] for a in adj]
+    out = [lex[noun], *adjectives] if head_first else [*adjectives, lex[noun]]
+    if det == "the":  # a definite particle, after the noun phrase (head-first) or before it
+        out = out + [lex["the"]] if head_first else [lex["the"]] + out
+    return out  # "a" leaves no trace
 
 
-def to_toy(parts: list[tuple[str, ...]], lex: dict[str, str]) -> str:
-    """Subject Object (PP-with-postposition) Adverb Verb."""
+def to_toy(parts: list[tuple[str, ...]], lex: dict[str, str], order: str = "sov") -> str:
+    """sov: Subject Object (place the-particle postposition) Adverb Verb, adjectives after nouns.
+    svo: Subject Verb Object (preposition the-particle place) Adverb, adjectives before nouns."""
+    head_first = order == "sov"
     subject, (verb,), obj, *rest = parts
-    words = _toy_noun_phrase(subject, lex) + _toy_noun_phrase(obj, lex)
+    words = _toy_noun_phrase(subject, lex, head_first)
+    if not head_first:
+        words.append(lex[verb])
+    words += _toy_noun_phrase(obj, lex, head_first)
     for extra in rest:
-        if len(extra) == 3:  # prep the place → place the-particle postposition
+        if len(extra) == 3:
             prep, _, place = extra
-            words += [lex[place], lex["the"], lex[prep]]
+            words += [lex[place], lex["the"], lex[prep]] if head_first else [lex[prep], lex["the"], lex[place]]
         else:
             words.append(lex[extra[0]])
-    words.append(lex[verb])
+    if head_first:
+        words.append(lex[verb])
     return " ".join(words)
 
 
-def parallel_records(n: int, *, tgt_lang: str, lexicon_seed: int, seed: int,
+def parallel_records(n: int, *, tgt_lang: str, lexicon: dict[str, str], order: str, seed: int,
                      id_prefix: str) -> Iterator[dict]:
-    """`n` English→toy parallel records (English source), deterministic for (lexicon_seed, seed)."""
-    lex = make_lexicon(lexicon_seed)
+    """`n` English→toy parallel records (English source), deterministic for (lexicon, order, seed)."""
+    lex = lexicon
     rng = random.Random(seed)
     for i in range(1, n + 1):
         parts = english_sentence(rng)
         english = " ".join(w for part in parts for w in part)
         yield {"id": f"{id_prefix}{i}", "src_lang": "en", "tgt_lang": tgt_lang,
-               "src": english[0].upper() + english[1:], "tgt": to_toy(parts, lex)}
+               "src": english[0].upper() + english[1:], "tgt": to_toy(parts, lex, order)}

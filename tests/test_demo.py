@@ -1,0 +1,72 @@
+"""The demo: toy languages, docs = script, and a quick end-to-end run of the real command chain."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from aligninstruct_cli.demo import toylang
+from aligninstruct_cli.demo.build import MOONLANDIC, SUNLANDIC, make_toy_data
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "aligninstruct_cli" / "demo" / "demo.sh"
+
+
+def test_docs_show_the_demo_script_verbatim():
+    doc = (ROOT / "docs" / "demo.md").read_text(encoding="utf-8")
+    block = doc.split("```bash\n#!/usr/bin/env bash\n", 1)[1].split("\n```", 1)[0]
+    assert "#!/usr/bin/env bash\n" + block + "\n" == SCRIPT.read_text(encoding="utf-8"), \
+        "docs/demo.md must show aligninstruct_cli/demo/demo.sh verbatim"
+
+
+def test_toy_translation_follows_the_word_order_rules():
+    lex = {w: w.upper() for w in toylang.ENGLISH_WORDS}
+    parts = [("the", "big", "dog"), ("sees",), ("a", "cat"), ("near", "the", "river"), ("today",)]
+    assert toylang.to_toy(parts, lex, "sov") == "DOG BIG THE CAT RIVER THE NEAR TODAY SEES"
+    assert toylang.to_toy(parts, lex, "svo") == "THE BIG DOG SEES CAT NEAR THE RIVER TODAY"
+
+
+def test_moonlandic_is_a_relative_of_sunlandic():
+    assert sorted(MOONLANDIC.values()) == sorted(SUNLANDIC.values())  # same forms, known to the base
+    moved = [w for w in SUNLANDIC if MOONLANDIC[w] != SUNLANDIC[w]]
+    assert len(moved) == round(0.3 * len(SUNLANDIC))
+    assert len(set(MOONLANDIC.values())) == len(MOONLANDIC)  # still one form per meaning
+
+
+def test_toy_data_is_deterministic_and_tests_both_directions(tmp_path):
+    make_toy_data(tmp_path / "a", seen=5, unseen=5, dev=3, test=4)
+    make_toy_data(tmp_path / "b", seen=5, unseen=5, dev=3, test=4)
+    for name in ("seen-train.jsonl", "unseen-train.jsonl", "unseen-dev.jsonl", "unseen-test.jsonl"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    test = [orjson.loads(line) for line in (tmp_path / "a" / "unseen-test.jsonl").read_bytes().splitlines()]
+    assert [(r["src_lang"], r["tgt_lang"]) for r in test] == [("en", "qab"), ("qab", "en")] * 4
+    assert test[0]["src"] == test[1]["tgt"] and test[0]["id"] == "test.1.en-qab"
+    rng = random.Random(0)
+    english = " ".join(w for part in toylang.english_sentence(rng) for w in part)
+    assert english.split()[0] in toylang.DETERMINERS
+
+
+@pytest.mark.slow
+def test_quick_demo_runs_every_step_through_the_real_commands(tmp_path):
+    """`ait demo run --quick`: every stage, piped as in the docs, on very little data (~2 min)."""
+    out = tmp_path / "demo"
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.run([sys.executable, "-m", "aligninstruct_cli", "demo", "run", "--quick", "-o", str(out)],
+                          env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    for artefact in ("runs/base/final/config.json", "runs/mt/final/adapter_config.json",
+                     "runs/mt+align/final/adapter_config.json", "hyps/untrained.jsonl", "hyps/mt.jsonl",
+                     "hyps/mt+align.jsonl", "scores.json", "scores.md", "probe/compare.json", "probe.png"):
+        assert (out / artefact).exists(), artefact
+    scores = orjson.loads((out / "scores.json").read_bytes())
+    assert [s["name"] for s in scores["systems"]] == ["MTInstruct", "untrained", "MT+Align"]
+    assert {g["key"] for g in scores["groups"]} >= {"test:en→xx", "test:xx→en"}
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert "## Trained vs untrained" in report and "Δ2" in report
+    assert (out / "probe.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
