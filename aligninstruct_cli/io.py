@@ -369,6 +369,16 @@ def write_json(path: str | os.PathLike[str], obj: Any) -> None:
         tmp.write_bytes(orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
 
 
+def file_stem(path: str) -> str:
+    """A short name for an input file: its name without .gz/.jsonl/.ndjson/.json (`stdin` for -)."""
+    if path == STDIO:
+        return "stdin"
+    name = Path(path).name
+    for suffix in (".gz", ".jsonl", ".ndjson", ".json"):
+        name = name.removesuffix(suffix)
+    return name or path
+
+
 def read_json(path: str | os.PathLike[str]) -> Any:
     try:
         return orjson.loads(Path(path).read_bytes())

@@ -22,5 +22,6 @@ def test_completion_lists_stage_commands(monkeypatch, capsys):
     env = dict(os.environ, _AIT_COMPLETE="complete_bash", COMP_WORDS="ait ", COMP_CWORD="1")
     out = subprocess.run([sys.executable, "-m", "aligninstruct_cli"], env=env, capture_output=True,
                          text=True, timeout=60)
-    for command in ("data", "languages"):
+    for command in ("align", "build-instructions", "build", "mix", "train", "translate", "score", "probe",
+                    "data", "demo", "languages"):
         assert command in out.stdout.split()

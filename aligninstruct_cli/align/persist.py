@@ -12,7 +12,6 @@ Only the directions that were trained are saved. Loading never unpickles anythin
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path

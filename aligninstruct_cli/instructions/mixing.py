@@ -32,14 +32,13 @@ from array import array
 from collections import Counter
 from dataclasses import dataclass, field
 from fractions import Fraction
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from aligninstruct_cli import console
 from aligninstruct_cli.errors import AitError
-from aligninstruct_cli.io import STDIO, ErrorPolicy, RecordWriter, open_binary_input, read_records
+from aligninstruct_cli.io import STDIO, ErrorPolicy, RecordWriter, file_stem, open_binary_input, read_records
 from aligninstruct_cli.languages import get_language
 
 MODES = ("interleave", "concat")
@@ -102,7 +101,7 @@ def parse_inputs(specs: Sequence[str]) -> list[MixInput]:
     for spec in specs:
         name, sep, path = spec.partition("=")
         if not sep or not name or "/" in name or (os.path.exists(spec) and not os.path.exists(path)):
-            name, path = _stem(spec), spec
+            name, path = file_stem(spec), spec
         if not path:
             raise AitError(f"input {spec!r}: empty path")
         inputs.append(MixInput(name, path))
@@ -114,15 +113,6 @@ def parse_inputs(specs: Sequence[str]) -> list[MixInput]:
     if sum(1 for i in inputs if i.path == STDIO) > 1:
         raise AitError("stdin (-) can be read only once")
     return inputs
-
-
-def _stem(path: str) -> str:
-    if path == STDIO:
-        return "stdin"
-    name = Path(path).name
-    for suffix in (".gz", ".jsonl", ".ndjson", ".json"):
-        name = name.removesuffix(suffix)
-    return name or path
 
 
 def parse_weight(text: str) -> Fraction:

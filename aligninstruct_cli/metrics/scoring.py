@@ -11,13 +11,12 @@ counts, missing fields and unknown languages all stop the run with the file, lin
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Sequence
 
 import orjson
 
 from aligninstruct_cli.errors import AitError, InputError
-from aligninstruct_cli.io import STDIO, iter_lines, read_records
+from aligninstruct_cli.io import STDIO, file_stem, iter_lines, read_records
 from aligninstruct_cli.metrics import METRICS
 from aligninstruct_cli.metrics import bleu_chrf, significance
 from aligninstruct_cli.metrics.groups import Direction, Group, direction_of, group_directions, mean
@@ -43,15 +42,6 @@ class TestSet:
     ref_source: str  # "tgt field of FILE" or the --refs path
 
 
-def system_name(path: str) -> str:
-    if path == STDIO:
-        return "stdin"
-    name = Path(path).name
-    for suffix in (".gz", ".jsonl", ".json", ".ndjson"):
-        name = name.removesuffix(suffix)
-    return name or path
-
-
 def read_hypotheses(path: str, name: str | None = None) -> Hypotheses:
     records, lines, seen = [], [], {}
     for line_no, rec in read_records(path, kind="hypothesis", with_location=True):
@@ -63,7 +53,7 @@ def read_hypotheses(path: str, name: str | None = None) -> Hypotheses:
         lines.append(line_no)
     if not records:
         raise AitError(f"{path}: no hypotheses (empty input)")
-    return Hypotheses(name or system_name(path), path, records, lines)
+    return Hypotheses(name or file_stem(path), path, records, lines)
 
 
 def _id_key(value: Any) -> tuple[str, Any]:
