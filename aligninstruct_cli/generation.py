@@ -162,6 +162,9 @@ def load_model(model_id: str, adapter: str | None = None, *, merge: bool = False
     """A causal LM and its tokenizer (left padding), with the LoRA adapter applied (merged with `merge`)."""
     if merge and not adapter:
         raise AitError("--merge needs --adapter")
+    if model_id.startswith(("/", "./", "../", "~")) and not Path(model_id).expanduser().exists():
+        raise AitError(f"--model {model_id}: no such directory",
+                       hint="pass a local model directory or a hub id such as bigscience/bloomz-7b1")
     if adapter:
         check_adapter_base(adapter, model_id)
     import torch  # noqa: F401  (heavy: only when a model is really loaded)

@@ -315,3 +315,13 @@ def test_option_errors(tmp_path, noisy_bloom_dir):
         result = runner.invoke(app, ["translate", str(src), "--model", str(noisy_bloom_dir), *extra])
         assert result.exit_code == 2, (extra, result.output)
         assert message in result.output
+
+
+def test_missing_model_directory_is_a_clean_error(tmp_path):
+    src = tmp_path / "src.jsonl"
+    src.write_text(json.dumps({"id": "1", "src_lang": "en", "tgt_lang": "kk", "src": "hello"}) + "\n")
+    out = tmp_path / "out.jsonl"
+    result = runner.invoke(app, ["translate", str(src), "--model", str(tmp_path / "no-model"), "-o", str(out)])
+    assert result.exit_code == 2
+    assert "no such directory" in result.output and "Traceback" not in result.output
+    assert not out.exists()
