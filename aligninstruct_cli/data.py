@@ -27,6 +27,8 @@ from aligninstruct_cli.languages import Language, get_language
 OPUS100_HUB_ID = "Helsinki-NLP/opus-100"
 FLORES_HUB_ID = "openlanguagedata/flores_plus"
 DIRECTIONS = ("en-xx", "xx-en", "both")
+# FLORES+ renamed some FLORES-200 codes (Mandarin is cmn_Hans/cmn_Hant there).
+FLORES_PLUS_CODES = {"zho_Hans": "cmn_Hans", "zho_Hant": "cmn_Hant"}
 # OPUS-100's file names say dev, the hub says validation; FLORES says dev/devtest everywhere.
 _OPUS_SPLITS = {"train": "train", "dev": "validation", "validation": "validation", "test": "test"}
 _FLORES_SPLITS = ("dev", "devtest")
@@ -77,11 +79,25 @@ def _zip_sides(first: Iterable[str] | Path, second: Iterable[str] | Path,
         yield a[1], b[1]
 
 
-def _parquet_rows(files: list[Path]) -> Iterator[dict]:
-    from datasets import load_dataset
+def _load_dataset(*args, **kwargs) -> Iterator[dict]:
+    """Rows of `datasets.load_dataset(..., streaming=True)`; a missing `datasets`, an unreachable hub or
+    an unknown dataset/config/split becomes a clean error (streaming fails late, so rows are wrapped)."""
+    try:
+        from datasets import load_dataset
+    except ImportError:
+        raise AitError("reading the hub or parquet files needs the datasets library",
+                       hint="pip install 'aligninstruct-cli[data]', or pass --source with the release text files") from None
+    what = " ".join(str(a) for a in args[:2])
+    try:
+        yield from load_dataset(*args, streaming=True, **kwargs)
+    except (OSError, ValueError) as exc:  # requests/hub errors are OSErrors; bad configs ValueErrors
+        raise AitError(f"cannot read {what}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+                       hint="offline? pass --source DIR with a local copy (see docs/data.md); FLORES+ is "
+                            "gated: accept its terms on the hub and `huggingface-cli login`") from None
 
-    dataset = load_dataset("parquet", data_files=[str(f) for f in files], split="train", streaming=True)
-    yield from dataset
+
+def _parquet_rows(files: list[Path]) -> Iterator[dict]:
+    yield from _load_dataset("parquet", data_files=[str(f) for f in files], split="train")
 
 
 def opus100(pair: str, split: str, *, source: str | None = None, direction: str = "en-xx",
@@ -93,9 +109,7 @@ def opus100(pair: str, split: str, *, source: str | None = None, direction: str 
     hub_split = _OPUS_SPLITS[split]
     file_split = "dev" if hub_split == "validation" else hub_split
     if source is None:
-        from datasets import load_dataset
-
-        rows = load_dataset(OPUS100_HUB_ID, name, split=hub_split, streaming=True)
+        rows = _load_dataset(OPUS100_HUB_ID, name, split=hub_split)
         pairs = ((r["translation"]["en"], r["translation"][xx.code]) for r in rows)
     else:
         root = Path(source)
@@ -117,14 +131,13 @@ def opus100(pair: str, split: str, *, source: str | None = None, direction: str 
 
 def _flores_sentences(code: str, split: str, source: str | None) -> Iterable[str] | Path:
     if source is None:
-        from datasets import load_dataset
-
-        return (r["text"] for r in load_dataset(FLORES_HUB_ID, code, split=split, streaming=True))
+        return (r["text"] for r in _load_dataset(FLORES_HUB_ID, FLORES_PLUS_CODES.get(code, code), split=split))
     root = Path(source)
     text_file = root / split / f"{code}.{split}"
     if text_file.exists():
         return text_file
-    parquet = sorted((root / split).glob(f"{code}.parquet")) or sorted((root / split).glob(f"{code}-*.parquet"))
+    parquet = [f for name in dict.fromkeys((code, FLORES_PLUS_CODES.get(code, code)))
+               for f in sorted((root / split).glob(f"{name}.parquet")) + sorted((root / split).glob(f"{name}-*.parquet"))]
     if parquet:
         return (r["text"] for r in _parquet_rows(parquet))
     raise AitError(f"{source}: no FLORES-200 {code} {split} data found",

@@ -81,7 +81,7 @@ vi  | vie_Latn | Vietnamese | vie
 wo  | wol_Latn | Wolof | wol
 xh  | xho_Latn | Xhosa | xho
 yo  | yor_Latn | Yoruba | yor
-zh  | zho_Hans | Chinese | zho zho_Hant
+zh  | zho_Hans | Chinese | zho zho_Hant cmn cmn_Hans cmn_Hant
 zu  | zul_Latn | Zulu | zul
 """)
 

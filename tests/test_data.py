@@ -89,3 +89,16 @@ def test_cli_writes_jsonl_and_reports_errors(shared_data, tmp_path):
 def test_non_english_opus_pair_is_rejected():
     with pytest.raises(AitError, match="English-centric"):
         list(data.opus100("de-fr", "test", source="."))
+
+
+def test_hub_unreachable_is_a_clean_error(tmp_path):
+    """The test session runs with HF_HUB_OFFLINE=1 (conftest): the hub path must fail cleanly."""
+    out = tmp_path / "kk.jsonl"
+    result = runner.invoke(app, ["data", "opus100", "--pair", "en-kk", "--split", "test", "-o", str(out)])
+    assert result.exit_code == 2, result.output
+    assert "cannot read Helsinki-NLP/opus-100 en-kk" in result.output and "--source" in result.output
+    assert not out.exists()
+
+
+def test_flores_plus_code_for_mandarin():
+    assert data.FLORES_PLUS_CODES["zho_Hans"] == "cmn_Hans"

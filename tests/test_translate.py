@@ -213,6 +213,11 @@ def test_resume_completes_a_half_written_file(tmp_path, noisy_bloom_dir):
     result = runner.invoke(app, ["translate", str(src), "-o", str(half), "--resume", "--prompt", "1", *args])
     assert result.exit_code == 2 and "made with" in result.output
     assert half.read_bytes() == full.read_bytes()
+    # --resume on a first run (no output yet) simply translates everything
+    fresh = tmp_path / "fresh.jsonl"
+    result = runner.invoke(app, ["translate", str(src), "-o", str(fresh), "--resume", *args])
+    assert result.exit_code == 0, result.output
+    assert fresh.read_bytes() == full.read_bytes()
 
 
 def test_pivot_keeps_both_legs(tmp_path, loaded, noisy_bloom_dir):

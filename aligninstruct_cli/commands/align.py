@@ -65,7 +65,7 @@ def align_command(
     model: Annotated[Optional[str], typer.Option("--model", metavar="DIR", help="Align with a model saved "
                                                  "by --save-model instead of training (EM options ignored).")] = None,
     backend: Annotated[str, typer.Option("--backend", help="fast_align (built in) or eflomal (optional "
-                                         "extra: pip install 'aligninstruct-cli[eflomal]').")] = "fast_align",
+                                         "extra: pip install 'aligninstruct-cli\\[eflomal]').")] = "fast_align",
     threads: Annotated[int, typer.Option("--threads", help="Worker threads for pair-id building and EM "
                                          "(each runs single-threaded PyTorch ops on its share of the "
                                          "corpus). Use the number of idle cores.")] = 1,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
 import typer
@@ -31,7 +32,10 @@ def _input_format(path: str, fmt: str) -> str:
 
 
 def _finished_ids(output: str, model: str, adapter: Optional[str], prompt_name: str) -> set:
-    """Ids already in a resumed output file; refuses a file made with another model/adapter/prompt."""
+    """Ids already in a resumed output file (none on a first run); refuses a file made with another
+    model/adapter/prompt."""
+    if not Path(output).exists():
+        return set()
     AppendRecordWriter.trim_partial_line(output)
     done = set()
     for line_no, rec in read_records(output, kind="hypothesis", with_location=True):
