@@ -21,14 +21,6 @@ from aligninstruct_cli.records import validate_aligned
 torch = pytest.importorskip("torch")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # ----------------------------------------------------------------------------------------- symmetrize
 # Worked by hand (see the comments): 6 source x 6 target words.
 #   forward (one source word per target word): t0<-s0 t1<-s1 t2<-s3 t3<-s3 t4<-s0 t5<-s5

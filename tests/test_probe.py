@@ -14,16 +14,6 @@ from aligninstruct_cli.tiny import sample_texts
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _few_threads():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture()
 def pairs_file(tmp_path) -> Path:
     texts = sample_texts(24, seed=13)

@@ -21,16 +21,6 @@ from train_helpers import make_data, mt_record, write_jsonl
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     return make_data(tmp_path_factory.mktemp("train-data"), n_mt=12, n_align=6)

@@ -17,16 +17,6 @@ runner = CliRunner()
 DIRECTIONS = [("en", "kk"), ("kk", "en"), ("de", "fr"), ("en", "cy")]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _few_threads():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def noisy_bloom_dir(tmp_path_factory, tiny_bloom_dir) -> Path:
     """The tiny BLOOM with larger random weights: its greedy outputs differ from prompt to prompt and

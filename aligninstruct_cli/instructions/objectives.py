@@ -261,12 +261,19 @@ class InstructionBuilder:
             parts = self._split[key] = (head, tail)
         return parts
 
-    # ------------------------------------------------------------------------------------- align
-    def _align(self, record: Record) -> list[Record]:
+    def _gold_pairs(self, record: Record) -> tuple[list[int], list]:
+        """The selected gold pairs' indices and the record's directions; a record without any gold pair
+        is counted as unusable for every direction it would have given."""
         indices = self._selected_pairs(record)
         directions = self._directions(record)
         if not indices:
             self.stats.unusable["no gold pair in `pairs`"] += len(directions)
+        return indices, directions
+
+    # ------------------------------------------------------------------------------------- align
+    def _align(self, record: Record) -> list[Record]:
+        indices, directions = self._gold_pairs(record)
+        if not indices:
             return []
         rng = self._rng(record)
         # How many False records each selected pair gets, the same in every direction.
@@ -304,10 +311,8 @@ class InstructionBuilder:
 
     # ------------------------------------------------------------------------------------- hint
     def _hint(self, record: Record) -> list[Record]:
-        indices = self._selected_pairs(record)
-        directions = self._directions(record)
+        indices, directions = self._gold_pairs(record)
         if not indices:
-            self.stats.unusable["no gold pair in `pairs`"] += len(directions)
             return []
         pairs = record["pairs"]
         if len(indices) > self.max_hints:
@@ -323,10 +328,8 @@ class InstructionBuilder:
 
     # ------------------------------------------------------------------------------------- revise
     def _revise(self, record: Record) -> list[Record]:
-        indices = self._selected_pairs(record)
-        directions = self._directions(record)
+        indices, directions = self._gold_pairs(record)
         if not indices:
-            self.stats.unusable["no gold pair in `pairs`"] += len(directions)
             return []
         rng = self._rng(record)
         out = []
