@@ -150,6 +150,28 @@ def test_tokenized_cache_is_reused_by_content(tmp_path, data, tokenizer, monkeyp
     assert path3 != path1  # another max length is another cache entry
 
 
+def test_cache_is_memory_mapped_and_a_stage_set_reads_its_members_in_place(tmp_path, tokenizer):
+    from aligninstruct_cli.training.data import TokenizedSet
+
+    first = tokenize_records([(1, mt_record(0, "the cat", "kalo")), (2, {**mt_record(1, "a dog", "mir"), "id": "ü-ñ"})],
+                             tokenizer, path="a.jsonl", max_length=384, progress=False)
+    second = tokenize_records([(5, mt_record(2, "the sun", "tesa ra"))], tokenizer, path="b.jsonl", max_length=384,
+                              progress=False)
+    for name, part in (("a", first), ("b", second)):
+        part.save(tmp_path / name)
+    a, b = TokenizedSet.load(tmp_path / "a"), TokenizedSet.load(tmp_path / "b")
+    assert isinstance(a.tokens, np.memmap) and not a.tokens.flags.writeable  # shared page cache, no copy
+    assert a.ids.tolist() == ["mt0", "ü-ñ"] and a.lines.tolist() == [1, 2] and a.stats == first.stats
+    stage = TokenizedSet.concat([a, b], ["mt", "align"])
+    assert len(stage) == 3 and stage.lengths.tolist() == a.lengths.tolist() + b.lengths.tolist()
+    for i, (part, local) in enumerate([(a, 0), (a, 1), (b, 0)]):
+        tokens, prompt_len = stage.example(i)
+        assert tokens.tolist() == part.example(local)[0].tolist() and prompt_len == part.example(local)[1]
+    assert stage.record_ids([2, 0, 1]) == ["align:mt2", "mt:mt0", "mt:ü-ñ"]
+    batch = collate(stage, np.array([2, 1]), tokenizer.pad_token_id)
+    assert batch["input_ids"][0, :len(b.example(0)[0])].tolist() == b.example(0)[0].tolist()
+
+
 def _lengths(n=997, seed=0):
     return np.random.default_rng(seed).integers(20, 300, size=n)
 

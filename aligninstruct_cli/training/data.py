@@ -16,7 +16,11 @@ truncating tokenizer) and drops it if no output token is left; both are counted 
 Order: the order of an epoch is a pure function of (seed, stage, epoch, lengths, batch geometry), so a
 resumed run replays it exactly and every rank computes the whole plan without communication.
 
-Memory: the tokenized data of a stage is held in memory as int32 arrays (epochs reshuffle it).
+Memory: a tokenized file is cached as a directory of .npy arrays (flat int32 tokens, offsets, prompt
+lengths, line numbers, ids as one UTF-8 blob + offsets) and every rank memory-maps it, so the tokens are
+read from the page cache that all ranks of a node share, not copied into each. A multi-task stage is a
+`StageSet` over its members' caches, so no tokens are concatenated either; each rank holds only the
+per-example lengths (about 20 bytes an example).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from array import array
 from typing import Any, Iterable
 
 import numpy as np
@@ -33,12 +38,33 @@ import numpy as np
 from aligninstruct_cli.errors import AitError, InputError
 from aligninstruct_cli.instructions.templates import OUTPUT_SEPARATOR
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: a directory of memory-mappable .npy arrays
 GROUP_FACTOR = 32  # length-sorting window, in global batches: bigger = less padding, less randomness
 _TOKENIZE_CHUNK = 1024
 
 
 # ------------------------------------------------------------------------------------------- tokenized set
+class IdTable:
+    """Record ids as one UTF-8 blob + offsets: memory-mappable, and compact where fixed-width numpy strings
+    would cost 4 bytes per character of the longest id for every record."""
+
+    def __init__(self, blob: np.ndarray, offsets: np.ndarray):
+        self.blob = blob  # uint8
+        self.offsets = offsets  # int64, n + 1
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i: int) -> str:
+        return bytes(self.blob[self.offsets[i]:self.offsets[i + 1]]).decode("utf-8")
+
+    def take(self, indices: Iterable[int]) -> list[str]:
+        return [self[int(i)] for i in indices]
+
+    def tolist(self) -> list[str]:
+        return self.take(range(len(self)))
+
+
 @dataclass
 class TokenizedSet:
     """Examples as flat int32 tokens + offsets; `prompt_len[i]` tokens of example i carry no loss."""
@@ -46,9 +72,11 @@ class TokenizedSet:
     tokens: np.ndarray  # int32, all examples back to back
     offsets: np.ndarray  # int64, n + 1
     prompt_len: np.ndarray  # int32, n
-    ids: np.ndarray  # str, n: the records' ids
+    ids: IdTable  # the records' ids
     lines: np.ndarray  # int64, n: line numbers in the source file
     stats: dict[str, int] = field(default_factory=dict)
+
+    _ARRAYS = ("tokens", "offsets", "prompt_len", "lines")
 
     def __len__(self) -> int:
         return len(self.prompt_len)
@@ -64,30 +92,74 @@ class TokenizedSet:
     def example(self, i: int) -> tuple[np.ndarray, int]:
         return self.tokens[self.offsets[i]:self.offsets[i + 1]], int(self.prompt_len[i])
 
-    def save(self, path: str | os.PathLike[str]) -> None:
-        from aligninstruct_cli.io import atomic_path
+    def record_ids(self, indices: Iterable[int]) -> list[str]:
+        return self.ids.take(indices)
 
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, tokens=self.tokens, offsets=self.offsets, prompt_len=self.prompt_len,
-                         ids=self.ids, lines=self.lines,
-                         stats=np.array(sorted(self.stats.items()), dtype=object).astype(str))
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write a cache directory atomically (a temporary directory renamed into place)."""
+        import json
+        import shutil
+        import tempfile
+
+        target = Path(path)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        try:
+            for name in self._ARRAYS:
+                np.save(tmp / f"{name}.npy", np.ascontiguousarray(getattr(self, name)))
+            np.save(tmp / "ids_blob.npy", np.asarray(self.ids.blob, dtype=np.uint8))
+            np.save(tmp / "ids_offsets.npy", np.asarray(self.ids.offsets, dtype=np.int64))
+            (tmp / "stats.json").write_text(json.dumps(self.stats, sort_keys=True))
+            os.replace(tmp, target)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> "TokenizedSet":
-        with np.load(path, allow_pickle=False) as z:
-            stats = {str(k): int(v) for k, v in z["stats"]} if z["stats"].size else {}
-            return cls(z["tokens"], z["offsets"], z["prompt_len"], z["ids"], z["lines"], stats)
+        """Memory-map a cache directory (read-only)."""
+        import json
+
+        root = Path(path)
+        arrays = {name: np.load(root / f"{name}.npy", mmap_mode="r", allow_pickle=False) for name in cls._ARRAYS}
+        ids = IdTable(np.load(root / "ids_blob.npy", mmap_mode="r", allow_pickle=False),
+                      np.load(root / "ids_offsets.npy", mmap_mode="r", allow_pickle=False))
+        stats = json.loads((root / "stats.json").read_text())
+        return cls(arrays["tokens"], arrays["offsets"], arrays["prompt_len"], ids, arrays["lines"], stats)
 
     @classmethod
-    def concat(cls, parts: list["TokenizedSet"], prefixes: list[str]) -> "TokenizedSet":
+    def concat(cls, parts: list["TokenizedSet"], prefixes: list[str]) -> "StageSet":
         """One set from several (a multi-task stage); ids become `prefix:id` so they stay unique."""
-        tokens = np.concatenate([p.tokens for p in parts])
-        starts = np.cumsum([0] + [len(p.tokens) for p in parts[:-1]])
-        offsets = np.concatenate([[0]] + [p.offsets[1:] + s for p, s in zip(parts, starts)]).astype(np.int64)
-        ids = np.concatenate([np.char.add(f"{pre}:", p.ids.astype(str)) for p, pre in zip(parts, prefixes)])
-        return cls(tokens, offsets, np.concatenate([p.prompt_len for p in parts]), ids,
-                   np.concatenate([p.lines for p in parts]))
+        return StageSet(parts, prefixes)
+
+
+class StageSet:
+    """The examples of several TokenizedSets as one index space, without copying their tokens."""
+
+    def __init__(self, parts: list[TokenizedSet], prefixes: list[str]):
+        self.parts = parts
+        self.prefixes = prefixes
+        self.starts = np.cumsum([0] + [len(p) for p in parts]).astype(np.int64)
+        self.lengths = np.concatenate([p.lengths for p in parts])
+        self.output_lengths = np.concatenate([p.output_lengths for p in parts])
+        self.stats = {}
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def _locate(self, i: int) -> tuple[int, int]:
+        part = int(np.searchsorted(self.starts, i, side="right")) - 1
+        return part, i - int(self.starts[part])
+
+    def example(self, i: int) -> tuple[np.ndarray, int]:
+        part, local = self._locate(i)
+        return self.parts[part].example(local)
+
+    def record_ids(self, indices: Iterable[int]) -> list[str]:
+        out = []
+        for i in indices:
+            part, local = self._locate(int(i))
+            out.append(f"{self.prefixes[part]}:{self.parts[part].ids[local]}")
+        return out
 
 
 def tokenizer_fingerprint(tokenizer) -> str:
@@ -123,10 +195,13 @@ def tokenize_records(records: Iterable[tuple[int, dict[str, Any]]], tokenizer, *
 
     if tokenizer.eos_token_id is None:
         raise AitError("the tokenizer has no EOS token; training appends EOS to every output")
-    tokens: list[np.ndarray] = []
-    prompt_len: list[int] = []
-    ids: list[str] = []
-    lines: list[int] = []
+    # Compact accumulators (array, not lists of small arrays): millions of records stay cheap.
+    tokens = array("i")
+    lengths = array("q")
+    prompt_len = array("i")
+    id_blob = bytearray()
+    id_offsets = array("q", [0])
+    lines = array("q")
     stats = {"records": 0, "truncated": 0, "skipped_too_long": 0, "max_tokens": 0}
 
     def flush(chunk: list[tuple[int, dict[str, Any]]]) -> None:
@@ -148,9 +223,12 @@ def tokenize_records(records: Iterable[tuple[int, dict[str, Any]]], tokenizer, *
                     continue
                 stats["truncated"] += 1
                 t = t[:max_length - len(p)]
-            tokens.append(np.asarray(p + t, dtype=np.int32))
+            tokens.extend(p)
+            tokens.extend(t)
+            lengths.append(len(p) + len(t))
             prompt_len.append(len(p))
-            ids.append(str(rec["id"]))
+            id_blob.extend(str(rec["id"]).encode("utf-8"))
+            id_offsets.append(len(id_blob))
             lines.append(line)
 
     chunk: list[tuple[int, dict[str, Any]]] = []
@@ -162,11 +240,11 @@ def tokenize_records(records: Iterable[tuple[int, dict[str, Any]]], tokenizer, *
             chunk = []
     if chunk:
         flush(chunk)
-    lengths = np.array([len(t) for t in tokens], dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    flat = np.concatenate(tokens) if tokens else np.zeros(0, dtype=np.int32)
-    return TokenizedSet(flat, offsets, np.asarray(prompt_len, dtype=np.int32),
-                        np.asarray(ids, dtype=str), np.asarray(lines, dtype=np.int64), stats)
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(np.frombuffer(lengths, dtype=np.int64), out=offsets[1:])
+    ids = IdTable(np.frombuffer(bytes(id_blob), dtype=np.uint8), np.frombuffer(id_offsets, dtype=np.int64))
+    return TokenizedSet(np.frombuffer(tokens, dtype=np.int32), offsets, np.frombuffer(prompt_len, dtype=np.int32),
+                        ids, np.frombuffer(lines, dtype=np.int64), stats)
 
 
 def load_or_tokenize(path: str, tokenizer, *, max_length: int, too_long: str, cache_dir: str | os.PathLike[str],
@@ -178,8 +256,8 @@ def load_or_tokenize(path: str, tokenizer, *, max_length: int, too_long: str, ca
         raise AitError(f"{path}: no such file" if not Path(path).exists() else f"{path}: not a file")
     file_hash = file_hash or file_sha256(path)
     key = cache_key(file_hash, tok_fingerprint or tokenizer_fingerprint(tokenizer), max_length, too_long)
-    cache = Path(cache_dir) / f"{key}.npz"
-    if cache.exists():
+    cache = Path(cache_dir) / f"{key}.tokens"
+    if cache.is_dir():
         try:
             return TokenizedSet.load(cache), cache
         except (OSError, ValueError, KeyError):

@@ -465,7 +465,7 @@ def train_stage(job: dict[str, Any], dist: Dist, lr_index: int, stage: int, resu
                             "global_step": position["global_step"] + 1}
                 step = position["global_step"]
                 if is_main and cfg["log_data_ids"]:
-                    _append_jsonl(ids_path, {**tag, "step": step, "ids": data.ids[plan[step_in_epoch]].tolist()})
+                    _append_jsonl(ids_path, {**tag, "step": step, "ids": data.record_ids(plan[step_in_epoch])})
                 if step % cfg["log_every"] == 0 or step == total_steps:
                     record = {**tag, "epoch": epoch + 1, "step": step, **meter.record(fpt, peak and peak * dist.world),
                               "learning_rate": scheduler.get_last_lr()[0]}
