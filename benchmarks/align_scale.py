@@ -18,9 +18,7 @@ RSS) extrapolates to 4.5M pairs; the acceptance bound is 24 GB.
 from __future__ import annotations
 
 import argparse
-import os
 import re
-import subprocess
 import tempfile
 import threading
 import time
@@ -28,7 +26,7 @@ import zlib
 from collections import Counter
 from pathlib import Path
 
-from _align_common import GOLD, ROOT, machine, read_lines
+from _align_common import GOLD, ROOT, machine, read_lines, run_measured
 
 PAPER_PAIRS = 4_500_000
 LIMIT_GB = 24.0
@@ -68,16 +66,12 @@ def run(path: Path, work: Path, threads: int) -> dict:
     ait = ROOT / ".venv" / "bin" / "ait"
     cmd = [str(ait), "align", str(path), "--src-lang", "de", "--tgt-lang", "en", "--lowercase",
            "--threads", str(threads), "--work-dir", str(work), "-o", "-"]
-    started = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
     anon = [0]
-    sampler = threading.Thread(target=_sample_anon, args=(proc.pid, anon), daemon=True)
-    sampler.start()
-    stderr = proc.stderr.read().decode()
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - started
-    if status != 0:
-        raise SystemExit(f"failed: {' '.join(cmd)}\n{stderr}")
+
+    def start_sampler(pid: int) -> None:
+        threading.Thread(target=_sample_anon, args=(pid, anon), daemon=True).start()
+
+    wall, usage, stderr = run_measured(cmd, start_sampler)
     summary = re.search(r"aligned .*", stderr)
     return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_gb": usage.ru_maxrss / 2**20,
             "anon_gb": anon[0] / 2**20, "summary": summary.group(0) if summary else stderr.strip()[-300:]}

@@ -19,13 +19,11 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from _align_common import GOLD, ROOT, machine, read_lines
+from _align_common import GOLD, ROOT, machine, read_lines, run_measured
 
 CPP_RATE = 2665.0  # sentences/s, C++ fast_align -d -o -v, one thread, deen x10 (align-gold README)
 CPP_PEAK_MB = 97
@@ -56,13 +54,7 @@ def run_once(path: Path, threads: int, out: Path) -> dict:
     if not Path(cmd[0]).exists():
         cmd = [sys.executable, "-m", "aligninstruct_cli", *cmd[1:]]
     load_before = os.getloadavg()[0]
-    started = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
-    stderr = proc.stderr.read().decode()
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - started
-    if status != 0:
-        raise SystemExit(f"failed: {' '.join(cmd)}\n{stderr}")
+    wall, usage, stderr = run_measured(cmd)
     inner = re.search(r"in ([\d.,]+)s \(([\d,]+) sentences/s\)", stderr)
     return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024,
             "inner_s": float(inner.group(1).replace(",", "")) if inner else float("nan"),
