@@ -103,6 +103,13 @@ def test_deepspeed_config(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ data
+def test_tiny_tokenizer_names_a_class_both_transformers_4_and_5_load(tiny_tokenizer_dir):
+    """transformers 5 saves fast tokenizers as "TokenizersBackend", unknown to 4.x (the GPU image runs 5.x,
+    CI 4.x): a tiny model built on one must load on the other."""
+    config = json.loads((Path(tiny_tokenizer_dir) / "tokenizer_config.json").read_text())
+    assert config["tokenizer_class"] == "PreTrainedTokenizerFast"
+
+
 def test_tokenization_masks_everything_but_separator_output_eos(tokenizer):
     from aligninstruct_cli.instructions.templates import OUTPUT_SEPARATOR
 
@@ -371,3 +378,42 @@ def test_zero_defaults_to_2_for_several_ranks_and_0_for_one():
     assert C.default_zero(3, "none") == 3
     assert C.default_zero(None, "none", offload="all") == 3
     assert C.default_zero(None, "none", offload="optimizer") == 2
+
+
+def test_compile_is_on_for_gpus_but_not_under_zero3_nor_on_cpus():
+    assert C.resolve_compile("auto", "cuda", 2) is True
+    assert C.resolve_compile("auto", "cuda", 3) is False
+    assert C.resolve_compile("auto", "cpu", 0) is False
+    assert C.resolve_compile("auto", "cuda", 2, gradient_checkpointing=True) is False
+    assert C.resolve_compile("on", "cpu", 0) is True and C.resolve_compile("off", "cuda", 0) is False
+    with pytest.raises(AitError, match="--zero 3"):
+        C.TrainConfig(model="m", data={"mt": "x"}, curriculum=[["mt"]], output="o", zero=3, compile="on").check()
+    with pytest.raises(AitError, match="--compile must be one of"):
+        C.TrainConfig(model="m", data={"mt": "x"}, curriculum=[["mt"]], output="o", compile="yes").check()
+
+
+def test_compiled_blocks_train_the_same_adapter(tiny_bloom_dir, data, tmp_path):
+    """--compile on (regional torch.compile of the decoder blocks; here inductor on the CPU) trains what eager
+    mode trains: same data order and, without dropout, the same weights up to float reassociation."""
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    from aligninstruct_cli.training.loop import decoder_blocks
+
+    assert len(decoder_blocks(AutoModelForCausalLM.from_pretrained(tiny_bloom_dir))) == 2  # BLOOM's transformer.h
+    weights = {}
+    for mode in ("off", "on"):
+        out = tmp_path / mode
+        result = runner.invoke(app, ["train", "--model", str(tiny_bloom_dir), "--data", f"mt={data['mt']}",
+                                     "--output", str(out), "--launcher", "none", "--epochs", "2", "--batch-size",
+                                     "4", "--lr", "1e-2", "--lora-dropout", "0", "--compile", mode,
+                                     "--cache-dir", str(tmp_path / "cache")])
+        assert result.exit_code == 0, result.output
+        assert ("decoder blocks compiled" in result.output) == (mode == "on")
+        weights[mode] = load_file(out / "final" / "adapter_model.safetensors")
+        assert json.loads((out / "run.json").read_text())["hyperparameters"]["compile"] == mode
+    assert weights["on"].keys() == weights["off"].keys()
+    for key, eager in weights["off"].items():
+        assert eager.abs().max() > 0
+        torch.testing.assert_close(weights["on"][key], eager, rtol=1e-3, atol=1e-4)

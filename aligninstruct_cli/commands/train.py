@@ -60,6 +60,11 @@ def train(
     gradient_checkpointing: Annotated[bool, typer.Option(
         "--gradient-checkpointing", help="Recompute activations in the backward pass (less memory, ~30% "
         "slower).", rich_help_panel=PANEL_MODEL)] = False,
+    compile_blocks: Annotated[str, typer.Option(
+        "--compile", help="torch.compile each decoder block: auto (on a GPU, unless --zero 3 or "
+        "--gradient-checkpointing; falls back to eager if compiling fails), on, or off. Costs up to a minute "
+        "at the start of a stage; made LoRA steps 1.5-1.8x faster on an H100.",
+        rich_help_panel=PANEL_MODEL)] = "auto",
     launcher: Annotated[str, typer.Option("--launcher", help="deepspeed: start workers with the deepspeed "
                                           "launcher; none: train in this process on one device.",
                                           rich_help_panel=PANEL_LAUNCH)] = "deepspeed",
@@ -115,7 +120,7 @@ def train(
         lora_dropout=lora_dropout,
         lora_targets=[t.strip() for t in lora_targets.split(",") if t.strip()] if lora_targets else None,
         warmup_ratio=warmup_ratio, weight_decay=weight_decay, grad_clip=grad_clip, precision=precision,
-        too_long=too_long, gradient_checkpointing=gradient_checkpointing, zero=C.default_zero(zero, launcher, num_gpus, num_nodes, hostfile, offload), offload=offload,
+        too_long=too_long, gradient_checkpointing=gradient_checkpointing, compile=compile_blocks, zero=C.default_zero(zero, launcher, num_gpus, num_nodes, hostfile, offload), offload=offload,
         save_every=save_every, log_every=log_every, log_data_ids=log_data_ids)
     opts = LaunchOptions(launcher=launcher, num_gpus=num_gpus, num_nodes=num_nodes, hostfile=hostfile,
                          master_port=master_port, deepspeed_config=deepspeed_config, dry_run=dry_run,

@@ -42,6 +42,7 @@ LORA_TARGETS: dict[str, list[str]] = {
 }
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+COMPILE = ("auto", "on", "off")
 TOO_LONG = ("error", "skip", "truncate")
 OFFLOAD = ("none", "optimizer", "all")
 LAUNCHERS = ("deepspeed", "none")
@@ -167,6 +168,7 @@ class TrainConfig:
     precision: str = "auto"
     too_long: str = "error"
     gradient_checkpointing: bool = False
+    compile: str = "auto"
     zero: int = ZERO_STAGE
     offload: str = "none"
     save_every: int = 0
@@ -189,7 +191,8 @@ class TrainConfig:
         if not 0 <= self.warmup_ratio < 1:
             raise AitError(f"--warmup-ratio must be in [0, 1), not {self.warmup_ratio:g}")
         for name, value, allowed in (("precision", self.precision, PRECISIONS),
-                                     ("too-long", self.too_long, TOO_LONG), ("offload", self.offload, OFFLOAD)):
+                                     ("too-long", self.too_long, TOO_LONG), ("offload", self.offload, OFFLOAD),
+                                     ("compile", self.compile, COMPILE)):
             if value not in allowed:
                 raise AitError(f"--{name} must be one of {', '.join(allowed)}, not {value!r}")
         if self.zero not in (0, 1, 2, 3):
@@ -198,6 +201,9 @@ class TrainConfig:
             raise AitError("--offload all (parameters too) needs --zero 3")
         if self.offload != "none" and self.zero == 0:
             raise AitError("--offload needs ZeRO (--zero 1, 2 or 3)")
+        if self.compile == "on" and self.zero == 3:
+            raise AitError("--compile on does not work with --zero 3 (its hooks gather each block's weights)",
+                           hint="use --zero 2, or --compile off")
         if len(self.lrs) > 1 and not self.val:
             raise AitError("several --lr values need --val to choose between them")
 
@@ -214,6 +220,14 @@ def resolve_precision(precision: str) -> str:
     if torch.cuda.is_available():
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     return "fp32"
+
+
+def resolve_compile(setting: str, device_type: str, zero: int, gradient_checkpointing: bool = False) -> bool:
+    """`auto` → compile the decoder blocks on a GPU, unless ZeRO-3 partitions their weights or gradient
+    checkpointing re-runs them; never on a CPU (inductor needs a C++ compiler there, and gains little)."""
+    if setting != "auto":
+        return setting == "on"
+    return device_type == "cuda" and zero != 3 and not gradient_checkpointing
 
 
 def torch_dtype(precision: str):

@@ -26,7 +26,7 @@ from aligninstruct_cli.training.config import TrainConfig, lora_targets_for, res
 
 WORKER_MODULE = "aligninstruct_cli.training.loop"
 # Options that change only logging or checkpoint frequency: they may differ on --resume.
-RESUME_FREE = ("output", "save_every", "log_every", "log_data_ids")
+RESUME_FREE = ("output", "save_every", "log_every", "log_data_ids", "compile")  # same maths either way
 
 
 class LaunchError(AitError):

@@ -30,7 +30,7 @@ import numpy as np
 from aligninstruct_cli import console
 from aligninstruct_cli.io import read_json, write_json
 from aligninstruct_cli.training import checkpoint as ckpt
-from aligninstruct_cli.training.config import lora_config, lr_tag, stage_dir_name, torch_dtype
+from aligninstruct_cli.training.config import lora_config, lr_tag, resolve_compile, stage_dir_name, torch_dtype
 from aligninstruct_cli.training.data import (Geometry, TokenizedSet, collate, epoch_plan, output_tokens,
                                              split_global_batch, steps_per_epoch)
 
@@ -90,6 +90,35 @@ def build_loss_module(model, *, recompute_chunks: bool):
             return total
 
     return TargetLoss(model)
+
+
+def decoder_blocks(model):
+    """The repeated transformer blocks of a causal LM (BLOOM's `transformer.h`, Llama's `model.layers`, ...):
+    the longest ModuleList of one class under the backbone."""
+    import torch
+
+    backbone, _, _ = _parts(model)
+    lists = [m for m in backbone.modules() if isinstance(m, torch.nn.ModuleList) and len(m)
+             and len({type(b) for b in m}) == 1]
+    return max(lists, key=len) if lists else None
+
+
+def compile_blocks(model, *, fall_back: bool = False) -> int:
+    """`torch.compile` each decoder block in place (regional compilation: one block's graph, reused by every
+    layer, so compiling takes seconds to a minute rather than many minutes); shapes are dynamic, so varying
+    batch lengths do not recompile. On a GPU a LoRA step of real-length batches is bound by Python and
+    kernel launches, which this cuts. With `fall_back`, a block that fails to compile runs eagerly (with
+    a warning) instead of stopping the run. Returns the number of blocks compiled."""
+    blocks = decoder_blocks(model)
+    if blocks is None:
+        return 0
+    if fall_back:
+        import torch._dynamo
+
+        torch._dynamo.config.suppress_errors = True
+    for block in blocks:
+        block.compile(dynamic=True)
+    return len(blocks)
 
 
 def zero3_loading(job: dict[str, Any]):
@@ -291,7 +320,9 @@ def _to_device(batch: dict[str, Any], device) -> dict[str, Any]:
     import torch
 
     keys = ("input_ids", "attention_mask", "loss_rows", "loss_cols", "loss_targets")
-    return {k: torch.from_numpy(batch[k]).to(device, non_blocking=True) for k in keys}
+    if device.type == "cuda":  # from pinned memory the copy is asynchronous: the GPU need not drain first
+        return {k: torch.from_numpy(batch[k]).pin_memory().to(device, non_blocking=True) for k in keys}
+    return {k: torch.from_numpy(batch[k]) for k in keys}
 
 
 def evaluate(engine, data: TokenizedSet, geometry: Geometry, dist: Dist, pad_id: int, pad_multiple: int) -> float:
@@ -327,26 +358,36 @@ def linear_schedule(warmup: int, total: int):
 
 
 class Meter:
-    """Loss, tokens and time since the last metrics line."""
+    """Loss, tokens and time since the last metrics line. The loss stays on the device and the ranks are summed
+    only when a line is written: a per-step sync would make the CPU wait for the GPU every step instead of
+    queueing the next one."""
 
     def __init__(self):
         self.restart()
 
     def restart(self) -> None:
-        self.loss = 0.0
+        self.loss = None
         self.targets = self.real = self.padded = 0
         self.t0 = time.perf_counter()
 
-    def add(self, loss_sum: float, targets: int, real: int, padded: int) -> None:
-        self.loss += loss_sum
+    def add(self, loss_sum, targets: int, real: int, padded: int) -> None:
+        """`loss_sum` (a tensor) and `real`/`padded` are this rank's; `targets` counts the global batch."""
+        self.loss = loss_sum if self.loss is None else self.loss + loss_sum
         self.targets += targets
         self.real += real
         self.padded += padded
 
-    def record(self, flops_per_token: float, peak_total: float | None) -> dict[str, Any]:
-        tps = self.real / max(time.perf_counter() - self.t0, 1e-9)
-        return {"loss": self.loss / max(self.targets, 1), "tokens_per_s": tps,
-                "real_token_fraction": self.real / max(self.padded, 1),
+    def record(self, dist: Dist, flops_per_token: float, peak_total: float | None) -> dict[str, Any]:
+        import torch
+
+        local = torch.zeros(3, dtype=torch.float64, device=dist.device)
+        if self.loss is not None:
+            local[0] = self.loss
+        local[1], local[2] = self.real, self.padded
+        loss, real, padded = dist.sum(local)
+        tps = real / max(time.perf_counter() - self.t0, 1e-9)
+        return {"loss": loss / max(self.targets, 1), "tokens_per_s": tps,
+                "real_token_fraction": real / max(padded, 1),
                 "mfu": tps * flops_per_token / peak_total if peak_total else None}
 
 
@@ -375,14 +416,13 @@ def make_engine(model, loss_module, cfg: dict[str, Any], ds_config: dict[str, An
 
 
 def train_step(engine, data: TokenizedSet, batch_indices: np.ndarray, geometry: Geometry, dist: Dist, pad_id: int,
-               pad_multiple: int) -> tuple[float, int, int, int]:
-    """One optimizer step over a global batch; returns (summed target loss, target tokens, real tokens,
-    padded tokens), all ranks together."""
-    import torch
-
+               pad_multiple: int):
+    """One optimizer step over a global batch; returns (this rank's summed target loss, as a tensor on its
+    device; the global batch's target tokens; this rank's real and padded tokens). Nothing here waits for
+    the device."""
     targets = output_tokens(data, batch_indices)
     scale = dist.world * geometry.grad_accum / max(targets, 1)  # → mean over the global batch's targets
-    totals = torch.zeros(3, dtype=torch.float64, device=dist.device)
+    loss_sum, real, padded = None, 0, 0
     for per_rank in split_global_batch(batch_indices, geometry):
         mine = per_rank[dist.rank]
         batch = collate(data, mine if len(mine) else batch_indices[:1], pad_id, pad_to_multiple=pad_multiple)
@@ -391,11 +431,10 @@ def train_step(engine, data: TokenizedSet, batch_indices: np.ndarray, geometry: 
         engine.backward(loss * (scale * weight))
         engine.step()  # DeepSpeed steps the optimizer at the accumulation boundary only
         if len(mine):
-            totals[0] += loss.detach().double()
-            totals[1] += batch["real_tokens"]
-            totals[2] += batch["input_ids"].size
-    loss_sum, real, padded = dist.sum(totals)
-    return loss_sum, targets, int(real), int(padded)
+            loss_sum = loss.detach().double() if loss_sum is None else loss_sum + loss.detach().double()
+            real += batch["real_tokens"]
+            padded += batch["input_ids"].size
+    return loss_sum, targets, real, padded
 
 
 def train_stage(job: dict[str, Any], dist: Dist, lr_index: int, stage: int, resume: dict[str, Any] | None) -> float | None:
@@ -423,6 +462,11 @@ def train_stage(job: dict[str, Any], dist: Dist, lr_index: int, stage: int, resu
     zero3_context = zero3_loading(job)  # noqa: F841  (must live as long as the model)
     model = load_model(job, lr_index, stage, job["precision"])
     fpt = flops_per_token(compute_params(model), _parts(model)[2], float(data.lengths.mean()))
+    # ZeRO-3's hooks gather each block's weights as it runs: a compiled block would trace them (a --deepspeed-config
+    # may ask for stage 3 whatever --zero said, so this is decided here)
+    setting = cfg.get("compile", "off")
+    compiled = 0 if zero3 or not resolve_compile(setting, dist.device.type, 0, cfg["gradient_checkpointing"]) \
+        else compile_blocks(model, fall_back=setting == "auto")
     peak = device_peak_flops(dist.device)
     loss_module = build_loss_module(model, recompute_chunks=not zero3)
     engine, scheduler = make_engine(model, loss_module, cfg, ds_config, lr, warmup, total_steps, dist.device)
@@ -445,6 +489,7 @@ def train_stage(job: dict[str, Any], dist: Dist, lr_index: int, stage: int, resu
         console.info(f"[bold]{label}[/bold]: {len(data):,} records, {n_steps:,} steps/epoch × {cfg['epochs']} "
                      f"epochs, global batch {geometry.global_batch} ({dist.world} rank(s) × {geometry.micro_batch} "
                      f"× {geometry.grad_accum}), lr {lr:g}, warm-up {warmup} steps"
+                     + (f"; {compiled} decoder blocks compiled (the first steps compile them)" if compiled else "")
                      + (f"; resuming at step {position['global_step']}" if resume else ""))
     kill_after = int(os.environ.get(DEBUG_KILL_ENV, "0") or 0)
     tag = {"lr_index": lr_index, "lr": lr, "stage": stage + 1}
@@ -467,7 +512,7 @@ def train_stage(job: dict[str, Any], dist: Dist, lr_index: int, stage: int, resu
                 if is_main and cfg["log_data_ids"]:
                     _append_jsonl(ids_path, {**tag, "step": step, "ids": data.record_ids(plan[step_in_epoch])})
                 if step % cfg["log_every"] == 0 or step == total_steps:
-                    record = {**tag, "epoch": epoch + 1, "step": step, **meter.record(fpt, peak and peak * dist.world),
+                    record = {**tag, "epoch": epoch + 1, "step": step, **meter.record(dist, fpt, peak and peak * dist.world),
                               "learning_rate": scheduler.get_last_lr()[0]}
                     if is_main:
                         _append_jsonl(metrics_path, record)
