@@ -5,7 +5,9 @@ Both train the same LoRA (paper defaults) on the same instruction records, one o
 - plain: records in shuffled order, dynamic padding (pad to the batch's longest), labels -100 on prompt
   and padding, `model(..., labels=...).loss` (full-vocabulary logits for every position);
 - ait: length-grouped batches (training/data.py) and the target-only, chunked loss (training/loop.py),
-  without the DeepSpeed engine around it (its cost is the same for both).
+  without the DeepSpeed engine around it (its cost is the same for both);
+- ait+compile (with --compile): the same with its decoder blocks compiled, as `ait train --compile`.
+`--batch-size 16,64` runs every pipeline at each batch size.
 Printed per pipeline: real (non-pad) tokens/s, real-token fraction, MFU (6·N + 12·L·d·T FLOPs per token,
 over the device's peak: the GPU table, AIT_PEAK_TFLOPS, or on CPU a measured fp32 matmul rate) and, on
 a GPU, peak memory.
@@ -16,7 +18,7 @@ sentences (--tokenizer takes a real one, e.g. bigscience/bloomz-560m's, where av
 randomly initialised from a BloomConfig (--preset, or --hidden/--layers/--heads/--vocab).
 
     .venv/bin/python benchmarks/train_throughput.py                     # CPU, small shapes
-    python benchmarks/train_throughput.py --preset 560m --batch-size 16 --records 2048   # on a GPU
+    python benchmarks/train_throughput.py --preset 560m --batch-size 16,64 --records 2048 --compile   # on a GPU
 """
 
 from __future__ import annotations
@@ -42,13 +44,13 @@ PRESETS = {  # hidden, layers, heads, vocab (BLOOM shapes)
 }
 
 
-def build_records(lang: str, n: int, seed: int) -> list[dict]:
+def build_records(flores: Path, lang: str, n: int, seed: int) -> list[dict]:
     from aligninstruct_cli.instructions.templates import ALIGN_FALSE, ALIGN_INPUT, ALIGN_TRUE, MT_INPUT
     from aligninstruct_cli.languages import get_language
 
     other = get_language(lang)
-    en = (FLORES / "eng_Latn.dev").read_text(encoding="utf-8").splitlines()
-    xx = (FLORES / f"{other.flores}.dev").read_text(encoding="utf-8").splitlines()
+    en = (flores / "eng_Latn.dev").read_text(encoding="utf-8").splitlines()
+    xx = (flores / f"{other.flores}.dev").read_text(encoding="utf-8").splitlines()
     rng = random.Random(seed)
     records = []
     for i, (e, x) in enumerate(zip(en, xx)):
@@ -78,27 +80,30 @@ def run_pipeline(name, model_factory, data, batches, device, warmup, fpt, peak):
     import torch
 
     from aligninstruct_cli.training.data import collate
-    from aligninstruct_cli.training.loop import build_loss_module
+    from aligninstruct_cli.training.loop import _to_device, build_loss_module, compile_blocks
 
     torch.manual_seed(0)
     model = model_factory().to(device)
+    if name == "ait+compile":
+        compile_blocks(model)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4,
                                   **({"fused": True} if device.type == "cuda" else {}))
-    loss_module = build_loss_module(model, recompute_chunks=True) if name == "ait" else None
+    loss_module = build_loss_module(model, recompute_chunks=True) if name.startswith("ait") else None
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
     real = padded = 0
     start = None
+    t_first = time.perf_counter()
     for step, idx in enumerate(batches):
         if step == warmup:
             sync(device)
             start = time.perf_counter()
+            warmup_s = start - t_first
             real = padded = 0
         batch = collate(data, np.asarray(idx), data_pad_id, pad_to_multiple=8 if device.type == "cuda" else 1)
-        t = {k: torch.from_numpy(batch[k]).to(device) for k in ("input_ids", "attention_mask", "loss_rows",
-                                                                "loss_cols", "loss_targets")}
-        if name == "ait":
+        t = _to_device(batch, device)
+        if name.startswith("ait"):
             loss = loss_module(**t) / len(batch["loss_targets"])
         else:
             labels = torch.full_like(t["input_ids"], -100)
@@ -112,10 +117,16 @@ def run_pipeline(name, model_factory, data, batches, device, warmup, fpt, peak):
     sync(device)
     elapsed = time.perf_counter() - start
     tps = real / elapsed
-    out = {"pipeline": name, "steps": len(batches) - warmup, "seconds": elapsed, "real_tokens_per_s": tps,
+    out = {"pipeline": name, "batch_size": len(batches[0]), "steps": len(batches) - warmup, "seconds": elapsed,
+           "warmup_seconds": warmup_s, "real_tokens_per_s": tps,
            "real_token_fraction": real / padded, "mfu": tps * fpt / peak if peak else None,
            "peak_memory_gib": torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.type == "cuda" else None}
     del model, optimizer, loss_module
+    if name == "ait+compile":
+        torch._dynamo.reset()  # drop the compiled graphs (and what they hold) before the next model
+    import gc
+
+    gc.collect()
     return out
 
 
@@ -129,11 +140,15 @@ def main(argv=None) -> int:
                     help="model shape; default cpu-small on CPU, 560m on GPU")
     ap.add_argument("--hidden", type=int), ap.add_argument("--layers", type=int)
     ap.add_argument("--heads", type=int), ap.add_argument("--vocab", type=int)
-    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--batch-size", default="8", help="records per step; a comma-separated list runs each")
+    ap.add_argument("--compile", action="store_true",
+                    help="also run ait with its decoder blocks compiled (`ait train --compile`)")
     ap.add_argument("--records", type=int, default=128, help="records trained by each pipeline")
-    ap.add_argument("--warmup", type=int, default=2, help="steps not timed")
+    ap.add_argument("--warmup", type=int, default=3, help="steps not timed (with --compile: compiling)")
     ap.add_argument("--max-length", type=int, default=384)
     ap.add_argument("--lang", default="kk", help="the other FLORES-200 language")
+    ap.add_argument("--flores", type=Path, default=FLORES,
+                    help="FLORES-200 dev folder (eng_Latn.dev, ...); default ../shared/data/flores200/dev")
     ap.add_argument("--tokenizer", default=None, help="a tokenizer to use instead of training a BPE")
     ap.add_argument("--bpe-vocab", type=int, default=8000)
     ap.add_argument("--device", default="auto")
@@ -165,7 +180,7 @@ def main(argv=None) -> int:
         "fp32" if args.dtype == "auto" else args.dtype)
     dtype = torch_dtype(precision)
 
-    records, texts = build_records(args.lang, args.records, args.seed)
+    records, texts = build_records(args.flores, args.lang, args.records, args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         tokenizer = (AutoTokenizer.from_pretrained(args.tokenizer) if args.tokenizer else
                      train_tokenizer(texts, Path(tmp) / "tok", vocab_size=args.bpe_vocab))
@@ -176,46 +191,57 @@ def main(argv=None) -> int:
     config = BloomConfig(vocab_size=vocab, hidden_size=hidden, n_layer=layers, n_head=heads,
                          eos_token_id=tokenizer.eos_token_id, pad_token_id=data_pad_id)
 
-    def model_factory():
+    def model_factory(on=device):
         torch.manual_seed(0)
-        base = BloomForCausalLM(config).to(dtype)  # weights in the training dtype, as `ait train` loads them
+        with torch.device(on):  # initialised where it trains: a 7b1 shape takes minutes on a CPU
+            base = BloomForCausalLM(config).to(dtype)  # weights in the training dtype, as `ait train` loads them
         return get_peft_model(base, lora_config(lora_targets_for("bloom")))
 
-    probe = model_factory()
     from aligninstruct_cli.training.loop import compute_params
 
-    n_compute = compute_params(probe)
-    del probe
+    n_compute = compute_params(model_factory(on="meta"))
     fpt = flops_per_token(n_compute, config, float(data.lengths.mean()))
     peak = device_peak_flops(device)
     n = len(data)
-    b = args.batch_size
-    plain_batches = [list(range(i, min(i + b, n))) for i in range(0, n, b)]  # the records' (shuffled) order
-    ait_batches = [bt.tolist() for bt in epoch_plan(data.lengths, Geometry(b, 1, 1), seed=args.seed, stage=0,
-                                                     epoch=0)]
     lengths = data.lengths
+    batch_sizes = [int(x) for x in args.batch_size.split(",")]
     print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else f'{torch.get_num_threads()} threads'}), "
           f"{precision}; BLOOM shape {preset}: hidden {hidden}, layers {layers}, heads {heads}, vocab {vocab:,}; "
           f"LoRA r 8 on query_key_value", file=sys.stderr)
     print(f"{n} records (FLORES-200 dev en/{args.lang}: MT both ways + Align), tokens per record: mean "
           f"{lengths.mean():.0f}, median {np.median(lengths):.0f}, max {lengths.max()}; target tokens "
-          f"{data.output_lengths.sum() / lengths.sum():.0%} of all; batch {b}; peak "
+          f"{data.output_lengths.sum() / lengths.sum():.0%} of all; peak "
           f"{(peak or 0) / 1e12:.2f} TFLOP/s per device", file=sys.stderr)
+    pipelines = ("plain", "ait") + (("ait+compile",) if args.compile else ())
     results = []
-    for name, batches in (("plain", plain_batches), ("ait", ait_batches)):
-        results.append(run_pipeline(name, model_factory, data, batches, device, args.warmup, fpt, peak))
-    header = f"{'pipeline':<8} {'real tok/s':>11} {'real frac':>9} {'MFU':>7} {'peak GiB':>9} {'steps':>6}"
-    print(header)
-    for r in results:
-        mfu = f"{r['mfu']:.3f}" if r["mfu"] is not None else "n/a"
-        mem = f"{r['peak_memory_gib']:.2f}" if r["peak_memory_gib"] is not None else "n/a"
-        print(f"{r['pipeline']:<8} {r['real_tokens_per_s']:>11,.0f} {r['real_token_fraction']:>9.3f} {mfu:>7} "
-              f"{mem:>9} {r['steps']:>6}")
-    speedup = results[1]["real_tokens_per_s"] / results[0]["real_tokens_per_s"]
-    print(f"ait / plain real tokens/s: {speedup:.2f}x")
+    print(f"{'pipeline':<12} {'batch':>5} {'real tok/s':>11} {'real frac':>9} {'MFU':>7} {'peak GiB':>9} "
+          f"{'steps':>6} {'warm-up s':>9} {'vs plain':>8}", flush=True)
+    if any(-(-n // b) <= args.warmup for b in batch_sizes):
+        ap.error(f"{n} records make too few batches of {max(batch_sizes)} to time after {args.warmup} warm-up steps")
+    for b in batch_sizes:
+        plain_batches = [list(range(i, min(i + b, n))) for i in range(0, n, b)]  # the records' (shuffled) order
+        ait_batches = [bt.tolist() for bt in epoch_plan(lengths, Geometry(b, 1, 1), seed=args.seed, stage=0,
+                                                         epoch=0)]
+        for name in pipelines:
+            try:
+                r = run_pipeline(name, model_factory, data, plain_batches if name == "plain" else ait_batches,
+                                 device, args.warmup, fpt, peak)
+            except Exception as exc:  # noqa: BLE001  (a compiler failure should not hide the other rows)
+                if name != "ait+compile":
+                    raise
+                print(f"{name:<12} {b:>5} failed: {type(exc).__name__}: {str(exc)[:300]}", flush=True)
+                torch._dynamo.reset()
+                continue
+            results.append(r)
+            base = next(x for x in results if x["pipeline"] == "plain" and x["batch_size"] == b)
+            r["vs_plain"] = r["real_tokens_per_s"] / base["real_tokens_per_s"]
+            mfu = f"{r['mfu']:.3f}" if r["mfu"] is not None else "n/a"
+            mem = f"{r['peak_memory_gib']:.2f}" if r["peak_memory_gib"] is not None else "n/a"
+            print(f"{name:<12} {b:>5} {r['real_tokens_per_s']:>11,.0f} {r['real_token_fraction']:>9.3f} {mfu:>7} "
+                  f"{mem:>9} {r['steps']:>6} {r['warmup_seconds']:>9.1f} {r['vs_plain']:>7.2f}x", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps({"device": str(device), "preset": preset, "precision": precision,
-                                               "results": results, "speedup": speedup}, indent=2))
+                                               "results": results}, indent=2))
     return 0
 
 

@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# One GPU session's checks, as one script (a lent GPU comes for minutes, one command at a time):
+#   1. train_throughput.py at BLOOM shapes 560m, 1b1, 7b1 (plain transformers+peft loop vs ait's pipeline);
+#   2. the real chain on one GPU: ait data (local FLORES) -> align -> build -> `ait train` through the
+#      deepspeed launcher (two-stage curriculum, bf16, NCCL) -> final/ loaded by stock PEFT in a fresh
+#      process -> ait translate -> ait score;
+#   3. `ait train --zero 3`: the saved adapter holds full LoRA tensors;
+#   4. `ait train --offload optimizer` (DeepSpeed's CPU Adam, compiled on first use).
+# Each step has its own time limit and log (OUT_DIR/<step>.log); a summary goes to stdout.
+#
+#   bash benchmarks/gpu_check.sh OUT_DIR [FLORES_DIR]                          # env chain zero3 offload
+#   GPU_CHECK_STEPS="env bench-560m bench-1b1 bench-7b1" bash benchmarks/gpu_check.sh OUT_DIR
+#
+# Either set fits one 10-minute command (about 9 and 8 minutes at most on an H100); the limits are
+# LIMIT_<STEP> variables (seconds). zero3 and offload reuse what chain made.
+# FLORES_DIR holds dev/ and devtest/ with eng_Latn and kaz_Cyrl (default ../shared/data/flores200).
+# `ait` runs as `python3 -m aligninstruct_cli` from this checkout, so nothing needs installing but the
+# packages. GPU_CHECK_SMALL=1 runs the same steps with tiny shapes (to try the script on a CPU).
+set -u
+OUT=$(realpath -m "${1:?usage: gpu_check.sh OUT_DIR [FLORES_DIR]}")
+FLORES=$(realpath "${2:-../shared/data/flores200}")
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
+PY=${PYTHON:-python3}
+AIT="$PY -m aligninstruct_cli"
+WORK=$(mktemp -d)
+SMALL=${GPU_CHECK_SMALL:-0}
+
+step() {  # step NAME SECONDS COMMAND...: run with a limit, log to OUT/NAME.log, print rc, time and the log's end
+    local name=$1 limit=$2 start rc
+    shift 2
+    start=$(date +%s)
+    timeout "$limit" bash -c '"$@"' _ "$@" >"$OUT/$name.log" 2>&1  # bash -c: the steps are functions
+    rc=$?
+    echo "== $name: rc=$rc in $(($(date +%s) - start)) s (limit $limit)" | tee -a "$OUT/summary.txt"
+    grep -vE "^\s*$|Warning|warn\(" "$OUT/$name.log" | tail -n "${TAIL:-12}"
+    return $rc
+}
+
+bench() {  # bench PRESET BATCHES RECORDS (BATCHES: comma-separated records per step)
+    if [ "$SMALL" = 1 ]; then
+        set -- tiny 8,16 96
+        local shape="--hidden 64 --layers 2 --heads 4 --vocab 2000 --bpe-vocab 1000"
+    else
+        local shape="--preset $1"
+    fi
+    $PY "$REPO/benchmarks/train_throughput.py" $shape --batch-size "$2" --records "$3" --compile \
+        --flores "$FLORES/dev"
+}
+
+chain() {  # the whole chain on English-Kazakh FLORES-200 (dev to train, devtest to test)
+    set -ex
+    cd "$WORK"
+    $AIT data flores200 --source "$FLORES" --lang kk --split dev --direction en-xx -o dev.jsonl
+    $AIT data flores200 --source "$FLORES" --lang kk --split devtest --direction both -o test-all.jsonl
+    head -n "${TEST_LINES:-100}" test-all.jsonl >test.jsonl
+    $AIT align dev.jsonl --lowercase -o aligned.jsonl
+    $AIT build aligned.jsonl --objective mt -o mt.jsonl
+    $AIT build aligned.jsonl --objective align --pairs-per-sentence 1 -o align.jsonl
+    $PY - <<'EOF'
+# the base: a BLOOM initialised from a config, with a BPE trained on the training sentences
+import orjson
+from aligninstruct_cli.tiny import build_tiny_bloom, train_tokenizer
+import os
+texts = []
+for line in open("dev.jsonl", "rb"):
+    r = orjson.loads(line)
+    texts += [r["src"], r["tgt"]]
+small = os.environ.get("GPU_CHECK_SMALL") == "1"
+tok = train_tokenizer(texts, "base", vocab_size=1000 if small else 8000)
+build_tiny_bloom("base", tok, hidden_size=64 if small else 1024, n_layer=2 if small else 12,
+                 n_head=4 if small else 16)
+EOF
+    $AIT train --model base --data mt=mt.jsonl --data align=align.jsonl --curriculum mt+align,mt \
+        --val mt.jsonl --epochs "${EPOCHS:-1}" --batch-size 16 --lr 1e-3 --too-long skip --num-gpus 1 -o runs/z0
+    cat runs/z0/metrics.jsonl | head -n 3
+    grep -h val_loss runs/z0/metrics.jsonl
+    $PY -c "import json; m=json.load(open('runs/z0/run.json')); print('precision', m['precision'], 'status', m['status'])"
+    # stock PEFT in a fresh process, nothing imported from ait
+    env -u PYTHONPATH $PY - <<'EOF'
+import torch
+from peft import PeftModel
+from transformers import AutoModelForCausalLM, AutoTokenizer
+tok = AutoTokenizer.from_pretrained("runs/z0/final")
+dev = "cuda" if torch.cuda.is_available() else "cpu"
+base = AutoModelForCausalLM.from_pretrained("base").to(dev)
+model = PeftModel.from_pretrained(base, "runs/z0/final").to(dev).eval()
+x = tok(["Translate from English to Kazakh.\nEnglish: The cat sat on the mat.\nKazakh:"], return_tensors="pt").to(dev)
+out = model.generate(**x, max_new_tokens=20, do_sample=False)
+print("PEFT fresh-process generation:", repr(tok.decode(out[0, x["input_ids"].shape[1]:], skip_special_tokens=True)))
+EOF
+    $AIT translate test.jsonl --model base --adapter runs/z0/final --batch-size 32 -o hyps.jsonl
+    $AIT translate test.jsonl --model base --batch-size 32 -o hyps-base.jsonl
+    $AIT score hyps-base.jsonl hyps.jsonl --metrics bleu,chrf
+}
+
+zero3() {
+    set -ex
+    cd "$WORK"
+    $AIT train --model base --data mt=mt.jsonl --curriculum mt --epochs 1 --batch-size 16 --lr 1e-3 \
+        --num-gpus 1 --zero 3 -o runs/z3
+    $PY - <<'EOF'
+from safetensors.torch import load_file
+w = load_file("runs/z3/final/adapter_model.safetensors")
+shapes = {tuple(t.shape) for t in w.values()}
+empty = [k for k, t in w.items() if t.numel() == 0]
+print(len(w), "tensors, shapes", sorted(shapes), "empty:", empty)
+b = [t.float().abs().max().item() for k, t in w.items() if "lora_B" in k]
+print("lora_B max |w| (0 = untrained):", max(b))
+assert not empty and max(b) > 0
+EOF
+}
+
+offload() {
+    set -ex
+    cd "$WORK"
+    $AIT train --model base --data mt=mt.jsonl --curriculum mt --epochs 1 --batch-size 16 --lr 1e-3 \
+        --num-gpus 1 --offload optimizer -o runs/off
+    tail -n 2 runs/off/metrics.jsonl
+}
+
+export OUT FLORES REPO PY AIT WORK SMALL
+export -f bench chain zero3 offload
+: >"$OUT/summary.txt"
+run_step() {
+    case $1 in
+        env) step env 30 bash -c "nvidia-smi -L; $PY -c 'import torch, transformers, peft, deepspeed, sacrebleu; print(\"torch\", torch.__version__, \"transformers\", transformers.__version__, \"peft\", peft.__version__, \"deepspeed\", deepspeed.__version__, \"sacrebleu\", sacrebleu.__version__)'" ;;
+        bench-560m) step bench-560m "${LIMIT_560M:-150}" bench 560m 16,64 2048 ;;
+        bench-1b1) step bench-1b1 "${LIMIT_1B1:-120}" bench 1b1 16,64 1024 ;;
+        bench-7b1) step bench-7b1 "${LIMIT_7B1:-180}" bench 7b1 4,16 512 ;;
+        chain) step chain "${LIMIT_CHAIN:-270}" chain ;;
+        zero3) step zero3 "${LIMIT_ZERO3:-90}" zero3 ;;
+        offload) step offload "${LIMIT_OFFLOAD:-120}" offload ;;
+        *) echo "unknown step $1" >&2; return 2 ;;
+    esac
+}
+for name in ${GPU_CHECK_STEPS:-env chain zero3 offload}; do
+    run_step "$name"
+done
+rm -rf "$WORK"
