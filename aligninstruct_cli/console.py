@@ -4,6 +4,7 @@ stdout carries records only; everything a person reads goes to stderr, so pipes 
 
 from __future__ import annotations
 
+import os
 from typing import Iterable, Iterator, TypeVar
 
 from rich.console import Console
@@ -19,6 +20,10 @@ _state = {"quiet": False}
 
 def set_quiet(quiet: bool) -> None:
     _state["quiet"] = quiet
+    if quiet or not stderr.is_terminal:
+        # transformers' and the hub's own tqdm bars (e.g. transformers 5's "Loading weights") follow ours;
+        # read when huggingface_hub is imported, which the commands do later; inherited by training ranks
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 def is_quiet() -> bool:

@@ -5,6 +5,7 @@ mirrors BLOOM's: byte-level BPE with <unk>=0, <s>=1, </s>=2, <pad>=3."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Iterable
 
@@ -29,6 +30,12 @@ def train_tokenizer(texts: Iterable[str], out_dir: str | Path, *, vocab_size: in
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     fast.save_pretrained(out)
+    # transformers 5 names the class TokenizersBackend, which 4.x cannot load; both know this name
+    config_path = out / "tokenizer_config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    if config.get("tokenizer_class") != "PreTrainedTokenizerFast":
+        config["tokenizer_class"] = "PreTrainedTokenizerFast"
+        config_path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return fast
 
 

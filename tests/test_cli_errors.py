@@ -124,3 +124,19 @@ def test_help_is_complete():
     for option in ("--mode", "--weight", "--max-per-lang", "--seed", "--output", "--tmp-dir", "--summary",
                    "--on-error"):
         assert option in res.stdout, option
+
+
+def test_quiet_silences_the_hub_and_transformers_progress_bars(monkeypatch):
+    """`ait -q` (or stderr not a terminal) turns off huggingface_hub's and transformers' own tqdm bars
+    (transformers 5 draws one per model load) in this process and in the training ranks it starts."""
+    from aligninstruct_cli import console
+
+    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)
+    from rich.console import Console
+
+    monkeypatch.setattr(console, "stderr", Console(stderr=True, force_terminal=True))  # only -q decides
+    console.set_quiet(False)
+    assert "HF_HUB_DISABLE_PROGRESS_BARS" not in os.environ
+    console.set_quiet(True)
+    assert os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"
+    console.set_quiet(False)

@@ -236,6 +236,7 @@ def test_significance_deterministic_planted_difference_and_identical_systems(tmp
 # ------------------------------------------------------------------------------------------------ COMET
 @pytest.fixture(scope="module")
 def tiny_comet(tmp_path_factory) -> Path:
+    pytest.importorskip("comet")  # the `comet` extra (always in CI; absent from e.g. a transformers-5 image)
     from aligninstruct_cli.tiny import build_tiny_comet
 
     return build_tiny_comet(tmp_path_factory.mktemp("tiny-comet")).parents[1]
@@ -275,6 +276,7 @@ def test_comet_equals_comets_own_predict(tmp_path, tiny_comet, synthetic_directi
 
 
 def test_missing_comet_model_is_a_clean_error(tmp_path, synthetic_directions):
+    pytest.importorskip("comet")
     hyp_file = write_jsonl(tmp_path / "s.jsonl", make_system({"en-kk": synthetic_directions["en-kk"][:3]},
                                                              drop=0.2, seed=1))
     out = tmp_path / "r.json"
