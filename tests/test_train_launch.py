@@ -72,16 +72,19 @@ print(json.dumps({{"new_tokens": gen.shape[1] - ids["input_ids"].shape[1], "lora
     assert result["new_tokens"] >= 1
 
 
-def test_sigkill_mid_stage_then_resume_gives_the_same_weights_and_data_order(model_dir, tmp_path):
+@pytest.mark.parametrize("compile_blocks", ["off", "on"])
+def test_sigkill_mid_stage_then_resume_gives_the_same_weights_and_data_order(model_dir, tmp_path, compile_blocks):
     """--launcher none (one rank, in-process) keeps this test short; the code path (DeepSpeed engine,
-    checkpoint, RNG and data position) is the one the launcher's ranks run."""
+    checkpoint, RNG and data position) is the one the launcher's ranks run. With compiled blocks too
+    (inductor on the CPU; LoRA dropout's random numbers then come from compiled code)."""
     import torch
     from safetensors.torch import load_file
 
     data = make_data(tmp_path, n_mt=16, n_align=8)
     common = ["--model", model_dir, "--data", f"mt={data['mt']}", "--data", f"align={data['align']}",
               "--curriculum", "mt+align,mt", "--launcher", "none", "--epochs", 2, "--batch-size", 4, "--lr", "1e-2",
-              "--save-every", 2, "--log-every", 1, "--log-data-ids", "--seed", 5, "--cache-dir", tmp_path / "cache"]
+              "--save-every", 2, "--log-every", 1, "--log-data-ids", "--seed", 5, "--compile", compile_blocks,
+              "--cache-dir", tmp_path / "cache"]
     ait_train(*common, "--output", tmp_path / "straight")
     killed = ait_train(*common, "--output", tmp_path / "killed", env=worker_env(AIT_DEBUG_KILL_AFTER_STEP="7"),
                        check=False)
