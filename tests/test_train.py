@@ -386,6 +386,7 @@ def test_compile_is_on_for_gpus_but_not_under_zero3_nor_on_cpus():
     assert C.resolve_compile("auto", "cpu", 0) is False
     assert C.resolve_compile("auto", "cuda", 2, gradient_checkpointing=True) is False
     assert C.resolve_compile("on", "cpu", 0) is True and C.resolve_compile("off", "cuda", 0) is False
+    assert C.resolve_compile("on", "cuda", 3) is False  # a --deepspeed-config asking for ZeRO-3
     with pytest.raises(AitError, match="--zero 3"):
         C.TrainConfig(model="m", data={"mt": "x"}, curriculum=[["mt"]], output="o", zero=3, compile="on").check()
     with pytest.raises(AitError, match="--compile must be one of"):

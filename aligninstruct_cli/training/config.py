@@ -223,11 +223,13 @@ def resolve_precision(precision: str) -> str:
 
 
 def resolve_compile(setting: str, device_type: str, zero: int, gradient_checkpointing: bool = False) -> bool:
-    """`auto` → compile the decoder blocks on a GPU, unless ZeRO-3 partitions their weights or gradient
-    checkpointing re-runs them; never on a CPU (inductor needs a C++ compiler there, and gains little)."""
-    if setting != "auto":
-        return setting == "on"
-    return device_type == "cuda" and zero != 3 and not gradient_checkpointing
+    """Never under ZeRO-3: its hooks gather each block's weights as the block runs, which a compiled block
+    would trace (`--compile on --zero 3` is refused up front; a --deepspeed-config may still ask for stage
+    3). `auto` → on a GPU unless gradient checkpointing re-runs the blocks; never on a CPU (inductor needs
+    a C++ compiler there, and gains little)."""
+    if setting == "off" or zero == 3:
+        return False
+    return setting == "on" or (device_type == "cuda" and not gradient_checkpointing)
 
 
 def torch_dtype(precision: str):

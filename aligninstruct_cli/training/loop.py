@@ -462,11 +462,9 @@ def train_stage(job: dict[str, Any], dist: Dist, lr_index: int, stage: int, resu
     zero3_context = zero3_loading(job)  # noqa: F841  (must live as long as the model)
     model = load_model(job, lr_index, stage, job["precision"])
     fpt = flops_per_token(compute_params(model), _parts(model)[2], float(data.lengths.mean()))
-    # ZeRO-3's hooks gather each block's weights as it runs: a compiled block would trace them (a --deepspeed-config
-    # may ask for stage 3 whatever --zero said, so this is decided here)
     setting = cfg.get("compile", "off")
-    compiled = 0 if zero3 or not resolve_compile(setting, dist.device.type, 0, cfg["gradient_checkpointing"]) \
-        else compile_blocks(model, fall_back=setting == "auto")
+    compiled = compile_blocks(model, fall_back=setting == "auto") if resolve_compile(
+        setting, dist.device.type, 3 if zero3 else 0, cfg["gradient_checkpointing"]) else 0
     peak = device_peak_flops(dist.device)
     loss_module = build_loss_module(model, recompute_chunks=not zero3)
     engine, scheduler = make_engine(model, loss_module, cfg, ds_config, lr, warmup, total_steps, dist.device)
