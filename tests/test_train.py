@@ -418,3 +418,21 @@ def test_compiled_blocks_train_the_same_adapter(tiny_bloom_dir, data, tmp_path):
     for key, eager in weights["off"].items():
         assert eager.abs().max() > 0
         torch.testing.assert_close(weights["on"][key], eager, rtol=1e-3, atol=1e-4)
+
+
+def test_decoder_blocks_are_found_in_other_architectures():
+    """--compile finds the repeated blocks by shape, not by name: Llama's model.layers, GPT-2's transformer.h."""
+    import torch
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig
+
+    from aligninstruct_cli.training.loop import decoder_blocks
+
+    with torch.device("meta"):
+        llama = AutoModelForCausalLM.from_config(LlamaConfig(vocab_size=100, hidden_size=32, intermediate_size=64,
+                                                             num_hidden_layers=3, num_attention_heads=4))
+        gpt2 = AutoModelForCausalLM.from_config(GPT2Config(vocab_size=100, n_embd=32, n_layer=5, n_head=4))
+    assert decoder_blocks(llama) is llama.model.layers and len(llama.model.layers) == 3
+    assert decoder_blocks(gpt2) is gpt2.transformer.h
+    wrapped = get_peft_model(llama, C.lora_config(C.lora_targets_for("llama")))  # as `ait train` holds it
+    assert decoder_blocks(wrapped) is llama.model.layers
