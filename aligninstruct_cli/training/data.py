@@ -37,6 +37,7 @@ import numpy as np
 
 from aligninstruct_cli.errors import AitError, InputError
 from aligninstruct_cli.instructions.templates import OUTPUT_SEPARATOR
+from aligninstruct_cli.provenance import file_sha256
 
 CACHE_VERSION = 2  # 2: a directory of memory-mappable .npy arrays
 GROUP_FACTOR = 32  # length-sorting window, in global batches: bigger = less padding, less randomness
@@ -172,14 +173,6 @@ def tokenizer_fingerprint(tokenizer) -> str:
     else:
         h.update(repr(sorted(tokenizer.get_vocab().items())).encode())
     h.update(repr((tokenizer.eos_token_id, tokenizer("a b")["input_ids"])).encode())
-    return h.hexdigest()
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
     return h.hexdigest()
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -19,9 +18,10 @@ from typing import Any
 
 import orjson
 
-from aligninstruct_cli import __version__, console
+from aligninstruct_cli import console
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.io import read_json, write_json
+from aligninstruct_cli.provenance import file_sha256, package_versions
 from aligninstruct_cli.training.config import TrainConfig, lora_targets_for, resolve_precision
 
 WORKER_MODULE = "aligninstruct_cli.training.loop"
@@ -168,18 +168,6 @@ def load_tokenizer(model: str):
         raise AitError(f"--model {model}: cannot load its tokenizer ({str(exc).splitlines()[0]})") from None
 
 
-def package_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"ait": __version__, "python": platform.python_version()}
-    for name in ("torch", "transformers", "peft", "deepspeed", "tokenizers", "numpy"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = "not installed"
-    return out
-
-
 def _fingerprint(job: dict[str, Any]) -> dict[str, Any]:
     """What must be equal for `--resume` to continue a run."""
     cfg = {k: v for k, v in job["config"].items() if k not in RESUME_FREE}
@@ -231,7 +219,7 @@ def prepare(cfg: TrainConfig, opts: LaunchOptions, argv: list[str]) -> dict[str,
     }
     if opts.dry_run:
         return job
-    from aligninstruct_cli.training.data import file_sha256, load_or_tokenize, tokenizer_fingerprint
+    from aligninstruct_cli.training.data import load_or_tokenize, tokenizer_fingerprint
 
     tokenizer = load_tokenizer(model_path)
     fingerprint = tokenizer_fingerprint(tokenizer)
