@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from aligninstruct_cli.cli import app
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.generation import (Translator, check_adapter_base, clean_hypothesis, load_model,
                                           resolve_prompt, same_base_model)
+from aligninstruct_cli.instructions.templates import PROMPTS
 
 runner = CliRunner()
 DIRECTIONS = [("en", "kk"), ("kk", "en"), ("de", "fr"), ("en", "cy")]
@@ -320,3 +322,32 @@ def test_missing_model_directory_is_a_clean_error(tmp_path):
     assert result.exit_code == 2
     assert "no such directory" in result.output and "Traceback" not in result.output
     assert not out.exists()
+
+
+def test_a_file_output_gets_a_run_manifest_and_resume_keeps_its_decoding(tmp_path, noisy_bloom_dir):
+    """OUTPUT.run.json records how the hypotheses were made; --resume refuses other decoding settings
+    (before loading the model) and notes the resume."""
+    src = write_jsonl(tmp_path / "in.jsonl", make_records(6))
+    out = tmp_path / "hyps.jsonl"
+    args = ["translate", str(src), "--model", str(noisy_bloom_dir), "-o", str(out), "--max-new-tokens", "5"]
+    assert runner.invoke(app, args).exit_code == 0
+    manifest = json.loads((tmp_path / "hyps.jsonl.run.json").read_text())
+    assert manifest["status"] == "finished" and manifest["records"] == 6
+    assert manifest["decoding"] == {"model": str(noisy_bloom_dir), "adapter": None, "merge": False,
+                                    "prompt_name": "default", "prompt_template": PROMPTS["default"],
+                                    "num_beams": 1, "max_new_tokens": 5, "pivot": None, "dtype": "auto"}
+    assert manifest["resolved_dtype"] == "float32" and manifest["device"] == "cpu"
+    assert manifest["input_sha256"] == hashlib.sha256(src.read_bytes()).hexdigest()
+    assert set(manifest["versions"]) >= {"ait", "torch", "transformers"}
+
+    before = out.read_bytes()
+    result = runner.invoke(app, [*args, "--resume", "--num-beams", "2"])
+    assert result.exit_code == 2 and "num_beams: 1 then, 2 now" in result.output
+    assert out.read_bytes() == before
+    result = runner.invoke(app, [*args, "--resume"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "hyps.jsonl.run.json").read_text())
+    assert manifest["status"] == "finished" and len(manifest["resumed"]) == 1 and manifest["records"] == 6
+    # stdout has no manifest to go beside
+    assert runner.invoke(app, args[:-4] + ["--max-new-tokens", "5"]).exit_code == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hyps.jsonl", "hyps.jsonl.run.json", "in.jsonl"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Iterable, Iterator, Optional
@@ -13,7 +14,8 @@ from aligninstruct_cli import console
 from aligninstruct_cli.commands._options import (InputArg, OnErrorOpt, OutputOpt, SrcLangOpt, TgtLangOpt,
                                                  finish)
 from aligninstruct_cli.errors import AitError
-from aligninstruct_cli.io import STDIO, AppendRecordWriter, ErrorPolicy, RecordWriter, read_records
+from aligninstruct_cli.io import (STDIO, AppendRecordWriter, ErrorPolicy, RecordWriter, read_json, read_records,
+                                  write_json)
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Base model: a hub id or a local directory.")]
 AdapterOpt = Annotated[Optional[str], typer.Option(
@@ -47,6 +49,25 @@ def _finished_ids(output: str, model: str, adapter: Optional[str], prompt_name: 
                            hint="resume with the same options, or write to a new --output")
         done.add(rec["id"])
     return done
+
+
+def manifest_path(output: str) -> Path | None:
+    """OUTPUT.run.json beside a file output: how its hypotheses were made (none for stdout)."""
+    return None if output == STDIO else Path(f"{output}.run.json")
+
+
+def _check_resumed_decoding(manifest: Path | None, decoding: dict) -> dict | None:
+    """The manifest of the run being resumed, after checking that it decoded the same way (a resumed file
+    must not mix beam sizes, length limits or dtypes). None on a first run or a file without one."""
+    if manifest is None or not manifest.exists():
+        return None
+    old = read_json(manifest)
+    diffs = [f"{key}: {old.get('decoding', {}).get(key)!r} then, {value!r} now" for key, value in decoding.items()
+             if old.get("decoding", {}).get(key) != value]
+    if diffs:
+        raise AitError(f"{manifest}: --resume: the hypotheses so far were decoded otherwise:\n  " + "\n  ".join(diffs),
+                       hint="resume with the same options, or write to a new --output")
+    return old
 
 
 def _skip_done(records: Iterable[dict], done: set, counter: list[int]) -> Iterator[dict]:
@@ -113,8 +134,32 @@ def translate(
     done = _finished_ids(output, model, adapter, the_prompt.name) if resume else set()
     if total is not None and done:
         total = max(0, total - len(done))
+    decoding = {"model": model, "adapter": adapter, "merge": merge, "prompt_name": the_prompt.name,
+                "prompt_template": the_prompt.template, "num_beams": num_beams, "max_new_tokens": max_new_tokens,
+                "pivot": pivot, "dtype": dtype}
+    manifest = manifest_path(output)
+    previous = _check_resumed_decoding(manifest, decoding) if resume else None
 
     loaded = load_model(model, adapter, merge=merge, device=device, dtype=dtype)
+    resolved_dtype = str(loaded.model.dtype).removeprefix("torch.")
+    if previous and previous.get("resolved_dtype") not in (None, resolved_dtype):
+        raise AitError(f"{manifest}: --resume: the hypotheses so far were generated in "
+                       f"{previous['resolved_dtype']}, this machine gives {resolved_dtype}",
+                       hint=f"pass --dtype {previous['resolved_dtype']}")
+    if manifest is not None:
+        from aligninstruct_cli.provenance import file_sha256, package_versions
+
+        started_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        run_info = previous or {
+            "command": sys.argv, "started_at": started_at, "input": input,
+            "input_sha256": file_sha256(input) if input != STDIO else None, "output": output,
+            "decoding": decoding, "resolved_dtype": resolved_dtype,
+            "versions": package_versions(("torch", "transformers", "peft", "tokenizers"))}
+        if previous:
+            run_info.setdefault("resumed", []).append({"command": sys.argv, "at": started_at})
+        run_info.update({"status": "running", "device": str(loaded.device), "batch_size": batch_size})
+        if resume:  # the output grows as it goes: a killed run leaves its settings for the next --resume
+            write_json(manifest, run_info)
     skipped = [0]
     with console.progress() as bar:
         task = bar.add_task("translate", total=total, rate="")
@@ -146,6 +191,11 @@ def translate(
     finish(policy)
     stats = translator.stats
     seconds = max(stats.seconds, 1e-9)
+    if manifest is not None:
+        run_info.update({"status": "finished", "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                         "records": written + skipped[0], "generate_seconds": round(stats.seconds, 3),
+                         "sentences_per_s": round(stats.sentences / seconds, 2)})
+        write_json(manifest, run_info)
     console.info(f"translated {written} record(s)"
                  + (f", {skipped[0]} already in {output}" if resume else "")
                  + f"; {stats.sentences / seconds:,.1f} sentences/s, {stats.new_tokens / seconds:,.0f} "
