@@ -436,3 +436,40 @@ def test_decoder_blocks_are_found_in_other_architectures():
     assert decoder_blocks(gpt2) is gpt2.transformer.h
     wrapped = get_peft_model(llama, C.lora_config(C.lora_targets_for("llama")))  # as `ait train` holds it
     assert decoder_blocks(wrapped) is llama.model.layers
+
+
+def test_a_rank_without_records_in_a_step_still_meters(tokenizer):
+    """An epoch's short last batch can leave a rank no records: it runs a zero-weight dummy micro-batch and
+    reports a zero loss (a tensor, like the others), which the meter adds and sums across ranks."""
+    import torch
+
+    from aligninstruct_cli.training.loop import Dist, Meter, train_step
+
+    data = tokenize_records(enumerate([mt_record(i, f"word {i}", f"sôz {i}") for i in range(3)], 1), tokenizer,
+                            path="x.jsonl", max_length=64, progress=False)
+
+    class Engine:  # stands in for the DeepSpeed engine: a loss per micro-batch, nothing to step
+        def __call__(self, loss_targets, **_):
+            return torch.tensor(float(len(loss_targets)))
+
+        def backward(self, loss):
+            pass
+
+        def step(self):
+            pass
+
+    class TwoRanks(Dist):  # rank 1 of 2; the other rank's share is added by hand
+        def sum(self, values):
+            return (values + torch.tensor([5.0, 7, 9], dtype=torch.float64)).tolist()
+
+    dist = TwoRanks(rank=1, world=2, local_rank=1, device=torch.device("cpu"))
+    meter = Meter()
+    full = train_step(Engine(), data, np.array([0, 1]), Geometry(1, 2, 1), dist, 0, 1)  # one record each
+    empty = train_step(Engine(), data, np.array([2]), Geometry(1, 2, 1), dist, 0, 1)  # rank 0's alone
+    assert empty[0].item() == 0.0 and empty[2:] == (0, 0)
+    meter.add(*full)
+    meter.add(*empty)
+    record = meter.record(dist, 1.0, None)
+    targets = full[1] + empty[1]
+    assert record["loss"] == pytest.approx((full[0].item() + 5.0) / targets)
+    assert record["real_token_fraction"] == pytest.approx((full[2] + 7) / (full[3] + 9))

@@ -316,7 +316,7 @@ def _link_tree(src: str, dst: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------ training
-def _to_device(batch: dict[str, Any], device) -> dict[str, Any]:
+def to_device(batch: dict[str, Any], device) -> dict[str, Any]:
     import torch
 
     keys = ("input_ids", "attention_mask", "loss_rows", "loss_cols", "loss_targets")
@@ -338,7 +338,7 @@ def evaluate(engine, data: TokenizedSet, geometry: Geometry, dist: Dist, pad_id:
         for start in range(0, len(order), per_call):
             mine = order[start:start + per_call][dist.rank::dist.world]
             batch = collate(data, mine if len(mine) else order[:1], pad_id, pad_to_multiple=pad_multiple)
-            loss = engine(**_to_device(batch, dist.device))
+            loss = engine(**to_device(batch, dist.device))
             if len(mine):
                 loss_sum += float(loss)
                 count += len(batch["loss_targets"])
@@ -366,13 +366,13 @@ class Meter:
         self.restart()
 
     def restart(self) -> None:
-        self.loss = None
+        self.loss = 0.0
         self.targets = self.real = self.padded = 0
         self.t0 = time.perf_counter()
 
     def add(self, loss_sum, targets: int, real: int, padded: int) -> None:
         """`loss_sum` (a tensor) and `real`/`padded` are this rank's; `targets` counts the global batch."""
-        self.loss = loss_sum if self.loss is None else self.loss + loss_sum
+        self.loss = self.loss + loss_sum
         self.targets += targets
         self.real += real
         self.padded += padded
@@ -381,9 +381,7 @@ class Meter:
         import torch
 
         local = torch.zeros(3, dtype=torch.float64, device=dist.device)
-        if self.loss is not None:
-            local[0] = self.loss
-        local[1], local[2] = self.real, self.padded
+        local[0], local[1], local[2] = self.loss, self.real, self.padded
         loss, real, padded = dist.sum(local)
         tps = real / max(time.perf_counter() - self.t0, 1e-9)
         return {"loss": loss / max(self.targets, 1), "tokens_per_s": tps,
@@ -420,18 +418,21 @@ def train_step(engine, data: TokenizedSet, batch_indices: np.ndarray, geometry: 
     """One optimizer step over a global batch; returns (this rank's summed target loss, as a tensor on its
     device; the global batch's target tokens; this rank's real and padded tokens). Nothing here waits for
     the device."""
+    import torch
+
     targets = output_tokens(data, batch_indices)
     scale = dist.world * geometry.grad_accum / max(targets, 1)  # → mean over the global batch's targets
-    loss_sum, real, padded = None, 0, 0
+    # a tensor even when this rank had no records in the step (an epoch's short last batch)
+    loss_sum, real, padded = torch.zeros((), dtype=torch.float64, device=dist.device), 0, 0
     for per_rank in split_global_batch(batch_indices, geometry):
         mine = per_rank[dist.rank]
         batch = collate(data, mine if len(mine) else batch_indices[:1], pad_id, pad_to_multiple=pad_multiple)
-        loss = engine(**_to_device(batch, dist.device))
+        loss = engine(**to_device(batch, dist.device))
         weight = 1.0 if len(mine) else 0.0  # an empty share still runs, so the collectives stay in step
         engine.backward(loss * (scale * weight))
         engine.step()  # DeepSpeed steps the optimizer at the accumulation boundary only
         if len(mine):
-            loss_sum = loss.detach().double() if loss_sum is None else loss_sum + loss.detach().double()
+            loss_sum = loss_sum + loss.detach().double()
             real += batch["real_tokens"]
             padded += batch["input_ids"].size
     return loss_sum, targets, real, padded
