@@ -80,7 +80,7 @@ def run_pipeline(name, model_factory, data, batches, device, warmup, fpt, peak):
     import torch
 
     from aligninstruct_cli.training.data import collate
-    from aligninstruct_cli.training.loop import _to_device, build_loss_module, compile_blocks
+    from aligninstruct_cli.training.loop import build_loss_module, compile_blocks, to_device
 
     torch.manual_seed(0)
     model = model_factory().to(device)
@@ -102,7 +102,7 @@ def run_pipeline(name, model_factory, data, batches, device, warmup, fpt, peak):
             warmup_s = start - t_first
             real = padded = 0
         batch = collate(data, np.asarray(idx), data_pad_id, pad_to_multiple=8 if device.type == "cuda" else 1)
-        t = _to_device(batch, device)
+        t = to_device(batch, device)
         if name.startswith("ait"):
             loss = loss_module(**t) / len(batch["loss_targets"])
         else:
