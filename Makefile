@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo venv clean bench completions
+.PHONY: test demo venv clean bench completions docs
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ demo: $(STAMP)
 
 completions: $(STAMP)
 	$(PY) -m aligninstruct_cli.completions completions/
+
+# the option tables in docs/ from the options dataclasses (tests/test_docs.py checks they are current)
+docs: $(STAMP)
+	$(PY) -m aligninstruct_cli.docgen
 
 bench: $(STAMP)
 	@echo "see benchmarks/README.md; each script prints figures side by side"

@@ -16,13 +16,15 @@ Records stream in corpus order; ids are `<dataset>.<split>.<n>.<src>-<tgt>` (n f
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from itertools import islice, zip_longest
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Literal, Optional
 
 from aligninstruct_cli.errors import AitError, InputError
-from aligninstruct_cli.io import iter_lines
+from aligninstruct_cli.io import iter_lines, known_language
 from aligninstruct_cli.languages import Language, get_language
+from aligninstruct_cli.options import OptionError, check_options, name, option
 
 OPUS100_HUB_ID = "Helsinki-NLP/opus-100"
 FLORES_HUB_ID = "openlanguagedata/flores_plus"
@@ -38,10 +40,10 @@ def _opus_pair(pair: str) -> tuple[Language, Language, str]:
     try:
         a, b = pair.split("-")
     except ValueError:
-        raise AitError(f"--pair must look like en-kk, not {pair!r}") from None
+        raise OptionError(f"{name('pair')} must look like en-kk, not {pair!r}") from None
     la, lb = get_language(a), get_language(b)
     if "en" not in (la.code, lb.code):
-        raise AitError(f"OPUS-100 is English-centric: --pair {pair} has no English side")
+        raise OptionError(f"OPUS-100 is English-centric: {name('pair')} {pair} has no English side")
     xx = lb if la.code == "en" else la
     en = get_language("en")
     return en, xx, "-".join(sorted((en.code, xx.code)))  # OPUS-100 names pairs alphabetically
@@ -49,8 +51,6 @@ def _opus_pair(pair: str) -> tuple[Language, Language, str]:
 
 def _records(name: str, split: str, pairs: Iterable[tuple[str, str]], en: Language, xx: Language,
              direction: str) -> Iterator[dict]:
-    if direction not in DIRECTIONS:
-        raise AitError(f"--direction must be one of {', '.join(DIRECTIONS)}, not {direction!r}")
     for n, (en_text, xx_text) in enumerate(pairs, 1):
         if direction in ("en-xx", "both"):
             yield {"id": f"{name}.{split}.{n}.{en.code}-{xx.code}", "src_lang": en.code, "tgt_lang": xx.code,
@@ -100,11 +100,40 @@ def _parquet_rows(files: list[Path]) -> Iterator[dict]:
     yield from _load_dataset("parquet", data_files=[str(f) for f in files], split="train")
 
 
-def opus100(pair: str, split: str, *, source: str | None = None, direction: str = "en-xx",
-            limit: int | None = None) -> Iterator[dict]:
-    """Parallel records of one OPUS-100 pair and split, from the hub or a local directory."""
-    if split not in _OPUS_SPLITS:
-        raise AitError(f"OPUS-100 split must be one of train, dev, validation, test; not {split!r}")
+@dataclass(kw_only=True)
+class SourceOptions:
+    """Where `ait data` reads a corpus from, and how much of it."""
+
+    source: Optional[str] = option(None, metavar="DIR", default_doc="the hub", help="Local directory (release text "
+                                   "files or a copy of the hub repo's parquet files) instead of the Hugging Face hub.")
+    direction: Literal[DIRECTIONS] = option(  # type: ignore[valid-type]
+        "en-xx", help="en-xx: English (or --with) as source; xx-en: reversed; both: one record each way.")
+    limit: Optional[int] = option(None, min=1, default_doc="all", help="Stop after this many records.")
+
+    def __post_init__(self) -> None:
+        check_options(self)
+
+
+@dataclass(kw_only=True)
+class Opus100Options(SourceOptions):
+    pair: str = option(help="Language pair, e.g. en-kk (either order).")
+    split: Literal[tuple(_OPUS_SPLITS)] = option("train", help="train, dev (= validation) or test.")  # type: ignore[misc]
+
+
+@dataclass(kw_only=True)
+class Flores200Options(SourceOptions):
+    lang: str = option(parse=known_language, help="FLORES-200 code (kaz_Cyrl) or ISO code (kk).")
+    split: Literal[_FLORES_SPLITS] = option("devtest", help="dev or devtest.")  # type: ignore[valid-type]
+    with_lang: str = option("eng_Latn", flags=("--with",), parse=known_language,
+                            help="The language paired with --lang (any FLORES language, for zero-shot directions).")
+
+
+def opus100(pair: str | Opus100Options, split: str | None = None, **fields) -> Iterator[dict]:
+    """Parallel records of one OPUS-100 pair and split, from the hub or a local directory
+    (`opus100(Opus100Options(...))` or `opus100("en-kk", "test", source=DIR)`)."""
+    options = pair if isinstance(pair, Opus100Options) else Opus100Options(
+        pair=pair, **({"split": split} if split else {}), **fields)
+    pair, split, source = options.pair, options.split, options.source
     en, xx, name = _opus_pair(pair)
     hub_split = _OPUS_SPLITS[split]
     file_split = "dev" if hub_split == "validation" else hub_split
@@ -126,7 +155,7 @@ def opus100(pair: str, split: str, *, source: str | None = None, direction: str 
             raise AitError(f"{source}: no OPUS-100 {name} {split} data found",
                            hint=f"expected {name}/opus.{name}-{file_split}.{{en,{xx.code}}} or "
                                 f"{name}/{hub_split}-*.parquet under it")
-    yield from islice(_records(f"opus100.{name}", split, pairs, en, xx, direction), limit)
+    yield from islice(_records(f"opus100.{name}", split, pairs, en, xx, options.direction), options.limit)
 
 
 def _flores_sentences(code: str, split: str, source: str | None) -> Iterable[str] | Path:
@@ -144,11 +173,12 @@ def _flores_sentences(code: str, split: str, source: str | None) -> Iterable[str
                    hint=f"expected {split}/{code}.{split} or {split}/{code}.parquet under it")
 
 
-def flores200(lang: str, split: str, *, with_lang: str = "eng_Latn", source: str | None = None,
-              direction: str = "en-xx", limit: int | None = None) -> Iterator[dict]:
-    """Parallel records pairing FLORES-200 `lang` with `with_lang` (English by default) by sentence."""
-    if split not in _FLORES_SPLITS:
-        raise AitError(f"FLORES-200 split must be dev or devtest, not {split!r}")
+def flores200(lang: str | Flores200Options, split: str | None = None, **fields) -> Iterator[dict]:
+    """Parallel records pairing FLORES-200 `lang` with `with_lang` (English by default) by sentence
+    (`flores200(Flores200Options(...))` or `flores200("kk", "devtest", source=DIR)`)."""
+    options = lang if isinstance(lang, Flores200Options) else Flores200Options(
+        lang=lang, **({"split": split} if split else {}), **fields)
+    lang, split, with_lang, source = options.lang, options.split, options.with_lang, options.source
     xx, other = get_language(lang), get_language(with_lang)
     # Accept either code style; the file/config name is the FLORES code (zho_Hant is kept as given).
     xx_code = lang if "_" in lang else xx.flores
@@ -158,4 +188,4 @@ def flores200(lang: str, split: str, *, with_lang: str = "eng_Latn", source: str
     names = tuple(str(side) if isinstance(side, Path) else f"{FLORES_HUB_ID}:{code}"
                   for side, code in ((a, other_code), (b, xx_code)))
     pairs = _zip_sides(a, b, names)  # type: ignore[arg-type]
-    yield from islice(_records("flores200", split, pairs, other, xx, direction), limit)
+    yield from islice(_records("flores200", split, pairs, other, xx, options.direction), options.limit)

@@ -1,7 +1,7 @@
 """Batched translation with a causal LM (plus an optional LoRA adapter): prompts, batching, pivoting.
 
 How a record becomes a hypothesis:
-1. The prompt is an inference template (`--prompt`: the MTInstruct input by default, PROMPT-1..5 of the
+1. The prompt is an inference template (`prompt`: the MTInstruct input by default, PROMPT-1..5 of the
    paper, or a custom template) filled with English language names and the source sentence. Training
    examples are `input + " " + output + EOS` (templates.py), so the prompt is the input alone.
 2. Prompts are tokenized, sorted by length inside a chunk of records and generated in batches with LEFT
@@ -13,27 +13,25 @@ How a record becomes a hypothesis:
    `max_new_tokens`), so the cut never depends on the batch a sentence landed in.
 
 Greedy search is the default, as in the paper. Memory is bounded by one chunk of records.
+
+Options: `TranslateOptions` = `ModelOptions` (loaded by `models.load_model`) + `DecodingOptions` (what
+`Translator` needs) + `io.ReadOptions`; each default is defined there once.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import json
-import re
 import string
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Iterable, Iterator, Literal, Optional, Sequence
 
 from aligninstruct_cli import console
-from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.instructions.templates import PROMPT_PLACEHOLDERS, PROMPTS
+from aligninstruct_cli.io import FORMATS, INPUT_PANEL, ReadOptions, known_language
 from aligninstruct_cli.languages import get_language
+from aligninstruct_cli.models import MODEL_PANEL, LoadedModel, ModelOptions
+from aligninstruct_cli.options import OptionError, check_options, name, option
 
-DEFAULT_MAX_NEW_TOKENS = 384  # the paper's maximum output length (App. B)
-DEFAULT_BATCH_SIZE = 16
-DEFAULT_NUM_BEAMS = 1  # greedy, as in the paper
 CUSTOM_PROMPT_NAME = "custom"
 
 
@@ -57,18 +55,18 @@ def resolve_prompt(spec: str) -> Prompt:
         return Prompt(spec, PROMPTS[spec])
     template = spec.replace("\\n", "\n")
     try:
-        names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+        placeholders = [p for _, p, _, _ in string.Formatter().parse(template) if p is not None]
     except ValueError as exc:
-        raise AitError(f"--prompt: malformed template ({exc})",
-                       hint="write literal braces as {{ and }}") from None
-    unknown = sorted({n for n in names if n not in PROMPT_PLACEHOLDERS})
+        raise OptionError(f"{name('prompt')}: malformed template ({exc})",
+                          hint="write literal braces as {{ and }}") from None
+    unknown = sorted({p for p in placeholders if p not in PROMPT_PLACEHOLDERS})
     if unknown:
-        raise AitError(f"--prompt: unknown placeholder(s) {', '.join('{' + n + '}' for n in unknown)}",
-                       hint=f"use {', '.join('{' + p + '}' for p in PROMPT_PLACEHOLDERS)}, or one of "
-                            f"{', '.join(PROMPTS)}")
-    if "src" not in names:
-        raise AitError(f"--prompt {spec!r} is neither a prompt name ({', '.join(PROMPTS)}) nor a template "
-                       "with {src}")
+        raise OptionError(f"{name('prompt')}: unknown placeholder(s) {', '.join('{' + p + '}' for p in unknown)}",
+                          hint=f"use {', '.join('{' + p + '}' for p in PROMPT_PLACEHOLDERS)}, or one of "
+                               f"{', '.join(PROMPTS)}")
+    if "src" not in placeholders:
+        raise OptionError(f"{name('prompt')} {spec!r} is neither a prompt name ({', '.join(PROMPTS)}) nor a "
+                          "template with {src}")
     return Prompt(CUSTOM_PROMPT_NAME, template)
 
 
@@ -77,129 +75,48 @@ def clean_hypothesis(text: str) -> str:
     return text.lstrip().split("\n", 1)[0].rstrip()
 
 
-# ---------------------------------------------------------------------------------------------- loading
-@dataclass
-class LoadedModel:
-    model: Any
-    tokenizer: Any
-    model_id: str
-    adapter: str | None
-    device: Any
+def _prompt_option(spec: str) -> str:
+    resolve_prompt(spec)  # checked now, resolved where it is used
+    return spec
 
 
-_HF_CACHE_DIR = re.compile(r"models--([^/]+)--([^/]+)/snapshots/[^/]+/?$")
+# ---------------------------------------------------------------------------------------------- options
+@dataclass(kw_only=True)
+class DecodingOptions:
+    """How `Translator` generates."""
+
+    prompt: str = option("default", parse=_prompt_option,
+                         help="default (the MTInstruct input), 1..5 (the paper's PROMPT-1..5) or a custom template "
+                              "with {src_name} {tgt_name} {src} (\\n means a newline).", details="See *Prompts*.")
+    num_beams: int = option(1, min=1, help="Beam size; 1 = greedy search (the paper's).")
+    max_new_tokens: int = option(384, min=1, help="Most tokens generated per sentence; the default is the paper's "
+                                 "maximum output length (App. B).")
+    batch_size: int = option(16, min=1, help="Sentences per generate call (ait's choice); halved automatically on "
+                             "CUDA out-of-memory.")
+
+    def __post_init__(self) -> None:
+        check_options(self)
 
 
-def _model_name(ref: str) -> tuple[str, str]:
-    """(resolved form, short name) of a model id or path, so `org/name`, a local copy `/x/name` and a
-    hub cache snapshot `.../models--org--name/snapshots/<hash>` compare equal."""
-    ref = ref.rstrip("/")
-    cached = _HF_CACHE_DIR.search(ref)
-    if cached:
-        return f"{cached.group(1)}/{cached.group(2)}", cached.group(2)
-    path = Path(ref).expanduser()
-    resolved = str(path.resolve()) if path.exists() else ref
-    return resolved, Path(ref).name
+@dataclass(kw_only=True)
+class TranslateOptions(ReadOptions, ModelOptions, DecodingOptions):
+    """The options of `ait translate` (the model's are `ModelOptions`', the decoding's `DecodingOptions`', the
+    input's `ReadOptions`')."""
 
+    input_format: Literal[FORMATS] = option(  # type: ignore[valid-type]
+        "auto", panel=INPUT_PANEL,
+        help="Input format; text: one source sentence a line (needs --src-lang/--tgt-lang); auto: text for "
+             "*.txt, else by file name or the first line.", details="Formats: [formats.md](formats.md).")
+    merge: bool = option(False, panel=MODEL_PANEL, help="Merge the adapter into the base weights before generating "
+                         "(needs --adapter; faster generation, same output up to rounding).")
+    pivot: Optional[str] = option(None, parse=known_language,
+                                  help="Pivot language (e.g. en): translate src→pivot→tgt when neither side is the "
+                                       "pivot; the record keeps the pivot text in pivot_hyp.", details="See *Pivot*.")
 
-def same_base_model(a: str, b: str) -> bool:
-    (res_a, name_a), (res_b, name_b) = _model_name(a), _model_name(b)
-    return res_a == res_b or name_a == name_b
-
-
-def adapter_base_model(adapter: str) -> str | None:
-    """`base_model_name_or_path` of a PEFT adapter directory (None when the config leaves it empty)."""
-    config = Path(adapter) / "adapter_config.json"
-    if not Path(adapter).is_dir():
-        raise AitError(f"--adapter {adapter}: no such directory")
-    if not config.is_file():
-        raise AitError(f"--adapter {adapter}: not a LoRA adapter (no adapter_config.json)",
-                       hint="pass the directory `ait train` wrote the adapter to")
-    try:
-        data = json.loads(config.read_text(encoding="utf-8"))
-    except (ValueError, OSError) as exc:
-        raise AitError(f"{config}: unreadable adapter config: {exc}") from None
-    return data.get("base_model_name_or_path") or None
-
-
-def check_adapter_base(adapter: str, model_id: str) -> None:
-    """Refuse an adapter trained on another base model than `model_id`."""
-    base = adapter_base_model(adapter)
-    if base is not None and not same_base_model(base, model_id):
-        raise AitError(f"--adapter {adapter} was trained on {base!r}, not on --model {model_id!r}",
-                       hint=f"pass --model {base}")
-
-
-def pick_device(device: str = "auto"):
-    import torch
-
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise AitError(f"--device {device!r}: expected auto, cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise AitError("--device cuda: no CUDA GPU is available")
-    return dev
-
-
-def pick_dtype(dtype: str, device):
-    import torch
-
-    if dtype == "auto":
-        if device.type != "cuda":
-            return torch.float32
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    choices = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-    if dtype not in choices:
-        raise AitError(f"--dtype {dtype!r}: expected auto, {', '.join(choices)}")
-    return choices[dtype]
-
-
-def load_model(model_id: str, adapter: str | None = None, *, merge: bool = False, device: str = "auto",
-               dtype: str = "auto", padding_side: str = "left") -> LoadedModel:
-    """A causal LM and its tokenizer (left padding), with the LoRA adapter applied (merged with `merge`)."""
-    if merge and not adapter:
-        raise AitError("--merge needs --adapter")
-    if model_id.startswith(("/", "./", "../", "~")) and not Path(model_id).expanduser().exists():
-        raise AitError(f"--model {model_id}: no such directory",
-                       hint="pass a local model directory or a hub id such as bigscience/bloomz-7b1")
-    if adapter:
-        check_adapter_base(adapter, model_id)
-    import torch  # noqa: F401  (heavy: only when a model is really loaded)
-    import transformers
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    dev = pick_device(device)
-    torch_dtype = pick_dtype(dtype, dev)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(model_id)
-        # transformers renamed torch_dtype to dtype in 4.56; v5 drops the old name.
-        kwargs: dict[str, Any] = {"dtype" if _version_tuple(transformers.__version__) >= (4, 56) else "torch_dtype":
-                                  torch_dtype}
-        if dev.type == "cuda" and importlib.util.find_spec("accelerate") is not None:
-            kwargs["device_map"] = {"": str(dev)}  # load straight onto the GPU, not through CPU memory
-        model = AutoModelForCausalLM.from_pretrained(model_id, **kwargs)
-    except (OSError, ValueError) as exc:
-        raise AitError(f"--model {model_id}: cannot load: {str(exc).splitlines()[0]}",
-                       hint="pass a local model directory or a hub id available offline") from None
-    tokenizer.padding_side = padding_side
-    if tokenizer.pad_token_id is None:  # e.g. Llama-style tokenizers: pad with EOS, masked anyway
-        tokenizer.pad_token = tokenizer.eos_token
-    if adapter:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, adapter)
-        if merge:
-            model = model.merge_and_unload()
-    model.to(dev)
-    model.eval()
-    return LoadedModel(model, tokenizer, model_id, adapter, dev)
-
-
-def _version_tuple(version: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in re.findall(r"\d+", version)[:2])
+    def __post_init__(self) -> None:
+        check_options(self)
+        if self.merge and not self.adapter:
+            raise OptionError(f"{name('merge')} needs {name('adapter')}")
 
 
 # ---------------------------------------------------------------------------------------------- generation
@@ -247,20 +164,15 @@ def _oom_error_types() -> tuple[type, ...]:
 class Translator:
     """Generates for lists of prompts in length-sorted, left-padded batches; see the module docstring."""
 
-    def __init__(self, loaded: LoadedModel, *, prompt: Prompt | None = None, num_beams: int = DEFAULT_NUM_BEAMS,
-                 max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, batch_size: int = DEFAULT_BATCH_SIZE,
-                 on_batch: Callable[[int, int], None] | None = None):
-        if batch_size < 1:
-            raise AitError("--batch-size must be at least 1")
-        if num_beams < 1:
-            raise AitError("--num-beams must be at least 1")
-        if max_new_tokens < 1:
-            raise AitError("--max-new-tokens must be at least 1")
+    def __init__(self, loaded: LoadedModel, options: DecodingOptions | None = None, *,
+                 on_batch: Callable[[int, int], None] | None = None, **fields: Any):
+        """`options` (a `TranslateOptions` will do) with `fields` replaced, e.g. `Translator(loaded,
+        batch_size=8)`; the dataclass checks them."""
+        options = options or DecodingOptions()
+        self.options = replace(options, **fields) if fields else options
         self.loaded = loaded
-        self.prompt = prompt or resolve_prompt("default")
-        self.num_beams = num_beams
-        self.max_new_tokens = max_new_tokens
-        self.batch_size = batch_size
+        self.prompt = resolve_prompt(self.options.prompt)
+        self.batch_size = self.options.batch_size  # lowered for the rest of the run on CUDA out-of-memory
         self.on_batch = on_batch
         self.stats = GenerationStats()
         self._newline_ids = None
@@ -296,8 +208,8 @@ class Translator:
             import torch
 
             if len(batch_ids) == 1:
-                raise AitError("CUDA out of memory on a single sentence",
-                               hint="lower --max-new-tokens or --num-beams, or use --dtype bfloat16") from None
+                raise OptionError(f"CUDA out of memory on a single sentence: lower {name('max_new_tokens')} or "
+                                  f"{name('num_beams')}, or use {name('precision')} bf16") from None
             torch.cuda.empty_cache()
             self.batch_size = max(1, len(batch_ids) // 2)
             self.stats.oom_halvings += 1
@@ -323,12 +235,12 @@ class Translator:
         width = max(len(x) for x in batch_ids)
         input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in batch_ids], dtype=torch.long)
         mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in batch_ids], dtype=torch.long)
-        kwargs: dict[str, Any] = dict(max_new_tokens=self.max_new_tokens, num_beams=self.num_beams,
+        kwargs: dict[str, Any] = dict(max_new_tokens=self.options.max_new_tokens, num_beams=self.options.num_beams,
                                       do_sample=False, pad_token_id=pad, num_return_sequences=1)
         eos = tok.eos_token_id
         if eos is not None:
             kwargs["eos_token_id"] = eos
-        if self.num_beams == 1:
+        if self.options.num_beams == 1:
             kwargs["stopping_criteria"] = StoppingCriteriaList(
                 [_StopAtNewline(tok, self._newline_token_ids(), width)])
         started = time.perf_counter()

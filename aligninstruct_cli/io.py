@@ -20,16 +20,55 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, BinaryIO, Iterable, Iterator
+from typing import IO, Any, BinaryIO, Iterable, Iterator, Literal, Optional
 
 import orjson
 
 from aligninstruct_cli.errors import AitError, InputError, RecordError, display_path
+from aligninstruct_cli.languages import get_language
+from aligninstruct_cli.options import OptionError, check_options, coerce, option
+from aligninstruct_cli.options import name as field_name  # read_records has a `name` parameter
 from aligninstruct_cli.records import VALIDATORS, Record
 
 STDIO = "-"
 FORMATS = ("auto", "jsonl", "tsv", "fast_align", "text")  # text: one source sentence a line (never auto-detected)
+PAIR_FORMATS = ("auto", "jsonl", "tsv", "fast_align")
 ON_ERROR = ("fail", "skip")
+INPUT_PANEL = "Input"
+
+
+def known_language(code: str) -> str:
+    """`code` unchanged once `languages` knows it (an unknown one is an error suggesting near matches)."""
+    get_language(code)
+    return code
+
+
+@dataclass(kw_only=True)
+class OnErrorOptions:
+    """What a record-reading stage does with a bad record."""
+
+    on_error: Literal[ON_ERROR] = option(  # type: ignore[valid-type]
+        "fail", panel=INPUT_PANEL,
+        help="fail: stop at the first bad record; skip: count bad records, report them on stderr and go on.")
+
+    def __post_init__(self) -> None:
+        check_options(self)
+
+    def policy(self) -> "ErrorPolicy":
+        return ErrorPolicy(self.on_error)
+
+
+@dataclass(kw_only=True)
+class ReadOptions(OnErrorOptions):
+    """How a stage reads its records: the options every record-reading command shares."""
+
+    input_format: Literal[PAIR_FORMATS] = option(  # type: ignore[valid-type]
+        "auto", panel=INPUT_PANEL, help="Input format; auto: by file name, else by the first line.",
+        details="Formats: [formats.md](formats.md).")
+    src_lang: Optional[str] = option(None, parse=known_language, panel=INPUT_PANEL,
+                                     help="Source language (ISO 639-1 or FLORES code) for TSV / ||| input.")
+    tgt_lang: Optional[str] = option(None, parse=known_language, panel=INPUT_PANEL,
+                                     help="Target language for TSV / ||| input.")
 
 
 # ----------------------------------------------------------------------------------------------- policy
@@ -37,13 +76,12 @@ ON_ERROR = ("fail", "skip")
 class ErrorPolicy:
     """What to do with a bad input record: `fail` (raise, the default) or `skip` (count and report)."""
 
-    on_error: str = "fail"
+    on_error: Literal[ON_ERROR] = "fail"  # type: ignore[valid-type]
     skipped: int = 0
     examples: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if self.on_error not in ON_ERROR:
-            raise AitError(f"--on-error must be one of {', '.join(ON_ERROR)}, not {self.on_error!r}")
+        coerce(self.on_error, Literal[ON_ERROR], "on_error")  # type: ignore[valid-type]
 
     def handle(self, error: InputError) -> None:
         if self.on_error == "fail":
@@ -186,7 +224,8 @@ def read_records(path: str, kind: str = "any", *, fmt: str = "auto", src_lang: s
     policy = policy or ErrorPolicy()
     detected: str | None = None if fmt == "auto" else fmt
     if detected not in (None, "jsonl") and not (src_lang and tgt_lang):
-        raise AitError(f"{display_path(where)}: {detected} input needs --src-lang and --tgt-lang")
+        raise OptionError(f"{display_path(where)}: {detected} input needs {field_name('src_lang')} and "
+                          f"{field_name('tgt_lang')}")
     for line_no, offset, raw in _raw_lines(path, where):
         try:
             if raw.isspace() or not raw:
@@ -194,7 +233,8 @@ def read_records(path: str, kind: str = "any", *, fmt: str = "auto", src_lang: s
             if detected is None:
                 detected = detect_format(where, _decode(where, line_no, raw))
                 if detected != "jsonl" and not (src_lang and tgt_lang):
-                    raise AitError(f"{display_path(where)}: {detected} input needs --src-lang and --tgt-lang")
+                    raise OptionError(f"{display_path(where)}: {detected} input needs {field_name('src_lang')} "
+                                      f"and {field_name('tgt_lang')}")
             if detected == "jsonl":
                 rec = _parse_jsonl(where, line_no, raw)
             elif detected == "text":

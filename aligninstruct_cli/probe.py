@@ -13,15 +13,47 @@ Memory: sums per layer and direction only; pairs stream in batches."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Literal, Optional, Sequence
 
 from aligninstruct_cli.errors import AitError
+from aligninstruct_cli.io import ReadOptions
 from aligninstruct_cli.languages import get_language
+from aligninstruct_cli.models import MODEL_PANEL, PRECISIONS, ModelOptions, precision_field
+from aligninstruct_cli.options import check_options, option
 
-DEFAULT_BATCH_SIZE = 16
-DEFAULT_MAX_LENGTH = 256
 POOLING = "mean over non-padding tokens of each layer's hidden states"
+
+
+@dataclass(kw_only=True)
+class SimilarityOptions:
+    """How `layer_similarity` encodes the sentences (defaults: ait's choice; the paper gives none)."""
+
+    batch_size: int = option(16, min=1, help="Sentences per forward pass.")
+    max_length: int = option(256, min=1, help="Truncate each sentence to this many tokens.")
+
+    def __post_init__(self) -> None:
+        check_options(self)
+
+
+@dataclass(kw_only=True)
+class ProbeOptions(ReadOptions, ModelOptions, SimilarityOptions):
+    """The options of `ait probe` (the model's are `ModelOptions`', the input's `ReadOptions`'). `model` may
+    be left out only to compare results (`--compare`, which the command checks)."""
+
+    model: Optional[str] = option(None, flags=("--model", "-m"), panel=MODEL_PANEL,
+                                  help="Base model: a hub id or a local directory (not with --compare).",
+                                  details="Required unless --compare.")
+    precision: Literal[PRECISIONS] = precision_field(  # type: ignore[valid-type]
+        "fp32", help="Precision of the weights; fp32 by default (ait's choice: the similarities compared are small "
+                     "differences). auto: bf16 on GPUs that support it, fp16 on other GPUs, fp32 on CPU.")
+    label: Optional[str] = option(None, help="Name of this run in comparisons and plots (default: the adapter's or "
+                                  "model's directory name).")
+    limit: Optional[int] = option(None, min=1, metavar="N", help="Probe only the first N pairs.")
+
+    def __post_init__(self) -> None:
+        check_options(self)
 
 
 def _batches(items: Iterable[dict], size: int) -> Iterator[list[dict]]:
@@ -48,20 +80,23 @@ def mean_pooled_layers(model, tokenizer, texts: Sequence[str], device, max_lengt
     return torch.stack([(h.to(torch.float32) * mask).sum(dim=1) / counts for h in out.hidden_states])
 
 
-def layer_similarity(model, tokenizer, pairs: Iterable[dict], *, device="cpu", batch_size: int = DEFAULT_BATCH_SIZE,
-                     max_length: int = DEFAULT_MAX_LENGTH,
-                     on_batch: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Mean cosine similarity per layer over `pairs` (records with src, tgt, src_lang, tgt_lang)."""
+def layer_similarity(model, tokenizer, pairs: Iterable[dict], options: SimilarityOptions | None = None, *,
+                     device="cpu", on_batch: Callable[[int], None] | None = None, **fields: Any) -> dict[str, Any]:
+    """Mean cosine similarity per layer over `pairs` (records with src, tgt, src_lang, tgt_lang).
+
+    `options` (a `ProbeOptions` will do) with `fields` replaced, e.g. `batch_size=8`; the dataclass checks
+    them."""
     import torch
 
-    if batch_size < 1:
-        raise AitError("--batch-size must be at least 1")
+    options = options or SimilarityOptions()
+    if fields:
+        options = replace(options, **fields)
     total: torch.Tensor | None = None
     by_direction: dict[str, list] = {}  # key -> [count, sums]
     n = 0
-    for batch in _batches(pairs, batch_size):
-        src = mean_pooled_layers(model, tokenizer, [p["src"] for p in batch], device, max_length)
-        tgt = mean_pooled_layers(model, tokenizer, [p["tgt"] for p in batch], device, max_length)
+    for batch in _batches(pairs, options.batch_size):
+        src = mean_pooled_layers(model, tokenizer, [p["src"] for p in batch], device, options.max_length)
+        tgt = mean_pooled_layers(model, tokenizer, [p["tgt"] for p in batch], device, options.max_length)
         cos = torch.nn.functional.cosine_similarity(src, tgt, dim=-1).to(torch.float64).cpu()  # (L+1, B)
         total = cos.sum(dim=1) if total is None else total + cos.sum(dim=1)
         for j, pair in enumerate(batch):
@@ -77,16 +112,16 @@ def layer_similarity(model, tokenizer, pairs: Iterable[dict], *, device="cpu", b
     return {
         "n_pairs": n,
         "pooling": POOLING,
-        "max_length": max_length,
+        "max_length": options.max_length,
         "layers": list(range(len(total))),
         "cosine": (total / n).tolist(),
         "by_direction": {k: {"n": c, "cosine": (s / c).tolist()} for k, (c, s) in sorted(by_direction.items())},
     }
 
 
-def probe(loaded, pairs: Iterable[dict], **kwargs) -> dict[str, Any]:
-    """`layer_similarity` for a loaded model (generation.load_model), with the run's provenance."""
-    result = layer_similarity(loaded.model, loaded.tokenizer, pairs, device=loaded.device, **kwargs)
+def probe(loaded, pairs: Iterable[dict], options: SimilarityOptions | None = None, **kwargs) -> dict[str, Any]:
+    """`layer_similarity` for a loaded model (`models.load_model`), with the run's provenance."""
+    result = layer_similarity(loaded.model, loaded.tokenizer, pairs, options, device=loaded.device, **kwargs)
     return {"model": loaded.model_id, "adapter": loaded.adapter, **result}
 
 
@@ -109,12 +144,12 @@ def _check_run(run: Any, path: str) -> dict:
 def compare_runs(runs: Sequence[dict], paths: Sequence[str]) -> dict[str, Any]:
     """Per-layer Δ between consecutive runs (Δ1 = run 2 − run 1, Δ2 = run 3 − run 2, ...)."""
     if len(runs) < 2:
-        raise AitError("--compare needs at least two probe results (RUN_A.json RUN_B.json ...)")
+        raise AitError("a comparison needs at least two probe results (RUN_A.json RUN_B.json ...)")
     runs = [_check_run(r, p) for r, p in zip(runs, paths)]
     n_layers = {len(r["cosine"]) for r in runs}
     if len(n_layers) != 1:
         sizes = ", ".join(f"{p}: {len(r['cosine'])}" for r, p in zip(runs, paths))
-        raise AitError(f"--compare: the runs have different numbers of layers ({sizes})",
+        raise AitError(f"the runs to compare have different numbers of layers ({sizes})",
                        hint="compare runs of the same base model")
     deltas = []
     for k in range(1, len(runs)):
@@ -135,7 +170,7 @@ def plot(result: dict, path: str | Path) -> None:
     try:
         import matplotlib
     except ImportError:
-        raise AitError("--plot needs matplotlib", hint="pip install 'aligninstruct-cli[plot]'") from None
+        raise AitError("plotting needs matplotlib", hint="pip install 'aligninstruct-cli[plot]'") from None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

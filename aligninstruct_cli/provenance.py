@@ -30,3 +30,57 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+class RunManifest:
+    """A run's manifest: `ait train`'s run.json, `ait translate`'s OUTPUT.run.json. What was run (command,
+    settings), with which versions and inputs, and how it went (status, times, results), so a run can be
+    reproduced and a resumed run checked. The process that started the run is its only writer; each
+    write replaces the file atomically.
+
+    `schema_version` is the record schema (records.SCHEMA_VERSION) of what the run read and wrote."""
+
+    def __init__(self, path: str | os.PathLike[str], data: dict | None = None):
+        self.path = path
+        self.data: dict = data if data is not None else {}
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> "RunManifest | None":
+        """The manifest at `path`, or None when there is none yet."""
+        from aligninstruct_cli.io import read_json
+
+        return cls(path, read_json(path)) if os.path.exists(path) else None
+
+    def start(self, command: list[str], **fields) -> "RunManifest":
+        """A new run: its command line, start time, versions, status running, and `fields`."""
+        from aligninstruct_cli.records import SCHEMA_VERSION
+
+        self.data = {"command": list(command), "started_at": now(), "status": "running",
+                     "schema_version": SCHEMA_VERSION, **fields}
+        self.data.setdefault("versions", package_versions())
+        return self.write()
+
+    def resumed(self, command: list[str], **fields) -> "RunManifest":
+        """A resumed run: appends {command, at, ...} to `resumed` and sets the status back to running."""
+        self.data.setdefault("resumed", []).append({"command": list(command), "at": now(), **fields})
+        self.data["status"] = "running"
+        return self.write()
+
+    def update(self, **fields) -> "RunManifest":
+        self.data.update(fields)
+        return self.write()
+
+    def finish(self, status: str = "finished", **fields) -> "RunManifest":
+        return self.update(status=status, finished_at=now(), **fields)
+
+    def write(self) -> "RunManifest":
+        from aligninstruct_cli.io import write_json
+
+        write_json(self.path, self.data)
+        return self
+
+
+def now() -> str:
+    import time
+
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")

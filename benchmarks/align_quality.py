@@ -48,11 +48,11 @@ def aer(pair: str, links: list[list[tuple[int, int]]], tmp: Path, name: str) -> 
 
 
 def run(pair: str, backend: str, tmp: Path) -> tuple[dict, float]:
-    from aligninstruct_cli.align.pipeline import AlignConfig, CorpusAligner
+    from aligninstruct_cli.align.pipeline import AlignOptions, CorpusAligner
     from aligninstruct_cli.align.symmetrize import symmetrize
 
     records, n_test = corpus(pair)
-    config = AlignConfig(lowercase=True, tokenize=("whitespace", "whitespace"), max_pairs=0,
+    config = AlignOptions(lowercase=True, tokenize=("whitespace", "whitespace"), max_pairs=0,
                          backend=backend, progress=False)
     started = time.perf_counter()
     with CorpusAligner(config) as aligner:

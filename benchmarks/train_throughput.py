@@ -33,6 +33,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from aligninstruct_cli.models import PRECISIONS  # noqa: E402  (after the path set-up; imports no torch)
 FLORES = REPO.parent / "shared" / "data" / "flores200" / "dev"
 
 PRESETS = {  # hidden, layers, heads, vocab (BLOOM shapes)
@@ -152,7 +153,8 @@ def main(argv=None) -> int:
     ap.add_argument("--tokenizer", default=None, help="a tokenizer to use instead of training a BPE")
     ap.add_argument("--bpe-vocab", type=int, default=8000)
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--dtype", choices=("auto", "bf16", "fp16", "fp32"), default="auto")
+    ap.add_argument("--dtype", choices=PRECISIONS, default="auto", help="auto: bf16 (fp16 where the GPU lacks "
+                    "it) on a GPU, fp32 on a CPU, as `ait train --precision auto`")
     ap.add_argument("--threads", type=int, default=None, help="torch threads on CPU")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None, help="also write the figures here")
@@ -163,10 +165,11 @@ def main(argv=None) -> int:
     from peft import get_peft_model
     from transformers import AutoTokenizer, BloomConfig, BloomForCausalLM
 
+    from aligninstruct_cli.models import resolve_precision, torch_dtype
     from aligninstruct_cli.tiny import train_tokenizer
-    from aligninstruct_cli.training.config import lora_config, lora_targets_for, resolve_precision, torch_dtype
+    from aligninstruct_cli.training.config import lora_config, lora_targets_for
     from aligninstruct_cli.training.data import Geometry, epoch_plan, tokenize_records
-    from aligninstruct_cli.training.loop import device_peak_flops, flops_per_token
+    from aligninstruct_cli.training.throughput import compute_params, device_peak_flops, flops_per_token
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -176,8 +179,7 @@ def main(argv=None) -> int:
     hidden, layers, heads, vocab = PRESETS[preset]
     hidden, layers, heads, vocab = (args.hidden or hidden, args.layers or layers, args.heads or heads,
                                     args.vocab or vocab)
-    precision = resolve_precision(args.dtype) if device.type == "cuda" else (
-        "fp32" if args.dtype == "auto" else args.dtype)
+    precision = resolve_precision(args.dtype, device.type)
     dtype = torch_dtype(precision)
 
     records, texts = build_records(args.flores, args.lang, args.records, args.seed)
@@ -196,8 +198,6 @@ def main(argv=None) -> int:
         with torch.device(on):  # initialised where it trains: a 7b1 shape takes minutes on a CPU
             base = BloomForCausalLM(config).to(dtype)  # weights in the training dtype, as `ait train` loads them
         return get_peft_model(base, lora_config(lora_targets_for("bloom")))
-
-    from aligninstruct_cli.training.loop import compute_params
 
     n_compute = compute_params(model_factory(on="meta"))
     fpt = flops_per_token(n_compute, config, float(data.lengths.mean()))

@@ -6,7 +6,7 @@ Prints, side by side, sentences/s and generated tokens/s for
 - plain generate: the same batch size, input order, the tokenizer's left padding, every row generating
   until EOS or max_new_tokens (the usual HF loop; the reference point of the issue: on an H100 with a
   BLOOMZ-7b1-shaped model, 1.8k new tokens/s at batch 32 and 3.6k at batch 128);
-and COMET segments/s (ait's CometScorer, which calls comet's predict).
+and COMET segments/s (ait's COMET metric, which calls comet's predict).
 
 Without --model it builds the tiny BLOOM of the test suite (CPU figures only say the code paths work).
 On a GPU pass a real model, e.g.
@@ -94,9 +94,9 @@ def run_plain_generate(loaded, prompts: list[str], batch_size: int, max_new_toke
 
 
 def run_comet(comet_model: str, srcs, hyps, refs, batch_size: int) -> dict:
-    from aligninstruct_cli.metrics.comet import CometScorer
+    from aligninstruct_cli.metrics.comet import COMET
 
-    scorer = CometScorer(comet_model, batch_size=batch_size)
+    scorer = COMET(comet_model, batch_size=batch_size)
     scorer.segment_scores(srcs[:batch_size], hyps[:batch_size], refs[:batch_size])  # warm-up
     start = time.perf_counter()
     scorer.segment_scores(srcs, hyps, refs)
@@ -111,7 +111,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--precision", "--dtype", default="auto", help="auto|bf16|fp16|fp32 (as ait translate)")
     parser.add_argument("--one-by-one", type=int, default=None,
                         help="sentences for the one-by-one run (default: all; it is the slow one)")
     parser.add_argument("--comet-model", help="COMET model (default: a tiny COMET built on the spot)")
@@ -125,13 +125,14 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from aligninstruct_cli.generation import Translator, load_model
+    from aligninstruct_cli.generation import Translator
+    from aligninstruct_cli.models import load_model, precision_option
 
     workdir = Path(tempfile.mkdtemp(prefix="ait-bench-"))
     model_id = args.model or tiny_model(workdir)
     en, kk = sources(args.sentences)
     records = [{"id": i, "src_lang": "en", "tgt_lang": "kk", "src": s, "tgt": t} for i, (s, t) in enumerate(zip(en, kk))]
-    loaded = load_model(model_id, args.adapter, device=args.device, dtype=args.dtype)
+    loaded = load_model(model_id, args.adapter, device=args.device, precision=precision_option(args.precision))
     prompts = [Translator(loaded).prompt.render("en", "kk", r["src"]) for r in records]
     run_translator(loaded, records[:min(4, len(records))], args.batch_size, 4)  # warm-up (kernels, caches)
 
@@ -144,7 +145,7 @@ def main() -> None:
                                                                         args.max_new_tokens),
     }
     device = torch.cuda.get_device_name(loaded.device) if loaded.device.type == "cuda" else "CPU"
-    print(f"model {model_id} on {device} ({loaded.model.dtype}), {len(records)} sentences en→kk, "
+    print(f"model {model_id} on {device} ({loaded.precision}), {len(records)} sentences en→kk, "
           f"max_new_tokens {args.max_new_tokens}, torch threads {torch.get_num_threads()}")
     print(f"{'run':<34} {'sentences':>9} {'seconds':>9} {'sent/s':>9} {'new tok':>9} {'tok/s':>9}")
     base = None

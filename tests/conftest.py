@@ -52,3 +52,27 @@ def tiny_bloom_dir(tmp_path_factory, tiny_tokenizer_dir) -> Path:
     out = tmp_path_factory.mktemp("tiny-bloom")
     build_tiny_bloom(out, AutoTokenizer.from_pretrained(tiny_tokenizer_dir))
     return out
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+# Shared by the test modules (`from conftest import ...`).
+def jsonl_bytes(*records: dict) -> bytes:
+    import orjson
+
+    return b"".join(orjson.dumps(r) + b"\n" for r in records)
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    Path(path).write_bytes(jsonl_bytes(*records))
+    return Path(path)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    import orjson
+
+    return [orjson.loads(line) for line in Path(path).read_bytes().splitlines() if line.strip()]
+
+
+def flat(text: str) -> str:
+    """`text` with rich's box drawing and line wrapping undone: one space between words."""
+    return " ".join(text.replace("│", " ").replace("╭", " ").replace("╰", " ").split())

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from aligninstruct_cli.align import symmetrize as sym
 from aligninstruct_cli.align.model import LengthClasses, diagonal_prior, empirical_feature_matrix
 from aligninstruct_cli.align.persist import AlignmentModel
-from aligninstruct_cli.align.pipeline import AlignConfig, CorpusAligner, align_records
+from aligninstruct_cli.align.pipeline import AlignOptions, CorpusAligner, align_records
 from aligninstruct_cli.align.spans import candidate_spans, extract_pairs
 from aligninstruct_cli.align.tokenize import get_tokenizer, get_word_splitter, parse_tokenize_option
 from aligninstruct_cli.records import validate_aligned
@@ -203,7 +203,7 @@ def _dictionary_corpus(n_sent=400, seed=0):
 
 def test_em_recovers_word_for_word_links():
     records, gold = _dictionary_corpus()
-    out = align_records(records, AlignConfig(links="intersect", progress=False))
+    out = align_records(records, AlignOptions(links="intersect", progress=False))
     hits = sum(len({tuple(link) for link in rec["links"]} & g) for rec, g in zip(out, gold))
     total = sum(len(g) for g in gold)
     predicted = sum(len(rec["links"]) for rec in out)
@@ -215,7 +215,7 @@ def test_em_recovers_word_for_word_links():
 def test_output_keeps_extra_fields_surface_tokens_and_is_deterministic():
     records, _ = _dictionary_corpus(120, seed=3)
     records[0] = dict(records[0], src="W0 w1,  w2", meta={"keep": True})
-    config = lambda: AlignConfig(lowercase=True, tokenize=("simple", "whitespace"), progress=False)  # noqa: E731
+    config = lambda: AlignOptions(lowercase=True, tokenize=("simple", "whitespace"), progress=False)  # noqa: E731
     first = align_records(records, config())
     assert first == align_records(records, config())
     assert first[0]["meta"] == {"keep": True}
@@ -232,7 +232,7 @@ def test_saved_and_reloaded_model_aligns_new_sentences_identically(tmp_path):
     new = [dict(r) for r in new]
     new[0]["src"] += " unseenword"  # an unknown word must not break anything
     new[1]["tgt"] = "T0 NEWWORD T1"
-    config = lambda: AlignConfig(progress=False)  # noqa: E731
+    config = lambda: AlignOptions(progress=False)  # noqa: E731
     with CorpusAligner(config()) as aligner:
         for r in train:
             aligner.add(dict(r))
@@ -257,7 +257,7 @@ def test_real_data_enfr_aer_is_close_to_fast_align(shared_data):
     src = read("test.src") + read("train.src")
     tgt = read("test.tgt") + read("train.tgt")
     records = [{"id": k, "src_lang": "en", "tgt_lang": "fr", "src": s, "tgt": t} for k, (s, t) in enumerate(zip(src, tgt))]
-    config = AlignConfig(lowercase=True, max_pairs=0, progress=False)
+    config = AlignOptions(lowercase=True, max_pairs=0, progress=False)
     out = align_records(records, config)
     a_s = a_p = n_a = n_s = 0
     for rec, line in zip(out, read("test.gold")):
@@ -278,11 +278,11 @@ def test_memory_mapped_cell_ids_and_lanes_give_the_same_links(monkeypatch):
     from aligninstruct_cli.align import corpus
 
     records, _ = _dictionary_corpus(200, seed=5)
-    plain = align_records(records, AlignConfig(progress=False))
+    plain = align_records(records, AlignOptions(progress=False))
     monkeypatch.setattr(corpus, "DEFAULT_MEMMAP_CELLS", 0)
     monkeypatch.setattr(corpus, "DEFAULT_CHUNK_CELLS", 64)
     monkeypatch.setattr(corpus, "DEFAULT_SHARD_CELLS", 2048)
-    with CorpusAligner(AlignConfig(progress=False, threads=2)) as aligner:
+    with CorpusAligner(AlignOptions(progress=False, threads=2)) as aligner:
         for r in records:
             aligner.add(dict(r))
         aligner.fit()

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from conftest import write_jsonl
 from aligninstruct_cli.cli import app
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.instructions import templates as T
@@ -332,18 +333,13 @@ def test_negatives_are_never_true_alignments(rec, seed, ratio):
 
 
 # ----------------------------------------------------------------------------------------------- CLI
-def _write_jsonl(path, records):
-    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
-    return str(path)
-
-
 def test_cli_same_seed_same_bytes_and_seed_matters(tmp_path):
     recs = []
     for i in range(30):
         rec = copy.deepcopy(CAT)
         rec["id"] = i
         recs.append(rec)
-    src = _write_jsonl(tmp_path / "in.jsonl", recs)
+    src = str(write_jsonl(tmp_path / "in.jsonl", recs))
     runs = [runner.invoke(app, ["build", src, "--objective", "align", "--seed", s]) for s in ("1", "1", "2")]
     assert all(r.exit_code == 0 for r in runs), runs[0].output
     assert runs[0].stdout_bytes == runs[1].stdout_bytes
@@ -375,7 +371,7 @@ def test_cli_alignment_objectives_refuse_tsv(tmp_path):
 
 
 def test_cli_reports_unusable_records(tmp_path):
-    src = _write_jsonl(tmp_path / "in.jsonl", [dict(CAT, pairs=[]), CAT])
+    src = str(write_jsonl(tmp_path / "in.jsonl", [dict(CAT, pairs=[]), CAT]))
     res = runner.invoke(app, ["build", src, "--objective", "hint"])
     assert res.exit_code == 0
     assert len(res.stdout.splitlines()) == 2

@@ -9,15 +9,12 @@ import sys
 import orjson
 import pytest
 
+from conftest import jsonl_bytes
 from aligninstruct_cli.errors import AitError, InputError
 from aligninstruct_cli.io import (ErrorPolicy, RecordWriter, atomic_path, detect_format, iter_lines, read_json,
                                   read_records, write_json, write_records)
 
 PAR = {"id": "a", "src_lang": "en", "tgt_lang": "kk", "src": "Hello", "tgt": "Сәлем"}
-
-
-def jsonl(*records) -> bytes:
-    return b"".join(orjson.dumps(r) + b"\n" for r in records)
 
 
 def test_tsv_fast_align_and_jsonl_give_the_same_parallel_records(tmp_path):
@@ -28,7 +25,7 @@ def test_tsv_fast_align_and_jsonl_give_the_same_parallel_records(tmp_path):
     assert tsv == [{"id": "1", "src_lang": "en", "tgt_lang": "kk", "src": "Hello", "tgt": "Сәлем"},
                    {"id": "2", "src_lang": "en", "tgt_lang": "kk", "src": "Bye now", "tgt": "Сау бол"}]
     assert [r["id"] for r in fa] == ["opus.1", "opus.2"] and [r["src"] for r in fa] == ["Hello", "Bye now"]
-    (tmp_path / "a.jsonl").write_bytes(jsonl(*tsv))
+    (tmp_path / "a.jsonl").write_bytes(jsonl_bytes(*tsv))
     assert list(read_records(str(tmp_path / "a.jsonl"), "parallel")) == tsv
 
 
@@ -44,23 +41,23 @@ def test_format_detection():
 
 def test_tsv_needs_languages(tmp_path):
     (tmp_path / "a.tsv").write_text("a\tb\n", encoding="utf-8")
-    with pytest.raises(AitError, match="needs --src-lang and --tgt-lang"):
+    with pytest.raises(AitError, match="needs src_lang and tgt_lang"):
         list(read_records(str(tmp_path / "a.tsv"), "parallel"))
 
 
 def test_gzip_in_and_out(tmp_path):
     out = tmp_path / "o.jsonl.gz"
     assert write_records(str(out), [PAR, dict(PAR, id="b")]) == 2
-    assert gzip.decompress(out.read_bytes()) == jsonl(PAR, dict(PAR, id="b"))
+    assert gzip.decompress(out.read_bytes()) == jsonl_bytes(PAR, dict(PAR, id="b"))
     assert [r["id"] for r in read_records(str(out), "parallel")] == ["a", "b"]
 
 
 def test_blank_lines_carry_no_record_and_locations_and_offsets_are_exact(tmp_path):
-    data = jsonl(PAR) + b"\n   \n" + jsonl(dict(PAR, id="b"))
+    data = jsonl_bytes(PAR) + b"\n   \n" + jsonl_bytes(dict(PAR, id="b"))
     path = tmp_path / "a.jsonl"
     path.write_bytes(data)
     located = list(read_records(str(path), "parallel", with_location=True, with_offset=True))
-    assert [(line, off) for line, off, _ in located] == [(1, 0), (4, len(jsonl(PAR)) + 5)]
+    assert [(line, off) for line, off, _ in located] == [(1, 0), (4, len(jsonl_bytes(PAR)) + 5)]
     for _, off, rec in located:
         assert orjson.loads(data[off:].split(b"\n", 1)[0]) == rec
     assert [r["id"] for _, r in read_records(str(path), with_location=True)] == ["a", "b"]
@@ -75,7 +72,7 @@ def test_crlf_invalid_utf8_and_errors_name_file_line_field(tmp_path):
     with pytest.raises(InputError, match=r"a\.tsv:2: invalid UTF-8 at byte 2"):
         list(iter_lines(str(path)))
     path = tmp_path / "b.jsonl"
-    path.write_bytes(jsonl(PAR) + orjson.dumps(dict(PAR, tgt_lang=5)) + b"\n")
+    path.write_bytes(jsonl_bytes(PAR) + orjson.dumps(dict(PAR, tgt_lang=5)) + b"\n")
     with pytest.raises(InputError) as err:
         list(read_records(str(path), "parallel"))
     assert (err.value.line, err.value.field) == (2, "tgt_lang")
@@ -91,7 +88,7 @@ def test_error_name_replaces_the_path(tmp_path):
 
 def test_skip_policy_counts_and_reports(tmp_path):
     path = tmp_path / "a.jsonl"
-    path.write_bytes(jsonl(PAR) + b"[1, 2]\n" + b"\xff\n" + jsonl(PAR))
+    path.write_bytes(jsonl_bytes(PAR) + b"[1, 2]\n" + b"\xff\n" + jsonl_bytes(PAR))
     policy = ErrorPolicy("skip")
     assert len(list(read_records(str(path), "parallel", policy=policy))) == 2
     assert policy.skipped == 2
@@ -103,7 +100,7 @@ def test_skip_policy_counts_and_reports(tmp_path):
 
 
 def test_stdin_is_dash(monkeypatch):
-    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(jsonl(PAR))))
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(jsonl_bytes(PAR))))
     assert list(read_records("-", "parallel")) == [PAR]
 
 
@@ -120,7 +117,7 @@ def test_writer_is_atomic(tmp_path):
         writer.write(PAR)
         writer.write_raw(b'{"raw":1}\n')
         writer.write_line("plain")
-    assert out.read_bytes() == jsonl(PAR) + b'{"raw":1}\nplain\n' and writer.count == 3
+    assert out.read_bytes() == jsonl_bytes(PAR) + b'{"raw":1}\nplain\n' and writer.count == 3
 
 
 def test_missing_file_directory_and_json_helpers(tmp_path):

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from aligninstruct_cli.cli import app
@@ -153,3 +154,26 @@ def test_probe_errors(tmp_path, pairs_file, tiny_bloom_dir):
         assert result.exit_code == 2, (args, result.output)
         assert message in result.output and "Traceback" not in result.output
         assert not out.exists()
+
+
+def test_options_defaults_precision_and_the_old_dtype_flag(tmp_path, pairs_file, tiny_bloom_dir):
+    """fp32 by default (as `--dtype auto` loaded it before); --dtype and its old spellings still work."""
+    from aligninstruct_cli.options import OptionError
+    from aligninstruct_cli.probe import ProbeOptions, layer_similarity
+
+    result = runner.invoke(app, ["probe", str(pairs_file), "--print-config"])
+    assert result.exit_code == 0, result.output
+    printed = yaml.safe_load(result.stdout)
+    assert (printed["precision"], printed["batch_size"], printed["max_length"]) == ("fp32", 16, 256)
+    runs = {}
+    for flags in ([], ["--dtype", "float32"], ["--precision", "auto"]):
+        out = tmp_path / f"run{len(runs)}.json"
+        result = runner.invoke(app, ["probe", str(pairs_file), "--model", str(tiny_bloom_dir), "--limit", "4",
+                                     "-o", str(out), *flags])
+        assert result.exit_code == 0, result.output
+        assert ("deprecated" in result.output) == ("--dtype" in flags)
+        runs[tuple(flags)] = json.loads(out.read_text())["cosine"]
+    assert len({tuple(v) for v in runs.values()}) == 1  # on a CPU, auto is fp32 too
+    assert ProbeOptions(precision="float16").precision == "fp16"
+    with pytest.raises(OptionError, match="^max_length must be at least 1, not 0$"):
+        layer_similarity(None, None, [], max_length=0)

@@ -75,7 +75,7 @@ def test_tokenizer_follows_target_language():
         import MeCab  # noqa: F401
     except ImportError:  # without sacrebleu[ja] the missing tokenizer is a clean error, not a crash mid-run
         with pytest.raises(AitError, match="sacrebleu\\[ja\\]"):
-            bleu_chrf.make_metric("bleu", "ja")
+            bleu_chrf.BLEU().signature("ja")
 
 
 @pytest.mark.parametrize("tgt_code, flores", [("kk", "kaz_Cyrl"), ("zh", "zho_Hans")])
@@ -109,6 +109,24 @@ def test_bleu_and_chrf_equal_sacrebleu_cli_to_the_last_digit(tmp_path, shared_da
     assert ours["bleu"]["score"] == BLEU(tokenize=tok).corpus_score(hyps, [refs]).score
     assert ours["chrf"]["score"] == CHRF(word_order=2).corpus_score(hyps, [refs]).score
     assert 5 < ours["bleu"]["score"] < 95
+
+
+def test_bleu_statistics_follow_each_segments_target_language():
+    from sacrebleu.metrics import BLEU
+
+    zh = ["我们今天去学校吃饭。", "他明天要去北京开会。", "这本书很有意思。", "天气很好，我们出去走走吧。"]
+    refs = [text for pair in zip(zh, sample_texts(4, seed=3)) for text in pair]  # zh, kk, zh, kk, ...
+    hyps = [r[: len(r) // 2 + 1] for r in refs]
+    langs = ["zh", "kk"] * 4
+    metric = bleu_chrf.BLEU()
+    stats = metric.segment_stats(refs, hyps, refs, langs)  # one call, two tokenizers
+    for lang, tok in (("zh", "zh"), ("kk", "13a")):
+        idx = [k for k, code in enumerate(langs) if code == lang]
+        sacre = BLEU(tokenize=tok)
+        assert metric.corpus_score(stats[idx]) == sacre.corpus_score([hyps[k] for k in idx],
+                                                                     [[refs[k] for k in idx]]).score
+        assert metric.signature(lang) == sacre.get_signature().format()
+    assert metric.signature("zh") != metric.signature("kk")
 
 
 def test_sentence_level_scores(tmp_path, synthetic_directions):
@@ -183,14 +201,11 @@ def test_bootstrap_p_value_equals_sacrebleus_paired_test(synthetic_directions, m
     for name, metric in (("BLEU", BLEU()), ("chrF2++", CHRF(word_order=2))):
         _, scores = PairedTest([("base", base), ("sys", system)], {name: metric}, [refs], test_type="bs",
                                n_samples=500)()
-        ours_metric = BLEU() if name == "BLEU" else CHRF(word_order=2)
-        b_stats = bleu_chrf.segment_stats(ours_metric, base, refs)
-        s_stats = bleu_chrf.segment_stats(ours_metric, system, refs)
+        ours_metric = bleu_chrf.BLEU() if name == "BLEU" else bleu_chrf.CHRF()
+        b_stats = ours_metric.segment_stats(refs, base, refs, ["kk"] * len(refs))
+        s_stats = ours_metric.segment_stats(refs, system, refs, ["kk"] * len(refs))
         indices = significance.resample_indices(len(refs), 500, np.random.default_rng(12345))
-        fn = lambda summed: bleu_chrf.score_from_stats(ours_metric, summed)  # noqa: E731
-        b_score = bleu_chrf.corpus_score(ours_metric, base, refs).score
-        s_score = bleu_chrf.corpus_score(ours_metric, system, refs).score
-        r = significance.paired_bootstrap(b_stats, s_stats, b_score, s_score, fn, indices)
+        r = significance.paired_bootstrap(ours_metric, b_stats, s_stats, indices)
         comparison = significance.compare_resampled(r)
         assert comparison.p == scores[name][1].p_value
         assert comparison.system == scores[name][1].score
@@ -304,6 +319,29 @@ def test_table_and_tsv_formats(tmp_path, synthetic_directions):
                                  "--bootstrap-samples", "100"])
     assert result.exit_code == 0
     assert "b (baseline)" in result.stdout and "Δ BLEU [95% CI] p" in result.stdout and "en→unseen" in result.stdout
+
+
+# ------------------------------------------------------------------------------------------------ options
+def test_options_from_a_config_file_equal_flags_and_checks_name_fields(tmp_path, synthetic_directions):
+    from aligninstruct_cli.metrics.options import ScoreOptions
+    from aligninstruct_cli.options import OptionError
+
+    a = write_jsonl(tmp_path / "a.jsonl", make_system(synthetic_directions, drop=0.2, seed=1))
+    b = write_jsonl(tmp_path / "b.jsonl", make_system(synthetic_directions, drop=0.4, seed=2))
+    config = tmp_path / "score.yaml"
+    config.write_text(f"metrics: [chrf, BLEU]\nbaseline: {b}\nnames: [mine]\nbootstrap_samples: 50\nseed: 7\n")
+    from_file = score_json(str(a), "--config", str(config))
+    from_flags = score_json(str(a), "--metrics", "chrf,bleu", "--baseline", str(b), "--names", "mine",
+                            "--bootstrap-samples", "50", "--seed", "7")
+    assert from_file == from_flags and from_file["metrics"] == ["chrf", "bleu"]
+    assert from_file["systems"][1]["name"] == "mine"
+    for kwargs, message in (({"alpha": 1.0}, "alpha must be below 1"), ({"bootstrap_samples": 0}, "bootstrap_samples"),
+                            ({"metrics": "bleu,ter"}, "metrics 'bleu,ter'"), ({"tokenize": "nope"}, "tokenize 'nope'")):
+        with pytest.raises(OptionError, match=message) as caught:
+            ScoreOptions(**kwargs)
+        assert "--" not in str(caught.value)
+    result = runner.invoke(app, ["score", str(a), "--config", str(config), "--alpha", "0"])
+    assert result.exit_code == 2 and "--alpha must be above 0" in result.output
 
 
 # ------------------------------------------------------------------------------------------------ bad input

@@ -39,19 +39,24 @@ def base_args(model, data, out, *extra):
 
 
 # ------------------------------------------------------------------------------------------ config
+def options(**given):
+    return C.TrainOptions(**{"model": "m", "data": {"mt": "x"}, "output": "o", **given})
+
+
 def test_curriculum_grammar():
-    assert C.parse_curriculum("mt+align,mt", ["mt", "align"]) == [["mt", "align"], ["mt"]]
-    assert C.parse_curriculum(None, ["mt", "align"]) == [["mt", "align"]]
+    two = ["mt=a.jsonl", "align=b.jsonl"]
+    assert options(data=two, curriculum="mt+align,mt").curriculum == [["mt", "align"], ["mt"]]
+    assert options(data=two).curriculum == [["mt", "align"]]
     with pytest.raises(AitError, match="unknown data name.*'hint'"):
-        C.parse_curriculum("mt+hint", ["mt", "align"])
+        options(data=two, curriculum="mt+hint")
     with pytest.raises(AitError, match="empty name"):
-        C.parse_curriculum("mt+,mt", ["mt"])
-    assert C.parse_data_specs(["mt=a.jsonl", "align=b.jsonl"]) == {"mt": "a.jsonl", "align": "b.jsonl"}
+        options(curriculum="mt+,mt")
+    assert options(data=two).data == {"mt": "a.jsonl", "align": "b.jsonl"}
     with pytest.raises(AitError, match="NAME=PATH"):
-        C.parse_data_specs(["a.jsonl"])
-    assert C.parse_lrs("1e-4,3e-4") == [1e-4, 3e-4]
+        options(data=["a.jsonl"])
+    assert options(lr="1e-4,3e-4", val="v").lr == [1e-4, 3e-4]
     with pytest.raises(AitError):
-        C.parse_lrs("fast")
+        options(lr="fast")
 
 
 @pytest.mark.parametrize("shape,expected", [((4096, 30, 32), 3_932_160), ((2560, 30, 32), 2_457_600),
@@ -75,20 +80,22 @@ def test_lora_targets_per_architecture():
     assert C.lora_targets_for("llama") == ["q_proj", "k_proj", "v_proj"]
     assert C.lora_targets_for("gpt2") == ["c_attn"]
     assert C.lora_targets_for("whatever", ["a", "b"]) == ["a", "b"]
-    with pytest.raises(AitError, match="--lora-targets"):
+    with pytest.raises(AitError, match="lora_targets"):
         C.lora_targets_for("t5")
 
 
 def test_deepspeed_config(tmp_path):
+    from dataclasses import replace
+
     from aligninstruct_cli.training.launch import build_ds_config
 
-    cfg = C.TrainConfig(model="m", data={"mt": "x"}, curriculum=[["mt"]], output="o", batch_size=4, grad_accum=2)
+    cfg = options(batch_size=4, grad_accum=2)
     ds = build_ds_config(cfg, "bf16")
     assert ds["zero_optimization"] == {"stage": 2}
     assert ds["train_micro_batch_size_per_gpu"] == 4 and ds["gradient_accumulation_steps"] == 2
     assert ds["bf16"] == {"enabled": True} and ds["fp16"] == {"enabled": False}
     assert "optimizer" not in ds  # a client torch optimizer: nothing to JIT-compile
-    cfg.zero, cfg.offload = 3, "all"
+    cfg = replace(cfg, zero=3, offload="all")
     ds = build_ds_config(cfg, "fp16")
     assert ds["zero_optimization"]["offload_param"]["device"] == "cpu"
     assert ds["zero_optimization"]["offload_optimizer"]["device"] == "cpu"
@@ -295,24 +302,95 @@ def test_bad_inputs_fail_cleanly_before_launch(case, message, tiny_bloom_dir, da
 
 
 def test_resume_rejects_other_options_and_a_fresh_run_rejects_a_used_output(tiny_bloom_dir, data, tmp_path, no_launch):
-    from aligninstruct_cli.training.launch import LaunchOptions, prepare
+    from aligninstruct_cli.training.launch import prepare
     from aligninstruct_cli.io import write_json
 
     out = tmp_path / "run"
-    cfg = C.TrainConfig(model=str(tiny_bloom_dir), data={"mt": str(data["mt"]), "align": str(data["align"])},
-                        curriculum=[["mt", "align"], ["mt"]], output=str(out))
-    job = prepare(cfg, LaunchOptions(launcher="none", cache_dir=str(tmp_path / "cache")), ["ait"])
+    cfg = C.TrainOptions(model=str(tiny_bloom_dir), data={"mt": str(data["mt"]), "align": str(data["align"])},
+                         curriculum=[["mt", "align"], ["mt"]], output=str(out), launcher="none",
+                         cache_dir=str(tmp_path / "cache"))
+    job = prepare(cfg, command=["ait"])
     out.mkdir()
-    write_json(out / "job.json", job)  # what a started run leaves
+    job.save(out / "job.json")  # what a started run leaves
     write_json(out / "run.json", {"status": "running"})
     common = ["--launcher", "none", "--cache-dir", str(tmp_path / "cache")]
     result = runner.invoke(app, base_args(tiny_bloom_dir, data, out, *common))
     assert result.exit_code == 2 and "already holds a run" in result.output and "--resume" in result.output
     result = runner.invoke(app, base_args(tiny_bloom_dir, data, out, *common, "--resume", "--lr", "1e-3"))
     assert result.exit_code == 2, result.output
-    assert "differ from the run" in result.output and "lrs: [0.0002] → [0.001]" in result.output
+    assert "differ from the run" in result.output and "--lr: [0.0002] → [0.001]" in result.output
     result = runner.invoke(app, base_args(tiny_bloom_dir, data, tmp_path / "elsewhere", *common, "--resume"))
     assert result.exit_code == 2 and "no run to resume" in result.output
+
+
+def test_a_config_file_fills_the_options_and_flags_override_it(tiny_bloom_dir, data, tmp_path):
+    import yaml
+
+    config = tmp_path / "train.yaml"
+    values = {"model": str(tiny_bloom_dir), "data": {"mt": str(data["mt"]), "align": str(data["align"])},
+              "output": str(tmp_path / "run"), "epochs": 2, "batch_size": 4}
+    config.write_text(yaml.safe_dump(values, sort_keys=False))
+    result = runner.invoke(app, ["train", "--config", str(config), "--epochs", "3", "--print-config"])
+    assert result.exit_code == 0, result.output
+    printed = yaml.safe_load(result.stdout)
+    assert printed["epochs"] == 3 and printed["batch_size"] == 4  # the flag wins over the file
+    assert printed["data"] == values["data"] and printed["curriculum"] == [["mt", "align"]]
+    result = runner.invoke(app, ["train", "--config", str(config), "--batch-size", "2", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.split("\n", 1)[1])["train_micro_batch_size_per_gpu"] == 2
+    config.write_text(yaml.safe_dump({**values, "epochs": 0}, sort_keys=False))
+    result = runner.invoke(app, ["train", "--config", str(config), "--dry-run"])
+    assert result.exit_code == 2 and "train.yaml: epochs must be at least 1" in result.output
+
+
+def test_the_job_survives_its_json_round_trip(tiny_bloom_dir, data, tmp_path):
+    from aligninstruct_cli.training.job import Job
+    from aligninstruct_cli.training.launch import prepare
+
+    job = prepare(C.TrainOptions(model=str(tiny_bloom_dir), data=[f"mt={data['mt']}", f"align={data['align']}"],
+                                 curriculum="mt+align,mt", val=str(data["val"]), lr="1e-3,2e-3",
+                                 output=str(tmp_path / "run"), launcher="none", cache_dir=str(tmp_path / "cache")),
+                  command=["ait", "train"])
+    again = Job.from_json(job.to_json())
+    assert again == job
+    assert again.options.lr == [1e-3, 2e-3] and again.options.zero == 0 and set(again.caches) == {"mt", "align"}
+    assert again.val_cache and again.input_hashes["--val"]["sha256"] and again.precision == "fp32"
+
+
+def test_resuming_a_run_whose_stages_are_all_done_finishes_it_without_launching(tiny_bloom_dir, data, tmp_path,
+                                                                                no_launch):
+    """The launching process finishes a run (lr choice, final/, run.json), so a run whose workers finished
+    but whose launcher did not is finished by --resume alone; the world size recorded by the workers in
+    state.json is checked first."""
+    from aligninstruct_cli.provenance import RunManifest
+    from aligninstruct_cli.training import checkpoint as ckpt
+    from aligninstruct_cli.training.launch import prepare
+
+    out = tmp_path / "run"
+    args = base_args(tiny_bloom_dir, data, out, "--launcher", "none", "--cache-dir", str(tmp_path / "cache"),
+                     "--resume")
+    job = prepare(C.TrainOptions(model=str(tiny_bloom_dir), data={"mt": str(data["mt"]), "align": str(data["align"])},
+                                 curriculum="mt+align,mt", output=str(out), launcher="none",
+                                 cache_dir=str(tmp_path / "cache")), command=["ait"])
+    out.mkdir()
+    job.save(out / "job.json")
+    RunManifest(out / "run.json").start(["ait"])
+    for k, stage in enumerate(("stage-1-mt+align", "stage-2-mt")):
+        (out / stage).mkdir()
+        (out / stage / "adapter_model.safetensors").write_bytes(b"stage %d" % k)
+    ckpt.write_state(out, {"done": [[0, 0], [0, 1]], "resume": None, "val_loss": {}, "world_size": 2})
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "the run used 2 ranks" in result.output
+    ckpt.record_world_size(out, 1)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert (out / "final" / "adapter_model.safetensors").read_bytes() == b"stage 1"
+    manifest = json.loads((out / "run.json").read_text())
+    assert manifest["status"] == "finished" and len(manifest["resumed"]) == 1
+    assert manifest["result"] == {"chosen_lr": 2e-4, "final_val_loss": {"0.0002": None},
+                                  "stages": ["stage-1-mt+align", "stage-2-mt"]}
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0 and "already complete" in result.output
 
 
 def test_a_failing_launch_passes_its_exit_code_on(tiny_bloom_dir, data, tmp_path, monkeypatch):
@@ -387,10 +465,10 @@ def test_compile_is_on_for_gpus_but_not_under_zero3_nor_on_cpus():
     assert C.resolve_compile("auto", "cuda", 2, gradient_checkpointing=True) is False
     assert C.resolve_compile("on", "cpu", 0) is True and C.resolve_compile("off", "cuda", 0) is False
     assert C.resolve_compile("on", "cuda", 3) is False  # a --deepspeed-config asking for ZeRO-3
-    with pytest.raises(AitError, match="--zero 3"):
-        C.TrainConfig(model="m", data={"mt": "x"}, curriculum=[["mt"]], output="o", zero=3, compile="on").check()
-    with pytest.raises(AitError, match="--compile must be one of"):
-        C.TrainConfig(model="m", data={"mt": "x"}, curriculum=[["mt"]], output="o", compile="yes").check()
+    with pytest.raises(AitError, match="zero 3"):
+        options(zero=3, compile="on")
+    with pytest.raises(AitError, match="compile must be one of"):
+        options(compile="yes")
 
 
 def test_compiled_blocks_train_the_same_adapter(tiny_bloom_dir, data, tmp_path):

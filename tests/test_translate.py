@@ -7,13 +7,15 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from aligninstruct_cli.cli import app
 from aligninstruct_cli.errors import AitError
-from aligninstruct_cli.generation import (Translator, check_adapter_base, clean_hypothesis, load_model,
-                                          resolve_prompt, same_base_model)
+from aligninstruct_cli.generation import TranslateOptions, Translator, clean_hypothesis, resolve_prompt
+from aligninstruct_cli.models import check_adapter_base, load_model, same_base_model
 from aligninstruct_cli.instructions.templates import PROMPTS
+from aligninstruct_cli.options import OptionError
 
 runner = CliRunner()
 DIRECTIONS = [("en", "kk"), ("kk", "en"), ("de", "fr"), ("en", "cy")]
@@ -335,8 +337,8 @@ def test_a_file_output_gets_a_run_manifest_and_resume_keeps_its_decoding(tmp_pat
     assert manifest["status"] == "finished" and manifest["records"] == 6
     assert manifest["decoding"] == {"model": str(noisy_bloom_dir), "adapter": None, "merge": False,
                                     "prompt_name": "default", "prompt_template": PROMPTS["default"],
-                                    "num_beams": 1, "max_new_tokens": 5, "pivot": None, "dtype": "auto"}
-    assert manifest["resolved_dtype"] == "float32" and manifest["device"] == "cpu"
+                                    "num_beams": 1, "max_new_tokens": 5, "pivot": None, "precision": "auto"}
+    assert manifest["resolved_precision"] == "fp32" and manifest["device"] == "cpu"
     assert manifest["input_sha256"] == hashlib.sha256(src.read_bytes()).hexdigest()
     assert set(manifest["versions"]) >= {"ait", "torch", "transformers"}
 
@@ -351,3 +353,72 @@ def test_a_file_output_gets_a_run_manifest_and_resume_keeps_its_decoding(tmp_pat
     # stdout has no manifest to go beside
     assert runner.invoke(app, args[:-4] + ["--max-new-tokens", "5"]).exit_code == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hyps.jsonl", "hyps.jsonl.run.json", "in.jsonl"]
+
+
+# ------------------------------------------------------------------------------------------------ options
+def test_config_file_with_flags_overriding(tmp_path, noisy_bloom_dir):
+    """--config fills TranslateOptions, a typed flag wins over it, and the run uses the merged values."""
+    src = write_jsonl(tmp_path / "in.jsonl", make_records(4))
+    config = tmp_path / "t.yaml"
+    config.write_text(f"model: {noisy_bloom_dir}\nnum_beams: 2\nmax_new_tokens: 6\nbatch_size: 3\n")
+    out = tmp_path / "out.jsonl"
+    args = ["translate", str(src), "--config", str(config), "--max-new-tokens", "4"]
+    result = runner.invoke(app, [*args, "--print-config"])
+    assert result.exit_code == 0, result.output
+    printed = yaml.safe_load(result.stdout)
+    assert (printed["model"], printed["num_beams"], printed["max_new_tokens"], printed["batch_size"]) == \
+        (str(noisy_bloom_dir), 2, 4, 3)
+    result = runner.invoke(app, [*args, "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "out.jsonl.run.json").read_text())
+    assert manifest["decoding"]["num_beams"] == 2 and manifest["decoding"]["max_new_tokens"] == 4
+    assert manifest["batch_size"] == 3 and len(read_jsonl(out)) == 4
+    # a bad value is named by its key in the file, a bad flag by the flag
+    config.write_text(f"model: {noisy_bloom_dir}\nnum_beams: 0\n")
+    result = runner.invoke(app, ["translate", str(src), "--config", str(config)])
+    assert result.exit_code == 2 and f"{config}: num_beams must be at least 1" in result.output
+
+
+def test_precision_and_the_old_dtype_flag(tmp_path, noisy_bloom_dir):
+    """--precision speaks train's vocabulary; --dtype and the old spellings still work, with a note; the
+    manifest records the normalised value."""
+    src = write_jsonl(tmp_path / "in.jsonl", make_records(2))
+    outs = {}
+    for flags in (["--precision", "fp32"], ["--dtype", "float32"]):
+        out = tmp_path / f"{flags[0][2:]}.jsonl"
+        result = runner.invoke(app, ["translate", str(src), "--model", str(noisy_bloom_dir), "-o", str(out),
+                                     "--max-new-tokens", "4", *flags])
+        assert result.exit_code == 0, result.output
+        assert ("deprecated" in result.output) == (flags[0] == "--dtype")
+        manifest = json.loads(Path(f"{out}.run.json").read_text())
+        assert manifest["decoding"]["precision"] == "fp32" and manifest["resolved_precision"] == "fp32"
+        outs[flags[0]] = out.read_bytes()
+    assert outs["--precision"] == outs["--dtype"]
+    result = runner.invoke(app, ["translate", str(src), "--model", str(noisy_bloom_dir), "--precision", "fp8"])
+    assert result.exit_code == 2 and "--precision" in result.output
+
+
+def test_resume_reads_a_manifest_of_the_old_dtype_vocabulary(tmp_path, noisy_bloom_dir):
+    src = write_jsonl(tmp_path / "in.jsonl", make_records(4))
+    out = tmp_path / "hyps.jsonl"
+    args = ["translate", str(src), "--model", str(noisy_bloom_dir), "-o", str(out), "--max-new-tokens", "4"]
+    assert runner.invoke(app, args).exit_code == 0
+    path = tmp_path / "hyps.jsonl.run.json"
+    manifest = json.loads(path.read_text())
+    manifest["decoding"]["dtype"] = manifest["decoding"].pop("precision")
+    manifest["resolved_dtype"] = {"fp32": "float32"}[manifest.pop("resolved_precision")]
+    path.write_text(json.dumps(manifest))
+    result = runner.invoke(app, [*args, "--resume"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, [*args, "--resume", "--precision", "fp32"])
+    assert result.exit_code == 2 and "precision: 'auto' then, 'fp32' now" in result.output
+
+
+def test_library_checks_name_fields_not_flags(loaded):
+    with pytest.raises(OptionError, match="^batch_size must be at least 1, not 0$"):
+        Translator(loaded, batch_size=0)
+    with pytest.raises(OptionError, match="^merge needs adapter$"):
+        TranslateOptions(model="m", merge=True)
+    options = TranslateOptions(model="m", precision="bfloat16", max_new_tokens=8)
+    assert options.precision == "bf16" and options.num_beams == 1 and options.batch_size == 16
+    assert Translator(loaded, options, batch_size=2).options.max_new_tokens == 8

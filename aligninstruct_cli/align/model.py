@@ -32,37 +32,42 @@ from typing import Callable
 
 import numpy as np
 
+from aligninstruct_cli.options import OptionError, check_options, name, option, option_fields
+
 INITIAL_T = 1e-9  # fast_align's t before the first normalisation
+EM_PANEL = "EM (fast_align's model)"
 UNSEEN_T = 1e-7  # t of a pair a loaded model never saw (unseen word or unseen combination)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class EMOptions:
     """fast_align's options; defaults are fast_align's `-d -o -v` (the settings its authors recommend)."""
 
-    iterations: int = 5
-    favor_diagonal: bool = True
-    optimize_tension: bool = True
-    variational_bayes: bool = True
-    alpha: float = 0.01
-    p0: float = 0.08
-    tension: float = 4.0
+    iterations: int = option(5, flags=("--iterations", "-I"), min=1, panel=EM_PANEL,
+                             help="EM iterations (fast_align -I); the last one only takes the Viterbi links.")
+    p0: float = option(0.08, panel=EM_PANEL, min=0.0, max=1.0, max_open=True,
+                       help="Null-alignment probability (fast_align -p, later -q).")
+    tension: float = option(4.0, panel=EM_PANEL, min=0.0, min_open=True, help="Initial diagonal tension λ (fast_align -T).")
+    favor_diagonal: bool = option(True, panel=EM_PANEL, negatable=True, help="Diagonal alignment prior (fast_align -d); off gives "
+                                  "IBM Model 1 with a null word.")
+    optimize_tension: bool = option(True, panel=EM_PANEL, negatable=True, help="Re-estimate the tension during EM (fast_align -o).")
+    variational_bayes: bool = option(True, panel=EM_PANEL, negatable=True,
+                                     help="Dirichlet prior on t(f|e), mean-field VB (fast_align -v).")
+    alpha: float = option(0.01, panel=EM_PANEL, help="Dirichlet concentration for --variational-bayes (fast_align -a); must be > 0 "
+                          "with it.")
 
-    def check(self) -> None:
-        from aligninstruct_cli.errors import AitError
-
-        if self.iterations < 1:
-            raise AitError("--iterations must be at least 1")
-        if not 0.0 <= self.p0 < 1.0:
-            raise AitError("--p0 must be in [0, 1)")
+    def __post_init__(self) -> None:
+        check_options(self)
         if self.variational_bayes and self.alpha <= 0:
-            raise AitError("--alpha must be > 0 with variational Bayes")
-        if self.tension <= 0:
-            raise AitError("--tension must be > 0")
+            raise OptionError(f"{name('alpha')} must be above 0 with {name('variational_bayes')}, not {self.alpha:g}")
+
+    def em_options(self) -> "EMOptions":
+        """Just the EM options (of an `AlignOptions`, which has them all and more)."""
+        return EMOptions(**{f.name: getattr(self, f.name) for f in option_fields(EMOptions)})
 
 
 @dataclass
-class Direction:
+class DirectionParams:
     """One direction's parameters. Forward: t(target | source); reverse: t(source | target).
 
     `t` is indexed by pair id (the last slot holds the floor for unseen pairs); `t_null` by the id of
@@ -221,7 +226,7 @@ class EMTrainer:
         self.pair_tgt = pair_tgt
         self.n_src = n_src
         self.n_tgt = n_tgt
-        self.directions = {d: Direction(d, options.tension) for d in directions}
+        self.directions = {d: DirectionParams(d, options.tension) for d in directions}
         self.classes = {"forward": LengthClasses(layout.tgt_len, layout.src_len),
                         "reverse": LengthClasses(layout.src_len, layout.tgt_len)}
         self.tokens = {"forward": float(layout.tgt_len.sum()), "reverse": float(layout.src_len.sum())}

@@ -1,6 +1,6 @@
 """The `ait align` stage as a library: records in, aligned records (or Pharaoh lines) out.
 
-    aligner = CorpusAligner(AlignConfig(...))       # or CorpusAligner(config, model=AlignmentModel.load(d))
+    aligner = CorpusAligner(AlignOptions(...))      # or CorpusAligner(config, model=AlignmentModel.load(d))
     for record in records:
         aligner.add(record)                          # RecordError for a bad record (caller decides)
     aligner.fit()                                    # EM (or, with a model, Viterbi only)
@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Iterable, Iterator, Literal, Optional
 
 import numpy as np
 import orjson
@@ -28,50 +26,67 @@ from aligninstruct_cli.align.corpus import CellLayout, EncodedCorpus, Vocab
 from aligninstruct_cli.align.model import UNSEEN_T, EMOptions, EMTrainer
 from aligninstruct_cli.align.persist import AlignmentModel
 from aligninstruct_cli.align.symmetrize import DEFAULT_HEURISTIC, HEURISTICS, needs, symmetrize
-from aligninstruct_cli.align.tokenize import TOKENIZERS, get_tokenizer, get_word_splitter
+from aligninstruct_cli.align.tokenize import get_tokenizer, get_word_splitter, parse_tokenize_option
 from aligninstruct_cli.errors import AitError, RecordError
+from aligninstruct_cli.io import ReadOptions
+from aligninstruct_cli.options import OptionError, name, option
 
 BACKENDS = ("fast_align", "eflomal")
 OUTPUT_FORMATS = ("jsonl", "pharaoh")
 
 
-@dataclass
-class AlignConfig:
-    links: str = DEFAULT_HEURISTIC
-    output_format: str = "jsonl"
-    tokenize: tuple[str, str] = ("whitespace", "whitespace")
-    lowercase: bool = False
-    max_tokens: int = 1000  # fast_align crashes on longer lines
-    max_span: int = spans_mod.DEFAULT_MAX_SPAN
-    min_score: float = spans_mod.DEFAULT_MIN_SCORE
-    max_pairs: int = spans_mod.DEFAULT_MAX_PAIRS
-    keep_punct: bool = False
-    backend: str = "fast_align"
-    em: EMOptions = field(default_factory=EMOptions)
-    work_dir: str | None = None
-    threads: int = 1  # lanes of single-threaded torch ops (see model.EMTrainer.run_pass)
-    progress: bool = True
+def _tokenize_option(value) -> tuple[str, str]:
+    """`simple`, `simple,chars` (CLI) or [source, target] (config) -> (source tokenizer, target tokenizer)."""
+    if isinstance(value, (list, tuple)):
+        value = ",".join(map(str, value))
+    return parse_tokenize_option(value)
 
-    def check(self) -> None:
-        if self.links not in HEURISTICS:
-            raise AitError(f"--links must be one of {', '.join(HEURISTICS)}, not {self.links!r}")
-        if self.output_format not in OUTPUT_FORMATS:
-            raise AitError(f"--format must be one of {', '.join(OUTPUT_FORMATS)}, not {self.output_format!r}")
-        if any(t not in TOKENIZERS for t in self.tokenize):
-            raise AitError(f"--tokenize must be one of {', '.join(TOKENIZERS)}")
-        if self.backend not in BACKENDS:
-            raise AitError(f"--backend must be one of {', '.join(BACKENDS)}, not {self.backend!r}")
-        if self.max_tokens < 1:
-            raise AitError("--max-tokens must be at least 1")
-        if self.max_span < 1:
-            raise AitError("--max-span must be at least 1")
-        if self.threads < 1:
-            raise AitError("--threads must be at least 1")
-        if self.max_pairs < 0:
-            raise AitError("--max-pairs must be 0 or more")
+
+@dataclass(kw_only=True)
+class AlignOptions(ReadOptions, EMOptions):
+    """The options of `ait align` (the EM options are `EMOptions`', the input options `ReadOptions`')."""
+
+    output_format: Literal[OUTPUT_FORMATS] = option(  # type: ignore[valid-type]
+        "jsonl", flags=("--format",), help="jsonl: aligned records; pharaoh: one `i-j` line per sentence pair "
+        "(as fast_align/atools).")
+    links: Literal[HEURISTICS] = option(  # type: ignore[valid-type]
+        DEFAULT_HEURISTIC, help="Which links to output: one direction, or a symmetrization of both.")
+    tokenize: Optional[tuple[str, str]] = option(
+        None, parse=_tokenize_option, cli_type=Optional[str], default_doc="whitespace",
+        help="whitespace|simple|chars, or SRC,TGT to differ per side (e.g. simple,chars). simple splits off "
+        "Unicode punctuation; chars is for scripts without spaces (Khmer, Burmese). With --model: the model's.")
+    lowercase: Optional[bool] = option(None, negatable=True, default_doc="off",
+                                       help="Lowercase words for the model (output tokens and span texts keep their "
+                                            "case). With --model: the model's.")
+    max_span: int = option(spans_mod.DEFAULT_MAX_SPAN, min=1, help="Longest span, in words, on each side of a gold "
+                           "pair.")
+    min_score: float = option(spans_mod.DEFAULT_MIN_SCORE, help="Drop pairs scoring below this (score: geometric "
+                              "mean of both directions' lexical probabilities).")
+    max_pairs: int = option(spans_mod.DEFAULT_MAX_PAIRS, min=0, help="Keep at most this many pairs per sentence "
+                            "(the best-scoring); 0 = no pairs.")
+    keep_punct: bool = option(False, help="Keep pairs whose source or target side is punctuation only.")
+    max_tokens: int = option(1000, min=1, help="Longest sentence, in tokens per side; longer ones are input errors "
+                             "(fast_align crashes on longer lines).")
+    model: Optional[str] = option(None, metavar="DIR", help="Align with a model saved by --save-model instead of "
+                                  "training (EM options ignored; its --tokenize and --lowercase apply).")
+    backend: Literal[BACKENDS] = option(  # type: ignore[valid-type]
+        "fast_align", help="fast_align (built in) or eflomal (optional extra: pip install "
+        "'aligninstruct-cli[eflomal]').")
+    threads: int = option(1, min=1, help="Worker threads for pair-id building and EM (each runs single-threaded "
+                          "PyTorch ops on its share of the corpus). Use the number of idle cores.")
+    work_dir: Optional[str] = option(None, metavar="DIR", default_doc="system temp", help="Where temporary files go "
+                                     "(spooled records, large cell-id maps).")
+    progress: bool = True  # library only: the CLI shows bars unless -q
+
+    def __post_init__(self) -> None:
+        ReadOptions.__post_init__(self)
+        EMOptions.__post_init__(self)
         if self.work_dir and not os.path.isdir(self.work_dir):
-            raise AitError(f"--work-dir {self.work_dir}: no such directory")
-        self.em.check()
+            raise OptionError(f"{name('work_dir')} {self.work_dir}: no such directory")
+
+    @property
+    def em(self) -> EMOptions:
+        return self.em_options()
 
     @property
     def directions(self) -> tuple[str, ...]:
@@ -79,106 +94,50 @@ class AlignConfig:
         return ("forward", "reverse") if self.output_format == "jsonl" else needs(self.links)
 
 
-class _Progress:
-    """Rich progress bars with a sentences/s rate (silent when quiet or not a TTY)."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-
-    @contextmanager
-    def phase(self, description: str, total: int | None):
-        with self.phases([description], total) as bar:
-            yield bar.advance
-
-    @contextmanager
-    def phases(self, descriptions: list[str], total: int | None):
-        """One bar per phase, shown in turn: `advance(n)` counts sentences, `next()` starts the next."""
-        bar = _Phases(descriptions, total, self.enabled)
-        try:
-            yield bar
-        finally:
-            bar.close()
-
-
-class _Phases:
-    def __init__(self, descriptions: list[str], total: int | None, enabled: bool):
-        self.descriptions = descriptions
-        self.total = total
-        self.index = 0
-        self.bar = None
-        if enabled:
-            from aligninstruct_cli.console import progress
-
-            self.bar = progress()
-            self.bar.__enter__()
-            self._start()
-
-    def _start(self) -> None:
-        self.done = 0
-        self.began = time.perf_counter()
-        self.task = self.bar.add_task(self.descriptions[self.index], total=self.total, rate="")
-
-    def advance(self, n: int) -> None:
-        if self.bar is None:
-            return
-        self.done += n
-        elapsed = max(time.perf_counter() - self.began, 1e-9)
-        self.bar.update(self.task, completed=self.done, rate=f"{self.done / elapsed:,.0f} sentences/s")
-
-    def next(self) -> None:
-        if self.bar is None:
-            return
-        self.bar.update(self.task, completed=self.done, total=self.total or self.done)
-        self.index += 1
-        if self.index < len(self.descriptions):
-            self._start()
-
-    def close(self) -> None:
-        if self.bar is not None:
-            if self.index < len(self.descriptions):
-                self.bar.update(self.task, completed=self.done, total=self.total or self.done)
-            self.bar.__exit__(None, None, None)
-            self.bar = None
-
-
 class CorpusAligner:
-    def __init__(self, config: AlignConfig, model: AlignmentModel | None = None):
-        config.check()
+    def __init__(self, config: AlignOptions, model: AlignmentModel | None = None):
         self.config = config
         self.model = model
         if model is not None:
             if config.backend != "fast_align":
-                raise AitError("--model is for the fast_align backend only")
+                raise OptionError(f"{name('model')} is for {name('backend')} fast_align only")
             missing = [d for d in config.directions if d not in model.tables]
             if missing:
-                raise AitError(f"the model has no {' and '.join(missing)} direction, which --links "
-                               f"{config.links} / --format {config.output_format} needs",
-                               hint="train it with --links grow-diag-final-and (or JSONL output) to keep both")
-            config.tokenize = tuple(model.tokenize)  # type: ignore[assignment]
-            config.lowercase = model.lowercase
+                raise OptionError(f"the model has no {' and '.join(missing)} direction, which {name('links')} "
+                                  f"{config.links} / {name('output_format')} {config.output_format} needs",
+                                  hint="train it with --links grow-diag-final-and (or JSONL output) to keep both")
             src_vocab = Vocab(model.src_words, frozen=True)
             tgt_vocab = Vocab(model.tgt_words, frozen=True)
         else:
             src_vocab, tgt_vocab = Vocab(), Vocab()
         self.corpus = EncodedCorpus(src_vocab, tgt_vocab)
-        self._split = (get_word_splitter(config.tokenize[0]), get_word_splitter(config.tokenize[1]))
-        self._offsets = (get_tokenizer(config.tokenize[0]), get_tokenizer(config.tokenize[1]))
+        # a loaded model decides how words are split and cased: its table is keyed by those words
+        self.tokenize: tuple[str, str] = (tuple(model.tokenize) if model is not None  # type: ignore[assignment]
+                                          else config.tokenize or ("whitespace", "whitespace"))
+        self.lowercase: bool = model.lowercase if model is not None else bool(config.lowercase)
+        self._split = (get_word_splitter(self.tokenize[0]), get_word_splitter(self.tokenize[1]))
+        self._offsets = (get_tokenizer(self.tokenize[0]), get_tokenizer(self.tokenize[1]))
         self._spool = tempfile.TemporaryFile(prefix="ait-align-records.", dir=config.work_dir)
-        self._progress = _Progress(config.progress)
-        self._read_advance = None
         self.layout: CellLayout | None = None
         self.trainer: EMTrainer | None = None
         self._lex: dict | None = None  # eflomal: link-count lexical tables
         self._eflomal_links: tuple[list, list] | None = None
         self.fitted = False
 
+    def _bar(self, description: str, total: int | None):
+        from aligninstruct_cli.console import Bar
+
+        bar = Bar(description, total=total, unit="sentences")
+        bar.enabled = bar.enabled and self.config.progress
+        return bar
+
     # ------------------------------------------------------------------------------------------ input
     def tokens(self, record: dict) -> tuple[list[str], list[str]]:
         """The model keys (surface tokens, lowercased with --lowercase) of a record; RecordError if bad."""
         out = []
-        lowercase = self.config.lowercase
-        for side, split, name in (("src", self._split[0], self.config.tokenize[0]),
-                                  ("tgt", self._split[1], self.config.tokenize[1])):
+        lowercase = self.lowercase
+        for side, split, name in (("src", self._split[0], self.tokenize[0]),
+                                  ("tgt", self._split[1], self.tokenize[1])):
             text = record[side]
             if lowercase and name == "whitespace":
                 words = split(text.lower())  # lowercasing never creates or removes whitespace
@@ -205,11 +164,11 @@ class CorpusAligner:
         self._spool.write(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
 
     def add_all(self, records: Iterable[dict]) -> None:
-        with self._progress.phase("reading", None) as advance:
+        with self._bar("reading", None) as bar:
             for k, record in enumerate(records, 1):
                 self.add(record)
                 if k % 2048 == 0:
-                    advance(2048)
+                    bar.advance(2048)
 
     def __len__(self) -> int:
         return len(self.corpus)
@@ -244,8 +203,8 @@ class CorpusAligner:
         layout = self.layout = CellLayout(self.corpus, work_dir=cfg.work_dir)
         src_vocab, tgt_vocab = self.corpus.src_vocab, self.corpus.tgt_vocab
         if self.model is None:
-            with self._progress.phase("word pairs", n) as advance:
-                keys = layout.build_pair_ids(len(tgt_vocab), on_shard=advance, threads=cfg.threads)
+            with self._bar("word pairs", n) as bar:
+                keys = layout.build_pair_ids(len(tgt_vocab), on_shard=bar.advance, threads=cfg.threads)
             self.corpus.release_tokens()  # the layout holds its own (block-ordered) copy
             n_tgt = len(tgt_vocab)
             # int32 rows instead of the int64 keys: 8 bytes a pair instead of 16 (keys rebuilt on save)
@@ -257,8 +216,9 @@ class CorpusAligner:
                 n_tgt=n_tgt, directions=cfg.directions, lanes=cfg.threads)
             names = [f"EM {k + 1}/{cfg.em.iterations}" for k in range(cfg.em.iterations)]
             names[-1] += " (Viterbi)"
-            with self._progress.phases(names, n) as bar:
-                trainer.train(on_chunk=bar.advance, on_iteration=lambda it, final: bar.next())
+            with self._bar(names[0], n) as bar:
+                trainer.train(on_chunk=bar.advance,
+                              on_iteration=lambda it, final: None if final else bar.phase(names[it + 1]))
             for d in trainer.directions.values():
                 d.t[-1] = UNSEEN_T
                 d.t_null[-1] = UNSEEN_T
@@ -281,14 +241,14 @@ class CorpusAligner:
                 known = len(table["null"]) - 1
                 null[:known] = table["null"][:known]
                 d.t_null = torch.from_numpy(null)
-            with self._progress.phase("aligning", n) as advance:
-                trainer.viterbi(on_chunk=advance)
+            with self._bar("aligning", n) as bar:
+                trainer.viterbi(on_chunk=bar.advance)
 
     def _fit_eflomal(self) -> None:
         try:
             import eflomal  # noqa: F401
         except ImportError:
-            raise AitError("--backend eflomal needs the optional package eflomal",
+            raise OptionError(f"{name('backend')} eflomal needs the optional package eflomal",
                            hint="pip install 'aligninstruct-cli[eflomal]' (or pip install eflomal==2.0.0)") from None
         from aligninstruct_cli.align.eflomal_backend import run_eflomal
 
@@ -303,7 +263,7 @@ class CorpusAligner:
     # ------------------------------------------------------------------------------------------ model
     def trained_model(self) -> AlignmentModel:
         if not self.fitted or self.trainer is None:
-            raise AitError("no fast_align model to save (--save-model needs --backend fast_align)")
+            raise OptionError(f"no fast_align model to save (only {name('backend')} fast_align keeps one)")
         if self.model is not None:
             return self.model
         tables = {name: {"t": d.t.numpy(), "null": d.t_null.numpy(), "tension": float(d.tension)}
@@ -313,8 +273,7 @@ class CorpusAligner:
         keys = (self.trainer.pair_src.to(torch.int64) * len(self.corpus.tgt_vocab)
                 + self.trainer.pair_tgt.to(torch.int64))
         return AlignmentModel(list(self.corpus.src_vocab.words), list(self.corpus.tgt_vocab.words),
-                              keys.numpy(), tables, self.config.em, tuple(self.config.tokenize),
-                              self.config.lowercase)
+                              keys.numpy(), tables, self.config.em, tuple(self.tokenize), self.lowercase)
 
     # ------------------------------------------------------------------------------------------ output
     def directional_links(self, k: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
@@ -376,7 +335,7 @@ class CorpusAligner:
         self.fit()
         cfg = self.config
         src_off_fn, tgt_off_fn = self._offsets
-        with self._progress.phase("writing", len(self)) as advance:
+        with self._bar("writing", len(self)) as bar:
             for k, record in enumerate(self._spooled()):
                 src_text, tgt_text = record["src"], record["tgt"]
                 so, to = src_off_fn(src_text), tgt_off_fn(tgt_text)
@@ -396,21 +355,21 @@ class CorpusAligner:
                 record["pairs"] = pairs
                 yield record
                 if (k + 1) % 1024 == 0:
-                    advance(1024)
-            advance(len(self) % 1024)
+                    bar.advance(1024)
+            bar.advance(len(self) % 1024)
 
     def pharaoh_lines(self) -> Iterator[str]:
         """One `i-j ...` line per sentence pair (input order)."""
         self.fit()
-        with self._progress.phase("writing", len(self)) as advance:
+        with self._bar("writing", len(self)) as bar:
             if self._eflomal_links is None and self.config.links in ("forward", "reverse"):
-                yield from self._fast_directional_lines(advance)
+                yield from self._fast_directional_lines(bar.advance)
                 return
             for k in range(len(self)):
                 yield " ".join(f"{i}-{j}" for i, j in self.links(k))
                 if (k + 1) % 4096 == 0:
-                    advance(4096)
-            advance(len(self) % 4096)
+                    bar.advance(4096)
+            bar.advance(len(self) % 4096)
 
     def _fast_directional_lines(self, advance) -> Iterator[str]:
         """forward / reverse Pharaoh lines without building link tuples (the benchmarked path)."""
@@ -462,10 +421,10 @@ def _link_count_tables(aligner: CorpusAligner) -> dict:
             "tgt_count": tgt_count, "src_off": src_off, "tgt_off": tgt_off}
 
 
-def align_records(records: Iterable[dict], config: AlignConfig | None = None,
+def align_records(records: Iterable[dict], config: AlignOptions | None = None,
                   model: AlignmentModel | None = None) -> list[dict]:
     """Convenience for library users and tests: align a small collection in memory."""
-    config = config or AlignConfig(progress=False)
+    config = config or AlignOptions(progress=False)
     with CorpusAligner(config, model) as aligner:
         for record in records:
             aligner.add(dict(record))

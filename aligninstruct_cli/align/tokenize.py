@@ -93,6 +93,6 @@ def parse_tokenize_option(value: str) -> tuple[str, str]:
     if len(parts) == 1:
         parts = parts * 2
     if len(parts) != 2 or any(p not in TOKENIZERS for p in parts):
-        raise ValueError(f"--tokenize must be one of {', '.join(TOKENIZERS)}, or two of them joined by a "
+        raise ValueError(f"must be one of {', '.join(TOKENIZERS)}, or two of them joined by a "
                          f"comma (source,target); got {value!r}")
     return parts[0], parts[1]

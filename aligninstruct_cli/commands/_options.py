@@ -1,18 +1,199 @@
-"""Option bundles shared by several commands (one definition each, as sqlite-utils does)."""
+"""How a stage's options dataclass becomes a Typer command, and the few parameters that are not stage
+options (inputs, stream outputs), defined once each and shared by the commands.
+
+`stage_command(app, "probe", ProbeOptions, run, extras=[...])` registers a command whose options are the
+dataclass's fields (flags, defaults, choices, ranges and help from `options.option(...)`), plus
+`--config FILE` and `--print-config`. When it runs, the values come from the dataclass defaults, then
+the config file, then the flags the user typed (only those: a flag left at its default does not undo a
+config value); the dataclass checks them, and an `OptionError` names the flag (or the config key)."""
 
 from __future__ import annotations
 
-from typing import Optional
+import inspect
+import sys
+from typing import Any, Callable, Optional
 
 import typer
+from rich.markup import escape
 from typing_extensions import Annotated
 
 from aligninstruct_cli import console
+from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.io import ErrorPolicy
+from aligninstruct_cli.options import (OptionError, default_of, describe_range, flag_of, flags_of, has_default,
+                                       load_config, option_fields, spec_of, to_dict, type_hints)
 
 InputArg = Annotated[str, typer.Argument(help="Input file (JSONL, TSV or `src ||| tgt`; .gz ok); - for stdin.",
                                          show_default=True)]
 OutputOpt = Annotated[str, typer.Option("--output", "-o", help="Output file (written atomically; .gz ok); - for stdout.")]
+ConfigOpt = Annotated[Optional[str], typer.Option(
+    "--config", metavar="FILE", help="Read options from a YAML, JSON or TOML file whose keys are the options' "
+    "names (e.g. max_new_tokens: 256); flags typed on the command line win over it.", show_default=False)]
+PrintConfigOpt = Annotated[bool, typer.Option(
+    "--print-config", help="Print the resolved options as YAML (a config file for --config) and exit.")]
+
+# command name -> its options dataclass (for docgen and the tests that compare the two)
+REGISTRY: dict[str, type] = {}
+
+
+def finish(policy: ErrorPolicy) -> None:
+    """Report skipped records (if any) on stderr at the end of a command."""
+    report = policy.report()
+    if report:
+        console.warn(report)
+
+
+class Extra:
+    """A command parameter that is not a stage option: an input argument, a stream output, an action flag."""
+
+    def __init__(self, name: str, annotation: Any, default: Any = inspect.Parameter.empty):
+        self.name, self.annotation, self.default = name, annotation, default
+
+
+def _typer_parameter(f: Any, hints: dict[str, Any]) -> inspect.Parameter:
+    spec = spec_of(f)
+    cli_type = spec.cli_type if spec.cli_type is not None else hints[f.name]
+    required = not has_default(f)
+    default = cli_default(f)
+    if spec.negatable:
+        flags = (f"{flag_of(f)}/--no-{flag_of(f)[2:]}",) + flags_of(f)[1:]
+    else:
+        flags = flags_of(f)
+    help_text = spec.help
+    if spec.min_open or spec.max_open:
+        help_text += f" [{describe_range(spec)}]"
+    if required:
+        help_text += " [required]"
+    if spec.default_doc is not None:
+        show_default: Any = spec.default_doc
+    elif default is None and not required and default_of(f) is not None:
+        show_default = _shown(default_of(f))
+    else:
+        show_default = default is not None and default is not False
+    closed = not (spec.min_open or spec.max_open)  # Typer shows closed ranges itself; open ones are in the help
+    info = typer.Option(*flags, help=escape(help_text),  # help is plain text; Typer reads rich markup show_default=show_default, metavar=spec.metavar,
+                        min=spec.min if closed else None, max=spec.max if closed else None,
+                        rich_help_panel=spec.panel)
+    return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                             annotation=Annotated[cli_type, info])
+
+
+def cli_default(f: Any) -> Any:
+    """The default Typer gets: the field's when it is a plain value; None for a required option and for a
+    list or mapping the command line spells as text (its `default_doc` shows it)."""
+    if not has_default(f):
+        return None
+    value = default_of(f)
+    return value if isinstance(value, (str, int, float, bool)) else None
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(_shown(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _alias_parameters(f: Any, hints: dict[str, Any]) -> list[inspect.Parameter]:
+    spec = spec_of(f)
+    cli_type = spec.cli_type if spec.cli_type is not None else hints[f.name]
+    return [inspect.Parameter(f"{f.name}__alias{k}", inspect.Parameter.KEYWORD_ONLY, default=None,
+                              annotation=Annotated[Optional[cli_type], typer.Option(  # type: ignore[valid-type]
+                                  alias, hidden=True, help=f"Deprecated spelling of {flag_of(f)}.")])
+            for k, alias in enumerate(spec.aliases)]
+
+
+def _given(ctx: typer.Context, param: str) -> bool:
+    source = ctx.get_parameter_source(param)
+    return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT", "PROMPT")
+
+
+def resolve_options(cls: type, ctx: typer.Context, values: dict[str, Any], config: str | None):
+    """The options dataclass from defaults < config file < typed flags, and how to name each field in a
+    message (its flag, or its key in the config file)."""
+    from_file = load_config(config, cls) if config else {}
+    typed: dict[str, Any] = {}
+    for f in option_fields(cls):
+        for k, alias in enumerate(spec_of(f).aliases):
+            value = values.pop(f"{f.name}__alias{k}", None)
+            if value is not None:
+                console.warn(f"{alias} is deprecated; use {flag_of(f)}")
+                typed[f.name] = value
+        if _given(ctx, f.name):
+            typed[f.name] = values[f.name]
+    merged = {**from_file, **typed}
+    flags = {f.name: flag_of(f) for f in option_fields(cls)}
+
+    def display(field_name: str) -> str:
+        if field_name in from_file and field_name not in typed:
+            return f"{config}: {field_name}"
+        return flags.get(field_name, field_name)
+
+    missing = [f for f in option_fields(cls) if not has_default(f) and f.name not in merged]
+    if missing:
+        names = ", ".join(flag_of(f) for f in missing)
+        raise AitError(f"missing option{'s' if len(missing) > 1 else ''} {names}",
+                       hint="give them as flags or as keys of a --config file")
+    try:
+        return cls(**merged), display
+    except OptionError as exc:
+        raise AitError(_render(exc, display), hint=exc.hint) from None
+
+
+def _render(exc: OptionError, display: Callable[[str], str]) -> str:
+    return exc.render(display)
+
+
+def stage_command(app: typer.Typer, command_name: str, cls: type, run: Callable[..., Any], *,
+                  extras: tuple[Extra, ...] = (), help: str | None = None, aliases: tuple[str, ...] = (),
+                  short_help: str | None = None) -> Callable[..., Any]:
+    """Register `ait COMMAND_NAME` (and `aliases`): options from `cls`, the `extras` parameters, `--config`
+    and `--print-config`. `run(options, **extras)` does the work."""
+    hints = type_hints(cls)
+    params = [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)]
+    params += [inspect.Parameter(e.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=e.default,
+                                 annotation=e.annotation) for e in extras]
+    # required options first, then the command's own, then each help panel's (input, EM, ...) together
+    panels = list(dict.fromkeys(spec_of(f).panel for f in option_fields(cls) if spec_of(f).panel))
+    ordered = sorted(option_fields(cls), key=lambda f: (has_default(f), panels.index(spec_of(f).panel) + 1
+                                                         if spec_of(f).panel else 0))
+    params += [_typer_parameter(f, hints) for f in ordered]
+    params += [p for f in option_fields(cls) for p in _alias_parameters(f, hints)]
+    params += [inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ConfigOpt),
+               inspect.Parameter("print_config", inspect.Parameter.KEYWORD_ONLY, default=False,
+                                 annotation=PrintConfigOpt)]
+    extra_names = [e.name for e in extras]
+
+    def command(ctx: typer.Context, **values: Any) -> None:
+        config = values.pop("config")
+        print_config = values.pop("print_config")
+        extra_values = {k: values.pop(k) for k in extra_names}
+        options, display = resolve_options(cls, ctx, values, config)
+        if print_config:
+            import yaml
+
+            sys.stdout.write(yaml.safe_dump(to_dict(options), sort_keys=False, allow_unicode=True))
+            return
+        try:
+            run(options, **extra_values)
+        except OptionError as exc:  # a check the library makes later (e.g. against the data)
+            raise AitError(_render(exc, display), hint=exc.hint) from None
+
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    command.__name__ = command_name.replace("-", "_")
+    command.__doc__ = help or run.__doc__
+    REGISTRY[command_name] = cls
+    app.command(command_name, help=help or run.__doc__, short_help=short_help)(command)
+    for alias in aliases:
+        REGISTRY[alias] = cls
+        app.command(alias, help=help or run.__doc__, short_help=f"Alias of {command_name}.")(command)
+    return command
+
+
+
+# --- TEMPORARY (removed once every command derives from its dataclass) ---------------------------------
 InputFormatOpt = Annotated[str, typer.Option("--input-format", help="auto|jsonl|tsv|fast_align (auto: by file "
                                              "name, else by the first line).")]
 SrcLangOpt = Annotated[Optional[str], typer.Option("--src-lang", help="Source language (ISO 639-1 or FLORES "
@@ -21,10 +202,3 @@ TgtLangOpt = Annotated[Optional[str], typer.Option("--tgt-lang", help="Target la
 OnErrorOpt = Annotated[str, typer.Option("--on-error", help="fail: stop at the first bad record; skip: count "
                                          "bad records, report them on stderr and go on.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same output bytes.")]
-
-
-def finish(policy: ErrorPolicy) -> None:
-    """Report skipped records (if any) on stderr at the end of a command."""
-    report = policy.report()
-    if report:
-        console.warn(report)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import List, Optional
 
 import typer
 from typing_extensions import Annotated
 
 from aligninstruct_cli import console
-from aligninstruct_cli.commands._options import OnErrorOpt, OutputOpt, SeedOpt, finish
-from aligninstruct_cli.io import ErrorPolicy, write_json
+from aligninstruct_cli.commands._options import Extra, OutputOpt, finish, stage_command
+from aligninstruct_cli.errors import AitError
+from aligninstruct_cli.instructions.mixing import MixOptions
+from aligninstruct_cli.io import write_json
 
 HELP = (
     "Mix instruction files (from `ait build`) into one training set, e.g. MT+Align.\n\n"
@@ -21,37 +24,16 @@ HELP = (
 )
 
 
-def mix_command(
-    inputs: Annotated[List[str], typer.Argument(
-        help="Instruction files (JSONL; .gz or - ok) as NAME=PATH or PATH.", show_default=False)],
-    output: OutputOpt = "-",
-    mode: Annotated[str, typer.Option(
-        "--mode", help="interleave: one seeded shuffle of all chosen records (multi-task, as MT+Align); "
-                       "concat: inputs one after another, each in file order.")] = "interleave",
-    weight: Annotated[Optional[List[str]], typer.Option(
-        "--weight", help="NAME=W: up/down-sample input NAME to floor(W·n + 1/2) records (e.g. 2, 0.5, 1/3); "
-                         "every record appears floor(W) or floor(W)+1 times. Repeat per input.",
-        show_default=False)] = None,
-    max_per_lang: Annotated[Optional[int], typer.Option(
-        "--max-per-lang", help="Keep at most N source pairs per language (a seeded sample of source_ids, "
-                               "the same pairs in every input; the paper used 200000).")] = None,
-    seed: SeedOpt = 0,
-    tmp_dir: Annotated[Optional[str], typer.Option(
-        "--tmp-dir", help="Where stdin / .gz inputs are decompressed for random access (default: the "
-                          "system temporary directory).")] = None,
-    summary: Annotated[Optional[str], typer.Option(
-        "--summary", help="Also write the summary (inputs, pairs per language, records per direction and "
-                          "objective) as JSON to this file.")] = None,
-    on_error: OnErrorOpt = "fail",
-) -> None:
+def mix_command(options: MixOptions, inputs: list[str], output: str = "-", summary: str | None = None) -> None:
     from aligninstruct_cli.instructions.mixing import apply_weights, mix, parse_inputs, summary_json
 
     sources = parse_inputs(inputs)
-    apply_weights(sources, weight or [])
-    policy = ErrorPolicy(on_error)
+    apply_weights(sources, options.weight)
+    if summary and not Path(summary).resolve().parent.is_dir():
+        raise AitError(f"--summary {summary}: directory {Path(summary).parent} does not exist")
+    policy = options.policy()
     start = time.perf_counter()
-    plan = mix(sources, output, mode=mode, seed=seed, max_per_lang=max_per_lang, policy=policy,
-               tmp_dir=tmp_dir)
+    plan = mix(sources, output, options, policy=policy)
     elapsed = time.perf_counter() - start
     finish(policy)
     report = summary_json(plan)
@@ -101,4 +83,10 @@ def _print_summary(report: dict, elapsed: float) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("mix", help=HELP)(mix_command)
+    stage_command(app, "mix", MixOptions, mix_command, help=HELP, extras=(
+        Extra("inputs", Annotated[List[str], typer.Argument(
+            help="Instruction files (JSONL; .gz or - ok) as NAME=PATH or PATH.", show_default=False)]),
+        Extra("output", OutputOpt, "-"),
+        Extra("summary", Annotated[Optional[str], typer.Option(
+            "--summary", metavar="FILE", help="Also write the summary (inputs, pairs per language, records per "
+            "direction and objective) as JSON to this file.")], None)))

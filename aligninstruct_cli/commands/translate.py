@@ -5,26 +5,27 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Iterable, Iterator, Optional
+from typing import Iterable, Iterator
 
 import typer
 from typing_extensions import Annotated
 
 from aligninstruct_cli import console
-from aligninstruct_cli.commands._options import (InputArg, OnErrorOpt, OutputOpt, SrcLangOpt, TgtLangOpt,
-                                                 finish)
+from aligninstruct_cli.commands._options import Extra, InputArg, OutputOpt, finish, stage_command
 from aligninstruct_cli.errors import AitError
-from aligninstruct_cli.io import (STDIO, AppendRecordWriter, ErrorPolicy, RecordWriter, read_json, read_records,
-                                  write_json)
+from aligninstruct_cli.generation import TranslateOptions
+from aligninstruct_cli.io import STDIO, AppendRecordWriter, ErrorPolicy, RecordWriter, read_records
 
-ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Base model: a hub id or a local directory.")]
-AdapterOpt = Annotated[Optional[str], typer.Option(
-    "--adapter", help="LoRA adapter directory (from `ait train`); its base model must be --model.")]
-MergeOpt = Annotated[bool, typer.Option("--merge", help="Merge the adapter into the base weights before "
-                                        "generating (faster generation, same output up to rounding).")]
-DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA if present, else CPU), cpu, cuda, cuda:N.")]
-DtypeOpt = Annotated[str, typer.Option("--dtype", help="auto (bfloat16 on GPUs that have it, float16 on "
-                                       "other GPUs, float32 on CPU), float32, bfloat16, float16.")]
+HELP = """Translate source records (JSONL, TSV, `|||` or plain text) with a model and optional LoRA adapter.
+
+Each output record keeps every input field and adds hyp, prompt_name, model and adapter."""
+
+# --resume is an action of this invocation on its -o file, not a setting of the translation: a config file
+# that said `resume: true` would make every later run append to whatever file it is pointed at.
+ResumeOpt = Annotated[bool, typer.Option("--resume", help="Append to --output, skipping ids it already holds; the "
+                                         "file is synced after every chunk so an interrupted run can resume (not "
+                                         "atomic).")]
+MANIFEST_VERSIONS = ("torch", "transformers", "peft", "tokenizers")  # the packages that decide the hypotheses
 
 
 def _input_format(path: str, fmt: str) -> str:
@@ -33,7 +34,7 @@ def _input_format(path: str, fmt: str) -> str:
     return fmt
 
 
-def _finished_ids(output: str, model: str, adapter: Optional[str], prompt_name: str) -> set:
+def _finished_ids(output: str, model: str, adapter: str | None, prompt_name: str) -> set:
     """Ids already in a resumed output file (none on a first run); refuses a file made with another
     model/adapter/prompt."""
     if not Path(output).exists():
@@ -56,18 +57,37 @@ def manifest_path(output: str) -> Path | None:
     return None if output == STDIO else Path(f"{output}.run.json")
 
 
-def _check_resumed_decoding(manifest: Path | None, decoding: dict) -> dict | None:
+def _legacy_settings(data: dict) -> dict:
+    """A manifest written before precision had one vocabulary (`dtype: float32`, `resolved_dtype`) in
+    today's keys and spellings, so a run that an older ait started can still be resumed."""
+    from aligninstruct_cli.models import LEGACY_PRECISIONS
+
+    def spelled(value):
+        return LEGACY_PRECISIONS.get(value, value)
+
+    decoding = dict(data.get("decoding", {}))
+    if "dtype" in decoding:
+        decoding["precision"] = spelled(decoding.pop("dtype"))
+    data = {**data, "decoding": decoding}
+    if "resolved_dtype" in data:
+        data["resolved_precision"] = spelled(data.pop("resolved_dtype"))
+    return data
+
+
+def _check_resumed_decoding(manifest: Path | None, decoding: dict):
     """The manifest of the run being resumed, after checking that it decoded the same way (a resumed file
-    must not mix beam sizes, length limits or dtypes). None on a first run or a file without one."""
-    if manifest is None or not manifest.exists():
+    must not mix beam sizes, length limits or precisions). None on a first run or a file without one."""
+    from aligninstruct_cli.provenance import RunManifest
+
+    previous = RunManifest.load(manifest) if manifest is not None else None
+    if previous is None:
         return None
-    old = read_json(manifest)
-    diffs = [f"{key}: {old.get('decoding', {}).get(key)!r} then, {value!r} now" for key, value in decoding.items()
-             if old.get("decoding", {}).get(key) != value]
+    old = _legacy_settings(previous.data).get("decoding", {})
+    diffs = [f"{key}: {old.get(key)!r} then, {value!r} now" for key, value in decoding.items() if old.get(key) != value]
     if diffs:
         raise AitError(f"{manifest}: --resume: the hypotheses so far were decoded otherwise:\n  " + "\n  ".join(diffs),
                        hint="resume with the same options, or write to a new --output")
-    return old
+    return previous
 
 
 def _skip_done(records: Iterable[dict], done: set, counter: list[int]) -> Iterator[dict]:
@@ -78,104 +98,67 @@ def _skip_done(records: Iterable[dict], done: set, counter: list[int]) -> Iterat
         yield rec
 
 
-def translate(
-    input: InputArg,
-    model: ModelOpt,
-    adapter: AdapterOpt = None,
-    merge: MergeOpt = False,
-    output: OutputOpt = STDIO,
-    prompt: Annotated[str, typer.Option("--prompt", help="default (the MTInstruct input), 1..5 (the paper's "
-                                        "PROMPT-1..5) or a custom template with {src_name} {tgt_name} {src} "
-                                        "(\\n means a newline).")] = "default",
-    num_beams: Annotated[int, typer.Option("--num-beams", help="Beam size; 1 = greedy search (the paper's).")] = 1,
-    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Most tokens generated per sentence "
-                                                "(default: the paper's 384).")] = 384,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Sentences per generate call; halved "
-                                            "automatically on CUDA out-of-memory.")] = 16,
-    pivot: Annotated[Optional[str], typer.Option("--pivot", help="Pivot language (e.g. en): translate "
-                                                 "src→pivot→tgt when neither side is the pivot; the "
-                                                 "record keeps the pivot text in pivot_hyp.")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Append to --output, skipping ids it already "
-                                         "holds; the file is synced after every chunk so an interrupted "
-                                         "run can resume (not atomic).")] = False,
-    input_format: Annotated[str, typer.Option("--input-format", help="auto|jsonl|tsv|fast_align|text (text: one "
-                                              "source sentence a line, needs --src-lang/--tgt-lang; auto "
-                                              "picks text for *.txt).")] = "auto",
-    src_lang: SrcLangOpt = None,
-    tgt_lang: TgtLangOpt = None,
-    on_error: OnErrorOpt = "fail",
-    device: DeviceOpt = "auto",
-    dtype: DtypeOpt = "auto",
-) -> None:
-    """Translate source records (JSONL, TSV, `|||` or plain text) with a model and optional LoRA adapter.
+def translate_command(options: TranslateOptions, input: str = STDIO, output: str = STDIO, resume: bool = False) -> None:
+    from aligninstruct_cli.generation import Translator, resolve_prompt
+    from aligninstruct_cli.models import load_model
+    from aligninstruct_cli.provenance import RunManifest, file_sha256, now, package_versions
 
-    Each output record keeps every input field and adds hyp, prompt_name, model and adapter."""
-    from aligninstruct_cli.generation import Translator, load_model, resolve_prompt
-    from aligninstruct_cli.languages import get_language
-
-    the_prompt = resolve_prompt(prompt)
-    if pivot:
-        get_language(pivot)
+    prompt = resolve_prompt(options.prompt)
     if resume and output == STDIO:
         raise AitError("--resume needs --output FILE (it appends to that file)")
-    fmt = _input_format(input, input_format)
-    policy = ErrorPolicy(on_error)
+    fmt = _input_format(input, options.input_format)
+    policy = options.policy()
 
-    def records():
-        return read_records(input, kind="source", fmt=fmt, src_lang=src_lang, tgt_lang=tgt_lang,
+    def records(policy: ErrorPolicy):
+        return read_records(input, kind="source", fmt=fmt, src_lang=options.src_lang, tgt_lang=options.tgt_lang,
                             policy=policy, id_prefix="")
 
     total = None
     if input != STDIO:  # validate the whole input before loading a model; also gives the bar its total
-        total = sum(1 for _ in read_records(input, kind="source", fmt=fmt, src_lang=src_lang,
-                                            tgt_lang=tgt_lang, policy=ErrorPolicy(on_error)))
+        total = sum(1 for _ in records(options.policy()))
         if total == 0:
             raise AitError(f"{input}: no records to translate")
-    done = _finished_ids(output, model, adapter, the_prompt.name) if resume else set()
+    done = _finished_ids(output, options.model, options.adapter, prompt.name) if resume else set()
     if total is not None and done:
         total = max(0, total - len(done))
-    decoding = {"model": model, "adapter": adapter, "merge": merge, "prompt_name": the_prompt.name,
-                "prompt_template": the_prompt.template, "num_beams": num_beams, "max_new_tokens": max_new_tokens,
-                "pivot": pivot, "dtype": dtype}
-    manifest = manifest_path(output)
-    previous = _check_resumed_decoding(manifest, decoding) if resume else None
+    decoding = {"model": options.model, "adapter": options.adapter, "merge": options.merge,
+                "prompt_name": prompt.name, "prompt_template": prompt.template, "num_beams": options.num_beams,
+                "max_new_tokens": options.max_new_tokens, "pivot": options.pivot, "precision": options.precision}
+    path = manifest_path(output)
+    previous = _check_resumed_decoding(path, decoding) if resume else None
 
-    loaded = load_model(model, adapter, merge=merge, device=device, dtype=dtype)
-    resolved_dtype = str(loaded.model.dtype).removeprefix("torch.")
-    if previous and previous.get("resolved_dtype") not in (None, resolved_dtype):
-        raise AitError(f"{manifest}: --resume: the hypotheses so far were generated in "
-                       f"{previous['resolved_dtype']}, this machine gives {resolved_dtype}",
-                       hint=f"pass --dtype {previous['resolved_dtype']}")
-    if manifest is not None:
-        from aligninstruct_cli.provenance import file_sha256, package_versions
+    loaded = load_model(options.model, options.adapter, merge=options.merge, device=options.device,
+                        precision=options.precision)
+    resolved_before = _legacy_settings(previous.data).get("resolved_precision") if previous else None
+    if resolved_before not in (None, loaded.precision):
+        raise AitError(f"{path}: --resume: the hypotheses so far were generated in {resolved_before}, this machine "
+                       f"gives {loaded.precision}", hint=f"pass --precision {resolved_before}")
+    this_run = {"device": str(loaded.device), "batch_size": options.batch_size}
+    started_at = now()
 
-        started_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        run_info = previous or {
-            "command": sys.argv, "started_at": started_at, "input": input,
-            "input_sha256": file_sha256(input) if input != STDIO else None, "output": output,
-            "decoding": decoding, "resolved_dtype": resolved_dtype,
-            "versions": package_versions(("torch", "transformers", "peft", "tokenizers"))}
-        if previous:
-            run_info.setdefault("resumed", []).append({"command": sys.argv, "at": started_at})
-        run_info.update({"status": "running", "device": str(loaded.device), "batch_size": batch_size})
-        if resume:  # the output grows as it goes: a killed run leaves its settings for the next --resume
-            write_json(manifest, run_info)
+    def begin_manifest() -> RunManifest:
+        return RunManifest(path).start(
+            sys.argv, started_at=started_at, input=input,
+            input_sha256=file_sha256(input) if input != STDIO else None, output=output, decoding=decoding,
+            resolved_precision=loaded.precision, versions=package_versions(MANIFEST_VERSIONS), **this_run)
+
+    manifest = None
+    if path is not None and resume:  # the output grows as it goes: a killed run leaves its settings for the next
+        manifest = previous.resumed(sys.argv).update(**this_run) if previous else begin_manifest()
     skipped = [0]
-    with console.progress() as bar:
-        task = bar.add_task("translate", total=total, rate="")
+    with console.Bar("translate", total=total, unit="sentences") as bar:
         started = time.perf_counter()
-        counts = {"sent": 0, "tok": 0}
+        counts = {"sent": 0, "tok": 0, "rate": ""}
 
         def on_batch(n_sentences: int, n_tokens: int) -> None:
             counts["sent"] += n_sentences
             counts["tok"] += n_tokens
             elapsed = max(time.perf_counter() - started, 1e-9)
-            bar.update(task, advance=n_sentences if not pivot else 0,
-                       rate=f"{counts['sent'] / elapsed:,.1f} sent/s {counts['tok'] / elapsed:,.0f} tok/s")
+            counts["rate"] = f"{counts['sent'] / elapsed:,.1f} sent/s {counts['tok'] / elapsed:,.0f} tok/s"
+            bar.advance(0 if options.pivot else n_sentences, rate=counts["rate"])  # pivot: two legs a record
 
-        translator = Translator(loaded, prompt=the_prompt, num_beams=num_beams, max_new_tokens=max_new_tokens,
-                                batch_size=batch_size, on_batch=on_batch)
-        chunks = translator.translate_chunks(_skip_done(records(), done, skipped), pivot=pivot)
+        translator = Translator(loaded, options, on_batch=on_batch)
+        chunks = translator.translate_chunks(_skip_done(records(policy), done, skipped), pivot=options.pivot)
         writer = AppendRecordWriter(output) if resume else RecordWriter(output)
         with writer as out:
             for chunk in chunks:
@@ -183,24 +166,23 @@ def translate(
                     out.write(rec)
                 if resume:
                     out.sync()
-                if pivot:
-                    bar.update(task, advance=len(chunk))
+                if options.pivot:
+                    bar.advance(len(chunk), rate=counts["rate"])
             if out.count == 0 and not skipped[0]:  # raised inside: the atomic writer leaves no file
                 raise AitError(f"{input}: no records to translate")
         written = out.count
     finish(policy)
     stats = translator.stats
     seconds = max(stats.seconds, 1e-9)
-    if manifest is not None:
-        run_info.update({"status": "finished", "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                         "records": written + skipped[0], "generate_seconds": round(stats.seconds, 3),
-                         "sentences_per_s": round(stats.sentences / seconds, 2)})
-        write_json(manifest, run_info)
+    if path is not None:  # without --resume the output is atomic: its manifest appears only beside a whole file
+        (manifest or begin_manifest()).finish(records=written + skipped[0], generate_seconds=round(stats.seconds, 3),
+                                              sentences_per_s=round(stats.sentences / seconds, 2))
     console.info(f"translated {written} record(s)"
                  + (f", {skipped[0]} already in {output}" if resume else "")
                  + f"; {stats.sentences / seconds:,.1f} sentences/s, {stats.new_tokens / seconds:,.0f} "
-                   f"generated tokens/s in generate" + (" (pivot: two legs)" if pivot else ""))
+                   f"generated tokens/s in generate" + (" (pivot: two legs)" if options.pivot else ""))
 
 
 def register(app: typer.Typer) -> None:
-    app.command("translate")(translate)
+    stage_command(app, "translate", TranslateOptions, translate_command, help=HELP, extras=(
+        Extra("input", InputArg), Extra("output", OutputOpt, STDIO), Extra("resume", ResumeOpt, False)))

@@ -30,18 +30,56 @@ import shutil
 import tempfile
 from array import array
 from collections import Counter
+import dataclasses
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Sequence
+from typing import List, Literal, Optional, Sequence
 
 import numpy as np
 
 from aligninstruct_cli import console
 from aligninstruct_cli.errors import AitError
-from aligninstruct_cli.io import STDIO, ErrorPolicy, RecordWriter, file_stem, open_binary_input, read_records
+from aligninstruct_cli.io import STDIO, ErrorPolicy, OnErrorOptions, RecordWriter, file_stem, open_binary_input, read_records
 from aligninstruct_cli.languages import get_language
+from aligninstruct_cli.options import OptionError, name, option
 
 MODES = ("interleave", "concat")
+
+
+def _weight_specs(value) -> dict[str, str]:
+    """`--weight NAME=W` (repeatable) or a config mapping {NAME: W} -> {name: W as written}."""
+    if isinstance(value, dict):
+        specs = {str(k): str(v) for k, v in value.items()}
+    else:
+        specs = {}
+        for spec in value:
+            name_, sep, weight = str(spec).rpartition("=")
+            if not sep or not name_:
+                raise ValueError(f"{spec!r}: expected NAME=W")
+            specs[name_] = weight
+    for weight in specs.values():
+        parse_weight(weight)
+    return specs
+
+
+@dataclass(kw_only=True)
+class MixOptions(OnErrorOptions):
+    """The options of `ait mix` (and of `mix`)."""
+
+    mode: Literal[MODES] = option(  # type: ignore[valid-type]
+        "interleave", help="interleave: one seeded shuffle of all chosen records (multi-task, as MT+Align); "
+                           "concat: inputs one after another, each in file order.")
+    weight: dict[str, str] = option(
+        default_factory=dict, parse=_weight_specs, cli_type=Optional[List[str]], metavar="NAME=W", default_doc="1",
+        help="Up/down-sample input NAME to floor(W·n + 1/2) records (e.g. 2, 0.5, 1/3); every record appears "
+             "floor(W) or floor(W)+1 times. Repeat per input.")
+    max_per_lang: Optional[int] = option(None, min=0, default_doc="no cap", help="Keep at most N source pairs per "
+                                         "language (a seeded sample of source_ids, the same pairs in every input; the "
+                                         "paper used 200000).")
+    seed: int = option(0, help="Random seed; the same seed gives the same output bytes.",
+                       details="It seeds the cap's sample, the fractional weights and the interleaving.")
+    tmp_dir: Optional[str] = option(None, metavar="DIR", default_doc="system temp", help="Where stdin / .gz inputs "
+                                    "are decompressed for random access.", details="They need their uncompressed size there.")
 
 
 @dataclass
@@ -125,16 +163,18 @@ def parse_weight(text: str) -> Fraction:
     return weight
 
 
-def apply_weights(inputs: list[MixInput], specs: Sequence[str]) -> None:
-    """Set weights from `NAME=W` specs; an unknown name is an error."""
+def apply_weights(inputs: list[MixInput], specs: Sequence[str] | dict[str, str]) -> None:
+    """Set weights from `NAME=W` specs (or a {NAME: W} mapping); an unknown name is an error."""
     by_name = {i.name: i for i in inputs}
-    for spec in specs:
-        name, sep, value = spec.rpartition("=")
-        if not sep or not name:
-            raise AitError(f"--weight {spec!r}: expected NAME=W")
-        if name not in by_name:
-            raise AitError(f"--weight {spec!r}: no input named {name!r} (inputs: {', '.join(by_name)})")
-        by_name[name].weight = parse_weight(value)
+    try:
+        weights = _weight_specs(specs)
+    except ValueError as exc:
+        raise OptionError(f"{name('weight')} {exc}") from None
+    for input_name, value in weights.items():
+        if input_name not in by_name:
+            raise OptionError(f"{name('weight')} {input_name}={value}: no input named {input_name!r} "
+                              f"(inputs: {', '.join(by_name)})")
+        by_name[input_name].weight = parse_weight(value)
 
 
 def language_key(src_lang: str, tgt_lang: str) -> str:
@@ -211,10 +251,8 @@ def _seeded_rng(seed: int, label: str) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(digest, "little"))
 
 
-def plan_mix(indexes: list[InputIndex], categories: list[tuple[str, str, str]], *, mode: str = "interleave",
-             seed: int = 0, max_per_lang: int | None = None) -> MixPlan:
-    if mode not in MODES:
-        raise AitError(f"unknown --mode {mode!r} (expected one of {', '.join(MODES)})")
+def plan_mix(indexes: list[InputIndex], categories: list[tuple[str, str, str]], options: MixOptions) -> MixPlan:
+    mode, seed, max_per_lang = options.mode, options.seed, options.max_per_lang
     lang_of_cat = np.array([0] * len(categories), dtype=np.int32)
     languages: list[str] = []
     for i, (_, s, t) in enumerate(categories):
@@ -303,21 +341,19 @@ def write_plan(plan: MixPlan, out: RecordWriter, *, chunk: int = 1 << 16) -> int
 
 
 # ----------------------------------------------------------------------------------------------- all
-def mix(inputs: list[MixInput], output: str, *, mode: str = "interleave", seed: int = 0,
-        max_per_lang: int | None = None, policy: ErrorPolicy | None = None,
-        tmp_dir: str | None = None) -> MixPlan:
-    """Index `inputs`, plan the mix and write it to `output` (atomically; `-` = stdout)."""
-    if mode not in MODES:
-        raise AitError(f"unknown --mode {mode!r} (expected one of {', '.join(MODES)})")
-    if max_per_lang is not None and max_per_lang < 0:
-        raise AitError(f"--max-per-lang must be >= 0, not {max_per_lang}")
-    policy = policy or ErrorPolicy()
+def mix(inputs: list[MixInput], output: str, options: MixOptions | None = None, *,
+        policy: ErrorPolicy | None = None, **fields) -> MixPlan:
+    """Index `inputs`, plan the mix and write it to `output` (atomically; `-` = stdout). `options` is a
+    `MixOptions`, or give its fields as keywords (`mix(inputs, "out.jsonl", seed=3)`)."""
+    options = dataclasses.replace(options, **fields) if options else MixOptions(**fields)
+    seed, max_per_lang, tmp_dir = options.seed, options.max_per_lang, options.tmp_dir
+    policy = policy or ErrorPolicy(options.on_error)
     hash_key = f"ait-mix:{seed}".encode()[:64] if max_per_lang is not None else None
     categories = Categories()
     with tempfile.TemporaryDirectory(prefix="ait-mix.", dir=tmp_dir) as spool_dir:
         indexes = [index_input(i, categories, tmp_dir=spool_dir, policy=policy, hash_key=hash_key)
                    for i in inputs]
-        plan = plan_mix(indexes, categories.keys, mode=mode, seed=seed, max_per_lang=max_per_lang)
+        plan = plan_mix(indexes, categories.keys, options)
         with RecordWriter(output) as out:
             write_plan(plan, out)
     return plan

@@ -45,15 +45,17 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
+import dataclasses
 from dataclasses import dataclass, field
 from fractions import Fraction
 from itertools import chain
-from typing import Callable, Iterable, Iterator, NamedTuple
+from typing import Callable, Iterable, Iterator, Literal, NamedTuple, Optional
 
 from aligninstruct_cli.align.spans import is_punct
-from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.instructions import templates as T
+from aligninstruct_cli.io import ReadOptions
 from aligninstruct_cli.languages import Language, get_language
+from aligninstruct_cli.options import OptionError, name, option
 from aligninstruct_cli.records import OBJECTIVES, Record
 
 DIRECTIONS = ("both", "en-xx", "xx-en")
@@ -84,7 +86,7 @@ class BuildStats:
         return lines
 
 
-class _Direction(NamedTuple):
+class _Orientation(NamedTuple):
     flip: bool  # True: the record's tgt side is the instruction's source
     src: Language
     tgt: Language
@@ -118,44 +120,69 @@ def _bind(template: str, src_name: str, tgt_name: str) -> str:
             .replace("{tgt_name}", tgt_name.translate(str.maketrans(esc))))
 
 
-class InstructionBuilder:
-    """Turns one source record into its instruction records (call it per record, in stream order)."""
+@dataclass(kw_only=True)
+class BuildOptions(ReadOptions):
+    """The options of `ait build` (and of `build_instructions` / `InstructionBuilder`)."""
 
-    def __init__(self, objective: str, *, direction: str = "both", seed: int = 0,
-                 negatives: float = DEFAULT_NEGATIVES, pairs_per_sentence: int | None = None,
-                 max_hints: int = T.MAX_HINTS, revise_pool: int = DEFAULT_REVISE_POOL,
-                 stats: BuildStats | None = None):
-        if objective not in OBJECTIVES:
-            raise AitError(f"unknown objective {objective!r} (expected one of {', '.join(OBJECTIVES)})")
-        if direction not in DIRECTIONS:
-            raise AitError(f"unknown direction {direction!r} (expected one of {', '.join(DIRECTIONS)})")
-        if not (negatives >= 0 and math.isfinite(negatives)):
-            raise AitError(f"--negatives must be a finite number >= 0, not {negatives}")
-        if pairs_per_sentence is not None and pairs_per_sentence < 1:
-            raise AitError(f"--pairs-per-sentence must be >= 1, not {pairs_per_sentence}")
-        if max_hints < 1:
-            raise AitError(f"--max-hints must be >= 1, not {max_hints}")
-        if revise_pool < 1:
-            raise AitError(f"--revise-pool must be >= 1, not {revise_pool}")
+    objective: Literal[OBJECTIVES] = option(  # type: ignore[valid-type]
+        "mt", help="Instruction type (mt = MTInstruct, the baseline).",
+        details="mt, mono-full and mono-half read parallel records; align, hint and revise read aligned records "
+                "(the output of `ait align`).")
+    direction: Literal[DIRECTIONS] = option(  # type: ignore[valid-type]
+        "both", help="both: each pair gives en→xx and xx→en records (the paper's default); en-xx or xx-en: one "
+        "of them. Without English in a pair, its src side plays English. Ignored by mono-*.",
+        details="See [Directions](#directions).")
+    seed: int = option(0, help="Random seed; the same seed gives the same output bytes.",
+                       details="It seeds the negatives and the revise choices (see [Randomness](#randomness)).")
+    negatives: float = option(DEFAULT_NEGATIVES, min=0, help="align: False records per True record (fractions "
+                              "are realised exactly over the stream, e.g. 0.5 = one False for every other True).")
+    pairs_per_sentence: Optional[int] = option(None, min=1, default_doc="all", help="align/hint/revise: use at "
+                                               "most this many gold pairs per sentence (the highest-scoring).")
+    max_hints: int = option(T.MAX_HINTS, min=1, help="hint: at most this many alignment hints per record (the "
+                            "paper's S = 5).")
+    revise_pool: int = option(DEFAULT_REVISE_POOL, min=1, help="revise: word groups kept per language to draw "
+                              "replacements from (a uniform reservoir over the stream so far).")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not math.isfinite(self.negatives):
+            raise OptionError(f"{name('negatives')} must be a finite number, not {self.negatives}")
+        if INPUT_KIND[self.objective] == "aligned" and self.input_format in ("tsv", "fast_align"):
+            raise OptionError(f"{name('objective')} {self.objective} needs aligned JSONL records (run `ait align` "
+                              f"first), not {self.input_format} input")
+
+
+class InstructionBuilder:
+    """Turns one source record into its instruction records (call it per record, in stream order).
+
+    `InstructionBuilder(options)` or `InstructionBuilder("align", negatives=0.5, ...)` (BuildOptions fields)."""
+
+    def __init__(self, options: BuildOptions | str, *, stats: BuildStats | None = None, **fields):
+        if not isinstance(options, BuildOptions):
+            options = BuildOptions(objective=options, **fields)
+        elif fields:
+            options = dataclasses.replace(options, **fields)
+        objective = options.objective
+        self.options = options
         self.objective = objective
-        self.direction = direction
-        self.seed = seed
-        self.negatives = negatives
-        self.pairs_per_sentence = pairs_per_sentence
-        self.max_hints = max_hints
-        self.revise_pool = revise_pool
+        self.direction = options.direction
+        self.seed = options.seed
+        self.negatives = options.negatives
+        self.pairs_per_sentence = options.pairs_per_sentence
+        self.max_hints = options.max_hints
+        self.revise_pool = options.revise_pool
         self.stats = stats if stats is not None else BuildStats()
         self.stats.objective = objective
-        self._plans: dict[tuple[str, str], list[_Direction]] = {}
+        self._plans: dict[tuple[str, str], list[_Orientation]] = {}
         self._templates: dict[tuple[str, str], str] = {}
         self._mt_plans: dict[tuple[str, str], list[tuple[bool, str, str, str, str, str]]] = {}
         self._split: dict[tuple[str, str, str], tuple[str, str]] = {}
         # Exact arithmetic, so that e.g. 0.1 gives exactly one False per ten True records.
-        self._negative_ratio = Fraction(repr(float(negatives)))
+        self._negative_ratio = Fraction(repr(float(self.negatives)))
         self._negative_credit = Fraction(0)
         self._reservoir: dict[str, list[str]] = {}
         self._reservoir_seen: Counter = Counter()
-        self._reservoir_rng = random.Random(f"{seed}:revise-reservoir")
+        self._reservoir_rng = random.Random(f"{self.seed}:revise-reservoir")
         self._make: Callable[[Record], list[Record]] = {
             "mt": self._mt, "align": self._align, "hint": self._hint, "revise": self._revise,
             "mono-full": self._mono, "mono-half": self._mono}[objective]
@@ -167,27 +194,27 @@ class InstructionBuilder:
         return out
 
     # ------------------------------------------------------------------------------------- helpers
-    def _directions(self, record: Record) -> list[_Direction]:
+    def _directions(self, record: Record) -> list[_Orientation]:
         key = (record["src_lang"], record["tgt_lang"])
         plan = self._plans.get(key)
         if plan is None:
             src, tgt = get_language(key[0]), get_language(key[1])
             english_is_tgt = tgt.code == "en" and src.code != "en"
-            forward = _Direction(english_is_tgt, *((tgt, src) if english_is_tgt else (src, tgt)), "")
-            backward = _Direction(not forward.flip, forward.tgt, forward.src, "")
+            forward = _Orientation(english_is_tgt, *((tgt, src) if english_is_tgt else (src, tgt)), "")
+            backward = _Orientation(not forward.flip, forward.tgt, forward.src, "")
             chosen = {"both": [forward, backward], "en-xx": [forward], "xx-en": [backward]}[self.direction]
             plan = [d._replace(tag=f"{d.src.code}-{d.tgt.code}") for d in chosen]
             self._plans[key] = plan
         return plan
 
-    def _template(self, template: str, d: _Direction) -> str:
+    def _template(self, template: str, d: _Orientation) -> str:
         key = (template, d.tag)
         bound = self._templates.get(key)
         if bound is None:
             bound = self._templates[key] = _bind(template, d.src.name, d.tgt.name)
         return bound
 
-    def _record(self, record: Record, d: _Direction, k: int, input_text: str, output: str) -> Record:
+    def _record(self, record: Record, d: _Orientation, k: int, input_text: str, output: str) -> Record:
         return {"id": f"{record['id']}:{self.objective}:{d.tag}:{k}", "objective": self.objective,
                 "src_lang": d.src.code, "tgt_lang": d.tgt.code, "input": input_text, "output": output,
                 "source_id": record["id"]}
@@ -212,7 +239,7 @@ class InstructionBuilder:
         return index
 
     @staticmethod
-    def _oriented(record: Record, d: _Direction, indices: list[int]) -> list[_Pair]:
+    def _oriented(record: Record, d: _Orientation, indices: list[int]) -> list[_Pair]:
         out = []
         for i in indices:
             p = record["pairs"][i]
@@ -224,7 +251,7 @@ class InstructionBuilder:
         return out
 
     @staticmethod
-    def _sides(record: Record, d: _Direction) -> tuple[str, str]:
+    def _sides(record: Record, d: _Orientation) -> tuple[str, str]:
         if d.flip:
             return record["tgt"].strip(), record["src"].strip()
         return record["src"].strip(), record["tgt"].strip()
@@ -251,7 +278,7 @@ class InstructionBuilder:
         self._mt_plans[(record["src_lang"], record["tgt_lang"])] = plan
         return plan
 
-    def _split_template(self, template: str, d: _Direction, placeholder: str) -> tuple[str, str]:
+    def _split_template(self, template: str, d: _Orientation, placeholder: str) -> tuple[str, str]:
         key = (template, d.tag, placeholder)
         parts = self._split.get(key)
         if parts is None:
@@ -568,17 +595,14 @@ def negative_spans(s_tokens: list[str], t_tokens: list[str], links: set[tuple[in
     return made
 
 
-def build_instructions(records: Iterable[Record], objective: str, *, direction: str = "both",
-                       seed: int = 0, negatives: float = DEFAULT_NEGATIVES,
-                       pairs_per_sentence: int | None = None, max_hints: int = T.MAX_HINTS,
-                       revise_pool: int = DEFAULT_REVISE_POOL,
-                       stats: BuildStats | None = None) -> Iterator[Record]:
-    """Instruction records of `objective` for each record of `records` (streamed, in input order).
+def build_instructions(records: Iterable[Record], options: BuildOptions | str, *, stats: BuildStats | None = None,
+                       **fields) -> Iterator[Record]:
+    """Instruction records for each record of `records` (streamed, in input order); `options` is a
+    `BuildOptions` or an objective name with BuildOptions fields as keywords
+    (`build_instructions(recs, "align", negatives=0.5)`).
 
     `records` must already be valid for `INPUT_KIND[objective]` (io.read_records checks that); pass a
     `BuildStats` to learn what was skipped and why."""
-    builder = InstructionBuilder(objective, direction=direction, seed=seed, negatives=negatives,
-                                 pairs_per_sentence=pairs_per_sentence, max_hints=max_hints,
-                                 revise_pool=revise_pool, stats=stats)
+    builder = InstructionBuilder(options, stats=stats, **fields)
     # chain/map keep the per-record loop in C: this is the mt hot path.
     return chain.from_iterable(map(builder, records))

@@ -1,6 +1,11 @@
 """Scoring translations as the paper does: BLEU and chrF++ (sacrebleu), COMET (unbabel-comet), averaged per
-direction group, with paired bootstrap significance. `scoring.py` ties the pieces together; `report.py`
-renders the results (table, JSON, markdown in the layout of the paper's Tables 1 and 5, TSV)."""
+direction group, with paired bootstrap significance. Every metric implements `base.Metric` (segment
+statistics → corpus score → signature); `scoring.py` ties the pieces together; `report.py` renders the
+results (table, JSON, markdown in the layout of the paper's Tables 1 and 5, TSV)."""
 
-METRICS = ("bleu", "chrf", "comet")
-METRIC_LABELS = {"bleu": "BLEU", "chrf": "chrF++", "comet": "COMET"}
+from aligninstruct_cli.metrics.bleu_chrf import BLEU, CHRF
+from aligninstruct_cli.metrics.comet import COMET
+
+METRIC_TYPES = {metric.name: metric for metric in (BLEU, CHRF, COMET)}  # in the order of the default metric list
+METRICS = tuple(METRIC_TYPES)
+METRIC_LABELS = {metric.name: metric.label for metric in METRIC_TYPES.values()}

@@ -1,84 +1,152 @@
 """BLEU and chrF++ through sacrebleu, exactly as `sacrebleu` computes them.
 
 BLEU's tokenizer follows the target language (zh → zh, ja → ja-mecab, ko → ko-mecab, else 13a, sacrebleu's
-own recommendation) unless `--tokenize` overrides it. chrF++ is `CHRF(word_order=2)`. Every corpus score
-carries sacrebleu's signature string. Sentence-level BLEU uses `effective_order=True` (sacrebleu's
+own recommendation) unless the `tokenize` option overrides it. chrF++ is `CHRF(word_order=2)`. Every corpus
+score carries sacrebleu's signature string. Sentence-level BLEU uses `effective_order=True` (sacrebleu's
 advice for single sentences), which its signature states (`eff:yes`).
 
-For the bootstrap, `segment_stats` and `score_from_stats` expose the per-segment sufficient statistics and
-the score of summed statistics: the same two steps sacrebleu's own significance module uses."""
+The statistics are sacrebleu's per-segment sufficient statistics (integer counts); a corpus score is
+sacrebleu's score of their integer sums, as its own `corpus_score` computes it, and a bootstrap resample's
+the score of float32 sums, as its significance module computes it. Only the statistics and the signature
+depend on the tokenizer: the score of given statistics does not.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.languages import find_language
+from aligninstruct_cli.metrics.base import Metric
+from aligninstruct_cli.options import OptionError, name
 
-SACREBLEU_METRICS = ("bleu", "chrf")
+if TYPE_CHECKING:
+    from aligninstruct_cli.metrics.options import ScoreOptions
+
 # Target language → sacrebleu BLEU tokenizer; every other language gets DEFAULT_TOKENIZER.
 BLEU_TOKENIZER_BY_LANG = {"zh": "zh", "ja": "ja-mecab", "ko": "ko-mecab"}
 DEFAULT_TOKENIZER = "13a"
 CHRF_WORD_ORDER = 2  # chrF++
 
 
-@dataclass(frozen=True)
-class CorpusScore:
-    score: float
-    signature: str
+def check_tokenizer(tokenizer: str) -> str:
+    """`tokenizer` unchanged when sacrebleu's BLEU knows it (the `tokenize` option's check)."""
+    from sacrebleu.metrics.bleu import BLEU as SacreBLEU
+
+    if tokenizer not in SacreBLEU.TOKENIZERS:
+        raise OptionError(f"{name('tokenize')} {tokenizer!r}: not a sacrebleu tokenizer",
+                          hint=f"one of {', '.join(SacreBLEU.TOKENIZERS)}")
+    return tokenizer
 
 
 def bleu_tokenizer(tgt_lang: str, override: str | None = None) -> str:
     if override:
-        from sacrebleu.metrics.bleu import BLEU
-
-        if override not in BLEU.TOKENIZERS:
-            raise AitError(f"--tokenize {override!r}: not a sacrebleu tokenizer",
-                           hint=f"one of {', '.join(BLEU.TOKENIZERS)}")
-        return override
+        return check_tokenizer(override)
     lang = find_language(tgt_lang)
     code = lang.code if lang else tgt_lang.lower()
     return BLEU_TOKENIZER_BY_LANG.get(code, DEFAULT_TOKENIZER)
 
 
-def make_metric(name: str, tgt_lang: str, tokenize: str | None = None, *, sentence: bool = False):
-    """A sacrebleu metric object for `name` (bleu|chrf) and the target language."""
-    from sacrebleu.metrics import BLEU, CHRF
+class SacrebleuMetric(Metric):
+    """A sacrebleu metric: its statistics, its arithmetic, its signatures. Subclasses say which sacrebleu
+    object a target language needs (`_variant`) and make it (`_make`)."""
 
-    if name == "chrf":
-        return CHRF(word_order=CHRF_WORD_ORDER)
-    if name != "bleu":
-        raise ValueError(name)
-    tok = bleu_tokenizer(tgt_lang, tokenize)
-    try:
-        metric = BLEU(tokenize=tok, effective_order=sentence)
-        metric.corpus_score(["a"], [["a"]])  # fail here, not mid-run, when e.g. MeCab is missing
-    except (ImportError, RuntimeError) as exc:
-        raise AitError(f"BLEU tokenizer {tok!r} (target language {tgt_lang}) is unavailable: "
-                       f"{str(exc).strip().splitlines()[0]}",
-                       hint="pip install 'sacrebleu[ja]' (ja) or 'sacrebleu[ko]' (ko), or pass --tokenize") from None
-    return metric
+    def __init__(self) -> None:
+        self._objects: dict[tuple[Any, bool], Any] = {}
+        self._scorer = self._make(self._scoring_variant(), sentence=False)
+        self._sentence_scorer = self._make(self._scoring_variant(), sentence=True)
+
+    def _variant(self, tgt_lang: str) -> Any:
+        """What about the target language changes the statistics (BLEU: the tokenizer)."""
+        return None
+
+    def _scoring_variant(self) -> Any:
+        """The variant whose objects score statistics (any would do: the score of given statistics does not
+        depend on it)."""
+        return None
+
+    def _make(self, variant: Any, *, sentence: bool) -> Any:
+        raise NotImplementedError
+
+    def _object(self, tgt_lang: str, *, sentence: bool = False) -> Any:
+        """The sacrebleu object for `tgt_lang`, made once, and tried once on a toy segment: that fails here,
+        not mid-run, when e.g. MeCab is missing, and gives the object its signature's `nrefs`."""
+        key = (self._variant(tgt_lang), sentence)
+        if key not in self._objects:
+            try:
+                metric = self._make(key[0], sentence=sentence)
+                metric.corpus_score(["a"], [["a"]])
+            except (ImportError, RuntimeError) as exc:  # only BLEU's tokenizers can be missing
+                raise AitError(f"{self.label} tokenizer {key[0]!r} (target language {tgt_lang}) is unavailable: "
+                               f"{str(exc).strip().splitlines()[0]}",
+                               hint="pip install 'sacrebleu[ja]' (ja) or 'sacrebleu[ko]' (ko), "
+                                    "or pass --tokenize") from None
+            self._objects[key] = metric
+        return self._objects[key]
+
+    def segment_stats(self, srcs: Sequence[str], hyps: Sequence[str], refs: Sequence[str],
+                      tgt_langs: Sequence[str]) -> np.ndarray:
+        variants = {lang: self._variant(lang) for lang in dict.fromkeys(tgt_langs)}
+        members: dict[Any, list[int]] = {}
+        for k, lang in enumerate(tgt_langs):
+            members.setdefault(variants[lang], []).append(k)
+        rows: list[Any] = [None] * len(hyps)
+        for idx in members.values():
+            metric = self._object(tgt_langs[idx[0]])
+            stats = metric._extract_corpus_statistics([hyps[k] for k in idx], [[refs[k] for k in idx]])
+            for k, row in zip(idx, stats):
+                rows[k] = row
+        return np.array(rows, dtype=np.int64)
+
+    def corpus_score(self, stats: np.ndarray) -> float:
+        return self._scorer._compute_score_from_stats([int(v) for v in stats.sum(axis=0)]).score
+
+    def resample_score(self, summed: np.ndarray, n_segments: int) -> float:
+        # float32, as sacrebleu's significance module passes them (the sums are exact integers either way;
+        # the division inside the metric is not)
+        return self._scorer._compute_score_from_stats(summed.astype(np.float32)).score
+
+    def sentence_score(self, row: np.ndarray) -> float:
+        return self._sentence_scorer._compute_score_from_stats([int(v) for v in row]).score
+
+    def signature(self, tgt_lang: str) -> str:
+        return self._object(tgt_lang).get_signature().format()
+
+    def sentence_signature(self, tgt_lang: str) -> str:
+        return self._object(tgt_lang, sentence=True).get_signature().format()
 
 
-def corpus_score(metric, hyps: Sequence[str], refs: Sequence[str]) -> CorpusScore:
-    result = metric.corpus_score(list(hyps), [list(refs)])
-    return CorpusScore(result.score, metric.get_signature().format())
+class BLEU(SacrebleuMetric):
+    name = "bleu"
+    label = "BLEU"
+
+    def __init__(self, tokenize: str | None = None) -> None:
+        self.tokenize = check_tokenizer(tokenize) if tokenize else None
+        super().__init__()
+
+    @classmethod
+    def from_options(cls, options: ScoreOptions, *, progress: bool = False) -> BLEU:
+        return cls(options.tokenize)
+
+    def _variant(self, tgt_lang: str) -> str:
+        return bleu_tokenizer(tgt_lang, self.tokenize)
+
+    def _scoring_variant(self) -> str:
+        return "none"  # no tokenizer to load
+
+    def _make(self, tokenizer: str, *, sentence: bool) -> Any:
+        from sacrebleu.metrics import BLEU as SacreBLEU
+
+        return SacreBLEU(tokenize=tokenizer, effective_order=sentence)
 
 
-def sentence_scores(metric, hyps: Sequence[str], refs: Sequence[str]) -> tuple[list[float], str]:
-    scores = [metric.sentence_score(h, [r]).score for h, r in zip(hyps, refs)]
-    return scores, metric.get_signature().format()
+class CHRF(SacrebleuMetric):
+    name = "chrf"
+    label = "chrF++"
 
+    def _make(self, variant: None, *, sentence: bool) -> Any:
+        from sacrebleu.metrics import CHRF as SacreCHRF
 
-def segment_stats(metric, hyps: Sequence[str], refs: Sequence[str]) -> np.ndarray:
-    """Per-segment sufficient statistics (one row per segment) for resampling."""
-    return np.array(metric._extract_corpus_statistics(list(hyps), [list(refs)]), dtype=np.float64)
-
-
-def score_from_stats(metric, summed: np.ndarray) -> float:
-    """The corpus score of summed statistics. float32, as sacrebleu's significance module passes them
-    (the sums are exact integers either way; the division inside the metric is not)."""
-    return metric._compute_score_from_stats(summed.astype(np.float32)).score
+        return SacreCHRF(word_order=CHRF_WORD_ORDER)

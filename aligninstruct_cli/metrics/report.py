@@ -10,11 +10,16 @@ from __future__ import annotations
 import io
 from typing import Any
 
+import orjson
+
 from aligninstruct_cli.metrics import METRIC_LABELS
-from aligninstruct_cli.metrics.scoring import dumps_report
 
 FORMATS = ("table", "json", "markdown", "tsv")
 WIN_MARK = "†"
+
+
+def dumps_report(report: dict) -> bytes:
+    return orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n"
 
 
 def render(report: dict, fmt: str) -> str:

@@ -1,8 +1,8 @@
-"""Paired bootstrap resampling (Koehn 2004), as sacrebleu implements it, for BLEU, chrF++ and COMET.
+"""Paired bootstrap resampling (Koehn 2004), as sacrebleu implements it, for any `Metric`.
 
 For one direction: draw `n_samples` resamples of the segment indices (`rng.choice(n, (n_samples, n))`, as
-sacrebleu does), score baseline and system on each resample from summed sufficient statistics (COMET: the
-mean of the segment scores), and compare:
+sacrebleu does), score baseline and system on each resample from their summed segment statistics
+(`Metric.resample_score`), and compare:
 - diff: system − baseline on the full test set;
 - 95% interval of the resampled differences (the 2.5th and 97.5th percentiles, taken the way sacrebleu's
   `estimate_ci` takes them: sorted, index n//40 from each end);
@@ -24,13 +24,15 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
+from aligninstruct_cli.metrics.base import Metric
+
 DEFAULT_SAMPLES = 1000  # sacrebleu's default for paired bootstrap
 DEFAULT_SEED = 12345  # sacrebleu's default SACREBLEU_SEED
-DEFAULT_ALPHA = 0.05
+DEFAULT_ALPHA = 0.05  # ait's choice, the conventional level (the paper tested no significance)
 
 
 @dataclass(frozen=True)
@@ -58,12 +60,10 @@ def resample_indices(n_segments: int, n_samples: int, rng: np.random.Generator) 
     return rng.choice(n_segments, size=(n_samples, n_segments), replace=True)
 
 
-def resampled_scores(stats: np.ndarray, indices: np.ndarray, score_fn: Callable[[np.ndarray], float]) -> np.ndarray:
-    """The score of every resample: `score_fn` of the statistics summed over the resample's segments."""
+def resampled_scores(metric: Metric, stats: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """The score of every resample, from the segment statistics summed over the resample."""
     stats = np.asarray(stats, dtype=np.float64)
-    if stats.ndim == 1:
-        stats = stats[:, None]
-    return np.array([score_fn(stats[row].sum(0)) for row in indices], dtype=np.float64)
+    return np.array([metric.resample_score(stats[row].sum(0), len(row)) for row in indices], dtype=np.float64)
 
 
 def compare(baseline: float, system: float, baseline_samples: np.ndarray, system_samples: np.ndarray,
@@ -84,11 +84,6 @@ def compare(baseline: float, system: float, baseline_samples: np.ndarray, system
     return Comparison(baseline, system, diff, ci_low, ci_high, p, significant, significant and diff > 0)
 
 
-def mean_score_fn(n_segments: int) -> Callable[[np.ndarray], float]:
-    """score_fn for metrics whose corpus score is the mean of segment scores (COMET)."""
-    return lambda summed: float(summed[0]) / n_segments
-
-
 @dataclass
 class Resampled:
     """One metric on one direction for baseline and system: full-set scores and resampled scores."""
@@ -99,10 +94,11 @@ class Resampled:
     system_samples: np.ndarray
 
 
-def paired_bootstrap(baseline_stats: np.ndarray, system_stats: np.ndarray, baseline: float, system: float,
-                     score_fn: Callable[[np.ndarray], float], indices: np.ndarray) -> Resampled:
-    return Resampled(baseline, system, resampled_scores(baseline_stats, indices, score_fn),
-                     resampled_scores(system_stats, indices, score_fn))
+def paired_bootstrap(metric: Metric, baseline_stats: np.ndarray, system_stats: np.ndarray,
+                     indices: np.ndarray) -> Resampled:
+    """`metric` on one direction: baseline and system segment statistics, resampled with the same indices."""
+    return Resampled(metric.corpus_score(baseline_stats), metric.corpus_score(system_stats),
+                     resampled_scores(metric, baseline_stats, indices), resampled_scores(metric, system_stats, indices))
 
 
 def group_resampled(members: Sequence[Resampled]) -> Resampled:

@@ -1,13 +1,15 @@
-"""Training hyperparameters (defaults = the paper's, PAPER.md App. B), LoRA targets per architecture, the
-curriculum grammar and precision choice. Plain data, no torch at import time."""
+"""`ait train`'s options (`TrainOptions`: defaults = the paper's, PAPER.md App. B, where it gives them),
+LoRA targets per architecture, the curriculum grammar and the ZeRO / compile choices. Plain data, no
+torch at import time."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal, Optional
 
-from aligninstruct_cli.errors import AitError
+from aligninstruct_cli.models import PRECISIONS, precision_field
+from aligninstruct_cli.options import OptionError, check_options, name, option
 
 # --- paper defaults (PAPER.md, "Training (paper's App. B)") ---------------------------------------------
 LORA_R = 8
@@ -35,30 +37,147 @@ LORA_TARGETS: dict[str, list[str]] = {
     "gpt_bigcode": ["c_attn"],
     "mpt": ["Wqkv"],
     "phi3": ["qkv_proj"],
-    **{name: ["q_proj", "k_proj", "v_proj"] for name in (
+    **{arch: ["q_proj", "k_proj", "v_proj"] for arch in (
         "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma", "gemma2",
         "gemma3_text", "olmo", "olmo2", "opt", "gptj", "phi", "stablelm", "starcoder2", "cohere", "granite",
         "xglm", "codegen", "smollm3")},
 }
 
-PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 COMPILE = ("auto", "on", "off")
 TOO_LONG = ("error", "skip", "truncate")
 OFFLOAD = ("none", "optimizer", "all")
-LAUNCHERS = ("deepspeed", "none")
 
-_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+PANEL_MODEL = "Model and LoRA"
+PANEL_LAUNCH = "Launch (DeepSpeed)"
+PANEL_RUN = "Checkpoints and logging"
+
+_DATA_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+# ------------------------------------------------------------------------------------------ parsing
+def parse_data(value: Any) -> dict[str, str]:
+    """`--data NAME=PATH` (repeatable: a list) or a config file's mapping {name: path} → {name: path}, in
+    the order given."""
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, dict):
+        pairs = [(str(key), "" if path is None else str(path), f"{key}: {path}") for key, path in value.items()]
+    elif isinstance(value, (list, tuple)):
+        pairs = []
+        for spec in map(str, value):
+            data_name, sep, path = spec.partition("=")
+            if not sep:
+                raise OptionError(f"{name('data')} {spec!r}: expected NAME=PATH, e.g. mt=mt.jsonl")
+            pairs.append((data_name, path, spec))
+    else:
+        raise OptionError(f"{name('data')} must be NAME=PATH entries or a mapping of names to paths")
+    out: dict[str, str] = {}
+    for data_name, path, spec in pairs:
+        data_name, path = data_name.strip(), path.strip()
+        if not data_name or not path:
+            raise OptionError(f"{name('data')} {spec!r}: expected NAME=PATH, e.g. mt=mt.jsonl")
+        if not _DATA_NAME.match(data_name):
+            raise OptionError(f"{name('data')} {spec!r}: the name may use letters, digits, '_', '-' and '.' only")
+        if data_name in out:
+            raise OptionError(f"{name('data')}: the name {data_name!r} is given twice")
+        out[data_name] = path
+    if not out:
+        raise OptionError(f"give at least one {name('data')} NAME=PATH")
+    return out
+
+
+def parse_curriculum(value: Any) -> list[list[str]] | None:
+    """`mt+align,mt` (or a list: `[mt+align, mt]`, `[[mt, align], [mt]]`) → [["mt", "align"], ["mt"]]:
+    stages separated by commas, data names inside a stage joined by `+`. Empty: None (the default)."""
+    if isinstance(value, str):
+        if not value.strip():
+            return None
+        parts: list[Any] = value.split(",")
+    elif isinstance(value, (list, tuple)):
+        parts = list(value)
+    else:
+        raise OptionError(f"{name('curriculum')} must be text such as mt+align,mt or a list of stages")
+    stages = []
+    for k, part in enumerate(parts, 1):
+        members = [str(m).strip() for m in (part.split("+") if isinstance(part, str) else part)]
+        if not members or not all(members):
+            raise OptionError(f"{name('curriculum')} {value!r}: stage {k} has an empty name")
+        if len(set(members)) != len(members):
+            raise OptionError(f"{name('curriculum')} {value!r}: stage {k} names a data set twice")
+        stages.append(members)
+    return stages
+
+
+def curriculum_text(stages: list[list[str]]) -> str:
+    return ",".join("+".join(stage) for stage in stages)
+
+
+def parse_lrs(value: Any) -> list[float]:
+    """`1e-4,3e-4`, a number, or a list of numbers → positive learning rates, none twice."""
+    if isinstance(value, str):
+        items = [v for v in value.split(",") if v.strip()]
+    else:
+        items = list(value) if isinstance(value, (list, tuple)) else [value]
+    malformed = OptionError(f"{name('lr')} {value!r}: expected a number or comma-separated numbers")
+    values = []
+    for item in items:
+        if isinstance(item, bool):
+            raise malformed
+        try:
+            values.append(float(item))
+        except (TypeError, ValueError):
+            raise malformed from None
+    if not values:
+        raise malformed
+    if not all(v > 0 for v in values):
+        raise OptionError(f"{name('lr')} {value!r}: learning rates must be positive")
+    if len(set(values)) != len(values):
+        raise OptionError(f"{name('lr')} {value!r}: a value is given twice")
+    return values
+
+
+def parse_names(value: Any) -> list[str] | None:
+    """`a,b` or a list → ["a", "b"]; nothing given → None."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        raise OptionError(f"{name('lora_targets')} must be comma-separated names or a list")
+    names = [str(item).strip() for item in items if str(item).strip()]
+    return names or None
+
+
+# ------------------------------------------------------------------------------------------ choices
+def default_zero(zero: int | None, launcher: str, num_gpus: int | None = None, num_nodes: int | None = None,
+                 hostfile: str | None = None, offload: str = "none") -> int:
+    """`zero` as given; else what `offload` needs (3 for all, 2 for optimizer); else 0 for a single rank
+    (launcher none, or one GPU on one node: nothing to partition, and ZeRO's per-parameter hooks cost
+    time on small models); else 2."""
+    if zero is not None:
+        return zero
+    if offload != "none":
+        return 3 if offload == "all" else ZERO_STAGE
+    single = launcher == "none" or (num_gpus == 1 and (num_nodes or 1) == 1 and not hostfile)
+    return 0 if single else ZERO_STAGE
+
+
+def resolve_compile(setting: str, device_type: str, zero: int, gradient_checkpointing: bool = False) -> bool:
+    """Never under ZeRO-3: its hooks gather each block's weights as the block runs, which a compiled block
+    would trace (compile on with zero 3 is refused up front; a DeepSpeed config file may still ask for
+    stage 3). `auto` → on a GPU unless gradient checkpointing re-runs the blocks; never on a CPU (inductor
+    needs a C++ compiler there, and gains little)."""
+    if setting == "off" or zero == 3:
+        return False
+    return setting == "on" or (device_type == "cuda" and not gradient_checkpointing)
 
 
 def lora_targets_for(model_type: str, override: list[str] | None = None) -> list[str]:
-    """The LoRA target modules for an architecture (`--lora-targets` wins)."""
+    """The LoRA target modules for an architecture (`override`, the lora_targets option, wins)."""
     if override:
         return list(override)
     try:
         return list(LORA_TARGETS[model_type])
     except KeyError:
-        raise AitError(f"no default LoRA targets for model type {model_type!r}",
-                       hint="name them with --lora-targets, e.g. --lora-targets q_proj,v_proj") from None
+        raise OptionError(f"no default LoRA targets for model type {model_type!r}: name them with "
+                          f"{name('lora_targets')}", hint="e.g. q_proj,v_proj") from None
 
 
 def lora_config(targets: list[str], *, r: int = LORA_R, alpha: int = LORA_ALPHA, dropout: float = LORA_DROPOUT):
@@ -69,170 +188,145 @@ def lora_config(targets: list[str], *, r: int = LORA_R, alpha: int = LORA_ALPHA,
                       task_type="CAUSAL_LM")
 
 
-def parse_data_specs(specs: list[str]) -> dict[str, str]:
-    """`--data NAME=PATH` (repeatable) → {name: path}, in the order given."""
-    out: dict[str, str] = {}
-    for spec in specs:
-        name, sep, path = spec.partition("=")
-        name, path = name.strip(), path.strip()
-        if not sep or not name or not path:
-            raise AitError(f"--data {spec!r}: expected NAME=PATH, e.g. --data mt=mt.jsonl")
-        if not _NAME.match(name):
-            raise AitError(f"--data {spec!r}: the name may use letters, digits, '_', '-' and '.' only")
-        if name in out:
-            raise AitError(f"--data: the name {name!r} is given twice")
-        out[name] = path
-    if not out:
-        raise AitError("give at least one --data NAME=PATH")
-    return out
+# ------------------------------------------------------------------------------------------ the options
+@dataclass(frozen=True, kw_only=True)
+class TrainOptions:
+    """Every option of `ait train` (its per-invocation actions, dry run and resume, are arguments of
+    `launch.run`). `curriculum` and `zero` are resolved here when not given."""
 
+    model: str = option(flags=("--model", "-m"), help="Base causal LM: a local directory or a Hugging Face hub id.",
+                        details="A local directory must exist and hold config.json.")
+    data: dict[str, str] = option(
+        parse=parse_data, cli_type=Optional[list[str]], metavar="NAME=PATH",
+        help="NAME=PATH of a JSONL file of instruction records (from `ait build`/`ait mix`); repeatable. NAME is "
+        "used in --curriculum.", details="In a config file: a mapping of names to paths (`data: {mt: mt.jsonl}`). "
+        "Names may use letters, digits, `_`, `-` and `.`.")
+    output: str = option(flags=("--output", "-o"), help="Run directory: stage-K-*/, final/, run.json, "
+                         "metrics.jsonl, checkpoints/.", details="It must be new unless --resume (see Output below).")
+    curriculum: Optional[list[list[str]]] = option(
+        None, parse=parse_curriculum, cli_type=Optional[str], default_doc="one stage of all --data",
+        help="Stages separated by ',', data names inside a stage joined by '+', e.g. mt+align,mt. Stage k starts "
+        "from stage k-1's adapter.",
+        details="`mt+align,mt` = stage 1 on the union of mt and align (shuffled together), stage 2 on mt, starting "
+        "from stage 1's adapter. An unknown name is an error before anything starts. In a config file also a "
+        "list: `[mt+align, mt]` or `[[mt, align], [mt]]`.")
+    val: Optional[str] = option(None, help="Instruction records for the validation loss (after every epoch; "
+                                "chooses among several --lr).", details="Needed with several --lr.")
+    lr: list[float] = option(
+        default_factory=lambda: [LEARNING_RATE], parse=parse_lrs, cli_type=Optional[str],
+        help="Peak learning rate; several comma-separated values train one run each and keep the lowest final "
+        "validation loss.",
+        details="Several values (`--lr 1e-4,3e-4`; a list in a config file) train the whole curriculum once per "
+        "value (in `lr-<value>/`) and keep the one with the lowest validation loss at the end of the last stage, "
+        "as the paper tuned it. The paper gives no value: 2e-4 is ours.")
+    epochs: int = option(EPOCHS, min=1, help="Epochs per stage (paper: 5).")
+    batch_size: int = option(BATCH_SIZE, min=1, help="Records per device per micro-step (paper: 8 for "
+                             "bloomz-3b/1b1, 4 for 7b1).", details="A device is a rank: a GPU, or a CPU process.")
+    grad_accum: int = option(GRAD_ACCUM, min=1, help="Micro-steps per optimizer step.",
+                             details="Global batch = batch size × ranks × accumulation.")
+    max_length: int = option(MAX_LENGTH, min=8, help="Longest example in tokens, input + output + EOS (paper: 384).",
+                             details="The output counts with its separator.")
+    too_long: Literal[TOO_LONG] = option(  # type: ignore[valid-type]
+        "error", help="A record over --max-length: error (stop before launch), skip (drop, counted) or truncate "
+        "(cut the end, counted).",
+        details="error names file, line, id and length; truncate cuts the output side first (as a "
+        "right-truncating tokenizer would) and drops the record if no output token is left. Skips and "
+        "truncations are reported on stderr and written to `run.json` (`data_stats`).")
+    seed: int = option(0, help="Seed of data order, LoRA initialisation and dropout.",
+                       details="The data order is seeded per stage and epoch.")
+    warmup_ratio: float = option(WARMUP_RATIO, min=0.0, max=1.0, max_open=True,
+                                 help="Share of steps for linear warm-up (paper: 0.03); then linear decay to 0.",
+                                 details="Of each stage's optimizer steps; the HF Trainer's default schedule.")
+    weight_decay: float = option(WEIGHT_DECAY, min=0.0, help="AdamW weight decay.",
+                                 details="Betas 0.9/0.999, eps 1e-8.")
+    grad_clip: float = option(GRAD_CLIP, min=0.0, help="Gradient norm clipping (0: none).")
+    precision: Literal[PRECISIONS] = precision_field(  # type: ignore[valid-type]
+        "auto", panel=None, aliases=(), help="auto (bf16 where supported, else fp16 on GPU, fp32 on CPU), bf16, fp16 "
+        "or fp32. Weights are loaded in that type; DeepSpeed keeps fp32 master weights of what trains.")
+    full: bool = option(False, panel=PANEL_MODEL, help="Train every weight instead of LoRA (e.g. to build a base "
+                        "model); stages save full model directories.",
+                        details="Each stage writes a full model directory (`save_pretrained`) and the next stage "
+                        "loads it: for building base models (the demo's \"seen\" toy language).")
+    lora_r: int = option(LORA_R, min=1, panel=PANEL_MODEL, help="LoRA rank (paper: 8).")
+    lora_alpha: int = option(LORA_ALPHA, min=0, panel=PANEL_MODEL, help="LoRA alpha (paper: 32).")
+    lora_dropout: float = option(LORA_DROPOUT, min=0.0, max=1.0, max_open=True, panel=PANEL_MODEL,
+                                 help="LoRA dropout (paper: 0.1).")
+    lora_targets: Optional[list[str]] = option(
+        None, parse=parse_names, cli_type=Optional[str], panel=PANEL_MODEL, default_doc="per architecture",
+        help="Comma-separated module names for LoRA; default per architecture (BLOOM: query_key_value).",
+        details="The defaults are the attention input projections: BLOOM, GPT-NeoX, Falcon `query_key_value` "
+        "(the paper's), GPT-2 / BigCode `c_attn`, MPT `Wqkv`, Phi-3 `qkv_proj`, Llama / Mistral / Qwen / Gemma / "
+        "OPT / GPT-J / Phi / OLMo and similar `q_proj,k_proj,v_proj`. Another architecture needs this option.")
+    gradient_checkpointing: bool = option(False, panel=PANEL_MODEL, help="Recompute activations in the backward "
+                                          "pass (less memory, ~30% slower).")
+    compile: Literal[COMPILE] = option(  # type: ignore[valid-type]
+        "auto", panel=PANEL_MODEL,
+        help="torch.compile each decoder block: auto (on a GPU, unless --zero 3 or --gradient-checkpointing; falls "
+        "back to eager if compiling fails), on, or off. Costs up to a minute at the start of a stage; made LoRA "
+        "steps 1.5-1.8x faster on an H100.",
+        details="Regional compilation with dynamic shapes: one graph for all layers and batch lengths. on: also "
+        "on a CPU (needs a C++ compiler), and errors stop the run. See Throughput below.")
+    launcher: Literal["deepspeed", "none"] = option(
+        "deepspeed", panel=PANEL_LAUNCH, help="deepspeed: start workers with the deepspeed launcher; none: train "
+        "in this process on one device.", details="none uses GPU 0 or the CPU, with the same DeepSpeed engine.")
+    num_gpus: Optional[int] = option(None, min=1, panel=PANEL_LAUNCH, default_doc="all GPUs",
+                                     help="Ranks per node (GPUs; CPU processes on a CPU machine).",
+                                     details="The launcher's --num_gpus; on a CPU-only machine, gloo processes.")
+    num_nodes: Optional[int] = option(None, min=1, panel=PANEL_LAUNCH, default_doc="all in hostfile",
+                                      help="Nodes to use from the hostfile.", details="The launcher's --num_nodes.")
+    hostfile: Optional[str] = option(None, panel=PANEL_LAUNCH, help="DeepSpeed/MPI hostfile ('host slots=N' lines) "
+                                     "for multi-node runs.", details="The launcher reaches the nodes by ssh (pdsh).")
+    master_port: Optional[int] = option(None, min=1, max=65535, panel=PANEL_LAUNCH, default_doc="29500",
+                                        help="Port of the rank-0 rendezvous.",
+                                        details="Change it to run two jobs on one node.")
+    zero: Optional[int] = option(
+        None, min=0, max=3, panel=PANEL_LAUNCH, default_doc="2, or 0 for a single rank",
+        help="ZeRO stage 0-3 (3 partitions the weights too).",
+        details="0 none, 1 optimizer state, 2 + gradients, 3 + weights partitioned across ranks. With a single "
+        "rank (--launcher none, or --num-gpus 1 without more nodes) there is nothing to partition, so ZeRO is off "
+        "unless asked for (e.g. --zero 3 --offload all to fit a large model on one GPU); on a small model ZeRO-2's "
+        "per-parameter hooks halved the throughput here. With --offload the default is 2, or 3 for all.")
+    offload: Literal[OFFLOAD] = option(  # type: ignore[valid-type]
+        "none", panel=PANEL_LAUNCH, help="none, optimizer (optimizer state in CPU memory) or all (also weights; "
+        "needs --zero 3).", details="An offloaded optimizer step runs DeepSpeed's CPU Adam (compiled on first use).")
+    deepspeed_config: Optional[str] = option(
+        None, panel=PANEL_LAUNCH, metavar="FILE", default_doc="generated",
+        help="A DeepSpeed JSON config used instead of the generated one (\"auto\" values are filled from the "
+        "options).", details="A missing micro batch size or accumulation is taken from --batch-size / "
+        "--grad-accum. An \"optimizer\" section replaces ait's AdamW (its lr is set from --lr); a \"scheduler\" "
+        "section is ignored: ait's warm-up + linear decay schedule always applies.")
+    save_every: int = option(0, min=0, panel=PANEL_RUN, help="Checkpoint every N optimizer steps for --resume (0: "
+                             "only finished stages).")
+    cache_dir: Optional[str] = option(None, panel=PANEL_RUN, metavar="DIR",
+                                      default_doc="$XDG_CACHE_HOME/ait/tokenized or ~/.cache/ait/tokenized",
+                                      help="Tokenized-data cache.",
+                                      details="Keyed by the content of each file, the tokenizer, --max-length and "
+                                      "--too-long.")
+    log_every: int = option(LOG_EVERY, min=1, panel=PANEL_RUN, help="Write a metrics.jsonl line every N steps.")
+    log_data_ids: bool = option(False, panel=PANEL_RUN, help="Write the record ids of every step to data_ids.jsonl "
+                                "(audits order and resume).")
 
-def parse_curriculum(text: str | None, names: list[str]) -> list[list[str]]:
-    """`mt+align,mt` → [["mt", "align"], ["mt"]]: stages separated by commas, data names joined by `+`.
-
-    Without a curriculum, one stage over every --data entry."""
-    if text is None or not text.strip():
-        return [list(names)]
-    stages = []
-    for k, part in enumerate(text.split(","), 1):
-        members = [m.strip() for m in part.split("+")]
-        if not all(members):
-            raise AitError(f"--curriculum {text!r}: stage {k} has an empty name")
-        unknown = [m for m in members if m not in names]
+    def __post_init__(self) -> None:
+        check_options(self)
+        if self.curriculum is None:
+            object.__setattr__(self, "curriculum", [list(self.data)])
+        unknown = [m for stage in self.curriculum for m in stage if m not in self.data]
         if unknown:
-            raise AitError(f"--curriculum {text!r}: unknown data name(s) {', '.join(map(repr, unknown))}",
-                           hint=f"names come from --data NAME=PATH; given: {', '.join(names)}")
-        if len(set(members)) != len(members):
-            raise AitError(f"--curriculum {text!r}: stage {k} names a data set twice")
-        stages.append(members)
-    return stages
-
-
-def stage_dir_name(index: int, members: list[str]) -> str:
-    """`stage-1-mt+align`: 1-based stage number and its data names."""
-    return f"stage-{index + 1}-{'+'.join(members)}"
-
-
-def parse_lrs(text: str) -> list[float]:
-    try:
-        values = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise AitError(f"--lr {text!r}: expected a number or comma-separated numbers") from None
-    if not values or any(v <= 0 for v in values):
-        raise AitError(f"--lr {text!r}: learning rates must be positive")
-    if len(set(values)) != len(values):
-        raise AitError(f"--lr {text!r}: a value is given twice")
-    return values
-
-
-def default_zero(zero: int | None, launcher: str, num_gpus: int | None = None, num_nodes: int | None = None,
-                 hostfile: str | None = None, offload: str = "none") -> int:
-    """`--zero` as given; else what `--offload` needs (3 for all, 2 for optimizer); else 0 for a single rank
-    (`--launcher none`, or `--num-gpus 1` on one node: nothing to partition, and ZeRO's per-parameter hooks
-    cost time on small models); else 2."""
-    if zero is not None:
-        return zero
-    if offload != "none":
-        return 3 if offload == "all" else ZERO_STAGE
-    single = launcher == "none" or (num_gpus == 1 and (num_nodes or 1) == 1 and not hostfile)
-    return 0 if single else ZERO_STAGE
-
-
-def lr_tag(lr: float) -> str:
-    return f"lr-{lr:g}"
-
-
-@dataclass
-class TrainConfig:
-    """Everything that decides what a run computes. `fingerprint()` of it guards `--resume`."""
-
-    model: str
-    data: dict[str, str]
-    curriculum: list[list[str]]
-    output: str
-    val: str | None = None
-    lrs: list[float] = field(default_factory=lambda: [LEARNING_RATE])
-    epochs: int = EPOCHS
-    batch_size: int = BATCH_SIZE
-    grad_accum: int = GRAD_ACCUM
-    max_length: int = MAX_LENGTH
-    seed: int = 0
-    full: bool = False
-    lora_r: int = LORA_R
-    lora_alpha: int = LORA_ALPHA
-    lora_dropout: float = LORA_DROPOUT
-    lora_targets: list[str] | None = None
-    warmup_ratio: float = WARMUP_RATIO
-    weight_decay: float = WEIGHT_DECAY
-    grad_clip: float = GRAD_CLIP
-    precision: str = "auto"
-    too_long: str = "error"
-    gradient_checkpointing: bool = False
-    compile: str = "auto"
-    zero: int = ZERO_STAGE
-    offload: str = "none"
-    save_every: int = 0
-    log_every: int = LOG_EVERY
-    log_data_ids: bool = False
-
-    def check(self) -> None:
-        def positive(name: str, value: float, minimum: float = 1) -> None:
-            if value < minimum:
-                raise AitError(f"--{name.replace('_', '-')} must be at least {minimum:g}, not {value:g}")
-
-        for name in ("epochs", "batch_size", "grad_accum", "lora_r"):
-            positive(name, getattr(self, name))
-        positive("max_length", self.max_length, 8)
-        positive("lora_alpha", self.lora_alpha, 0)
-        positive("save_every", self.save_every, 0)
-        positive("log_every", self.log_every, 1)
-        if not 0 <= self.lora_dropout < 1:
-            raise AitError(f"--lora-dropout must be in [0, 1), not {self.lora_dropout:g}")
-        if not 0 <= self.warmup_ratio < 1:
-            raise AitError(f"--warmup-ratio must be in [0, 1), not {self.warmup_ratio:g}")
-        for name, value, allowed in (("precision", self.precision, PRECISIONS),
-                                     ("too-long", self.too_long, TOO_LONG), ("offload", self.offload, OFFLOAD),
-                                     ("compile", self.compile, COMPILE)):
-            if value not in allowed:
-                raise AitError(f"--{name} must be one of {', '.join(allowed)}, not {value!r}")
-        if self.zero not in (0, 1, 2, 3):
-            raise AitError(f"--zero must be 0, 1, 2 or 3, not {self.zero}")
+            raise OptionError(f"{name('curriculum')} {curriculum_text(self.curriculum)!r}: unknown data name(s) "
+                              f"{', '.join(map(repr, dict.fromkeys(unknown)))}",
+                              hint=f"the names given with NAME=PATH: {', '.join(self.data)}")
+        object.__setattr__(self, "zero", default_zero(self.zero, self.launcher, self.num_gpus, self.num_nodes,
+                                                      self.hostfile, self.offload))
         if self.offload == "all" and self.zero != 3:
-            raise AitError("--offload all (parameters too) needs --zero 3")
+            raise OptionError(f"{name('offload')} all (parameters too) needs {name('zero')} 3")
         if self.offload != "none" and self.zero == 0:
-            raise AitError("--offload needs ZeRO (--zero 1, 2 or 3)")
+            raise OptionError(f"{name('offload')} needs ZeRO ({name('zero')} 1, 2 or 3)")
         if self.compile == "on" and self.zero == 3:
-            raise AitError("--compile on does not work with --zero 3 (its hooks gather each block's weights)",
-                           hint="use --zero 2, or --compile off")
-        if len(self.lrs) > 1 and not self.val:
-            raise AitError("several --lr values need --val to choose between them")
+            raise OptionError(f"{name('compile')} on does not work with {name('zero')} 3 (its hooks gather each "
+                              "block's weights)", hint="use ZeRO stage 2, or compile off")
+        if len(self.lr) > 1 and not self.val:
+            raise OptionError(f"several {name('lr')} values need {name('val')} to choose between them")
+        if self.launcher == "none" and (self.num_gpus or self.num_nodes or self.hostfile):
+            raise OptionError(f"{name('num_gpus')}, {name('num_nodes')} and {name('hostfile')} need "
+                              f"{name('launcher')} deepspeed")
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def resolve_precision(precision: str) -> str:
-    """`auto` → bf16 on a GPU that supports it, else fp16 on GPU, fp32 on CPU."""
-    if precision != "auto":
-        return precision
-    import torch
-
-    if torch.cuda.is_available():
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "fp32"
-
-
-def resolve_compile(setting: str, device_type: str, zero: int, gradient_checkpointing: bool = False) -> bool:
-    """Never under ZeRO-3: its hooks gather each block's weights as the block runs, which a compiled block
-    would trace (`--compile on --zero 3` is refused up front; a --deepspeed-config may still ask for stage
-    3). `auto` → on a GPU unless gradient checkpointing re-runs the blocks; never on a CPU (inductor needs
-    a C++ compiler there, and gains little)."""
-    if setting == "off" or zero == 3:
-        return False
-    return setting == "on" or (device_type == "cuda" and not gradient_checkpointing)
-
-
-def torch_dtype(precision: str):
-    import torch
-
-    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]

@@ -1,32 +1,47 @@
-"""Prepare and launch a training run: check every input, tokenize (cached), write the manifest, the job file
-and the DeepSpeed config, then start the workers with the `deepspeed` launcher (or in-process).
+"""Prepare, launch and finish a training run; this is the launching process, the only writer of run.json
+and job.json.
 
-Everything a user can get wrong is checked here, before any worker starts: data names, files, empty
-data, too-long records, the model path, and a `--resume` whose configuration differs from the run's.
+    prepare(options)                    check every input, tokenize (cached): the `Job` the workers run
+    start_manifest / resume_manifest    run.json: a new run, or a resumed one (same options, inputs, ranks)
+    launch(job, command)                job.json, then the workers: the `deepspeed` launcher (or this process)
+    finish_run(job, manifest)           choose the learning rate, lay out stage-K-*/ and final/, finish run.json
+
+Everything a user can get wrong is checked before any worker starts: the options (`TrainOptions`), data
+files, empty data, too-long records, the model, and a resume whose configuration or world size differs
+from the run's.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import subprocess
 import sys
-import time
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from aligninstruct_cli import console
+from aligninstruct_cli import console, models
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.io import read_json, write_json
-from aligninstruct_cli.provenance import file_sha256, package_versions
-from aligninstruct_cli.training.config import TrainConfig, lora_targets_for, resolve_precision
+from aligninstruct_cli.options import OptionError, name
+from aligninstruct_cli.options import to_dict as plain_options
+from aligninstruct_cli.provenance import RunManifest, file_sha256
+from aligninstruct_cli.training import checkpoint as ckpt
+from aligninstruct_cli.training.config import TrainOptions, lora_targets_for
+from aligninstruct_cli.training.job import Job
 
 WORKER_MODULE = "aligninstruct_cli.training.loop"
-# Options that change only logging or checkpoint frequency: they may differ on --resume.
-RESUME_FREE = ("output", "save_every", "log_every", "log_data_ids", "compile")  # same maths either way
+# Options that may differ on --resume: where the run is, how often it logs and checkpoints, and whether
+# the blocks are compiled (the same computation, up to float rounding).
+RESUME_FREE = ("output", "save_every", "log_every", "log_data_ids", "compile")
+# How the workers start may differ too: the world size is checked on its own (state.json), a DeepSpeed
+# config file by its content (the job's ds_config), the tokenized cache by the inputs' hashes.
+LAUNCH_ONLY = ("launcher", "num_gpus", "num_nodes", "hostfile", "master_port", "deepspeed_config", "cache_dir")
+VAL = "--val"  # the validation file's key in input_hashes and data_stats
 
 
 class LaunchError(AitError):
@@ -37,18 +52,92 @@ class LaunchError(AitError):
         self.exit_code = exit_code
 
 
-@dataclass
-class LaunchOptions:
-    launcher: str = "deepspeed"
-    num_gpus: int | None = None
-    num_nodes: int | None = None
-    hostfile: str | None = None
-    master_port: int | None = None
-    deepspeed_config: str | None = None
-    dry_run: bool = False
-    resume: bool = False
-    cache_dir: str | None = None
-    quiet: bool = False
+def run(options: TrainOptions, *, resume: bool = False, dry_run: bool = False, command: list[str] | None = None,
+        quiet: bool = False) -> None:
+    """`ait train`: prepare, start (or resume) the run's manifest, launch the workers, finish the run. With
+    `dry_run`, print the launch command and the DeepSpeed config instead (nothing is tokenized or written)."""
+    job = prepare(options, tokenize=not dry_run, command=command or [], quiet=quiet)
+    job_path = Path(options.output) / "job.json"
+    launch_command = worker_command(job_path, options)
+    if dry_run:
+        sys.stdout.write(" ".join(launch_command) + "\n")
+        sys.stdout.write(orjson.dumps(job.ds_config, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    manifest = resume_manifest(job, launch_command) if resume else start_manifest(job, launch_command)
+    if manifest is None:
+        console.info(f"{options.output}: the run is already complete")
+        return
+    if not ckpt.all_stages_done(options):
+        job.save(job_path)
+        write_json(Path(options.output) / "ds_config.json", job.ds_config)
+        launch(job, launch_command)
+    finish_run(job, manifest)
+
+
+# ------------------------------------------------------------------------------------------ prepare
+def prepare(options: TrainOptions, *, tokenize: bool = True, command: list[str] | None = None,
+            quiet: bool = False) -> Job:
+    """Check the inputs and build the job (tokenizing the data, unless `tokenize` is off: a dry run)."""
+    if options.hostfile and not Path(options.hostfile).is_file():
+        raise OptionError(f"{name('hostfile')} {options.hostfile}: no such file")
+    check_data_files(options)
+    used = list(dict.fromkeys(n for stage in options.curriculum for n in stage))
+    unused = [n for n in options.data if n not in used]
+    if unused:
+        console.warn(f"data {', '.join(map(repr, unused))} not used by the curriculum")
+    model_path = models.resolve_model(options.model)
+    model_type = models.load_config(model_path).model_type
+    precision = models.resolve_precision(options.precision)
+    job = Job(options=options, model_path=model_path, model_type=model_type,
+              lora_targets=[] if options.full else lora_targets_for(model_type, options.lora_targets),
+              precision=precision, ds_config=build_ds_config(options, precision, options.deepspeed_config),
+              world_size=expected_world_size(options), command=list(command or []), quiet=quiet)
+    if not tokenize:
+        return job
+    return replace(job, **tokenize_inputs(options, model_path, used))
+
+
+def check_data_files(options: TrainOptions) -> None:
+    for data_name, path in list(options.data.items()) + ([(VAL, options.val)] if options.val else []):
+        p = Path(path)
+        if not p.exists():
+            which = f"({name('val')})" if data_name == VAL else f"({name('data')} {data_name})"
+            raise OptionError(f"{path}: no such file {which}")
+        if p.is_dir():
+            raise AitError(f"{path}: is a directory, expected a JSONL file of instruction records")
+        if p.stat().st_size == 0:
+            raise AitError(f"{path}: empty: no instruction records to train on")
+
+
+def tokenize_inputs(options: TrainOptions, model_path: str, used: list[str]) -> dict[str, Any]:
+    """Tokenize (or find in the cache) every data file the curriculum uses and the validation file: the
+    job's caches, val_cache, input_hashes and data_stats."""
+    from aligninstruct_cli.training.data import load_or_tokenize, tokenizer_fingerprint
+
+    tokenizer = models.load_tokenizer(model_path)
+    fingerprint = tokenizer_fingerprint(tokenizer)
+    cache_dir = Path(options.cache_dir) if options.cache_dir else default_cache_dir()
+    found: dict[str, Any] = {"caches": {}, "val_cache": None, "input_hashes": {}, "data_stats": {}}
+    inputs = [(n, options.data[n]) for n in options.data if n in used] + ([(VAL, options.val)] if options.val else [])
+    for data_name, path in inputs:
+        file_hash = file_sha256(path)
+        found["input_hashes"][data_name] = {"path": str(path), "sha256": file_hash}
+        data, cache = load_or_tokenize(path, tokenizer, max_length=options.max_length, too_long=options.too_long,
+                                       cache_dir=cache_dir, tok_fingerprint=fingerprint, file_hash=file_hash)
+        if data_name == VAL:
+            found["val_cache"] = str(cache)
+        else:
+            found["caches"][data_name] = str(cache)
+        found["data_stats"][data_name] = {**data.stats, "examples": len(data), "tokens": int(data.lengths.sum())}
+        report = f"{data_name}: {len(data):,} examples, {int(data.lengths.sum()):,} tokens"
+        if data.stats.get("truncated") or data.stats.get("skipped_too_long"):
+            report += (f" ({data.stats['truncated']} truncated, {data.stats['skipped_too_long']} skipped: longer "
+                       f"than --max-length {options.max_length})")
+        console.info(report)
+    if Path(model_path).is_dir():
+        found["input_hashes"]["model_config"] = {"path": model_path, "sha256": hashlib.sha256(
+            (Path(model_path) / "config.json").read_bytes()).hexdigest()}
+    return found
 
 
 def default_cache_dir() -> Path:
@@ -56,44 +145,51 @@ def default_cache_dir() -> Path:
     return Path(base) / "ait" / "tokenized"
 
 
+def expected_world_size(options: TrainOptions) -> int | None:
+    """The ranks the launch will have, where the options say (None: all GPUs, or a hostfile's slots)."""
+    if options.launcher == "none":
+        return 1
+    return options.num_gpus * (options.num_nodes or 1) if options.num_gpus and not options.hostfile else None
+
+
 # ------------------------------------------------------------------------------------------ deepspeed config
-def build_ds_config(cfg: TrainConfig, precision: str, user_file: str | None = None) -> dict[str, Any]:
-    """The DeepSpeed config for the options; `--deepspeed-config FILE` replaces it, with its "auto" values
-    and missing batch keys filled from the options."""
+def build_ds_config(options: TrainOptions, precision: str, user_file: str | None = None) -> dict[str, Any]:
+    """The DeepSpeed config for the options; `user_file` (the deepspeed_config option) replaces it, with its
+    "auto" values and missing batch keys filled from the options."""
     generated: dict[str, Any] = {
-        "train_micro_batch_size_per_gpu": cfg.batch_size,
-        "gradient_accumulation_steps": cfg.grad_accum,
-        "gradient_clipping": cfg.grad_clip,
+        "train_micro_batch_size_per_gpu": options.batch_size,
+        "gradient_accumulation_steps": options.grad_accum,
+        "gradient_clipping": options.grad_clip,
         "steps_per_print": 1 << 30,
         "wall_clock_breakdown": False,
         "zero_allow_untested_optimizer": True,
         "zero_force_ds_cpu_optimizer": False,
-        "zero_optimization": {"stage": cfg.zero},
+        "zero_optimization": {"stage": options.zero},
         "bf16": {"enabled": precision == "bf16"},
         "fp16": {"enabled": precision == "fp16"},
     }
     zero = generated["zero_optimization"]
     pin = _cuda_available()  # pinned host memory speeds GPU↔CPU copies; there is nothing to pin for on a CPU
-    if cfg.zero == 3:
+    if options.zero == 3:
         zero["stage3_gather_16bit_weights_on_model_save"] = False  # ait gathers the adapter itself
-    if cfg.offload in ("optimizer", "all"):
+    if options.offload in ("optimizer", "all"):
         zero["offload_optimizer"] = {"device": "cpu", "pin_memory": pin}
         # offloaded steps run on the CPU: DeepSpeed's CPU Adam (compiled on first use), not a torch optimizer
-        generated["optimizer"] = {"type": "AdamW", "params": {"lr": cfg.lrs[0], "weight_decay": cfg.weight_decay,
+        generated["optimizer"] = {"type": "AdamW", "params": {"lr": options.lr[0], "weight_decay": options.weight_decay,
                                                               "betas": [0.9, 0.999], "eps": 1e-8}}
-    if cfg.offload == "all":
+    if options.offload == "all":
         zero["offload_param"] = {"device": "cpu", "pin_memory": pin}
     if not user_file:
         return generated
     path = Path(user_file)
     if not path.is_file():
-        raise AitError(f"--deepspeed-config {user_file}: no such file")
+        raise OptionError(f"{name('deepspeed_config')} {user_file}: no such file")
     try:
         user = orjson.loads(path.read_bytes())
     except orjson.JSONDecodeError as exc:
-        raise AitError(f"--deepspeed-config {user_file}: malformed JSON: {exc}") from None
+        raise OptionError(f"{name('deepspeed_config')} {user_file}: malformed JSON: {exc}") from None
     if not isinstance(user, dict):
-        raise AitError(f"--deepspeed-config {user_file}: expected a JSON object")
+        raise OptionError(f"{name('deepspeed_config')} {user_file}: expected a JSON object")
 
     def fill(mine: dict[str, Any], theirs: dict[str, Any]) -> dict[str, Any]:
         out = dict(theirs)
@@ -102,7 +198,8 @@ def build_ds_config(cfg: TrainConfig, precision: str, user_file: str | None = No
                 del out[key]  # DeepSpeed derives it from micro batch × accumulation × ranks
             elif value == "auto":
                 if key not in mine:
-                    raise AitError(f"--deepspeed-config {user_file}: ait has no value for \"{key}\": \"auto\"")
+                    raise OptionError(f"{name('deepspeed_config')} {user_file}: ait has no value for "
+                                      f"\"{key}\": \"auto\"")
                 out[key] = mine[key]
             elif isinstance(value, dict) and isinstance(mine.get(key), dict):
                 out[key] = fill(mine[key], value)
@@ -114,218 +211,120 @@ def build_ds_config(cfg: TrainConfig, precision: str, user_file: str | None = No
     return merged
 
 
-def deepspeed_command(job_path: str | Path, opts: LaunchOptions) -> list[str]:
-    """The `deepspeed` launcher command (run as `python -m deepspeed.launcher.runner`, the program behind the
-    `deepspeed` script, so the same interpreter and environment run the workers)."""
-    cmd = [sys.executable, "-m", "deepspeed.launcher.runner"]
-    if opts.hostfile:
-        cmd += ["--hostfile", opts.hostfile]
-    if opts.num_nodes:
-        cmd += ["--num_nodes", str(opts.num_nodes)]
-    if opts.num_gpus:
-        cmd += ["--num_gpus", str(opts.num_gpus)]
-    if opts.master_port:
-        cmd += ["--master_port", str(opts.master_port)]
-    return cmd + ["--module", WORKER_MODULE, "--job", str(job_path)]
+# ------------------------------------------------------------------------------------------ the manifest
+def start_manifest(job: Job, launch_command: list[str]) -> RunManifest:
+    """A new run: its output must not hold one yet."""
+    options, out = job.options, Path(job.options.output)
+    if (out / "job.json").exists():
+        raise OptionError(f"{name('output')} {options.output} already holds a run",
+                          hint="pass --resume to continue it, or choose another output directory")
+    out.mkdir(parents=True, exist_ok=True)
+    return RunManifest(out / "run.json").start(
+        job.command, hyperparameters=plain_options(options), curriculum=options.curriculum, lrs=options.lr,
+        precision=job.precision, lora_targets=job.lora_targets,
+        model={"name": options.model, "path": job.model_path, "type": job.model_type},
+        input_hashes=job.input_hashes, data_stats=job.data_stats, ds_config=job.ds_config,
+        launcher=options.launcher, launch_command=launch_command)
 
 
-# ------------------------------------------------------------------------------------------ inputs
-def _looks_like_path(model: str) -> bool:
-    """A hub id is `name` or `org/name`; anything else (./x, /x, ~/x, a/b/c) is meant as a directory."""
-    return model.startswith((".", "/", "~")) or model.count("/") > 1 or (os.sep != "/" and os.sep in model)
-
-
-def resolve_model(model: str) -> str:
-    """A local model directory (must exist) or a Hugging Face hub id (must be loadable)."""
-    path = Path(model).expanduser()
-    if path.exists():
-        if not path.is_dir() or not (path / "config.json").is_file():
-            raise AitError(f"--model {model}: not a model directory (no config.json)")
-        return str(path.resolve())
-    if _looks_like_path(model):
-        raise AitError(f"--model {model}: no such directory",
-                       hint="give a local model directory or a hub id such as bigscience/bloomz-560m")
-    return model
-
-
-def load_model_config(model: str):
-    from transformers import AutoConfig
-
-    try:
-        return AutoConfig.from_pretrained(model)
-    except (OSError, ValueError) as exc:
-        where = "" if Path(model).is_dir() else "not a local directory, and as a hub id: "
-        raise AitError(f"--model {model}: {where}cannot load its configuration ({str(exc).splitlines()[0]})",
-                       hint="a hub id needs network access (or a local copy in the HF cache)") from None
-
-
-def load_tokenizer(model: str):
-    from transformers import AutoTokenizer
-
-    try:
-        return AutoTokenizer.from_pretrained(model)
-    except (OSError, ValueError) as exc:
-        raise AitError(f"--model {model}: cannot load its tokenizer ({str(exc).splitlines()[0]})") from None
+def resume_manifest(job: Job, launch_command: list[str]) -> RunManifest | None:
+    """The resumed run's manifest, once its options, inputs and world size are found the same; None when
+    that run is already finished."""
+    out = Path(job.options.output)
+    old_job = out / "job.json"
+    if not old_job.exists():
+        raise AitError(f"--resume: {job.options.output} holds no run to resume (no job.json)")
+    diffs = _differences(_fingerprint(read_json(old_job)), _fingerprint(job.to_dict()))
+    if diffs:
+        raise OptionError(f"--resume: the options or inputs differ from the run in {job.options.output}:\n  "
+                          + "\n  ".join(diffs[:10]),
+                          hint="resume with the original options, or start a new run with another output directory")
+    state = ckpt.read_state(out)
+    ranks = state.get("world_size")
+    if job.options.launcher == "none" and ranks not in (None, 1):
+        raise OptionError(f"--resume: the run used {ranks} ranks; {name('launcher')} none has one")
+    if job.world_size and ranks and job.world_size != ranks:
+        raise AitError(f"--resume: the run used {ranks} ranks, not {job.world_size}")
+    manifest = RunManifest(out / "run.json", read_json(out / "run.json"))
+    if manifest.data.get("status") == "finished":
+        return None
+    return manifest.resumed(job.command, **{"from": state.get("resume")}).update(launch_command=launch_command)
 
 
 def _fingerprint(job: dict[str, Any]) -> dict[str, Any]:
-    """What must be equal for `--resume` to continue a run."""
-    cfg = {k: v for k, v in job["config"].items() if k not in RESUME_FREE}
-    return {"config": cfg, "inputs": job["input_hashes"], "precision": job["precision"],
-            "ds_config": job["ds_config"], "lora_targets": job["lora_targets"]}
+    """What must be equal for a resume to continue a run (`job`: a Job as JSON)."""
+    options = {k: v for k, v in job.get("options", {}).items() if k not in RESUME_FREE + LAUNCH_ONLY}
+    return {"options": options, "inputs": job.get("input_hashes"), "precision": job.get("precision"),
+            "ds_config": job.get("ds_config"), "lora_targets": job.get("lora_targets")}
 
 
-def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+def _differences(old: Any, new: Any, path: tuple[str, ...] = ()) -> list[str]:
+    """`where: old → new` lines; an option is named by `name(field)` (its flag on the command line)."""
     if isinstance(old, dict) and isinstance(new, dict):
-        out = []
-        for key in sorted(set(old) | set(new)):
-            out += _differences(old.get(key), new.get(key), f"{prefix}{key}.")
-        return out
-    return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} → {new!r}"]
+        return [line for key in sorted(set(old) | set(new))
+                for line in _differences(old.get(key), new.get(key), path + (str(key),))]
+    if old == new:
+        return []
+    where = ".".join((name(path[1]),) + path[2:]) if path[:1] == ("options",) and len(path) > 1 else ".".join(path)
+    return [f"{where}: {old!r} → {new!r}"]
 
 
-def prepare(cfg: TrainConfig, opts: LaunchOptions, argv: list[str]) -> dict[str, Any]:
-    """Check inputs and build the job description (tokenizing unless this is a dry run)."""
-    cfg.check()
-    if opts.launcher not in ("deepspeed", "none"):
-        raise AitError(f"--launcher must be deepspeed or none, not {opts.launcher!r}")
-    if opts.launcher == "none" and (opts.num_gpus or opts.num_nodes or opts.hostfile):
-        raise AitError("--num-gpus, --num-nodes and --hostfile need --launcher deepspeed")
-    if opts.hostfile and not Path(opts.hostfile).is_file():
-        raise AitError(f"--hostfile {opts.hostfile}: no such file")
-    for name, path in list(cfg.data.items()) + ([("--val", cfg.val)] if cfg.val else []):
-        p = Path(path)
-        if not p.exists():
-            raise AitError(f"{path}: no such file" + (f" (--data {name})" if name != "--val" else " (--val)"))
-        if p.is_dir():
-            raise AitError(f"{path}: is a directory, expected a JSONL file of instruction records")
-        if p.stat().st_size == 0:
-            raise AitError(f"{path}: empty: no instruction records to train on")
-    used = {n for stage in cfg.curriculum for n in stage}
-    unused = [n for n in cfg.data if n not in used]
-    if unused:
-        console.warn(f"--data {', '.join(unused)} not used by the curriculum")
-    model_path = resolve_model(cfg.model)
-    model_config = load_model_config(model_path)
-    lora_targets = [] if cfg.full else lora_targets_for(model_config.model_type, cfg.lora_targets)
-    precision = resolve_precision(cfg.precision)
-    ds_config = build_ds_config(cfg, precision, opts.deepspeed_config)
-    world_size = 1 if opts.launcher == "none" else (
-        opts.num_gpus * (opts.num_nodes or 1) if opts.num_gpus and not opts.hostfile else None)
-    job: dict[str, Any] = {
-        "config": cfg.to_dict(), "model_path": model_path, "model_type": model_config.model_type,
-        "lora_targets": lora_targets, "precision": precision, "ds_config": ds_config,
-        "world_size": world_size, "quiet": opts.quiet, "caches": {}, "val_cache": None, "input_hashes": {},
-    }
-    if opts.dry_run:
-        return job
-    from aligninstruct_cli.training.data import load_or_tokenize, tokenizer_fingerprint
-
-    tokenizer = load_tokenizer(model_path)
-    fingerprint = tokenizer_fingerprint(tokenizer)
-    cache_dir = Path(opts.cache_dir) if opts.cache_dir else default_cache_dir()
-    stats: dict[str, Any] = {}
-    inputs = [(name, path, False) for name, path in cfg.data.items() if name in used]
-    if cfg.val:
-        inputs.append(("--val", cfg.val, True))
-    for name, path, is_val in inputs:
-        file_hash = file_sha256(path)
-        job["input_hashes"][name] = {"path": str(path), "sha256": file_hash}
-        data, cache = load_or_tokenize(path, tokenizer, max_length=cfg.max_length, too_long=cfg.too_long,
-                                       cache_dir=cache_dir, tok_fingerprint=fingerprint, file_hash=file_hash)
-        if is_val:
-            job["val_cache"] = str(cache)
-        else:
-            job["caches"][name] = str(cache)
-        stats[name] = {**data.stats, "examples": len(data), "tokens": int(data.lengths.sum())}
-        report = f"{name}: {len(data):,} examples, {int(data.lengths.sum()):,} tokens"
-        if data.stats.get("truncated") or data.stats.get("skipped_too_long"):
-            report += (f" ({data.stats['truncated']} truncated, {data.stats['skipped_too_long']} skipped: longer "
-                       f"than --max-length {cfg.max_length})")
-        console.info(report)
-    job["data_stats"] = stats
-    if Path(model_path).is_dir():
-        job["input_hashes"]["model_config"] = {"path": model_path, "sha256": hashlib.sha256(
-            (Path(model_path) / "config.json").read_bytes()).hexdigest()}
-    job["command"] = argv
-    return job
+# ------------------------------------------------------------------------------------------ launch
+def worker_command(job_path: str | os.PathLike[str], options: TrainOptions) -> list[str]:
+    if options.launcher == "deepspeed":
+        return deepspeed_command(job_path, options)
+    return [sys.executable, "-m", WORKER_MODULE, "--job", str(job_path), "  # (run in-process: --launcher none)"]
 
 
-def _check_output(cfg: TrainConfig, job: dict[str, Any], opts: LaunchOptions) -> dict[str, Any] | None:
-    """A new run needs a fresh output; `--resume` needs the same configuration. Returns the old job."""
-    out = Path(cfg.output)
-    old_job_path = out / "job.json"
-    if not opts.resume:
-        if old_job_path.exists():
-            raise AitError(f"--output {cfg.output} already holds a run",
-                           hint="pass --resume to continue it, or choose another --output")
-        return None
-    if not old_job_path.exists():
-        raise AitError(f"--resume: {cfg.output} holds no run to resume (no job.json)")
-    old = read_json(old_job_path)
-    diffs = _differences(_fingerprint(old), _fingerprint(job))
-    if diffs:
-        raise AitError("--resume: the options or inputs differ from the run in "
-                       f"{cfg.output}:\n  " + "\n  ".join(diffs[:10]),
-                       hint="resume with the original options, or start a new run with another --output")
-    if opts.launcher == "none" and old.get("world_size") not in (None, 1):
-        raise AitError(f"--resume: the run used {old['world_size']} ranks; --launcher none has one")
-    if job.get("world_size") and old.get("world_size") and job["world_size"] != old["world_size"]:
-        raise AitError(f"--resume: the run used {old['world_size']} ranks, not {job['world_size']}")
-    return old
+def deepspeed_command(job_path: str | os.PathLike[str], options: TrainOptions) -> list[str]:
+    """The `deepspeed` launcher command (run as `python -m deepspeed.launcher.runner`, the program behind the
+    `deepspeed` script, so the same interpreter and environment run the workers)."""
+    cmd = [sys.executable, "-m", "deepspeed.launcher.runner"]
+    if options.hostfile:
+        cmd += ["--hostfile", options.hostfile]
+    if options.num_nodes:
+        cmd += ["--num_nodes", str(options.num_nodes)]
+    if options.num_gpus:
+        cmd += ["--num_gpus", str(options.num_gpus)]
+    if options.master_port:
+        cmd += ["--master_port", str(options.master_port)]
+    return cmd + ["--module", WORKER_MODULE, "--job", str(job_path)]
 
 
-def run(cfg: TrainConfig, opts: LaunchOptions, argv: list[str]) -> int:
-    """`ait train`: prepare, then launch (or print the plan with --dry-run). Returns the exit code."""
-    job = prepare(cfg, opts, argv)
-    out = Path(cfg.output)
-    job_path = out / "job.json"
-    command = deepspeed_command(job_path, opts) if opts.launcher == "deepspeed" else [
-        sys.executable, "-m", WORKER_MODULE, "--job", str(job_path), "  # (run in-process: --launcher none)"]
-    if opts.dry_run:
-        sys.stdout.write(" ".join(command) + "\n")
-        sys.stdout.write(orjson.dumps(job["ds_config"], option=orjson.OPT_INDENT_2).decode() + "\n")
-        return 0
-    old = _check_output(cfg, job, opts)
-    out.mkdir(parents=True, exist_ok=True)
-    if old is not None:
-        from aligninstruct_cli.training.checkpoint import read_state
-
-        job["world_size"] = old.get("world_size") or job.get("world_size")
-        manifest = read_json(out / "run.json")
-        if manifest.get("status") == "finished":
-            console.info(f"{cfg.output}: the run is already complete")
-            return 0
-        manifest.setdefault("resumed", []).append({"command": argv, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                                                   "from": read_state(out).get("resume")})
-    else:
-        manifest = {"command": argv, "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "status": "running",
-                    "hyperparameters": job["config"], "curriculum": job["config"]["curriculum"],
-                    "lrs": job["config"]["lrs"], "precision": job["precision"], "lora_targets": job["lora_targets"],
-                    "model": {"name": cfg.model, "path": job["model_path"], "type": job["model_type"]},
-                    "input_hashes": job["input_hashes"], "data_stats": job["data_stats"],
-                    "ds_config": job["ds_config"], "launcher": opts.launcher, "versions": package_versions()}
-    manifest["launch_command"] = command
-    write_json(out / "run.json", manifest)
-    write_json(job_path, job)
-    write_json(out / "ds_config.json", job["ds_config"])
+def launch(job: Job, launch_command: list[str]) -> None:
+    """Train every stage not done yet: the workers through the deepspeed launcher, or (launcher none) this
+    process. LaunchError with the launcher's exit code if a rank fails."""
     if "DS_ACCELERATOR" not in os.environ and not _cuda_available():
         os.environ["DS_ACCELERATOR"] = "cpu"  # skips DeepSpeed's accelerator probing (and its warning)
-    if opts.launcher == "none":
+    if job.options.launcher == "none":
         from aligninstruct_cli.training.loop import run_job
 
         run_job(job)
-        return 0
-    env = dict(os.environ)
-    console.info("launching: " + " ".join(command))
-    try:
-        rc = subprocess.run(command, env=env).returncode
-    except KeyboardInterrupt:
-        raise
+        return
+    console.info("launching: " + " ".join(launch_command))
+    rc = subprocess.run(launch_command, env=dict(os.environ)).returncode
     if rc != 0:
         raise LaunchError(f"training failed: the deepspeed launcher exited with code {rc} (a rank failed; "
                           f"see its messages above); resume with --resume", rc if rc > 0 else 1)
-    return 0
+
+
+# ------------------------------------------------------------------------------------------ finish
+def finish_run(job: Job, manifest: RunManifest) -> None:
+    """Every stage is done: choose the learning rate (lowest final validation loss), lay out stage-K-*/ and
+    final/, and record the outcome in run.json."""
+    options = job.options
+    val_loss = ckpt.read_state(options.output).get("val_loss", {})
+    last = len(options.curriculum) - 1
+    finals = {i: val_loss.get(f"{i}/{last}") for i in range(len(options.lr))}
+    chosen = min(finals, key=lambda i: math.inf if finals[i] is None else finals[i])
+    ckpt.lay_out_results(options, chosen)
+    manifest.finish(result={"chosen_lr": options.lr[chosen],
+                            "final_val_loss": {f"{options.lr[i]:g}": v for i, v in finals.items()},
+                            "stages": [ckpt.stage_dir_name(k, m) for k, m in enumerate(options.curriculum)]})
+    if len(options.lr) > 1:
+        table = ", ".join(f"{options.lr[i]:g}: {'n/a' if v is None else f'{v:.4f}'}" for i, v in finals.items())
+        console.info(f"validation loss per lr ({table}); chose lr {options.lr[chosen]:g}")
+    console.info(f"[green]done[/green]: {Path(options.output) / 'final'}")
 
 
 def _cuda_available() -> bool:

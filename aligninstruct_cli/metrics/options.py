@@ -1,0 +1,69 @@
+"""The options of `ait score`, one definition each (see `aligninstruct_cli.options`). Defaults are the
+paper's (all three metrics; its COMET model), comet's (batch size) or sacrebleu's (bootstrap resamples,
+seed), each defined where it is used and said so there."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, Optional
+
+from aligninstruct_cli.metrics import METRICS, significance
+from aligninstruct_cli.metrics.bleu_chrf import check_tokenizer
+from aligninstruct_cli.metrics.comet import DEFAULT_COMET_BATCH_SIZE, DEFAULT_COMET_MODEL
+from aligninstruct_cli.metrics.report import FORMATS
+from aligninstruct_cli.options import OptionError, check_options, name, option
+
+
+def parse_metrics(value: Any) -> list[str]:
+    """`bleu,chrf` (CLI) or [bleu, chrf] (config) → metric names, lowercased, first mention kept."""
+    if not isinstance(value, (str, list, tuple)):
+        return value  # the type check says what is wrong
+    items = value.split(",") if isinstance(value, str) else value
+    names = list(dict.fromkeys(str(m).strip().lower() for m in items if str(m).strip()))
+    if not names or any(m not in METRICS for m in names):
+        raise OptionError(f"{name('metrics')} {value!r}: expected a comma-separated subset of {', '.join(METRICS)}")
+    return names
+
+
+def parse_names(value: Any) -> list[str]:
+    """`a,b` (CLI) or [a, b] (config) → system names."""
+    return [n.strip() for n in value.split(",")] if isinstance(value, str) else value
+
+
+@dataclass(kw_only=True)
+class ScoreOptions:
+    """The options of `ait score`."""
+
+    refs: Optional[str] = option(None, help="References: JSONL with id and tgt (matched by id) or plain text, one a "
+                                 "line (matched by position). Default: each record's tgt.")
+    metrics: list[Literal[METRICS]] = option(  # type: ignore[valid-type]
+        default_factory=lambda: list(METRICS), parse=parse_metrics, cli_type=str,
+        help="Comma-separated: bleu, chrf (chrF++), comet. Default: all three, as the paper.",
+        details="In a config file, a list.")
+    tokenize: Optional[str] = option(None, parse=check_tokenizer,
+                                     help="sacrebleu BLEU tokenizer for every direction (default: zh, ja-mecab, "
+                                          "ko-mecab by target language, else 13a).")
+    comet_model: str = option(DEFAULT_COMET_MODEL, help="COMET model: hub name, model directory or checkpoint file.",
+                              details="The default is the paper's model.")
+    comet_batch_size: int = option(DEFAULT_COMET_BATCH_SIZE, min=1, help="COMET batch size.",
+                                   details="The default is comet's own; the batch size is part of the signature.")
+    format: Literal[FORMATS] = option(  # type: ignore[valid-type]
+        "table", flags=("--format", "-f"), help="table | json | markdown (the paper's Tables 1/5 layout) | tsv.")
+    baseline: Optional[str] = option(None, help="Baseline hypotheses: paired bootstrap of every system against it, "
+                                     "per direction and group.")
+    names: Optional[list[str]] = option(
+        None, parse=parse_names, cli_type=Optional[str],
+        help="Comma-separated system names for HYPS (default: file names without .jsonl).",
+        details="`.gz`, `.ndjson` and `.json` go too (stdin: `stdin`). In a config file, a list.")
+    baseline_name: Optional[str] = option(None, help="Name of the baseline row (default: its file name).")
+    bootstrap_samples: int = option(significance.DEFAULT_SAMPLES, min=1,
+                                    help="Bootstrap resamples (sacrebleu's default 1000).")
+    alpha: float = option(significance.DEFAULT_ALPHA, min=0.0, max=1.0, min_open=True, max_open=True,
+                          help="Significance level for marking wins.",
+                          details="A difference is `significant` when p < alpha, and `better` (marked `†`) "
+                                  "when it is also positive.")
+    seed: int = option(significance.DEFAULT_SEED, help="Random seed; the same seed gives the same output bytes.",
+                       details="It seeds the bootstrap; the default is sacrebleu's.")
+
+    def __post_init__(self) -> None:
+        check_options(self)

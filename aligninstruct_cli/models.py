@@ -1,0 +1,252 @@
+"""The one owner of loading models: a base causal LM (local directory or hub id), its tokenizer and
+configuration, a LoRA adapter (checked against its base, merged on request), the device and the
+precision. Training (`training/loop.py`, `training/launch.py`), `ait translate` and `ait probe` all load
+through here, so a transformers-version quirk or a clearer error is fixed once.
+
+Precision has one vocabulary everywhere: `auto`, `bf16`, `fp16`, `fp32` (the old `--dtype` spellings
+`bfloat16`, `float16`, `float32` are still accepted, with a deprecation note). `auto` = bf16 on a GPU
+that supports it, fp16 on other GPUs, fp32 on a CPU.
+
+Errors name the option as a field (`name("model")`): the CLI shows `--model`, a config file its key."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from aligninstruct_cli.errors import AitError
+from aligninstruct_cli.options import OptionError, check_options, name, option
+
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+MODEL_PANEL = "Model"
+LEGACY_PRECISIONS = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}  # the old --dtype values
+
+
+def precision_option(value: str) -> str:
+    """Parse a precision option: one of PRECISIONS, or an old spelling (with a deprecation note)."""
+    if isinstance(value, str) and value in LEGACY_PRECISIONS:
+        from aligninstruct_cli import console
+
+        console.warn(f"precision {value!r} is the old spelling; use {LEGACY_PRECISIONS[value]!r}")
+        return LEGACY_PRECISIONS[value]
+    return value
+
+
+def resolve_precision(precision: str, device_type: str | None = None) -> str:
+    """`auto` → bf16 on a GPU that supports it, else fp16 on a GPU, fp32 on a CPU (`device_type` None: a
+    GPU when one is visible)."""
+    precision = precision_option(precision)
+    if precision != "auto":
+        return precision
+    import torch
+
+    cuda = torch.cuda.is_available() if device_type is None else device_type == "cuda"
+    if cuda:
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "fp32"
+
+
+def torch_dtype(precision: str):
+    import torch
+
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision_option(precision)]
+
+
+def pick_device(device: str = "auto"):
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise OptionError(f"{name('device')} {device!r}: expected auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise OptionError(f"{name('device')} cuda: no CUDA GPU is available")
+    return dev
+
+
+# ---------------------------------------------------------------------------------------------- options
+def precision_field(default: str, *, help: str, panel: str | None = MODEL_PANEL,
+                    aliases: tuple[str, ...] = ("--dtype",)) -> Any:
+    """A `precision` option field: PRECISIONS, and the old spellings (`float32`, ...) with a note; `aliases`
+    are old flags (translate and probe called it `--dtype`)."""
+    old = " and the old flag " + ", ".join(aliases) if aliases else ""
+    return option(default, parse=precision_option, cli_type=str,  # str: Typer lets the old spellings through
+                  aliases=aliases, panel=panel, help=help,
+                  details=f"The old spellings float32, bfloat16, float16{old} still work, with a deprecation note.")
+
+
+@dataclass(kw_only=True)
+class ModelOptions:
+    """Which model to run, where and in which precision (`ait translate`, `ait probe`); loaded by
+    `models.load_model`."""
+
+    model: str = option(flags=("--model", "-m"), panel=MODEL_PANEL, help="Base model: a hub id or a local directory.")
+    adapter: Optional[str] = option(None, metavar="DIR", panel=MODEL_PANEL,
+                                    help="LoRA adapter directory (from `ait train`); its base model must be --model.")
+    device: str = option("auto", panel=MODEL_PANEL, help="auto (CUDA if present, else CPU), cpu, cuda, cuda:N.")
+    precision: Literal[PRECISIONS] = precision_field(  # type: ignore[valid-type]
+        "auto", help="Precision of the weights: auto (bf16 on GPUs that support it, fp16 on other GPUs, fp32 on "
+                     "CPU), bf16, fp16 or fp32.")
+
+    def __post_init__(self) -> None:
+        check_options(self)
+
+
+# ---------------------------------------------------------------------------------------------- where
+def looks_like_path(model: str) -> bool:
+    """A hub id is `name` or `org/name`; anything else (./x, /x, ~/x, a/b/c) is meant as a directory."""
+    return model.startswith((".", "/", "~")) or model.count("/") > 1 or (os.sep != "/" and os.sep in model)
+
+
+def resolve_model(model: str) -> str:
+    """A local model directory (must exist, with config.json; returned absolute) or a hub id (unchanged)."""
+    path = Path(model).expanduser()
+    if path.exists():
+        if not path.is_dir() or not (path / "config.json").is_file():
+            raise OptionError(f"{name('model')} {model}: not a model directory (no config.json)")
+        return str(path.resolve())
+    if looks_like_path(model):
+        raise OptionError(f"{name('model')} {model}: no such directory",
+                          hint="give a local model directory or a hub id such as bigscience/bloomz-560m")
+    return model
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0]
+
+
+def load_config(model: str):
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(model)
+    except (OSError, ValueError) as exc:
+        where = "" if Path(model).is_dir() else "not a local directory, and as a hub id: "
+        raise OptionError(f"{name('model')} {model}: {where}cannot load its configuration ({_first_line(exc)})",
+                          hint="a hub id needs network access (or a local copy in the HF cache)") from None
+
+
+def load_tokenizer(model: str, *, padding_side: str | None = None):
+    """The model's tokenizer; with `padding_side`, set up for batches (a missing pad token becomes EOS,
+    as Llama-style tokenizers need: padded positions are masked anyway)."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model)
+    except (OSError, ValueError) as exc:
+        raise OptionError(f"{name('model')} {model}: cannot load its tokenizer ({_first_line(exc)})") from None
+    if padding_side is not None:
+        tokenizer.padding_side = padding_side
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", version)[:2])
+
+
+def load_causal_lm(model: str, precision: str, *, device=None):
+    """`AutoModelForCausalLM.from_pretrained` in `precision` (resolved: bf16/fp16/fp32), straight onto
+    `device` when it is a GPU and accelerate is installed."""
+    import transformers
+    from transformers import AutoModelForCausalLM
+
+    # transformers renamed torch_dtype to dtype in 4.56; v5 drops the old name.
+    dtype_key = "dtype" if _version_tuple(transformers.__version__) >= (4, 56) else "torch_dtype"
+    kwargs: dict[str, Any] = {dtype_key: torch_dtype(precision)}
+    if device is not None and device.type == "cuda" and importlib.util.find_spec("accelerate") is not None:
+        kwargs["device_map"] = {"": str(device)}  # load straight onto the GPU, not through CPU memory
+    try:
+        return AutoModelForCausalLM.from_pretrained(model, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise OptionError(f"{name('model')} {model}: cannot load: {_first_line(exc)}",
+                          hint="pass a local model directory or a hub id available offline") from None
+
+
+# ---------------------------------------------------------------------------------------------- adapters
+_HF_CACHE_DIR = re.compile(r"models--([^/]+)--([^/]+)/snapshots/[^/]+/?$")
+
+
+def _model_name(ref: str) -> tuple[str, str]:
+    """(resolved form, short name) of a model id or path, so `org/name`, a local copy `/x/name` and a
+    hub cache snapshot `.../models--org--name/snapshots/<hash>` compare equal."""
+    ref = ref.rstrip("/")
+    cached = _HF_CACHE_DIR.search(ref)
+    if cached:
+        return f"{cached.group(1)}/{cached.group(2)}", cached.group(2)
+    path = Path(ref).expanduser()
+    resolved = str(path.resolve()) if path.exists() else ref
+    return resolved, Path(ref).name
+
+
+def same_base_model(a: str, b: str) -> bool:
+    (res_a, name_a), (res_b, name_b) = _model_name(a), _model_name(b)
+    return res_a == res_b or name_a == name_b
+
+
+def adapter_base_model(adapter: str) -> str | None:
+    """`base_model_name_or_path` of a PEFT adapter directory (None when the config leaves it empty)."""
+    config = Path(adapter) / "adapter_config.json"
+    if not Path(adapter).is_dir():
+        raise OptionError(f"{name('adapter')} {adapter}: no such directory")
+    if not config.is_file():
+        raise OptionError(f"{name('adapter')} {adapter}: not a LoRA adapter (no adapter_config.json)",
+                          hint="pass the directory `ait train` wrote the adapter to")
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as exc:
+        raise AitError(f"{config}: unreadable adapter config: {exc}") from None
+    return data.get("base_model_name_or_path") or None
+
+
+def check_adapter_base(adapter: str, model_id: str) -> None:
+    """Refuse an adapter trained on another base model than `model_id`."""
+    base = adapter_base_model(adapter)
+    if base is not None and not same_base_model(base, model_id):
+        raise OptionError(f"{name('adapter')} {adapter} was trained on {base!r}, not on {name('model')} {model_id!r}",
+                          hint=f"pass --model {base}")
+
+
+# ---------------------------------------------------------------------------------------------- inference
+@dataclass
+class LoadedModel:
+    model: Any
+    tokenizer: Any
+    model_id: str
+    adapter: str | None
+    device: Any
+    precision: str  # resolved: bf16, fp16 or fp32
+
+
+def load_model(model_id: str, adapter: str | None = None, *, merge: bool = False, device: str = "auto",
+               precision: str = "auto", padding_side: str = "left") -> LoadedModel:
+    """A causal LM for inference (eval mode, on `device`) and its tokenizer, with the LoRA adapter applied
+    (merged into the weights with `merge`)."""
+    if merge and not adapter:
+        raise OptionError(f"{name('merge')} needs {name('adapter')}")
+    if looks_like_path(model_id) and not Path(model_id).expanduser().exists():
+        raise OptionError(f"{name('model')} {model_id}: no such directory",
+                          hint="pass a local model directory or a hub id such as bigscience/bloomz-7b1")
+    if adapter:
+        check_adapter_base(adapter, model_id)
+    dev = pick_device(device)
+    resolved = resolve_precision(precision, dev.type)
+    tokenizer = load_tokenizer(model_id, padding_side=padding_side)
+    model = load_causal_lm(model_id, resolved, device=dev)
+    if adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, adapter)
+        if merge:
+            model = model.merge_and_unload()
+    model.to(dev)
+    model.eval()
+    return LoadedModel(model, tokenizer, model_id, adapter, dev, resolved)
