@@ -1,5 +1,6 @@
-"""What a run records about itself so that it can be reproduced and resumed safely: package versions and
-input file hashes (`ait train`'s run.json, `ait translate`'s OUTPUT.run.json)."""
+"""What a run records about itself so that it can be reproduced and resumed safely: its manifest
+(`RunManifest`: `ait train`'s run.json, `ait translate`'s OUTPUT.run.json), package versions and input file
+hashes."""
 
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from conftest import write_jsonl
 from aligninstruct_cli.cli import app
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.metrics import bleu_chrf, significance
@@ -20,11 +21,6 @@ from aligninstruct_cli.tiny import sample_texts
 
 runner = CliRunner()
 SACREBLEU = str(Path(sys.executable).with_name("sacrebleu"))
-
-
-def write_jsonl(path: Path, records: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
-    return path
 
 
 def degrade(sentence: str, rng: random.Random, drop: float) -> str:

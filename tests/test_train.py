@@ -16,7 +16,8 @@ from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.training import config as C
 from aligninstruct_cli.training.data import (Geometry, collate, epoch_plan, load_or_tokenize,
                                              split_global_batch, tokenize_records)
-from train_helpers import make_data, mt_record, write_jsonl
+from conftest import write_jsonl
+from train_helpers import make_data, mt_record
 
 runner = CliRunner()
 

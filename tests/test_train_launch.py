@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from train_helpers import AIT, REPO, learnable_model, make_data, read_jsonl, worker_env
+from conftest import read_jsonl
+from train_helpers import AIT, REPO, learnable_model, make_data, worker_env
 
 pytestmark = pytest.mark.slow
 

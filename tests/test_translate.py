@@ -10,6 +10,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from conftest import read_jsonl, write_jsonl
 from aligninstruct_cli.cli import app
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.generation import TranslateOptions, Translator, clean_hypothesis, resolve_prompt
@@ -51,15 +52,6 @@ def make_records(n: int = 24, seed: int = 7) -> list[dict]:
     texts = sample_texts(2 * n, seed=seed)
     return [{"id": f"s{i}", "src_lang": DIRECTIONS[i % 4][0], "tgt_lang": DIRECTIONS[i % 4][1],
              "src": texts[2 * i], "tgt": texts[2 * i + 1], "note": i} for i in range(n)]
-
-
-def write_jsonl(path: Path, records: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
-    return path
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
 # ------------------------------------------------------------------------------------------------ prompts

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
+
+from conftest import write_jsonl
 
 from aligninstruct_cli.instructions.templates import ALIGN_FALSE, ALIGN_INPUT, ALIGN_TRUE, MT_INPUT
 from aligninstruct_cli.tiny import sample_texts
@@ -24,11 +25,6 @@ def align_record(i: int, src: str, tgt: str) -> dict:
             "input": ALIGN_INPUT.format(src_name="English", tgt_name="Kazakh", src=src, tgt=tgt,
                                         src_span=src.split()[0], tgt_span=tgt.split()[-1]),
             "output": ALIGN_TRUE if i % 2 else ALIGN_FALSE}
-
-
-def write_jsonl(path: Path, records: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-    return path
 
 
 def make_data(dir: Path, n_mt: int, n_align: int, n_val: int = 4, seed: int = 3) -> dict[str, Path]:
@@ -63,7 +59,3 @@ def worker_env(**extra: str) -> dict[str, str]:
                PYTHONWARNINGS="ignore")
     env.update(extra)
     return env
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

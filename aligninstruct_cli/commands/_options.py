@@ -126,9 +126,12 @@ def resolve_options(cls: type, ctx: typer.Context, values: dict[str, Any], confi
     flags = {f.name: flag_of(f) for f in option_fields(cls)}
 
     def display(field_name: str) -> str:
-        if field_name in from_file and field_name not in typed:
-            return f"{config}: {field_name}"
-        return flags.get(field_name, field_name)
+        return field_name if from_config(field_name) else flags.get(field_name, field_name)
+
+    def from_config(field_name: str) -> bool:
+        return field_name in from_file and field_name not in typed
+
+    display.config, display.from_config = config, from_config  # type: ignore[attr-defined]
 
     missing = [f for f in option_fields(cls) if not has_default(f) and f.name not in merged]
     if missing:
@@ -142,7 +145,12 @@ def resolve_options(cls: type, ctx: typer.Context, values: dict[str, Any], confi
 
 
 def _render(exc: OptionError, display: Callable[[str], str]) -> str:
-    return exc.render(display)
+    """The message with flags for what was typed (or defaulted) and keys for what the config file gave; then
+    it starts with the file's name."""
+    message = exc.render(display)
+    if any(display.from_config(f) for f in exc.fields):  # type: ignore[attr-defined]
+        message = f"{display.config}: {message}"  # type: ignore[attr-defined]
+    return message
 
 
 def stage_command(app: typer.Typer, command_name: str, cls: type, run: Callable[..., Any], *,
