@@ -24,7 +24,7 @@ from typing import Iterable, Iterator, Literal, Optional
 from aligninstruct_cli.errors import AitError, InputError
 from aligninstruct_cli.io import iter_lines, known_language
 from aligninstruct_cli.languages import Language, get_language
-from aligninstruct_cli.options import OptionError, check_options, name, option
+from aligninstruct_cli.options import OptionError, check_options, option, option_ref
 
 OPUS100_HUB_ID = "Helsinki-NLP/opus-100"
 FLORES_HUB_ID = "openlanguagedata/flores_plus"
@@ -40,10 +40,10 @@ def _opus_pair(pair: str) -> tuple[Language, Language, str]:
     try:
         a, b = pair.split("-")
     except ValueError:
-        raise OptionError(f"{name('pair')} must look like en-kk, not {pair!r}") from None
+        raise OptionError(f"{option_ref('pair')} must look like en-kk, not {pair!r}") from None
     la, lb = get_language(a), get_language(b)
     if "en" not in (la.code, lb.code):
-        raise OptionError(f"OPUS-100 is English-centric: {name('pair')} {pair} has no English side")
+        raise OptionError(f"OPUS-100 is English-centric: {option_ref('pair')} {pair} has no English side")
     xx = lb if la.code == "en" else la
     en = get_language("en")
     return en, xx, "-".join(sorted((en.code, xx.code)))  # OPUS-100 names pairs alphabetically

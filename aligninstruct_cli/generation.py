@@ -30,7 +30,7 @@ from aligninstruct_cli.instructions.templates import PROMPT_PLACEHOLDERS, PROMPT
 from aligninstruct_cli.io import FORMATS, INPUT_PANEL, ReadOptions, known_language
 from aligninstruct_cli.languages import get_language
 from aligninstruct_cli.models import MODEL_PANEL, LoadedModel, ModelOptions
-from aligninstruct_cli.options import OptionError, check_options, name, option
+from aligninstruct_cli.options import OptionError, check_options, option, option_ref
 
 CUSTOM_PROMPT_NAME = "custom"
 
@@ -57,15 +57,15 @@ def resolve_prompt(spec: str) -> Prompt:
     try:
         placeholders = [p for _, p, _, _ in string.Formatter().parse(template) if p is not None]
     except ValueError as exc:
-        raise OptionError(f"{name('prompt')}: malformed template ({exc})",
+        raise OptionError(f"{option_ref('prompt')}: malformed template ({exc})",
                           hint="write literal braces as {{ and }}") from None
     unknown = sorted({p for p in placeholders if p not in PROMPT_PLACEHOLDERS})
     if unknown:
-        raise OptionError(f"{name('prompt')}: unknown placeholder(s) {', '.join('{' + p + '}' for p in unknown)}",
+        raise OptionError(f"{option_ref('prompt')}: unknown placeholder(s) {', '.join('{' + p + '}' for p in unknown)}",
                           hint=f"use {', '.join('{' + p + '}' for p in PROMPT_PLACEHOLDERS)}, or one of "
                                f"{', '.join(PROMPTS)}")
     if "src" not in placeholders:
-        raise OptionError(f"{name('prompt')} {spec!r} is neither a prompt name ({', '.join(PROMPTS)}) nor a "
+        raise OptionError(f"{option_ref('prompt')} {spec!r} is neither a prompt name ({', '.join(PROMPTS)}) nor a "
                           "template with {src}")
     return Prompt(CUSTOM_PROMPT_NAME, template)
 
@@ -116,7 +116,7 @@ class TranslateOptions(ReadOptions, ModelOptions, DecodingOptions):
     def __post_init__(self) -> None:
         check_options(self)
         if self.merge and not self.adapter:
-            raise OptionError(f"{name('merge')} needs {name('adapter')}")
+            raise OptionError(f"{option_ref('merge')} needs {option_ref('adapter')}")
 
 
 # ---------------------------------------------------------------------------------------------- generation
@@ -208,8 +208,8 @@ class Translator:
             import torch
 
             if len(batch_ids) == 1:
-                raise OptionError(f"CUDA out of memory on a single sentence: lower {name('max_new_tokens')} or "
-                                  f"{name('num_beams')}, or use {name('precision')} bf16") from None
+                raise OptionError(f"CUDA out of memory on a single sentence: lower {option_ref('max_new_tokens')} or "
+                                  f"{option_ref('num_beams')}, or use {option_ref('precision')} bf16") from None
             torch.cuda.empty_cache()
             self.batch_size = max(1, len(batch_ids) // 2)
             self.stats.oom_halvings += 1

@@ -26,8 +26,7 @@ import orjson
 
 from aligninstruct_cli.errors import AitError, InputError, RecordError, display_path
 from aligninstruct_cli.languages import get_language
-from aligninstruct_cli.options import OptionError, check_options, coerce, option
-from aligninstruct_cli.options import name as field_name  # read_records has a `name` parameter
+from aligninstruct_cli.options import OptionError, check_options, coerce, option, option_ref
 from aligninstruct_cli.records import VALIDATORS, Record
 
 STDIO = "-"
@@ -224,8 +223,8 @@ def read_records(path: str, kind: str = "any", *, fmt: str = "auto", src_lang: s
     policy = policy or ErrorPolicy()
     detected: str | None = None if fmt == "auto" else fmt
     if detected not in (None, "jsonl") and not (src_lang and tgt_lang):
-        raise OptionError(f"{display_path(where)}: {detected} input needs {field_name('src_lang')} and "
-                          f"{field_name('tgt_lang')}")
+        raise OptionError(f"{display_path(where)}: {detected} input needs {option_ref('src_lang')} and "
+                          f"{option_ref('tgt_lang')}")
     for line_no, offset, raw in _raw_lines(path, where):
         try:
             if raw.isspace() or not raw:
@@ -233,8 +232,8 @@ def read_records(path: str, kind: str = "any", *, fmt: str = "auto", src_lang: s
             if detected is None:
                 detected = detect_format(where, _decode(where, line_no, raw))
                 if detected != "jsonl" and not (src_lang and tgt_lang):
-                    raise OptionError(f"{display_path(where)}: {detected} input needs {field_name('src_lang')} "
-                                      f"and {field_name('tgt_lang')}")
+                    raise OptionError(f"{display_path(where)}: {detected} input needs {option_ref('src_lang')} "
+                                      f"and {option_ref('tgt_lang')}")
             if detected == "jsonl":
                 rec = _parse_jsonl(where, line_no, raw)
             elif detected == "text":

@@ -7,7 +7,7 @@ Precision has one vocabulary everywhere: `auto`, `bf16`, `fp16`, `fp32` (the old
 `bfloat16`, `float16`, `float32` are still accepted, with a deprecation note). `auto` = bf16 on a GPU
 that supports it, fp16 on other GPUs, fp32 on a CPU.
 
-Errors name the option as a field (`name("model")`): the CLI shows `--model`, a config file its key."""
+Errors name the option as a field (`option_ref("model")`): the CLI shows `--model`, a config file its key."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 from aligninstruct_cli.errors import AitError
-from aligninstruct_cli.options import OptionError, check_options, name, option
+from aligninstruct_cli.options import OptionError, check_options, option, option_ref
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 MODEL_PANEL = "Model"
@@ -65,9 +65,9 @@ def pick_device(device: str = "auto"):
     try:
         dev = torch.device(device)
     except RuntimeError:
-        raise OptionError(f"{name('device')} {device!r}: expected auto, cpu, cuda or cuda:N") from None
+        raise OptionError(f"{option_ref('device')} {device!r}: expected auto, cpu, cuda or cuda:N") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise OptionError(f"{name('device')} cuda: no CUDA GPU is available")
+        raise OptionError(f"{option_ref('device')} cuda: no CUDA GPU is available")
     return dev
 
 
@@ -110,10 +110,10 @@ def resolve_model(model: str) -> str:
     path = Path(model).expanduser()
     if path.exists():
         if not path.is_dir() or not (path / "config.json").is_file():
-            raise OptionError(f"{name('model')} {model}: not a model directory (no config.json)")
+            raise OptionError(f"{option_ref('model')} {model}: not a model directory (no config.json)")
         return str(path.resolve())
     if looks_like_path(model):
-        raise OptionError(f"{name('model')} {model}: no such directory",
+        raise OptionError(f"{option_ref('model')} {model}: no such directory",
                           hint="give a local model directory or a hub id such as bigscience/bloomz-560m")
     return model
 
@@ -129,7 +129,7 @@ def load_config(model: str):
         return AutoConfig.from_pretrained(model)
     except (OSError, ValueError) as exc:
         where = "" if Path(model).is_dir() else "not a local directory, and as a hub id: "
-        raise OptionError(f"{name('model')} {model}: {where}cannot load its configuration ({_first_line(exc)})",
+        raise OptionError(f"{option_ref('model')} {model}: {where}cannot load its configuration ({_first_line(exc)})",
                           hint="a hub id needs network access (or a local copy in the HF cache)") from None
 
 
@@ -141,7 +141,7 @@ def load_tokenizer(model: str, *, padding_side: str | None = None):
     try:
         tokenizer = AutoTokenizer.from_pretrained(model)
     except (OSError, ValueError) as exc:
-        raise OptionError(f"{name('model')} {model}: cannot load its tokenizer ({_first_line(exc)})") from None
+        raise OptionError(f"{option_ref('model')} {model}: cannot load its tokenizer ({_first_line(exc)})") from None
     if padding_side is not None:
         tokenizer.padding_side = padding_side
         if tokenizer.pad_token_id is None:
@@ -167,7 +167,7 @@ def load_causal_lm(model: str, precision: str, *, device=None):
     try:
         return AutoModelForCausalLM.from_pretrained(model, **kwargs)
     except (OSError, ValueError) as exc:
-        raise OptionError(f"{name('model')} {model}: cannot load: {_first_line(exc)}",
+        raise OptionError(f"{option_ref('model')} {model}: cannot load: {_first_line(exc)}",
                           hint="pass a local model directory or a hub id available offline") from None
 
 
@@ -196,9 +196,9 @@ def adapter_base_model(adapter: str) -> str | None:
     """`base_model_name_or_path` of a PEFT adapter directory (None when the config leaves it empty)."""
     config = Path(adapter) / "adapter_config.json"
     if not Path(adapter).is_dir():
-        raise OptionError(f"{name('adapter')} {adapter}: no such directory")
+        raise OptionError(f"{option_ref('adapter')} {adapter}: no such directory")
     if not config.is_file():
-        raise OptionError(f"{name('adapter')} {adapter}: not a LoRA adapter (no adapter_config.json)",
+        raise OptionError(f"{option_ref('adapter')} {adapter}: not a LoRA adapter (no adapter_config.json)",
                           hint="pass the directory `ait train` wrote the adapter to")
     try:
         data = json.loads(config.read_text(encoding="utf-8"))
@@ -211,7 +211,7 @@ def check_adapter_base(adapter: str, model_id: str) -> None:
     """Refuse an adapter trained on another base model than `model_id`."""
     base = adapter_base_model(adapter)
     if base is not None and not same_base_model(base, model_id):
-        raise OptionError(f"{name('adapter')} {adapter} was trained on {base!r}, not on {name('model')} {model_id!r}",
+        raise OptionError(f"{option_ref('adapter')} {adapter} was trained on {base!r}, not on {option_ref('model')} {model_id!r}",
                           hint=f"pass --model {base}")
 
 
@@ -231,9 +231,9 @@ def load_model(model_id: str, adapter: str | None = None, *, merge: bool = False
     """A causal LM for inference (eval mode, on `device`) and its tokenizer, with the LoRA adapter applied
     (merged into the weights with `merge`)."""
     if merge and not adapter:
-        raise OptionError(f"{name('merge')} needs {name('adapter')}")
+        raise OptionError(f"{option_ref('merge')} needs {option_ref('adapter')}")
     if looks_like_path(model_id) and not Path(model_id).expanduser().exists():
-        raise OptionError(f"{name('model')} {model_id}: no such directory",
+        raise OptionError(f"{option_ref('model')} {model_id}: no such directory",
                           hint="pass a local model directory or a hub id such as bigscience/bloomz-7b1")
     if adapter:
         check_adapter_base(adapter, model_id)

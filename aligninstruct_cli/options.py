@@ -61,13 +61,13 @@ def option(default: Any = MISSING, *, help: str, default_factory: Any = MISSING,
 _NAME = re.compile(r"\x00(\w+)\x00")
 
 
-def name(field_name: str) -> str:
+def option_ref(field_name: str) -> str:
     """A placeholder for a field's name inside an `OptionError` message (rendered as field, flag or key)."""
     return f"\x00{field_name}\x00"
 
 
 class OptionError(AitError):
-    """A bad option value. The message holds `name(field)` placeholders: the library shows the field name,
+    """A bad option value. The message holds field placeholders (`option_ref(field)`): the library shows the field name,
     the CLI the flag (`--max-tokens`), a config file its key (`train.yaml: max_tokens`)."""
 
     def __init__(self, message: str, *, hint: str | None = None):
@@ -150,13 +150,13 @@ def coerce(value: Any, hint: Any, field_name: str) -> Any:
     if value is None:
         if optional:
             return None
-        raise OptionError(f"{name(field_name)} must be given (it has no default)")
+        raise OptionError(f"{option_ref(field_name)} must be given (it has no default)")
     origin = typing.get_origin(base)
-    bad = OptionError(f"{name(field_name)} must be {_type_name(base)}, not {value!r}")
+    bad = OptionError(f"{option_ref(field_name)} must be {_type_name(base)}, not {value!r}")
     if origin is Literal:
         choices = typing.get_args(base)
         if value not in choices or isinstance(value, bool) != any(isinstance(c, bool) for c in choices):
-            raise OptionError(f"{name(field_name)} must be one of {', '.join(map(str, choices))}, not {value!r}")
+            raise OptionError(f"{option_ref(field_name)} must be one of {', '.join(map(str, choices))}, not {value!r}")
         return value
     if base is bool:
         if not isinstance(value, bool):
@@ -191,13 +191,13 @@ def check_range(value: Any, spec: OptionSpec, field_name: str) -> None:
     if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
         return
     if isinstance(value, float) and math.isnan(value):
-        raise OptionError(f"{name(field_name)} must be a number, not nan")
+        raise OptionError(f"{option_ref(field_name)} must be a number, not nan")
     low, high = spec.min, spec.max
     if low is not None and (value < low or (spec.min_open and value == low)):
-        raise OptionError(f"{name(field_name)} must be {'above' if spec.min_open else 'at least'} {low:g}, "
+        raise OptionError(f"{option_ref(field_name)} must be {'above' if spec.min_open else 'at least'} {low:g}, "
                           f"not {value:g}")
     if high is not None and (value > high or (spec.max_open and value == high)):
-        raise OptionError(f"{name(field_name)} must be {'below' if spec.max_open else 'at most'} {high:g}, "
+        raise OptionError(f"{option_ref(field_name)} must be {'below' if spec.max_open else 'at most'} {high:g}, "
                           f"not {value:g}")
 
 
@@ -213,9 +213,9 @@ def check_options(obj: Any) -> None:
             except OptionError:
                 raise
             except AitError as exc:
-                raise OptionError(f"{name(f.name)}: {exc.message}", hint=exc.hint) from None
+                raise OptionError(f"{option_ref(f.name)}: {exc.message}", hint=exc.hint) from None
             except (ValueError, TypeError) as exc:
-                raise OptionError(f"{name(f.name)}: {exc}") from None
+                raise OptionError(f"{option_ref(f.name)}: {exc}") from None
         value = coerce(value, hints[f.name], f.name)
         check_range(value, spec, f.name)
         object.__setattr__(obj, f.name, value)

@@ -32,7 +32,7 @@ from typing import Callable
 
 import numpy as np
 
-from aligninstruct_cli.options import OptionError, check_options, name, option, option_fields
+from aligninstruct_cli.options import OptionError, check_options, option, option_fields, option_ref
 
 INITIAL_T = 1e-9  # fast_align's t before the first normalisation
 EM_PANEL = "EM (fast_align's model)"
@@ -59,7 +59,7 @@ class EMOptions:
     def __post_init__(self) -> None:
         check_options(self)
         if self.variational_bayes and self.alpha <= 0:
-            raise OptionError(f"{name('alpha')} must be above 0 with {name('variational_bayes')}, not {self.alpha:g}")
+            raise OptionError(f"{option_ref('alpha')} must be above 0 with {option_ref('variational_bayes')}, not {self.alpha:g}")
 
     def em_options(self) -> "EMOptions":
         """Just the EM options (of an `AlignOptions`, which has them all and more)."""

@@ -20,7 +20,7 @@ import numpy as np
 
 from aligninstruct_cli.align.model import EMOptions
 from aligninstruct_cli.errors import AitError
-from aligninstruct_cli.options import OptionError, name
+from aligninstruct_cli.options import OptionError, option_ref
 
 FORMAT = "ait-align-model"
 VERSION = 1
@@ -70,11 +70,11 @@ class AlignmentModel:
 
         path = Path(directory)
         if not (path / "model.json").is_file():
-            raise OptionError(f"{name('model')} {directory}: not an alignment model (no model.json)",
+            raise OptionError(f"{option_ref('model')} {directory}: not an alignment model (no model.json)",
                            hint="create one with `ait align ... --save-model DIR`")
         meta = read_json(path / "model.json")
         if meta.get("format") != FORMAT or meta.get("version") != VERSION:
-            raise OptionError(f"{name('model')} {directory}: unsupported model format {meta.get('format')!r} "
+            raise OptionError(f"{option_ref('model')} {directory}: unsupported model format {meta.get('format')!r} "
                            f"version {meta.get('version')!r}")
         try:
             src_words = (path / "src.vocab").read_text(encoding="utf-8").split("\n")[:-1]
@@ -82,9 +82,9 @@ class AlignmentModel:
             with np.load(path / "tables.npz", allow_pickle=False) as data:
                 arrays = {k: data[k] for k in data.files}
         except (OSError, ValueError, KeyError) as exc:
-            raise OptionError(f"{name('model')} {directory}: cannot read the model: {exc}") from None
+            raise OptionError(f"{option_ref('model')} {directory}: cannot read the model: {exc}") from None
         if len(src_words) != meta["n_src_words"] or len(tgt_words) != meta["n_tgt_words"]:
-            raise OptionError(f"{name('model')} {directory}: vocabulary files do not match model.json")
+            raise OptionError(f"{option_ref('model')} {directory}: vocabulary files do not match model.json")
         tables = {}
         for name, tension in meta["tension"].items():
             tables[name] = {"t": arrays[f"t_{name}"], "null": arrays[f"null_{name}"], "tension": float(tension)}

@@ -27,9 +27,9 @@ from aligninstruct_cli.align.model import UNSEEN_T, EMOptions, EMTrainer
 from aligninstruct_cli.align.persist import AlignmentModel
 from aligninstruct_cli.align.symmetrize import DEFAULT_HEURISTIC, HEURISTICS, needs, symmetrize
 from aligninstruct_cli.align.tokenize import get_tokenizer, get_word_splitter, parse_tokenize_option
-from aligninstruct_cli.errors import AitError, RecordError
+from aligninstruct_cli.errors import RecordError
 from aligninstruct_cli.io import ReadOptions
-from aligninstruct_cli.options import OptionError, name, option
+from aligninstruct_cli.options import OptionError, option, option_ref
 
 BACKENDS = ("fast_align", "eflomal")
 OUTPUT_FORMATS = ("jsonl", "pharaoh")
@@ -82,7 +82,7 @@ class AlignOptions(ReadOptions, EMOptions):
         ReadOptions.__post_init__(self)
         EMOptions.__post_init__(self)
         if self.work_dir and not os.path.isdir(self.work_dir):
-            raise OptionError(f"{name('work_dir')} {self.work_dir}: no such directory")
+            raise OptionError(f"{option_ref('work_dir')} {self.work_dir}: no such directory")
 
     @property
     def em(self) -> EMOptions:
@@ -100,11 +100,11 @@ class CorpusAligner:
         self.model = model
         if model is not None:
             if config.backend != "fast_align":
-                raise OptionError(f"{name('model')} is for {name('backend')} fast_align only")
+                raise OptionError(f"{option_ref('model')} is for {option_ref('backend')} fast_align only")
             missing = [d for d in config.directions if d not in model.tables]
             if missing:
-                raise OptionError(f"the model has no {' and '.join(missing)} direction, which {name('links')} "
-                                  f"{config.links} / {name('output_format')} {config.output_format} needs",
+                raise OptionError(f"the model has no {' and '.join(missing)} direction, which {option_ref('links')} "
+                                  f"{config.links} / {option_ref('output_format')} {config.output_format} needs",
                                   hint="train it with --links grow-diag-final-and (or JSONL output) to keep both")
             src_vocab = Vocab(model.src_words, frozen=True)
             tgt_vocab = Vocab(model.tgt_words, frozen=True)
@@ -248,7 +248,7 @@ class CorpusAligner:
         try:
             import eflomal  # noqa: F401
         except ImportError:
-            raise OptionError(f"{name('backend')} eflomal needs the optional package eflomal",
+            raise OptionError(f"{option_ref('backend')} eflomal needs the optional package eflomal",
                            hint="pip install 'aligninstruct-cli[eflomal]' (or pip install eflomal==2.0.0)") from None
         from aligninstruct_cli.align.eflomal_backend import run_eflomal
 
@@ -263,7 +263,7 @@ class CorpusAligner:
     # ------------------------------------------------------------------------------------------ model
     def trained_model(self) -> AlignmentModel:
         if not self.fitted or self.trainer is None:
-            raise OptionError(f"no fast_align model to save (only {name('backend')} fast_align keeps one)")
+            raise OptionError(f"no fast_align model to save (only {option_ref('backend')} fast_align keeps one)")
         if self.model is not None:
             return self.model
         tables = {name: {"t": d.t.numpy(), "null": d.t_null.numpy(), "tension": float(d.tension)}

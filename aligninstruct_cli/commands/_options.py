@@ -71,7 +71,8 @@ def _typer_parameter(f: Any, hints: dict[str, Any]) -> inspect.Parameter:
     else:
         show_default = default is not None and default is not False
     closed = not (spec.min_open or spec.max_open)  # Typer shows closed ranges itself; open ones are in the help
-    info = typer.Option(*flags, help=escape(help_text),  # help is plain text; Typer reads rich markup show_default=show_default, metavar=spec.metavar,
+    # help is plain text; Typer reads rich markup, where "[required]" would vanish as a tag
+    info = typer.Option(*flags, help=escape(help_text), show_default=show_default, metavar=spec.metavar,
                         min=spec.min if closed else None, max=spec.max if closed else None,
                         rich_help_panel=spec.panel)
     return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=default,

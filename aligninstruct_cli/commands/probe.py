@@ -13,7 +13,7 @@ from aligninstruct_cli import console
 from aligninstruct_cli.commands._options import Extra, OutputOpt, finish, stage_command
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.io import STDIO, RecordWriter, read_json, read_records
-from aligninstruct_cli.options import OptionError, name
+from aligninstruct_cli.options import OptionError, option_ref
 from aligninstruct_cli.probe import ProbeOptions
 
 HELP = """Mean cosine similarity of parallel sentences per layer (mean-pooled hidden states), or per-layer Δ between probe results with --compare. JSON to --output, a table on stderr, a PNG with --plot."""
@@ -35,13 +35,13 @@ def probe_command(options: ProbeOptions, inputs: list[str], output: str = STDIO,
         raise AitError(f"--plot {plot}: directory {Path(plot).parent} does not exist")
     if compare:
         if options.model or options.adapter:
-            raise OptionError(f"--compare reads probe results; it takes no {name('model')}/{name('adapter')}")
+            raise OptionError(f"--compare reads probe results; it takes no {option_ref('model')}/{option_ref('adapter')}")
         result = probe_lib.compare_runs([read_json(p) for p in inputs], inputs)
     else:
         if len(inputs) != 1:
             raise AitError(f"expected one PAIRS file, got {len(inputs)}", hint="to compare results, add --compare")
         if not options.model:
-            raise OptionError(f"{name('model')} is required (the model to probe)")
+            raise OptionError(f"{option_ref('model')} is required (the model to probe)")
         from aligninstruct_cli.models import load_model
 
         policy = options.policy()

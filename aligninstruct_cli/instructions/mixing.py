@@ -41,7 +41,7 @@ from aligninstruct_cli import console
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.io import STDIO, ErrorPolicy, OnErrorOptions, RecordWriter, file_stem, open_binary_input, read_records
 from aligninstruct_cli.languages import get_language
-from aligninstruct_cli.options import OptionError, name, option
+from aligninstruct_cli.options import OptionError, option, option_ref
 
 MODES = ("interleave", "concat")
 
@@ -169,10 +169,10 @@ def apply_weights(inputs: list[MixInput], specs: Sequence[str] | dict[str, str])
     try:
         weights = _weight_specs(specs)
     except ValueError as exc:
-        raise OptionError(f"{name('weight')} {exc}") from None
+        raise OptionError(f"{option_ref('weight')} {exc}") from None
     for input_name, value in weights.items():
         if input_name not in by_name:
-            raise OptionError(f"{name('weight')} {input_name}={value}: no input named {input_name!r} "
+            raise OptionError(f"{option_ref('weight')} {input_name}={value}: no input named {input_name!r} "
                               f"(inputs: {', '.join(by_name)})")
         by_name[input_name].weight = parse_weight(value)
 

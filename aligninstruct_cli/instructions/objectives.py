@@ -55,7 +55,7 @@ from aligninstruct_cli.align.spans import is_punct
 from aligninstruct_cli.instructions import templates as T
 from aligninstruct_cli.io import ReadOptions
 from aligninstruct_cli.languages import Language, get_language
-from aligninstruct_cli.options import OptionError, name, option
+from aligninstruct_cli.options import OptionError, option, option_ref
 from aligninstruct_cli.records import OBJECTIVES, Record
 
 DIRECTIONS = ("both", "en-xx", "xx-en")
@@ -146,9 +146,9 @@ class BuildOptions(ReadOptions):
     def __post_init__(self) -> None:
         super().__post_init__()
         if not math.isfinite(self.negatives):
-            raise OptionError(f"{name('negatives')} must be a finite number, not {self.negatives}")
+            raise OptionError(f"{option_ref('negatives')} must be a finite number, not {self.negatives}")
         if INPUT_KIND[self.objective] == "aligned" and self.input_format in ("tsv", "fast_align"):
-            raise OptionError(f"{name('objective')} {self.objective} needs aligned JSONL records (run `ait align` "
+            raise OptionError(f"{option_ref('objective')} {self.objective} needs aligned JSONL records (run `ait align` "
                               f"first), not {self.input_format} input")
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.languages import find_language
 from aligninstruct_cli.metrics.base import Metric
-from aligninstruct_cli.options import OptionError, name
+from aligninstruct_cli.options import OptionError, option_ref
 
 if TYPE_CHECKING:
     from aligninstruct_cli.metrics.options import ScoreOptions
@@ -36,7 +36,7 @@ def check_tokenizer(tokenizer: str) -> str:
     from sacrebleu.metrics.bleu import BLEU as SacreBLEU
 
     if tokenizer not in SacreBLEU.TOKENIZERS:
-        raise OptionError(f"{name('tokenize')} {tokenizer!r}: not a sacrebleu tokenizer",
+        raise OptionError(f"{option_ref('tokenize')} {tokenizer!r}: not a sacrebleu tokenizer",
                           hint=f"one of {', '.join(SacreBLEU.TOKENIZERS)}")
     return tokenizer
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.metrics.base import Metric
-from aligninstruct_cli.options import OptionError, name
+from aligninstruct_cli.options import OptionError, option_ref
 
 if TYPE_CHECKING:
     from aligninstruct_cli.metrics.options import ScoreOptions
@@ -43,16 +43,16 @@ def resolve_checkpoint(model: str) -> str:
     if path.is_dir():
         ckpt = path / "checkpoints" / "model.ckpt"
         if not ckpt.is_file():
-            raise OptionError(f"{name('comet_model')} {model}: no checkpoints/model.ckpt in this directory")
+            raise OptionError(f"{option_ref('comet_model')} {model}: no checkpoints/model.ckpt in this directory")
         return str(ckpt)
     if model.startswith((".", "/", "~")):
-        raise OptionError(f"{name('comet_model')} {model}: no such file or directory")
+        raise OptionError(f"{option_ref('comet_model')} {model}: no such file or directory")
     from comet import download_model
 
     try:
         return download_model(model)
     except Exception as exc:  # comet turns every failure into KeyError; hub errors vary
-        raise OptionError(f"{name('comet_model')} {model}: cannot get this COMET model ({exc})",
+        raise OptionError(f"{option_ref('comet_model')} {model}: cannot get this COMET model ({exc})",
                           hint="download it once with network access, or pass a local checkpoint "
                                "(DIR or DIR/checkpoints/model.ckpt); --metrics bleu,chrf skips COMET") from None
 
@@ -78,7 +78,7 @@ class COMET(Metric):
         try:
             self.model = comet.load_from_checkpoint(checkpoint)
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
-            raise OptionError(f"{name('comet_model')} {model}: cannot load {checkpoint}: "
+            raise OptionError(f"{option_ref('comet_model')} {model}: cannot load {checkpoint}: "
                               f"{str(exc).splitlines()[0]}") from None
         self.model_name = model
         self.batch_size = batch_size

@@ -11,7 +11,7 @@ from aligninstruct_cli.metrics import METRICS, significance
 from aligninstruct_cli.metrics.bleu_chrf import check_tokenizer
 from aligninstruct_cli.metrics.comet import DEFAULT_COMET_BATCH_SIZE, DEFAULT_COMET_MODEL
 from aligninstruct_cli.metrics.report import FORMATS
-from aligninstruct_cli.options import OptionError, check_options, name, option
+from aligninstruct_cli.options import OptionError, check_options, option, option_ref
 
 
 def parse_metrics(value: Any) -> list[str]:
@@ -21,7 +21,7 @@ def parse_metrics(value: Any) -> list[str]:
     items = value.split(",") if isinstance(value, str) else value
     names = list(dict.fromkeys(str(m).strip().lower() for m in items if str(m).strip()))
     if not names or any(m not in METRICS for m in names):
-        raise OptionError(f"{name('metrics')} {value!r}: expected a comma-separated subset of {', '.join(METRICS)}")
+        raise OptionError(f"{option_ref('metrics')} {value!r}: expected a comma-separated subset of {', '.join(METRICS)}")
     return names
 
 

@@ -23,7 +23,7 @@ from aligninstruct_cli.metrics.groups import Direction, Group, group_directions,
 from aligninstruct_cli.metrics.options import ScoreOptions
 from aligninstruct_cli.metrics.testset import (Hypotheses, TestSet, align_hypotheses, build_testset, id_key,
                                                read_hypotheses)
-from aligninstruct_cli.options import OptionError, name
+from aligninstruct_cli.options import OptionError, option_ref
 
 
 # ------------------------------------------------------------------------------------------------ metrics
@@ -37,7 +37,7 @@ def read_systems(hyps: Sequence[str], options: ScoreOptions) -> tuple[list[Hypot
     """The hypothesis files and the baseline, named."""
     names = options.names if options.names is not None else [None] * len(hyps)
     if len(names) != len(hyps):
-        raise OptionError(f"{name('names')} gives {len(names)} name(s) for {len(hyps)} file(s)")
+        raise OptionError(f"{option_ref('names')} gives {len(names)} name(s) for {len(hyps)} file(s)")
     inputs = list(hyps) + [p for p in (options.baseline, options.refs) if p]
     if sum(p == STDIO for p in inputs) > 1:
         raise AitError("only one input can be stdin (-)")
@@ -45,7 +45,7 @@ def read_systems(hyps: Sequence[str], options: ScoreOptions) -> tuple[list[Hypot
     baseline = read_hypotheses(options.baseline, options.baseline_name) if options.baseline else None
     taken = [s.name for s in ([baseline] if baseline else []) + systems]
     if len(set(taken)) != len(taken):
-        raise OptionError(f"two systems share a name ({', '.join(taken)}): name them with {name('names')}")
+        raise OptionError(f"two systems share a name ({', '.join(taken)}): name them with {option_ref('names')}")
     return systems, baseline
 
 

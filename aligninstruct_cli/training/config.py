@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Optional
 
 from aligninstruct_cli.models import PRECISIONS, precision_field
-from aligninstruct_cli.options import OptionError, check_options, name, option
+from aligninstruct_cli.options import OptionError, check_options, option, option_ref
 
 # --- paper defaults (PAPER.md, "Training (paper's App. B)") ---------------------------------------------
 LORA_R = 8
@@ -67,22 +67,22 @@ def parse_data(value: Any) -> dict[str, str]:
         for spec in map(str, value):
             data_name, sep, path = spec.partition("=")
             if not sep:
-                raise OptionError(f"{name('data')} {spec!r}: expected NAME=PATH, e.g. mt=mt.jsonl")
+                raise OptionError(f"{option_ref('data')} {spec!r}: expected NAME=PATH, e.g. mt=mt.jsonl")
             pairs.append((data_name, path, spec))
     else:
-        raise OptionError(f"{name('data')} must be NAME=PATH entries or a mapping of names to paths")
+        raise OptionError(f"{option_ref('data')} must be NAME=PATH entries or a mapping of names to paths")
     out: dict[str, str] = {}
     for data_name, path, spec in pairs:
         data_name, path = data_name.strip(), path.strip()
         if not data_name or not path:
-            raise OptionError(f"{name('data')} {spec!r}: expected NAME=PATH, e.g. mt=mt.jsonl")
+            raise OptionError(f"{option_ref('data')} {spec!r}: expected NAME=PATH, e.g. mt=mt.jsonl")
         if not _DATA_NAME.match(data_name):
-            raise OptionError(f"{name('data')} {spec!r}: the name may use letters, digits, '_', '-' and '.' only")
+            raise OptionError(f"{option_ref('data')} {spec!r}: the name may use letters, digits, '_', '-' and '.' only")
         if data_name in out:
-            raise OptionError(f"{name('data')}: the name {data_name!r} is given twice")
+            raise OptionError(f"{option_ref('data')}: the name {data_name!r} is given twice")
         out[data_name] = path
     if not out:
-        raise OptionError(f"give at least one {name('data')} NAME=PATH")
+        raise OptionError(f"give at least one {option_ref('data')} NAME=PATH")
     return out
 
 
@@ -96,14 +96,14 @@ def parse_curriculum(value: Any) -> list[list[str]] | None:
     elif isinstance(value, (list, tuple)):
         parts = list(value)
     else:
-        raise OptionError(f"{name('curriculum')} must be text such as mt+align,mt or a list of stages")
+        raise OptionError(f"{option_ref('curriculum')} must be text such as mt+align,mt or a list of stages")
     stages = []
     for k, part in enumerate(parts, 1):
         members = [str(m).strip() for m in (part.split("+") if isinstance(part, str) else part)]
         if not members or not all(members):
-            raise OptionError(f"{name('curriculum')} {value!r}: stage {k} has an empty name")
+            raise OptionError(f"{option_ref('curriculum')} {value!r}: stage {k} has an empty name")
         if len(set(members)) != len(members):
-            raise OptionError(f"{name('curriculum')} {value!r}: stage {k} names a data set twice")
+            raise OptionError(f"{option_ref('curriculum')} {value!r}: stage {k} names a data set twice")
         stages.append(members)
     return stages
 
@@ -118,7 +118,7 @@ def parse_lrs(value: Any) -> list[float]:
         items = [v for v in value.split(",") if v.strip()]
     else:
         items = list(value) if isinstance(value, (list, tuple)) else [value]
-    malformed = OptionError(f"{name('lr')} {value!r}: expected a number or comma-separated numbers")
+    malformed = OptionError(f"{option_ref('lr')} {value!r}: expected a number or comma-separated numbers")
     values = []
     for item in items:
         if isinstance(item, bool):
@@ -130,9 +130,9 @@ def parse_lrs(value: Any) -> list[float]:
     if not values:
         raise malformed
     if not all(v > 0 for v in values):
-        raise OptionError(f"{name('lr')} {value!r}: learning rates must be positive")
+        raise OptionError(f"{option_ref('lr')} {value!r}: learning rates must be positive")
     if len(set(values)) != len(values):
-        raise OptionError(f"{name('lr')} {value!r}: a value is given twice")
+        raise OptionError(f"{option_ref('lr')} {value!r}: a value is given twice")
     return values
 
 
@@ -140,7 +140,7 @@ def parse_names(value: Any) -> list[str] | None:
     """`a,b` or a list → ["a", "b"]; nothing given → None."""
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, (list, tuple)):
-        raise OptionError(f"{name('lora_targets')} must be comma-separated names or a list")
+        raise OptionError(f"{option_ref('lora_targets')} must be comma-separated names or a list")
     names = [str(item).strip() for item in items if str(item).strip()]
     return names or None
 
@@ -177,7 +177,7 @@ def lora_targets_for(model_type: str, override: list[str] | None = None) -> list
         return list(LORA_TARGETS[model_type])
     except KeyError:
         raise OptionError(f"no default LoRA targets for model type {model_type!r}: name them with "
-                          f"{name('lora_targets')}", hint="e.g. q_proj,v_proj") from None
+                          f"{option_ref('lora_targets')}", hint="e.g. q_proj,v_proj") from None
 
 
 def lora_config(targets: list[str], *, r: int = LORA_R, alpha: int = LORA_ALPHA, dropout: float = LORA_DROPOUT):
@@ -312,21 +312,21 @@ class TrainOptions:
             object.__setattr__(self, "curriculum", [list(self.data)])
         unknown = [m for stage in self.curriculum for m in stage if m not in self.data]
         if unknown:
-            raise OptionError(f"{name('curriculum')} {curriculum_text(self.curriculum)!r}: unknown data name(s) "
+            raise OptionError(f"{option_ref('curriculum')} {curriculum_text(self.curriculum)!r}: unknown data name(s) "
                               f"{', '.join(map(repr, dict.fromkeys(unknown)))}",
                               hint=f"the names given with NAME=PATH: {', '.join(self.data)}")
         object.__setattr__(self, "zero", default_zero(self.zero, self.launcher, self.num_gpus, self.num_nodes,
                                                       self.hostfile, self.offload))
         if self.offload == "all" and self.zero != 3:
-            raise OptionError(f"{name('offload')} all (parameters too) needs {name('zero')} 3")
+            raise OptionError(f"{option_ref('offload')} all (parameters too) needs {option_ref('zero')} 3")
         if self.offload != "none" and self.zero == 0:
-            raise OptionError(f"{name('offload')} needs ZeRO ({name('zero')} 1, 2 or 3)")
+            raise OptionError(f"{option_ref('offload')} needs ZeRO ({option_ref('zero')} 1, 2 or 3)")
         if self.compile == "on" and self.zero == 3:
-            raise OptionError(f"{name('compile')} on does not work with {name('zero')} 3 (its hooks gather each "
+            raise OptionError(f"{option_ref('compile')} on does not work with {option_ref('zero')} 3 (its hooks gather each "
                               "block's weights)", hint="use ZeRO stage 2, or compile off")
         if len(self.lr) > 1 and not self.val:
-            raise OptionError(f"several {name('lr')} values need {name('val')} to choose between them")
+            raise OptionError(f"several {option_ref('lr')} values need {option_ref('val')} to choose between them")
         if self.launcher == "none" and (self.num_gpus or self.num_nodes or self.hostfile):
-            raise OptionError(f"{name('num_gpus')}, {name('num_nodes')} and {name('hostfile')} need "
-                              f"{name('launcher')} deepspeed")
+            raise OptionError(f"{option_ref('num_gpus')}, {option_ref('num_nodes')} and {option_ref('hostfile')} need "
+                              f"{option_ref('launcher')} deepspeed")
 

@@ -27,7 +27,7 @@ import orjson
 from aligninstruct_cli import console, models
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.io import read_json, write_json
-from aligninstruct_cli.options import OptionError, name
+from aligninstruct_cli.options import OptionError, option_ref
 from aligninstruct_cli.options import to_dict as plain_options
 from aligninstruct_cli.provenance import RunManifest, file_sha256
 from aligninstruct_cli.training import checkpoint as ckpt
@@ -79,7 +79,7 @@ def prepare(options: TrainOptions, *, tokenize: bool = True, command: list[str] 
             quiet: bool = False) -> Job:
     """Check the inputs and build the job (tokenizing the data, unless `tokenize` is off: a dry run)."""
     if options.hostfile and not Path(options.hostfile).is_file():
-        raise OptionError(f"{name('hostfile')} {options.hostfile}: no such file")
+        raise OptionError(f"{option_ref('hostfile')} {options.hostfile}: no such file")
     check_data_files(options)
     used = list(dict.fromkeys(n for stage in options.curriculum for n in stage))
     unused = [n for n in options.data if n not in used]
@@ -101,7 +101,7 @@ def check_data_files(options: TrainOptions) -> None:
     for data_name, path in list(options.data.items()) + ([(VAL, options.val)] if options.val else []):
         p = Path(path)
         if not p.exists():
-            which = f"({name('val')})" if data_name == VAL else f"({name('data')} {data_name})"
+            which = f"({option_ref('val')})" if data_name == VAL else f"({option_ref('data')} {data_name})"
             raise OptionError(f"{path}: no such file {which}")
         if p.is_dir():
             raise AitError(f"{path}: is a directory, expected a JSONL file of instruction records")
@@ -183,13 +183,13 @@ def build_ds_config(options: TrainOptions, precision: str, user_file: str | None
         return generated
     path = Path(user_file)
     if not path.is_file():
-        raise OptionError(f"{name('deepspeed_config')} {user_file}: no such file")
+        raise OptionError(f"{option_ref('deepspeed_config')} {user_file}: no such file")
     try:
         user = orjson.loads(path.read_bytes())
     except orjson.JSONDecodeError as exc:
-        raise OptionError(f"{name('deepspeed_config')} {user_file}: malformed JSON: {exc}") from None
+        raise OptionError(f"{option_ref('deepspeed_config')} {user_file}: malformed JSON: {exc}") from None
     if not isinstance(user, dict):
-        raise OptionError(f"{name('deepspeed_config')} {user_file}: expected a JSON object")
+        raise OptionError(f"{option_ref('deepspeed_config')} {user_file}: expected a JSON object")
 
     def fill(mine: dict[str, Any], theirs: dict[str, Any]) -> dict[str, Any]:
         out = dict(theirs)
@@ -198,7 +198,7 @@ def build_ds_config(options: TrainOptions, precision: str, user_file: str | None
                 del out[key]  # DeepSpeed derives it from micro batch × accumulation × ranks
             elif value == "auto":
                 if key not in mine:
-                    raise OptionError(f"{name('deepspeed_config')} {user_file}: ait has no value for "
+                    raise OptionError(f"{option_ref('deepspeed_config')} {user_file}: ait has no value for "
                                       f"\"{key}\": \"auto\"")
                 out[key] = mine[key]
             elif isinstance(value, dict) and isinstance(mine.get(key), dict):
@@ -216,7 +216,7 @@ def start_manifest(job: Job, launch_command: list[str]) -> RunManifest:
     """A new run: its output must not hold one yet."""
     options, out = job.options, Path(job.options.output)
     if (out / "job.json").exists():
-        raise OptionError(f"{name('output')} {options.output} already holds a run",
+        raise OptionError(f"{option_ref('output')} {options.output} already holds a run",
                           hint="pass --resume to continue it, or choose another output directory")
     out.mkdir(parents=True, exist_ok=True)
     return RunManifest(out / "run.json").start(
@@ -242,7 +242,7 @@ def resume_manifest(job: Job, launch_command: list[str]) -> RunManifest | None:
     state = ckpt.read_state(out)
     ranks = state.get("world_size")
     if job.options.launcher == "none" and ranks not in (None, 1):
-        raise OptionError(f"--resume: the run used {ranks} ranks; {name('launcher')} none has one")
+        raise OptionError(f"--resume: the run used {ranks} ranks; {option_ref('launcher')} none has one")
     if job.world_size and ranks and job.world_size != ranks:
         raise AitError(f"--resume: the run used {ranks} ranks, not {job.world_size}")
     manifest = RunManifest(out / "run.json", read_json(out / "run.json"))
@@ -259,13 +259,13 @@ def _fingerprint(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def _differences(old: Any, new: Any, path: tuple[str, ...] = ()) -> list[str]:
-    """`where: old → new` lines; an option is named by `name(field)` (its flag on the command line)."""
+    """`where: old → new` lines; an option is named by `option_ref(field)` (its flag on the command line)."""
     if isinstance(old, dict) and isinstance(new, dict):
         return [line for key in sorted(set(old) | set(new))
                 for line in _differences(old.get(key), new.get(key), path + (str(key),))]
     if old == new:
         return []
-    where = ".".join((name(path[1]),) + path[2:]) if path[:1] == ("options",) and len(path) > 1 else ".".join(path)
+    where = ".".join((option_ref(path[1]),) + path[2:]) if path[:1] == ("options",) and len(path) > 1 else ".".join(path)
     return [f"{where}: {old!r} → {new!r}"]
 
 
