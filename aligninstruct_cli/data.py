@@ -23,7 +23,7 @@ from typing import Iterable, Iterator, Literal, Optional
 
 from aligninstruct_cli.errors import AitError, InputError
 from aligninstruct_cli.io import iter_lines, known_language
-from aligninstruct_cli.languages import Language, get_language
+from aligninstruct_cli.languages import Language, LanguagesOption, get_language
 from aligninstruct_cli.options import OptionError, check_options, option, option_ref
 
 OPUS100_HUB_ID = "Helsinki-NLP/opus-100"
@@ -101,7 +101,7 @@ def _parquet_rows(files: list[Path]) -> Iterator[dict]:
 
 
 @dataclass(kw_only=True)
-class SourceOptions:
+class SourceOptions(LanguagesOption):
     """Where `ait data` reads a corpus from, and how much of it."""
 
     source: Optional[str] = option(None, metavar="DIR", default_doc="the hub", help="Local directory (release text "

@@ -25,7 +25,7 @@ from typing import IO, Any, BinaryIO, Iterable, Iterator, Literal, Optional
 import orjson
 
 from aligninstruct_cli.errors import AitError, InputError, RecordError, display_path
-from aligninstruct_cli.languages import get_language
+from aligninstruct_cli.languages import LanguagesOption, get_language
 from aligninstruct_cli.options import OptionError, check_options, coerce, option, option_ref
 from aligninstruct_cli.records import VALIDATORS, Record
 
@@ -43,8 +43,8 @@ def known_language(code: str) -> str:
 
 
 @dataclass(kw_only=True)
-class OnErrorOptions:
-    """What a record-reading stage does with a bad record."""
+class OnErrorOptions(LanguagesOption):
+    """What a record-reading stage does with a bad record (and which user languages it knows)."""
 
     on_error: Literal[ON_ERROR] = option(  # type: ignore[valid-type]
         "fail", panel=INPUT_PANEL,

@@ -81,6 +81,11 @@ def _ident(rec: Record, field: str = "id") -> None:
 _KNOWN_LANGUAGE_STRINGS: set[str] = set()  # codes already checked (bounded by the distinct codes in use)
 
 
+def forget_checked_languages() -> None:
+    """After the language table changed (a user file): check every code again."""
+    _KNOWN_LANGUAGE_STRINGS.clear()
+
+
 def _lang(rec: Record, field: str) -> None:
     code = rec.get(field)
     if type(code) is str and code in _KNOWN_LANGUAGE_STRINGS:

@@ -391,3 +391,167 @@ def test_bad_input_is_a_clean_error_and_writes_nothing(tmp_path, case):
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
     assert not out.exists() and not sentences.exists()
+
+
+# ------------------------------------------------------------------------------------------------ seen lists
+@pytest.fixture
+def no_user_languages():
+    from aligninstruct_cli.languages import reset_languages
+
+    reset_languages()
+    yield
+    reset_languages()  # a --languages file stays loaded in this process otherwise
+
+
+def _with_model(records: list[dict], model: str) -> list[dict]:
+    return [dict(r, model=model) for r in records]
+
+
+def test_seen_groups_follow_the_scored_models_seen_list(tmp_path, synthetic_directions, no_user_languages):
+    from aligninstruct_cli.languages import bloom_seen
+
+    records = make_system(synthetic_directions, drop=0.25, seed=2)
+    llama = write_jsonl(tmp_path / "llama.jsonl", _with_model(records, "meta-llama/Llama-3.2-1B"))
+    bloomz = write_jsonl(tmp_path / "bloomz.jsonl", _with_model(records, "bigscience/bloomz-7b1"))
+    args = ["--metrics", "chrf", "--format", "json"]
+
+    # not BLOOM, nothing declared: only en→xx / xx→en, a note on stderr, and the report says so
+    result = runner.invoke(app, ["score", str(llama), *args])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["seen_list"] is None
+    assert {g["key"]: g["directions"] for g in report["groups"]} == {"en→xx": ["en-fr", "en-kk"], "xx→en": ["kk-en"]}
+    assert {d["key"]: d["groups"] for d in report["directions"]}["de-fr"] == []
+    note = " ".join(result.stderr.split())
+    assert "seen/unseen groups omitted" in note and "meta-llama/Llama-3.2-1B" in note
+    assert "--seen CODES" in note and "`seen` column in a --languages file" in note
+    table = runner.invoke(app, ["score", str(llama), "--metrics", "chrf", "--format", "markdown"]).stdout
+    assert "- Seen languages: none declared (seen/unseen groups omitted)" in table.splitlines()
+    # a baseline that names no model does not make the run BLOOM's
+    mixed = score_json(str(llama), "--baseline", str(write_jsonl(tmp_path / "plain.jsonl", records)),
+                       "--metrics", "chrf", "--bootstrap-samples", "20")
+    assert mixed["seen_list"] is None
+
+    # --seen declares the model's list: the groups come back, split by it (kk is seen here, de is not)
+    declared = score_json(str(llama), "--metrics", "chrf", "--seen", "fr,kaz_Cyrl")
+    assert declared["seen_list"] == {"name": "--seen", "codes": ["fr", "kk"]}
+    assert {g["key"]: g["directions"] for g in declared["groups"]} == {
+        "en→xx": ["en-fr", "en-kk"], "xx→en": ["kk-en"], "unseen→seen": ["de-fr"], "en→seen": ["en-fr", "en-kk"],
+        "seen→en": ["kk-en"]}
+    config = tmp_path / "score.yaml"
+    config.write_text("metrics: [chrf]\nseen: [fr, kaz_Cyrl]\n")
+    assert score_json(str(llama), "--config", str(config)) == declared
+    table = runner.invoke(app, ["score", str(llama), "--metrics", "chrf", "--seen", "fr,kk"]).stdout
+    assert "Seen languages: --seen (2 codes)" in table
+
+    # BLOOMZ: BLOOM's list, recorded, and the groups of records that name no model
+    bloom = score_json(str(bloomz), "--metrics", "chrf")
+    expected = sorted(bloom_seen().codes)
+    assert bloom["seen_list"] == {"name": "bloom", "codes": expected} and "fr" in expected and "kk" not in expected
+    unnamed = score_json(str(write_jsonl(tmp_path / "plain.jsonl", records)), "--metrics", "chrf")
+    assert unnamed["seen_list"] == bloom["seen_list"] and unnamed["groups"] == bloom["groups"]
+    assert [g["key"] for g in bloom["groups"]] == ["en→xx", "xx→en", "unseen→seen", "en→seen", "en→unseen",
+                                                   "unseen→en"]
+    result = runner.invoke(app, ["score", str(bloomz), "--metrics", "chrf", "--format", "markdown"])
+    assert f"- Seen languages: bloom ({len(expected)} codes)" in result.stdout.splitlines()
+    assert "omitted" not in result.stderr
+
+
+def test_seen_column_of_a_language_file_is_a_models_seen_list(tmp_path, synthetic_directions, no_user_languages):
+    records = _with_model(make_system(synthetic_directions, drop=0.25, seed=2), "Qwen/Qwen2.5-0.5B")
+    hyps = write_jsonl(tmp_path / "qwen.jsonl", records)
+    languages = tmp_path / "langs.tsv"
+    languages.write_text("code\tflores\tname\tseen\nkk\tkaz_Cyrl\tKazakh\tyes\nfr\tfra_Latn\tFrench\tno\n")
+    report = score_json(str(hyps), "--metrics", "chrf", "--languages", str(languages))
+    assert report["seen_list"] == {"name": str(languages), "codes": ["kk"]}
+    assert [g["key"] for g in report["groups"]] == ["en→xx", "xx→en", "unseen→unseen", "en→seen", "en→unseen",
+                                                    "seen→en"]
+
+
+# ------------------------------------------------------------------------------------------------ spBLEU
+@pytest.fixture(scope="module")
+def tiny_spm_model(tmp_path_factory, shared_data) -> Path:
+    """A SentencePiece model trained here on a few hundred FLORES-200 lines (sacrebleu's is a download)."""
+    import sentencepiece as spm
+
+    out = tmp_path_factory.mktemp("tiny-spm")
+    devtest = shared_data / "flores200" / "devtest"
+    lines = [line for flores in ("eng_Latn", "kaz_Cyrl", "fra_Latn")
+             for line in (devtest / f"{flores}.devtest").read_text(encoding="utf-8").splitlines()[:150]]
+    (out / "train.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    spm.SentencePieceTrainer.train(input=str(out / "train.txt"), model_prefix=str(out / "tiny"), vocab_size=400,
+                                   hard_vocab_limit=False, minloglevel=2)
+    return out / "tiny.model"
+
+
+def test_spbleu_with_a_local_sentencepiece_model_equals_sacrebleu(tmp_path, tiny_spm_model, shared_data,
+                                                                  monkeypatch):
+    from sacrebleu.metrics import BLEU
+    from sacrebleu.tokenizers import tokenizer_spm
+
+    refs = (shared_data / "flores200" / "devtest" / "kaz_Cyrl.devtest").read_text(encoding="utf-8").splitlines()[:40]
+    rng = random.Random(11)
+    hyps = [degrade(r, rng, 0.3) for r in refs]
+    records = [{"id": i, "src_lang": "en", "tgt_lang": "kk", "src": f"s {i}", "tgt": r, "hyp": h}
+               for i, (r, h) in enumerate(zip(refs, hyps))]
+    hyp_file = write_jsonl(tmp_path / "hyps.jsonl", records)
+    empty = tmp_path / "sacrebleu-empty"
+    empty.mkdir()
+    monkeypatch.setenv("SACREBLEU", str(empty))  # for a sacrebleu imported later; the module variable for this one
+    monkeypatch.setattr(tokenizer_spm, "SACREBLEU_DIR", str(empty))
+
+    report = score_json(str(hyp_file), "--metrics", "bleu", "--tokenize", "flores200", "--spm-model",
+                        str(tiny_spm_model))
+    ours = report["systems"][0]["directions"]["en-kk"]["bleu"]
+    assert "|tok:flores200|" in ours["signature"]
+    assert tokenizer_spm.SACREBLEU_DIR == str(empty) and not any(empty.iterdir())  # put back, nothing left
+
+    # sacrebleu's own spBLEU with the same model file at its cache path
+    cache = tmp_path / "sacrebleu-cache"
+    (cache / "models").mkdir(parents=True)
+    (cache / "models" / "flores200sacrebleuspm").write_bytes(tiny_spm_model.read_bytes())
+    monkeypatch.setattr(tokenizer_spm, "SACREBLEU_DIR", str(cache))
+    theirs = BLEU(tokenize="flores200")
+    assert ours["score"] == theirs.corpus_score(hyps, [refs]).score
+    assert ours["signature"] == theirs.get_signature().format()
+    assert ours["score"] != BLEU().corpus_score(hyps, [refs]).score  # not 13a in disguise
+    # the model at sacrebleu's path needs no --spm-model
+    cached = score_json(str(hyp_file), "--metrics", "bleu", "--tokenize", "flores200")
+    assert cached["systems"][0]["directions"]["en-kk"]["bleu"] == ours
+
+
+def test_missing_sentencepiece_model_is_one_clear_paragraph(tmp_path, monkeypatch):
+    import urllib.error
+    import urllib.request
+
+    from sacrebleu.tokenizers import tokenizer_spm
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network here")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)  # offline even where the network is reachable
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):  # (set by conftest: then no download is tried)
+        monkeypatch.delenv(var, raising=False)
+    empty = tmp_path / "sacrebleu-empty"
+    empty.mkdir()
+    monkeypatch.setenv("SACREBLEU", str(empty))
+    monkeypatch.setattr(tokenizer_spm, "SACREBLEU_DIR", str(empty))
+    hyps = write_jsonl(tmp_path / "h.jsonl", _records())
+    out = tmp_path / "report.txt"
+    result = runner.invoke(app, ["score", str(hyps), "--metrics", "chrf,bleu", "--tokenize", "flores200",
+                                 "-o", str(out)])
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.output.split())
+    expected_path = empty / "models" / "flores200sacrebleuspm"
+    assert f"--tokenize flores200 needs sacrebleu's SentencePiece model, which is not at {expected_path}" in message
+    assert "https://tinyurl.com/flores200sacrebleuspm" in message and "no network here" in message
+    assert "--spm-model PATH" in message and "network access" in message
+    assert "Traceback" not in result.output and not out.exists() and not expected_path.exists()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # an offline machine: no download tried, the same paragraph
+    result = runner.invoke(app, ["score", str(hyps), "--metrics", "bleu", "--tokenize", "flores200"])
+    assert result.exit_code == 2 and "offline: HF_HUB_OFFLINE" in " ".join(result.output.split())
+    result = runner.invoke(app, ["score", str(hyps), "--metrics", "bleu", "--tokenize", "flores200", "--spm-model",
+                                 str(tmp_path / "nope.model")])
+    assert result.exit_code == 2 and "--spm-model" in result.output and "no such file" in result.output
+    result = runner.invoke(app, ["score", str(hyps), "--metrics", "bleu", "--spm-model", str(tmp_path)])
+    assert result.exit_code == 2 and "--tokenize flores200" in result.output

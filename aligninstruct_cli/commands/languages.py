@@ -1,26 +1,34 @@
-"""`ait languages`: the language table (codes, FLORES-200 codes, names, seen in BLOOM)."""
+"""`ait languages`: every language ait knows (codes, FLORES-200 code, English name, seen in BLOOM, source)."""
 
 from __future__ import annotations
 
+import sys
+
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from aligninstruct_cli.languages import LANGUAGES
+from aligninstruct_cli.commands._options import stage_command
+from aligninstruct_cli.languages import ListOptions, bloom_seen, list_languages
+
+HELP = ("List the languages ait knows: canonical code, FLORES-200 code, English name (as in prompts), seen in "
+        "BLOOM's pre-training, and where it comes from (built-in, langcodes, or your --languages file).")
 
 
-def languages(
-    seen: bool = typer.Option(False, "--seen", help="Only languages seen in BLOOM's pre-training."),
-    unseen: bool = typer.Option(False, "--unseen", help="Only languages unseen in BLOOM's pre-training."),
-) -> None:
-    """List the languages ait knows: ISO code, FLORES-200 code, English name, seen in BLOOM."""
-    table = Table("code", "flores", "name", "seen in BLOOM")
-    for lang in LANGUAGES:
-        if (seen and not lang.seen) or (unseen and lang.seen):
-            continue
-        table.add_row(lang.code, lang.flores, lang.name, "yes" if lang.seen else "no")
+def languages_command(options: ListOptions) -> None:
+    rows = list_languages(options)
+    seen = bloom_seen().codes
+    cells = [(lang.code, flores, lang.name, "yes" if lang.code in seen else "no", lang.source) for lang, flores in rows]
+    header = ("code", "flores", "name", "seen in BLOOM", "source")
+    if options.format == "tsv":
+        sys.stdout.write("\t".join(header) + "\n" + "".join("\t".join(row) + "\n" for row in cells))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*header, caption=f"{len(cells)} language(s)")
+    for row in cells:
+        table.add_row(*row)
     Console().print(table)
 
 
 def register(app: typer.Typer) -> None:
-    app.command("languages")(languages)
+    stage_command(app, "languages", ListOptions, languages_command, help=HELP)

@@ -54,7 +54,7 @@ from typing import Callable, Iterable, Iterator, Literal, NamedTuple, Optional
 from aligninstruct_cli.align.spans import is_punct
 from aligninstruct_cli.instructions import templates as T
 from aligninstruct_cli.io import ReadOptions
-from aligninstruct_cli.languages import Language, get_language
+from aligninstruct_cli.languages import Language, bloom_seen, get_language
 from aligninstruct_cli.options import OptionError, option, option_ref
 from aligninstruct_cli.records import OBJECTIVES, Record
 
@@ -171,6 +171,7 @@ class InstructionBuilder:
         self.pairs_per_sentence = options.pairs_per_sentence
         self.max_hints = options.max_hints
         self.revise_pool = options.revise_pool
+        self._seen = bloom_seen().codes  # mono-*: BLOOM's list, with a user file's `seen` column
         self.stats = stats if stats is not None else BuildStats()
         self.stats.objective = objective
         self._plans: dict[tuple[str, str], list[_Orientation]] = {}
@@ -403,7 +404,7 @@ class InstructionBuilder:
         out = []
         for side, lang_field in (("src", "src_lang"), ("tgt", "tgt_lang")):
             lang = get_language(record[lang_field])
-            if lang.seen:
+            if lang.code in self._seen:
                 continue
             text = record[side].strip()
             if self.objective == "mono-full":
@@ -419,7 +420,7 @@ class InstructionBuilder:
             out.append({"id": f"{rid}:{self.objective}:{tag}:{k}", "objective": self.objective,
                         "src_lang": lang.code, "tgt_lang": lang.code, "input": prompt, "output": output,
                         "source_id": rid})
-        if not out and all(get_language(record[f]).seen for f in ("src_lang", "tgt_lang")):
+        if not out and all(get_language(record[f]).code in self._seen for f in ("src_lang", "tgt_lang")):
             self.stats.unusable["no side in a language unseen by BLOOM"] += 1
         return out
 

@@ -33,6 +33,7 @@ class CorpusScore:
 class Metric(ABC):
     name: ClassVar[str]  # as in --metrics and the report's keys
     label: ClassVar[str]  # as in table headers and signature lines
+    loads_a_model: ClassVar[bool] = False  # made after the others, so that their checks come before a long load
 
     @classmethod
     def from_options(cls, options: ScoreOptions, *, progress: bool = False) -> Metric:

@@ -1,9 +1,12 @@
 """BLEU and chrF++ through sacrebleu, exactly as `sacrebleu` computes them.
 
-BLEU's tokenizer follows the target language (zh → zh, ja → ja-mecab, ko → ko-mecab, else 13a, sacrebleu's
-own recommendation) unless the `tokenize` option overrides it. chrF++ is `CHRF(word_order=2)`. Every corpus
-score carries sacrebleu's signature string. Sentence-level BLEU uses `effective_order=True` (sacrebleu's
-advice for single sentences), which its signature states (`eff:yes`).
+BLEU's tokenizer follows the target language (zh → zh, ja → ja-mecab, ko → ko-mecab, every other language
+13a, sacrebleu's own recommendation) unless the `tokenize` option overrides it. sacrebleu's SentencePiece
+tokenizers (flores200 = spBLEU, flores101, spm) need its model file: at sacrebleu's own cache path
+(downloaded there once, as sacrebleu does) or given as `spm_model`; either is checked before anything is
+scored. chrF++ is `CHRF(word_order=2)`. Every corpus score carries sacrebleu's signature string.
+Sentence-level BLEU uses `effective_order=True` (sacrebleu's advice for single sentences), which its
+signature states (`eff:yes`).
 
 The statistics are sacrebleu's per-segment sufficient statistics (integer counts); a corpus score is
 sacrebleu's score of their integer sums, as its own `corpus_score` computes it, and a bootstrap resample's
@@ -13,10 +16,17 @@ depend on the tokenizer: the score of given statistics does not.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+import os
+import shutil
+import socket
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
 
+from aligninstruct_cli import console
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.languages import find_language
 from aligninstruct_cli.metrics.base import Metric
@@ -29,6 +39,7 @@ if TYPE_CHECKING:
 BLEU_TOKENIZER_BY_LANG = {"zh": "zh", "ja": "ja-mecab", "ko": "ko-mecab"}
 DEFAULT_TOKENIZER = "13a"
 CHRF_WORD_ORDER = 2  # chrF++
+SPM_DOWNLOAD_TIMEOUT_S = 60  # per socket operation: a blocked network fails instead of hanging
 
 
 def check_tokenizer(tokenizer: str) -> str:
@@ -41,6 +52,106 @@ def check_tokenizer(tokenizer: str) -> str:
     return tokenizer
 
 
+# ------------------------------------------------------------------------------------ SentencePiece models
+def spm_tokenizers() -> tuple[str, ...]:
+    """sacrebleu's tokenizers that need a SentencePiece model (flores200, flores101, spm, ...)."""
+    from sacrebleu.tokenizers.tokenizer_spm import SPM_MODELS
+
+    return tuple(SPM_MODELS)
+
+
+def spm_model_url(tokenizer: str) -> str:
+    from sacrebleu.tokenizers.tokenizer_spm import SPM_MODELS
+
+    return SPM_MODELS[tokenizer]["url"]
+
+
+def sacrebleu_spm_path(tokenizer: str) -> Path:
+    """Where sacrebleu looks for the tokenizer's model: $SACREBLEU (default ~/.sacrebleu)/models/<url name>."""
+    from sacrebleu.tokenizers import tokenizer_spm
+
+    return Path(tokenizer_spm.SACREBLEU_DIR, "models", os.path.basename(spm_model_url(tokenizer)))
+
+
+OFFLINE_ENV = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+
+
+def check_spm_model(tokenizer: str, spm_model: str | None = None) -> None:
+    """That sentencepiece and the tokenizer's model are at hand: `spm_model`, else sacrebleu's cache path
+    (downloaded there now, as sacrebleu would, when it is missing). A clean error otherwise."""
+    try:
+        import sentencepiece
+    except ImportError:
+        raise AitError(f"BLEU tokenizer {tokenizer} needs the sentencepiece package, which is not installed",
+                       hint="pip install sentencepiece") from None
+    if spm_model:
+        path = Path(spm_model).expanduser()
+        if not path.is_file():
+            raise OptionError(f"{option_ref('spm_model')} {spm_model}: no such file")
+    else:
+        path = sacrebleu_spm_path(tokenizer)
+        if not (path.is_file() and path.stat().st_size):
+            why = _download_spm_model(tokenizer, path)
+            if why is not None:
+                raise OptionError(
+                    f"{option_ref('tokenize')} {tokenizer} needs sacrebleu's SentencePiece model, which is not at "
+                    f"{path} and could not be downloaded from {spm_model_url(tokenizer)} ({why}). Give the model "
+                    f"file with {option_ref('spm_model')} PATH, or run once with network access (sacrebleu keeps "
+                    f"the model at that path; the SACREBLEU environment variable moves its directory).")
+    try:
+        sentencepiece.SentencePieceProcessor().Load(str(path))
+    except (RuntimeError, OSError) as exc:
+        raise AitError(f"{path}: not a SentencePiece model ({str(exc).strip().splitlines()[0]})",
+                       hint=f"the model of tokenizer {tokenizer} is {spm_model_url(tokenizer)}") from None
+
+
+def _download_spm_model(tokenizer: str, path: Path) -> str | None:
+    """sacrebleu's own download of the model to `path`; None when it worked, else why not. Offline
+    (HF_HUB_OFFLINE, the usual switch of an offline machine) nothing is tried."""
+    from sacrebleu.utils import download_file
+
+    if any(os.environ.get(var, "").strip().lower() in ("1", "true", "yes") for var in OFFLINE_ENV):
+        return f"offline: {'/'.join(OFFLINE_ENV)} is set"
+
+    url = spm_model_url(tokenizer)
+    console.info(f"downloading sacrebleu's {tokenizer} SentencePiece model from {url} to {path}")
+    default_timeout = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(SPM_DOWNLOAD_TIMEOUT_S)
+    try:
+        download_file(url, str(path))
+    except (Exception, SystemExit) as exc:  # urllib's errors; sacrebleu exits on an SSL error
+        path.unlink(missing_ok=True)  # a partial file would pass for the model next time
+        return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    finally:
+        socket.setdefaulttimeout(default_timeout)
+    return None
+
+
+@contextmanager
+def sacrebleu_spm_dir(tokenizer: str, spm_model: str | None) -> Iterator[None]:
+    """With `spm_model`, sacrebleu finds it while a tokenizer is made: its model directory points at a
+    temporary one that links the file under the name sacrebleu expects (the model is loaded on creation)."""
+    if not spm_model or tokenizer not in spm_tokenizers():
+        yield
+        return
+    from sacrebleu.tokenizers import tokenizer_spm
+
+    with tempfile.TemporaryDirectory(prefix="ait-spm-") as tmp:
+        link = Path(tmp, "models", os.path.basename(spm_model_url(tokenizer)))
+        link.parent.mkdir()
+        try:
+            link.symlink_to(Path(spm_model).expanduser().resolve())
+        except OSError:  # no symlinks here (some Windows setups): a copy does too
+            shutil.copyfile(Path(spm_model).expanduser(), link)
+        sacrebleu_dir = tokenizer_spm.SACREBLEU_DIR
+        tokenizer_spm.SACREBLEU_DIR = tmp
+        try:
+            yield
+        finally:
+            tokenizer_spm.SACREBLEU_DIR = sacrebleu_dir
+
+
+# ------------------------------------------------------------------------------------------------ metrics
 def bleu_tokenizer(tgt_lang: str, override: str | None = None) -> str:
     if override:
         return check_tokenizer(override)
@@ -122,13 +233,17 @@ class BLEU(SacrebleuMetric):
     name = "bleu"
     label = "BLEU"
 
-    def __init__(self, tokenize: str | None = None) -> None:
+    def __init__(self, tokenize: str | None = None, spm_model: str | None = None) -> None:
+        """`spm_model`: the model file of a SentencePiece `tokenize` (default: sacrebleu's)."""
         self.tokenize = check_tokenizer(tokenize) if tokenize else None
+        self.spm_model = spm_model
+        if self.tokenize in spm_tokenizers():
+            check_spm_model(self.tokenize, spm_model)
         super().__init__()
 
     @classmethod
     def from_options(cls, options: ScoreOptions, *, progress: bool = False) -> BLEU:
-        return cls(options.tokenize)
+        return cls(options.tokenize, options.spm_model)
 
     def _variant(self, tgt_lang: str) -> str:
         return bleu_tokenizer(tgt_lang, self.tokenize)
@@ -139,7 +254,8 @@ class BLEU(SacrebleuMetric):
     def _make(self, tokenizer: str, *, sentence: bool) -> Any:
         from sacrebleu.metrics import BLEU as SacreBLEU
 
-        return SacreBLEU(tokenize=tokenizer, effective_order=sentence)
+        with sacrebleu_spm_dir(tokenizer, self.spm_model):
+            return SacreBLEU(tokenize=tokenizer, effective_order=sentence)
 
 
 class CHRF(SacrebleuMetric):

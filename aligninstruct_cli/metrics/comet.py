@@ -62,6 +62,7 @@ class COMET(Metric):
 
     name = "comet"
     label = "COMET"
+    loads_a_model = True
 
     def __init__(self, model: str = DEFAULT_COMET_MODEL, *, batch_size: int = DEFAULT_COMET_BATCH_SIZE,
                  gpus: int | None = None, progress: bool = False):

@@ -3,7 +3,8 @@
 A direction is (test set, source language, target language). A group score is the unweighted mean of the
 corpus scores of its directions ("averaged over languages", as the paper's tables are), not a score of the
 pooled segments. Groups come from `languages.direction_groups`: en→xx, xx→en, seen→seen, seen→unseen,
-unseen→seen, unseen→unseen, en→seen, en→unseen, seen→en, unseen→en.
+unseen→seen, unseen→unseen, en→seen, en→unseen, seen→en, unseen→en. "Seen" is by the seen list of the
+scored base model (`languages.seen_list`); without one, only en→xx and xx→en are formed.
 
 The test set of a record is its `testset` field when present; otherwise, for ids made by `ait data`
 (`flores200.devtest.7.kk-en`, `opus100.en-kk.test.7.en-kk`), the part before `.<n>.<src>-<tgt>` without
@@ -17,7 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from aligninstruct_cli.languages import direction_groups, find_language, get_language
+from aligninstruct_cli.languages import SeenList, direction_groups, find_language, get_language
 
 GROUP_ORDER = ("en→xx", "xx→en", "seen→seen", "seen→unseen", "unseen→seen", "unseen→unseen",
                "en→seen", "en→unseen", "seen→en", "unseen→en")
@@ -66,15 +67,16 @@ def direction_of(rec: dict) -> Direction:
     return Direction(testset_of(rec), get_language(rec["src_lang"]).code, get_language(rec["tgt_lang"]).code)
 
 
-def groups_of(direction: Direction) -> list[Group]:
-    return [Group(direction.testset, name) for name in direction_groups(direction.src, direction.tgt)]
+def groups_of(direction: Direction, seen: SeenList | None) -> list[Group]:
+    return [Group(direction.testset, name) for name in direction_groups(direction.src, direction.tgt, seen)]
 
 
-def group_directions(directions: Iterable[Direction]) -> dict[Group, list[Direction]]:
-    """Each group present → its directions (sorted); groups ordered by test set, then GROUP_ORDER."""
+def group_directions(directions: Iterable[Direction], seen: SeenList | None) -> dict[Group, list[Direction]]:
+    """Each group present → its directions (sorted); groups ordered by test set, then GROUP_ORDER. `seen`:
+    the seen list that splits seen from unseen (None: no such groups)."""
     members: dict[Group, list[Direction]] = {}
     for d in sorted(set(directions)):
-        for g in groups_of(d):
+        for g in groups_of(d, seen):
             members.setdefault(g, []).append(d)
     return dict(sorted(members.items(), key=lambda kv: (kv[0].testset, GROUP_ORDER.index(kv[0].name))))
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, Optional
 
+from aligninstruct_cli.languages import LanguagesOption, get_language
 from aligninstruct_cli.metrics import METRICS, significance
-from aligninstruct_cli.metrics.bleu_chrf import check_tokenizer
+from aligninstruct_cli.metrics.bleu_chrf import check_tokenizer, spm_tokenizers
 from aligninstruct_cli.metrics.comet import DEFAULT_COMET_BATCH_SIZE, DEFAULT_COMET_MODEL
 from aligninstruct_cli.metrics.report import FORMATS
 from aligninstruct_cli.options import OptionError, check_options, option, option_ref
@@ -30,8 +31,19 @@ def parse_names(value: Any) -> list[str]:
     return [n.strip() for n in value.split(",")] if isinstance(value, str) else value
 
 
+def parse_languages(value: Any) -> list[str]:
+    """`fr,de` (CLI) or [fr, de] (config) → language codes as given, each one a known language."""
+    if not isinstance(value, (str, list, tuple)):
+        return value  # the type check says what is wrong
+    items = value.split(",") if isinstance(value, str) else value
+    codes = list(dict.fromkeys(str(code).strip() for code in items if str(code).strip()))
+    for code in codes:
+        get_language(code)
+    return codes
+
+
 @dataclass(kw_only=True)
-class ScoreOptions:
+class ScoreOptions(LanguagesOption):
     """The options of `ait score`."""
 
     refs: Optional[str] = option(None, help="References: JSONL with id and tgt (matched by id) or plain text, one a "
@@ -42,7 +54,15 @@ class ScoreOptions:
         details="In a config file, a list.")
     tokenize: Optional[str] = option(None, parse=check_tokenizer,
                                      help="sacrebleu BLEU tokenizer for every direction (default: zh, ja-mecab, "
-                                          "ko-mecab by target language, else 13a).")
+                                          "ko-mecab by target language, else 13a).",
+                                     details="flores200 (spBLEU), flores101 and spm need sacrebleu's "
+                                             "SentencePiece model: see --spm-model.")
+    spm_model: Optional[str] = option(None, metavar="PATH",
+                                      help="The SentencePiece model file of --tokenize flores200 (flores101, spm), "
+                                           "for a machine without network access.",
+                                      details="Default: sacrebleu's own copy ($SACREBLEU or ~/.sacrebleu, under "
+                                              "models/), downloaded there on first use; the signature says "
+                                              "tok:flores200 either way.")
     comet_model: str = option(DEFAULT_COMET_MODEL, help="COMET model: hub name, model directory or checkpoint file.",
                               details="The default is the paper's model.")
     comet_batch_size: int = option(DEFAULT_COMET_BATCH_SIZE, min=1, help="COMET batch size.",
@@ -62,8 +82,19 @@ class ScoreOptions:
                           help="Significance level for marking wins.",
                           details="A difference is `significant` when p < alpha, and `better` (marked `†`) "
                                   "when it is also positive.")
+    seen: Optional[list[str]] = option(
+        None, parse=parse_languages, cli_type=Optional[str], metavar="CODES",
+        help="Comma-separated languages the scored base model saw in pre-training: they split the seen/unseen "
+             "groups.", default_doc="BLOOM's list for BLOOM/BLOOMZ",
+        details="Default: BLOOM's list when the hypotheses' `model` is BLOOM or BLOOMZ (or names no model); "
+                "for other models, a `seen` column in the --languages file, else no seen/unseen groups (with a "
+                "note). In a config file, a list.")
     seed: int = option(significance.DEFAULT_SEED, help="Random seed; the same seed gives the same output bytes.",
                        details="It seeds the bootstrap; the default is sacrebleu's.")
 
     def __post_init__(self) -> None:
         check_options(self)
+        if self.spm_model is not None and self.tokenize not in spm_tokenizers():
+            others = ", ".join(t for t in spm_tokenizers() if t != "flores200")
+            raise OptionError(f"{option_ref('spm_model')} is the model of a SentencePiece tokenizer: give "
+                              f"{option_ref('tokenize')} flores200 (or {others})")

@@ -49,7 +49,15 @@ def _signature_lines(report: dict) -> list[str]:
                 if scores[metric]["signature"] not in sigs:
                     sigs.append(scores[metric]["signature"])
         lines += [f"{METRIC_LABELS[metric]} signature: {s}" for s in sigs]
-    return lines
+    return lines + ([seen_line(report["seen_list"])] if "seen_list" in report else [])
+
+
+def seen_line(seen: dict | None) -> str:
+    """Which languages the seen/unseen groups count as seen."""
+    if seen is None:
+        return "Seen languages: none declared (seen/unseen groups omitted)"
+    n = len(seen["codes"])
+    return f"Seen languages: {seen['name']} ({n} code{'' if n == 1 else 's'})"
 
 
 def _significance_note(report: dict) -> str | None:

@@ -15,8 +15,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from aligninstruct_cli import console
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.io import STDIO
+from aligninstruct_cli.languages import SeenList, is_bloom_model, seen_list
 from aligninstruct_cli.metrics import METRIC_TYPES, significance
 from aligninstruct_cli.metrics.base import CorpusScore, Metric
 from aligninstruct_cli.metrics.groups import Direction, Group, group_directions, mean
@@ -28,8 +30,11 @@ from aligninstruct_cli.options import OptionError, option_ref
 
 # ------------------------------------------------------------------------------------------------ metrics
 def make_metrics(options: ScoreOptions, *, progress: bool = False) -> list[Metric]:
-    """The metrics `options` ask for (loading COMET's model when it is among them)."""
-    return [METRIC_TYPES[metric_name].from_options(options, progress=progress) for metric_name in options.metrics]
+    """The metrics `options` ask for, in their order (loading COMET's model when it is among them). Metrics
+    that load a model are made last: a missing tokenizer model stops the run before a long load."""
+    order = sorted(options.metrics, key=lambda metric_name: METRIC_TYPES[metric_name].loads_a_model)
+    made = {metric_name: METRIC_TYPES[metric_name].from_options(options, progress=progress) for metric_name in order}
+    return [made[metric_name] for metric_name in options.metrics]
 
 
 # ------------------------------------------------------------------------------------------------ inputs
@@ -47,6 +52,29 @@ def read_systems(hyps: Sequence[str], options: ScoreOptions) -> tuple[list[Hypot
     if len(set(taken)) != len(taken):
         raise OptionError(f"two systems share a name ({', '.join(taken)}): name them with {option_ref('names')}")
     return systems, baseline
+
+
+def models_of(systems: Sequence[Hypotheses]) -> list[str | None]:
+    """The distinct `model` fields of the hypothesis records (None: records that name no model)."""
+    models = (rec.get("model") for h in systems for rec in h.records)
+    return list(dict.fromkeys(m if isinstance(m, str) and m else None for m in models))
+
+
+def run_seen_list(systems: Sequence[Hypotheses], options: ScoreOptions) -> SeenList | None:
+    """The seen list that splits the seen/unseen groups (`languages.seen_list` of the hypotheses' models and
+    `options.seen`); without one, a note says why those groups are left out and how to declare it."""
+    models = models_of(systems)
+    seen = seen_list(models, options.seen)
+    if seen is None:
+        others = ", ".join(m for m in models if m and not is_bloom_model(m))
+        console.warn(f"seen/unseen groups omitted: ait knows which languages BLOOM/BLOOMZ saw in pre-training, "
+                     f"not which {others} saw; declare them with --seen CODES or a `seen` column in a --languages "
+                     "file")
+    return seen
+
+
+def seen_list_record(seen: SeenList | None) -> dict | None:
+    return None if seen is None else {"name": seen.name, "codes": sorted(seen.codes)}
 
 
 # ------------------------------------------------------------------------------------------------ scoring
@@ -107,15 +135,17 @@ def score(hyps: Sequence[str], options: ScoreOptions, *, sentence_level: bool = 
     ordered = ([baseline] if baseline else []) + list(systems)
     testset = build_testset(ordered[0], options.refs)
     aligned = [align_hypotheses(testset, h, check_tgt=options.refs is None) for h in ordered]
+    seen = run_seen_list(ordered, options)
     metrics = make_metrics(options, progress=progress)
     directions = _by_direction(testset)
-    groups = group_directions(directions)
+    groups = group_directions(directions, seen)
     scored = [_score_system(testset, h, "baseline" if (baseline is not None and k == 0) else "system", texts,
                             metrics, directions) for k, (h, texts) in enumerate(zip(ordered, aligned))]
     report: dict[str, Any] = {
         "metrics": list(options.metrics),
         "references": testset.ref_source,
         "n_segments": len(testset.ids),
+        "seen_list": seen_list_record(seen),
         "directions": [{"key": d.key, "testset": d.testset or None, "src_lang": d.src, "tgt_lang": d.tgt,
                         "n": len(idx), "groups": [g.key for g, members in groups.items() if d in members]}
                        for d, idx in directions.items()],

@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal, Optional
 
+from aligninstruct_cli.languages import languages_field
 from aligninstruct_cli.models import PRECISIONS, precision_field
 from aligninstruct_cli.options import OptionError, check_options, option, option_ref
 
@@ -196,6 +197,7 @@ class TrainOptions:
 
     model: str = option(flags=("--model", "-m"), help="Base causal LM: a local directory or a Hugging Face hub id.",
                         details="A local directory must exist and hold config.json.")
+    languages: Optional[str] = languages_field()
     data: dict[str, str] = option(
         parse=parse_data, cli_type=Optional[list[str]], metavar="NAME=PATH",
         help="NAME=PATH of a JSONL file of instruction records (from `ait build`/`ait mix`); repeatable. NAME is "
