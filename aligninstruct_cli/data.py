@@ -123,7 +123,8 @@ class Opus100Options(SourceOptions):
 @dataclass(kw_only=True)
 class Flores200Options(SourceOptions):
     lang: str = option(parse=known_language, help="FLORES-200 code (kaz_Cyrl) or ISO code (kk).")
-    split: Literal[_FLORES_SPLITS] = option("devtest", help="dev or devtest.")  # type: ignore[valid-type]
+    split: Literal[_FLORES_SPLITS] = option(  # type: ignore[valid-type]
+        "devtest", help="dev or devtest (ait's default for tests: the paper does not name the FLORES-200 split).")
     with_lang: str = option("eng_Latn", flags=("--with",), parse=known_language,
                             help="The language paired with --lang (any FLORES language, for zero-shot directions).")
 

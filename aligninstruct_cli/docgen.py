@@ -77,7 +77,7 @@ def _row(param: Any, fields: dict[str, Any], hints: dict[str, Any]) -> str | Non
         if param.metavar and not param.is_flag:
             label = f"`{param.opts[0]} {param.metavar}`" + "".join(f", `{o}`" for o in param.opts[1:])
         default = _code(param.default) if param.default not in (None, False) else "–"
-        return f"| {label} | {default} | {_cell(param.help or '')} |"
+        return f"| {_cell(label)} | {default} | {_cell(param.help or '')} |"
     spec = spec_of(f)
     if spec.default_doc is not None:
         default = spec.default_doc
@@ -94,7 +94,7 @@ def _row(param: Any, fields: dict[str, Any], hints: dict[str, Any]) -> str | Non
     rng = describe_range(spec)
     if rng:
         meaning += f" Range: {rng}."
-    return f"| {label} | {_cell(default)} | {_cell(meaning)} |"
+    return f"| {_cell(label)} | {_cell(default)} | {_cell(meaning)} |"
 
 
 def table(command_name: str) -> str:

@@ -12,7 +12,8 @@ How a record becomes a hypothesis:
    stops at EOS or at that newline (greedy search only; beam search stops at EOS or
    `max_new_tokens`), so the cut never depends on the batch a sentence landed in.
 
-Greedy search is the default, as in the paper. Memory is bounded by one chunk of records.
+Greedy search is the default (ait's choice: the paper does not state its decoding). Memory is bounded by one
+chunk of records.
 
 Options: `TranslateOptions` = `ModelOptions` (loaded by `models.load_model`) + `DecodingOptions` (what
 `Translator` needs) + `io.ReadOptions`; each default is defined there once.
@@ -88,9 +89,10 @@ class DecodingOptions:
     prompt: str = option("default", parse=_prompt_option,
                          help="default (the MTInstruct input), 1..5 (the paper's PROMPT-1..5) or a custom template "
                               "with {src_name} {tgt_name} {src} (\\n means a newline).", details="See *Prompts*.")
-    num_beams: int = option(1, min=1, help="Beam size; 1 = greedy search (the paper's).")
-    max_new_tokens: int = option(384, min=1, help="Most tokens generated per sentence; the default is the paper's "
-                                 "maximum output length (App. B).")
+    num_beams: int = option(1, min=1, help="Beam size; 1 = greedy search (ait's default: the paper does not state "
+                            "its decoding).")
+    max_new_tokens: int = option(384, min=1, help="Most tokens generated per sentence (ait's default: the paper states "
+                                 "no decoding limit; 384 is its maximum training output length, App. B).")
     batch_size: int = option(16, min=1, help="Sentences per generate call (ait's choice); halved automatically on "
                              "CUDA out-of-memory.")
 

@@ -64,7 +64,7 @@ def test_mt_both_directions_byte_for_byte():
 
 
 def test_align_true_records_byte_for_byte_both_directions():
-    out = by_id(build([CAT], "align", negatives=0))
+    out = by_id(build([CAT], "align", negatives=0, pairs_per_sentence="all"))
     head_en = ("Given the following parallel sentence between English and Kazakh, judge whether the assertion "
                "is True or False.\nEnglish: The cat sleeps.\nKazakh: Мысық ұйықтап жатыр.\n")
     head_kk = ("Given the following parallel sentence between Kazakh and English, judge whether the assertion "
@@ -83,16 +83,21 @@ def test_align_false_record_is_one_of_the_only_two_possible_swaps():
     rec = {"id": 7, "src_lang": "en", "tgt_lang": "kk", "src": "cat sleeps", "tgt": "Мысық ұйықтайды",
            "src_tokens": ["cat", "sleeps"], "tgt_tokens": ["Мысық", "ұйықтайды"], "links": [[0, 0], [1, 1]],
            "pairs": [{"src": "cat", "tgt": "Мысық", "src_span": [0, 1], "tgt_span": [0, 1], "score": 1.0}]}
-    out = build([rec], "align", direction="en-xx")
-    assert [r["output"] for r in out] == ["True", "False"]
     head = ("Given the following parallel sentence between English and Kazakh, judge whether the assertion is "
             "True or False.\nEnglish: cat sleeps\nKazakh: Мысық ұйықтайды\n")
-    assert out[1]["input"] in {head + 'Assertion: "sleeps" can be aligned with "Мысық" statistically.',
-                               head + 'Assertion: "cat" can be aligned with "ұйықтайды" statistically.'}
-    assert out[1]["id"] == "7:align:en-kk:1" and out[1]["source_id"] == 7
+    swaps = {head + 'Assertion: "sleeps" can be aligned with "Мысық" statistically.',
+             head + 'Assertion: "cat" can be aligned with "ұйықтайды" statistically.'}
+    seen = set()
+    for seed in range(40):
+        out = build([rec], "align", seed=seed)  # the default: one record per direction, one True, one False
+        assert sorted(r["output"] for r in out) == ["False", "True"]
+        false = next(r for r in out if r["output"] == "False")
+        if false["src_lang"] == "en":
+            assert false["input"] in swaps
+            assert false["id"] == "7:align:en-kk:0" and false["source_id"] == 7
+            seen.add(false["input"])
     # Both swaps occur over seeds: the swapped side is chosen uniformly.
-    seen = {build([rec], "align", direction="en-xx", seed=s)[1]["input"] for s in range(40)}
-    assert len(seen) == 2
+    assert seen == swaps
 
 
 def test_hint_byte_for_byte_both_directions():
@@ -185,23 +190,41 @@ def diagonal(n_words, n_pairs, rid=1):
 
 
 def test_negative_ratio_is_exact_over_the_stream():
-    recs = [diagonal(10, 2, rid=i) for i in range(10)]  # 2 pairs each → 20 True per direction
-    for ratio, false_per_direction in ((0.5, 10), (0.1, 2), (2.0, 40), (0.0, 0)):
+    recs = [diagonal(10, 2, rid=i) for i in range(15)]  # 2 pairs each → 30 records in one direction
+    for ratio, n_false in ((0.5, 10), (0.1, 2), (2.0, 20), (0.0, 0), (1.0, 15)):  # floor(30 × ratio / (1 + ratio))
         stats = BuildStats()
-        out = build(recs, "align", negatives=ratio, direction="en-xx", stats=stats)
-        assert sum(r["output"] == "True" for r in out) == 20
-        assert sum(r["output"] == "False" for r in out) == false_per_direction, ratio
+        out = build(recs, "align", negatives=ratio, direction="en-xx", pairs_per_sentence="all", stats=stats)
+        assert len(out) == 30
+        assert sum(r["output"] == "False" for r in out) == n_false, ratio
+        assert (stats.outputs["True"], stats.outputs["False"]) == (30 - n_false, n_false)
         assert stats.negatives_missing == 0
 
 
+def one_word(rid, en, kk):
+    return {"id": rid, "src_lang": "en", "tgt_lang": "kk", "src": en, "tgt": kk, "src_tokens": [en],
+            "tgt_tokens": [kk], "links": [[0, 0]],
+            "pairs": [{"src": en, "tgt": kk, "src_span": [0, 1], "tgt_span": [0, 1], "score": 1.0}]}
+
+
 def test_negatives_that_cannot_be_made_are_counted():
+    # One-word sentences have no span of their own to swap in: the first one (nothing seen before it)
+    # stays True, counted; the second swaps in a word of the first.
     stats = BuildStats()
-    out = build([CAT], "align", negatives=3.0, direction="en-xx", stats=stats)
-    n_false = sum(r["output"] == "False" for r in out)
-    assert n_false + stats.negatives_missing == 6 and stats.negatives_missing > 0
-    assert "could not be made" in stats.report()[-1]
+    out = build([one_word(1, "cat", "Мысық"), one_word(2, "dog", "Ит")], "align", stats=stats)
+    assert [r["output"] for r in out if r["source_id"] == 1] == ["True", "True"]
+    assert sorted(r["output"] for r in out if r["source_id"] == 2) == ["False", "True"]
+    assert stats.negatives_missing == 1 and stats.negatives_from_other_sentences == 1
+    assert "stayed True" in stats.report()[-1]
+    assert "earlier sentence" in stats.summary()[-1] and "3 True (75.0%), 1 False" in stats.summary()[0]
+    false = next(r for r in out if r["output"] == "False")["input"].splitlines()[-1]
+    assert false in ('Assertion: "cat" can be aligned with "Ит" statistically.',
+                     'Assertion: "dog" can be aligned with "Мысық" statistically.',
+                     'Assertion: "Мысық" can be aligned with "dog" statistically.',
+                     'Assertion: "Ит" can be aligned with "cat" statistically.')
     # Punctuation-only spans are never swapped in.
-    assert not any('"."' in r["input"].splitlines()[-1] for r in out)
+    for seed in range(20):
+        out = build([CAT], "align", negatives=3.0, pairs_per_sentence="all", seed=seed)
+        assert not any('"."' in r["input"].splitlines()[-1] for r in out)
 
 
 def test_pairs_per_sentence_keeps_the_best_scored_and_max_hints_caps():
@@ -261,7 +284,7 @@ def test_revise_reservoir_is_bounded():
         rec["pairs"][0]["tgt"] = f"w{i}"
         rec["pairs"][0]["src"] = f"e{i}"
         builder(rec)
-    assert all(len(pool) == 3 for pool in builder._reservoir.values())
+    assert all(len(pool) == 3 for pool in builder._reservoir.pools.values())
     assert builder.stats.records_out == 98  # every record but the first gets both directions
 
 
@@ -309,27 +332,33 @@ ASSERTION = re.compile(r'\nAssertion: "([^"]*)" can be aligned with "([^"]*)" st
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(rec=aligned_records(), seed=st.integers(0, 1000), ratio=st.sampled_from([1.0, 2.0, 3.0]))
-def test_negatives_are_never_true_alignments(rec, seed, ratio):
+@given(recs=st.lists(aligned_records(), min_size=1, max_size=3), seed=st.integers(0, 1000),
+       ratio=st.sampled_from([0.5, 1.0, 2.0, 3.0]))
+def test_negatives_are_never_true_alignments(recs, seed, ratio):
+    recs = [dict(rec, id=i) for i, rec in enumerate(recs)]  # later records may swap in earlier ones' spans
     stats = BuildStats()
-    out = build([rec], "align", seed=seed, negatives=ratio, stats=stats)
-    links = {tuple(l) for l in rec["links"]}
-    gold = {(p["src"], p["tgt"]) for p in rec["pairs"]}
-    n_true = n_false = 0
-    for r in out:
-        span_a, span_b = ASSERTION.search(r["input"]).groups()
-        # Put the assertion back in the record's own orientation (src side first).
-        s_text, t_text = (span_a, span_b) if r["src_lang"] == "en" else (span_b, span_a)
-        if r["output"] == "True":
-            n_true += 1
-            assert (s_text, t_text) in gold
-        else:
-            n_false += 1
-            assert (s_text, t_text) not in gold
-            assert not _oracle_aligned(rec["src_tokens"], rec["tgt_tokens"], links, s_text.split(), t_text.split())
-    assert n_true == 2 * len(gold)  # one True per distinct gold pair and direction
-    assert n_false + stats.negatives_missing == n_true * int(ratio)
-    assert len({r["input"] for r in out}) == len(out)  # no assertion twice
+    out = build(recs, "align", seed=seed, negatives=ratio, pairs_per_sentence="all", stats=stats)
+    n_false = n_records = 0
+    for rec in recs:
+        links = {tuple(l) for l in rec["links"]}
+        gold = {(p["src"], p["tgt"]) for p in rec["pairs"]}
+        mine = [r for r in out if r["source_id"] == rec["id"]]
+        for r in mine:
+            span_a, span_b = ASSERTION.search(r["input"]).groups()
+            # Put the assertion back in the record's own orientation (src side first).
+            s_text, t_text = (span_a, span_b) if r["src_lang"] == "en" else (span_b, span_a)
+            if r["output"] == "True":
+                assert (s_text, t_text) in gold
+            else:
+                n_false += 1
+                assert (s_text, t_text) not in gold
+                assert not _oracle_aligned(rec["src_tokens"], rec["tgt_tokens"], links, s_text.split(),
+                                           t_text.split())
+        assert len(mine) == 2 * len(gold)  # one record per distinct gold pair and direction
+        assert len({r["input"] for r in mine}) == len(mine)  # no assertion twice
+        n_records += len(mine)
+    # The False count is the whole part of the credit; a False that cannot be made stays True (counted).
+    assert n_false + stats.negatives_missing == int(n_records * ratio / (1 + ratio) + 1e-9)
 
 
 # ----------------------------------------------------------------------------------------------- CLI
@@ -386,8 +415,8 @@ def test_made_spans_are_quoted_as_the_sentence_writes_them():
            "links": [[0, 0], [3, 0], [5, 2]],
            "pairs": [{"src": "Don't stop", "tgt": "Тоқтама", "src_span": [0, 4], "tgt_span": [0, 1], "score": 0.9},
                      {"src": "friend", "tgt": "досым", "src_span": [5, 6], "tgt_span": [2, 3], "score": 0.8}]}
-    out = build([rec], "align", negatives=3.0, seed=1)
-    assert sum(r["output"] == "False" for r in out) >= 8
+    out = [r for seed in range(10) for r in build([rec], "align", negatives=3.0, pairs_per_sentence="all", seed=seed)]
+    assert len({r["input"] for r in out if r["output"] == "False"}) >= 8
     for r in out:
         a, b = ASSERTION.search(r["input"]).groups()
         s_text, t_text = (a, b) if r["src_lang"] == "en" else (b, a)

@@ -317,6 +317,145 @@ def test_table_and_tsv_formats(tmp_path, synthetic_directions):
     assert "b (baseline)" in result.stdout and "Δ BLEU [95% CI] p" in result.stdout and "en→unseen" in result.stdout
 
 
+# ------------------------------------------------------------------------------------------------ tables
+@pytest.fixture(scope="module")
+def zero_shot_directions() -> dict[str, list[str]]:
+    """fr-zh is seen→seen, de-fr and kk-fr unseen→seen (BLOOM's list): the two groups differ in size, so the
+    mean over the zero-shot directions is not the mean of the groups' means."""
+    texts = sample_texts(130, seed=22)
+    return {"en-kk": texts[0:30], "kk-en": texts[30:60], "fr-zh": texts[60:80], "de-fr": texts[80:105],
+            "kk-fr": texts[105:130]}
+
+
+def markdown_rows(text: str) -> list[list[str]]:
+    """The markdown table's rows (header first, separator left out) as lists of cells."""
+    return [[cell.strip() for cell in line.strip("|").split(" | ")] for line in text.splitlines()
+            if line.startswith("| ")]
+
+
+def test_overall_is_the_mean_over_all_zero_shot_directions(tmp_path, zero_shot_directions):
+    system = write_jsonl(tmp_path / "a.jsonl", make_system(zero_shot_directions, drop=0.15, seed=1))
+    base = write_jsonl(tmp_path / "b.jsonl", make_system(zero_shot_directions, drop=0.4, seed=2))
+    args = ["--metrics", "chrf", "--bootstrap-samples", "100"]
+    assert "overall" not in [g["name"] for g in score_json(str(system), *args)["groups"]]  # ait's default: as before
+    report = score_json(str(system), "--baseline", str(base), "--groups", "seen→seen,unseen→seen,overall", *args)
+    assert {g["key"]: g["directions"] for g in report["groups"]} == {
+        "seen→seen": ["fr-zh"], "unseen→seen": ["de-fr", "kk-fr"], "overall": ["de-fr", "fr-zh", "kk-fr"]}
+    for entry in report["systems"]:
+        score = {d: entry["directions"][d]["chrf"]["score"] for d in zero_shot_directions}
+        overall = entry["groups"]["overall"]["chrf"]["score"]
+        assert overall == pytest.approx((score["de-fr"] + score["fr-zh"] + score["kk-fr"]) / 3, abs=1e-12)
+        mean_of_means = (score["fr-zh"] + (score["de-fr"] + score["kk-fr"]) / 2) / 2
+        assert abs(overall - mean_of_means) > 0.01
+    # significance as any group: a stratified bootstrap over its three directions
+    c = report["systems"][1]["significance"]["groups"]["overall"]["chrf"]
+    scores = [entry["groups"]["overall"]["chrf"]["score"] for entry in report["systems"]]
+    assert c["diff"] == pytest.approx(scores[1] - scores[0], abs=1e-12)
+    assert c["better"] and c["ci95"][0] <= c["diff"] <= c["ci95"][1]
+    # formed without a seen list too: it needs none
+    llama = write_jsonl(tmp_path / "llama.jsonl", [dict(r, model="meta-llama/Llama-3.2-1B")
+                                                   for r in make_system(zero_shot_directions, drop=0.15, seed=1)])
+    no_seen = score_json(str(llama), "--groups", "overall,en→xx", *args)
+    assert [g["key"] for g in no_seen["groups"]] == ["overall", "en→xx"]
+    assert no_seen["systems"][0]["groups"]["overall"] == report["systems"][1]["groups"]["overall"]
+
+
+def test_paper_layouts_cells_carry_the_scores_own_interval(tmp_path, zero_shot_directions):
+    system = write_jsonl(tmp_path / "a.jsonl", make_system(zero_shot_directions, drop=0.15, seed=1))
+    base = write_jsonl(tmp_path / "b.jsonl", make_system(zero_shot_directions, drop=0.4, seed=2))
+    args = [str(system), "--baseline", str(base), "--metrics", "bleu,chrf", "--bootstrap-samples", "200",
+            "--layout", "table5"]
+    report = score_json(*args)
+    assert report["intervals"] == {"level": 0.95, "n_samples": 200, "seed": 12345}
+    result = runner.invoke(app, ["score", *args, "--format", "markdown"])
+    assert result.exit_code == 0, result.output
+    rows = markdown_rows(result.stdout)
+    for row in rows[1:]:
+        group = row[0]
+        for k, (entry, metric) in enumerate((e, m) for e in report["systems"] for m in ("bleu", "chrf")):
+            value = entry["groups"][group][metric]
+            better = entry.get("significance", {}).get("groups", {}).get(group, {}).get(metric, {}).get("better")
+            assert row[1 + k] == (f"{value['score']:.2f}{'†' if better else ''} "
+                                  f"[{value['ci95'][0]:.2f}, {value['ci95'][1]:.2f}]")
+    assert "†" in result.stdout and any(line.startswith("[low, high]: 95% bootstrap interval of the score")
+                                        for line in result.stdout.splitlines())
+    # the interval comes from the very resamples of the paired test: sacrebleu's draw for the direction, the
+    # percentile bounds of sacrebleu's estimate_ci; without a baseline it is the same
+    a = report["systems"][1]
+    metric = bleu_chrf.BLEU()
+    records = make_system({"en-kk": zero_shot_directions["en-kk"]}, drop=0.15, seed=1)
+    stats = metric.segment_stats([r["src"] for r in records], [r["hyp"] for r in records],
+                                 [r["tgt"] for r in records], ["kk"] * len(records))
+    indices = significance.resample_indices(len(records), 200, significance.direction_rng(12345, "en-kk"))
+    samples = significance.resampled_scores(metric, stats, indices)
+    assert a["directions"]["en-kk"]["bleu"]["ci95"] == list(significance.interval(samples))
+    assert a["groups"]["en→unseen"]["bleu"]["ci95"] == a["directions"]["en-kk"]["bleu"]["ci95"]
+    from sacrebleu.significance import estimate_ci
+
+    _, half_width = estimate_ci(samples)
+    low, high = a["directions"]["en-kk"]["bleu"]["ci95"]
+    assert (high - low) / 2 == pytest.approx(half_width, abs=1e-12)
+    alone = score_json(str(system), "--metrics", "bleu,chrf", "--bootstrap-samples", "200", "--layout", "table5")
+    assert alone["systems"][0]["groups"] == a["groups"]
+    assert "ci95" not in score_json(str(system), "--metrics", "chrf")["systems"][0]["groups"]["en→xx"]["chrf"]
+
+
+def test_layouts_reproduce_the_papers_tables(tmp_path, synthetic_directions):
+    records = [dict(r, testset=testset) for testset in ("flores200.devtest", "opus100.test")
+               for r in make_system(synthetic_directions, drop=0.2, seed=1, id_format=testset + ".{d}.{i}")]
+    system = write_jsonl(tmp_path / "mt+align.jsonl", records)
+    base = write_jsonl(tmp_path / "mt.jsonl", [dict(r, hyp=r["hyp"][: len(r["hyp"]) // 2]) for r in records])
+    args = [str(system), "--baseline", str(base), "--metrics", "bleu,chrf", "--bootstrap-samples", "50",
+            "--format", "markdown"]
+
+    def table(*extra: str) -> list[list[str]]:
+        result = runner.invoke(app, ["score", *args, *extra])
+        assert result.exit_code == 0, result.output
+        return markdown_rows(result.stdout)
+
+    # Table 1: a row per system (baseline first); OPUS-100 before FLORES-200, en→xx and xx→en, each metric
+    rows = table("--layout", "table1")
+    groups = [f"{t}:{g}" for t in ("opus100.test", "flores200.devtest") for g in ("en→xx", "xx→en")]
+    assert rows[0] == ["System"] + [f"{g} {m}" for g in groups for m in ("BLEU", "chrF++")]
+    assert [row[0] for row in rows[1:]] == ["mt", "mt+align"]
+    assert all(len(row) == 9 for row in rows) and all(" [" in cell for row in rows[1:] for cell in row[1:])
+    # Table 5: a row per group in the paper's order, a column per system and metric
+    rows = table("--layout", "table5")
+    assert rows[0] == ["Group", "mt BLEU", "mt chrF++", "mt+align BLEU", "mt+align chrF++"]
+    names = ["en→xx", "xx→en", "unseen→seen", "overall", "en→seen", "en→unseen", "unseen→en"]
+    assert [row[0] for row in rows[1:]] == [f"{t}:{g}" for t in ("opus100.test", "flores200.devtest") for g in names]
+    # ait's layout (the default): as before, test sets by name, no overall, no intervals
+    rows = table()
+    assert rows[0][1:3] == ["flores200.devtest:en→xx BLEU", "flores200.devtest:en→xx chrF++"]
+    assert len(rows[0]) == 1 + 2 * 12 and not any(" [" in cell for row in rows for cell in row)
+    # --groups picks and orders the groups of every layout
+    rows = table("--layout", "table5", "--groups", "overall,xx->en")
+    assert [row[0] for row in rows[1:]] == [f"{t}:{g}" for t in ("opus100.test", "flores200.devtest")
+                                            for g in ("overall", "xx→en")]
+
+
+def test_groups_option_orders_and_checks_names(tmp_path, synthetic_directions):
+    from aligninstruct_cli.metrics.options import ScoreOptions
+    from aligninstruct_cli.options import OptionError
+
+    hyps = write_jsonl(tmp_path / "a.jsonl", make_system(synthetic_directions, drop=0.2, seed=1))
+    report = score_json(str(hyps), "--metrics", "chrf", "--groups", "xx→en, en->xx,xx→en,seen→seen")
+    assert [g["key"] for g in report["groups"]] == ["xx→en", "en→xx"]  # seen→seen has no directions here
+    assert {d["key"]: d["groups"] for d in report["directions"]}["de-fr"] == []
+    config = tmp_path / "score.yaml"
+    config.write_text("metrics: [chrf]\ngroups: [xx→en, en->xx]\n")
+    assert score_json(str(hyps), "--config", str(config)) == report
+    result = runner.invoke(app, ["score", str(hyps), "--groups", "en→xx,zero-shot"])
+    assert result.exit_code == 2
+    message = " ".join(result.output.split())
+    assert "--groups: unknown group 'zero-shot'; available: en→xx, xx→en, seen→seen, seen→unseen, unseen→seen, " \
+           "unseen→unseen, overall, en→seen, en→unseen, seen→en, unseen→en" in message
+    with pytest.raises(OptionError, match="^groups: unknown group 'nope'"):
+        ScoreOptions(groups=["nope"])
+    with pytest.raises(OptionError, match="layout must be one of ait, table1, table5"):
+        ScoreOptions(layout="table2")
+
+
 # ------------------------------------------------------------------------------------------------ options
 def test_options_from_a_config_file_equal_flags_and_checks_name_fields(tmp_path, synthetic_directions):
     from aligninstruct_cli.metrics.options import ScoreOptions

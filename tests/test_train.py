@@ -60,6 +60,108 @@ def test_curriculum_grammar():
         options(lr="fast")
 
 
+def test_epochs_one_for_every_stage_or_one_per_stage():
+    two = ["mt=a.jsonl", "align=b.jsonl"]
+    assert options().epochs == [5]
+    assert options(data=two, curriculum="mt+align,mt").epochs == [5, 5]  # the paper's 5, read as per stage
+    assert options(data=two, curriculum="mt+align,mt", epochs=4).epochs == [4, 4]
+    assert options(data=two, curriculum="mt+align,mt", epochs="3,5").epochs == [3, 5]
+    assert options(data=two, curriculum=["align", "mt"], epochs=[2, 3]).epochs == [2, 3]  # a config file's list
+    with pytest.raises(AitError, match="epochs 1,2,3: 3 values for 2 curriculum stage"):
+        options(data=two, curriculum="mt+align,mt", epochs="1,2,3")
+    with pytest.raises(AitError, match="epochs must be at least 1, not 0"):
+        options(epochs="2,0")
+    for bad in ("two", 2.5, True, ""):
+        with pytest.raises(AitError, match="expected a whole number"):
+            options(epochs=bad)
+
+
+def test_global_batch_sets_micro_batch_and_accumulation(monkeypatch):
+    from aligninstruct_cli.training import batch as B
+
+    def plan(**given):
+        return B.plan_batch(options(**given), "unused", "fp32")
+
+    assert plan(global_batch=512, batch_size=4, num_gpus=2) == B.BatchPlan(4, 64, 2)
+    assert plan(global_batch=24, batch_size=3, launcher="none").to_dict() == {
+        "global": 24, "micro": 3, "accumulation": 8, "ranks": 1, "micro_from": "batch_size"}
+    assert plan(batch_size=2, grad_accum=3) == B.BatchPlan(2, 3, None)  # no global batch: the launcher decides
+    assert options().batch_size == 8 and options().grad_accum == 1
+    # without --batch-size: the largest divisor of the per-rank batch that fits (here the CPU default, 8)
+    monkeypatch.setattr(B, "fitting_micro_batch", lambda *a: (8, "default"))
+    assert plan(global_batch=24, launcher="none") == B.BatchPlan(8, 3, 1, "default")
+    assert plan(global_batch=20, num_gpus=2) == B.BatchPlan(5, 2, 2, "default")
+    assert plan(global_batch=6, num_gpus=2) == B.BatchPlan(3, 1, 2, "default")
+    with pytest.raises(AitError, match="global_batch 100 is not a multiple of batch_size 8 × 2 rank.s. = 16"):
+        plan(global_batch=100, batch_size=8, num_gpus=2)
+    with pytest.raises(AitError, match="global_batch 9 is not a multiple of the 2 ranks"):
+        plan(global_batch=9, num_gpus=2)
+    with pytest.raises(AitError, match="grad_accum cannot be given with global_batch"):
+        options(global_batch=16, grad_accum=2)
+
+
+def test_ranks_are_counted_where_the_launcher_would_decide(tmp_path, monkeypatch):
+    from aligninstruct_cli.training import batch as B
+
+    monkeypatch.setattr(B, "DEEPSPEED_DEFAULT_HOSTFILE", str(tmp_path / "no-hostfile"))
+    monkeypatch.setattr(B, "local_device_count", lambda: 3)
+    hosts = tmp_path / "hosts"
+    hosts.write_text("# two nodes\nnode1 slots=4\n\nnode2 slots=2\n")
+    assert B.count_ranks(options(global_batch=8)) == 3  # all local devices
+    assert B.count_ranks(options(global_batch=8, num_gpus=2)) == 2
+    assert B.count_ranks(options(global_batch=8, launcher="none")) == 1
+    assert B.count_ranks(options(global_batch=8, hostfile=str(hosts))) == 6
+    assert B.count_ranks(options(global_batch=8, hostfile=str(hosts), num_nodes=1)) == 4
+    assert B.count_ranks(options(global_batch=8, hostfile=str(hosts), num_gpus=1)) == 2
+    monkeypatch.setattr(B, "DEEPSPEED_DEFAULT_HOSTFILE", str(hosts))  # the launcher's own default hostfile
+    assert B.count_ranks(options(global_batch=8)) == 6
+    hosts.write_text("node1 4\n")
+    with pytest.raises(AitError, match="hosts:1: expected 'HOST slots=N'"):
+        B.count_ranks(options(global_batch=8))
+
+
+@pytest.mark.parametrize("model,params,shape,paper", [
+    ("bloomz-7b1", 7_069_016_064, (30, 4096, 32), 4), ("bloomz-3b", 3_002_557_440, (30, 2560, 32), 8),
+    ("bloomz-1b1", 1_065_314_304, (24, 1536, 16), 8)])
+def test_memory_estimate_fits_the_paper_batches_on_its_gpus(model, params, shape, paper):
+    """The paper's per-GPU batches at length 384 in 16 bits fit a 32 GB V100 by ait's estimate (worst case:
+    every record 384 tokens), and the estimate moves the way memory does."""
+    from aligninstruct_cli.training.batch import micro_batch_for_memory
+
+    layers, hidden, heads = shape
+
+    def fit(memory_gib=32, **kw):
+        args = dict(params=params, layers=layers, hidden=hidden, heads=heads, length=384, bytes_per_value=2)
+        return micro_batch_for_memory(memory_gib << 30, **{**args, **kw})
+
+    assert fit() >= paper
+    assert fit(80) > fit() > fit(bytes_per_value=4)
+    assert fit(checkpointing=True) > 3 * fit()
+    assert fit(full=True) < fit() and fit(full=True, zero=3, ranks=8) > fit(full=True)
+    assert fit(1) == 1  # nothing fits: one record per micro-step
+
+
+def test_the_micro_batch_of_a_gpu_comes_from_the_model_shape_and_its_memory(tiny_bloom_dir, monkeypatch):
+    """The GPU path of fitting_micro_batch, with a pretend 16 GiB GPU: the model's shape from its config and
+    its parameters counted on the meta device (nothing loaded)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from aligninstruct_cli.training import batch as B
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_bloom_dir)
+    config = AutoConfig.from_pretrained(tiny_bloom_dir)
+    params = sum(p.numel() for p in model.parameters())
+    assert B.parameter_count(config) == params
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i: type("Props", (), {"total_memory": 16 << 30}))
+    expected = B.micro_batch_for_memory(16 << 30, params=params, layers=config.n_layer, hidden=config.hidden_size,
+                                        heads=config.n_head, length=128, bytes_per_value=2)
+    cfg = options(model=str(tiny_bloom_dir), global_batch=96, max_length=128, launcher="none")
+    assert B.fitting_micro_batch(cfg, str(tiny_bloom_dir), "bf16", 1) == (expected, "memory_estimate")
+    assert expected > 96 and B.plan_batch(cfg, str(tiny_bloom_dir), "bf16") == B.BatchPlan(96, 1, 1, "memory_estimate")
+
+
 @pytest.mark.parametrize("shape,expected", [((4096, 30, 32), 3_932_160), ((2560, 30, 32), 2_457_600),
                                             ((1536, 24, 16), 1_179_648)], ids=["bloomz-7b1", "bloomz-3b", "bloomz-1b1"])
 def test_default_lora_matches_the_paper_trainable_parameters(shape, expected):
@@ -110,6 +212,26 @@ def test_deepspeed_config(tmp_path):
     assert ds["gradient_accumulation_steps"] == 2
 
 
+def test_deepspeed_config_of_a_global_batch(tmp_path):
+    from aligninstruct_cli.training.batch import plan_batch
+    from aligninstruct_cli.training.launch import build_ds_config
+
+    cfg = options(global_batch=16, batch_size=2, launcher="none")
+    plan = plan_batch(cfg, "unused", "fp32")
+    ds = build_ds_config(cfg, "fp32", plan=plan)
+    assert [ds[k] for k in ("train_batch_size", "train_micro_batch_size_per_gpu", "gradient_accumulation_steps")] \
+        == [16, 2, 8]
+    assert "train_batch_size" not in build_ds_config(options(), "fp32")  # the launcher may decide the ranks
+    user = tmp_path / "ds.json"
+    user.write_text(json.dumps({"train_batch_size": "auto", "zero_optimization": {"stage": 1}}))
+    ds = build_ds_config(cfg, "fp32", str(user), plan)
+    assert [ds[k] for k in ("train_batch_size", "train_micro_batch_size_per_gpu", "gradient_accumulation_steps")] \
+        == [16, 2, 8]
+    user.write_text(json.dumps({"train_micro_batch_size_per_gpu": 4}))
+    with pytest.raises(AitError, match="train_micro_batch_size_per_gpu.: 4 disagrees with global_batch 16"):
+        build_ds_config(cfg, "fp32", str(user), plan)
+
+
 # ------------------------------------------------------------------------------------------ data
 def test_tiny_tokenizer_names_a_class_both_transformers_4_and_5_load(tiny_tokenizer_dir):
     """transformers 5 saves fast tokenizers as "TokenizersBackend", unknown to 4.x (the GPU image runs 5.x,
@@ -122,7 +244,7 @@ def test_tokenization_masks_everything_but_separator_output_eos(tokenizer):
     from aligninstruct_cli.instructions.templates import OUTPUT_SEPARATOR
 
     rec = mt_record(0, "the cat sees the dog", "kalo mir tesa")
-    data = tokenize_records([(1, rec)], tokenizer, path="x.jsonl", max_length=384, progress=False)
+    data = tokenize_records([(1, rec)], tokenizer, path="x.jsonl", max_length=384, too_long="error", progress=False)
     tokens, prompt_len = data.example(0)
     assert tokens[:prompt_len].tolist() == tokenizer(rec["input"])["input_ids"]
     target = tokenizer(OUTPUT_SEPARATOR + rec["output"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
@@ -137,7 +259,7 @@ def test_too_long_records_error_skip_or_truncate(tokenizer):
     long = mt_record(1, "the cat " * 40, "kalo mir " * 20)
     recs = [(1, short), (2, long)]
     with pytest.raises(AitError, match=r"x\.jsonl:2: record 'mt1' is \d+ tokens, longer than --max-length 64"):
-        tokenize_records(recs, tokenizer, path="x.jsonl", max_length=64, progress=False)
+        tokenize_records(recs, tokenizer, path="x.jsonl", max_length=64, too_long="error", progress=False)
     skipped = tokenize_records(recs, tokenizer, path="x.jsonl", max_length=64, too_long="skip", progress=False)
     assert len(skipped) == 1 and skipped.stats["skipped_too_long"] == 1
     long_output = mt_record(2, "the cat", "kalo mir " * 40)
@@ -148,6 +270,32 @@ def test_too_long_records_error_skip_or_truncate(tokenizer):
     # an input that alone fills --max-length leaves no output token: dropped and counted
     cut = tokenize_records(recs, tokenizer, path="x.jsonl", max_length=64, too_long="truncate", progress=False)
     assert len(cut) == 1 and cut.stats["skipped_too_long"] == 1
+
+
+def test_too_long_inputs_are_cut_from_the_start_and_outputs_kept_whole(tokenizer):
+    """The default, truncate-input: the output (the loss's tokens) stays whole, the input loses its beginning;
+    a record whose separator + output + EOS alone fill --max-length is dropped; both are counted."""
+    from aligninstruct_cli.instructions.templates import OUTPUT_SEPARATOR
+    from aligninstruct_cli.training.data import cut_input
+
+    assert options().too_long == "truncate-input"
+    short = mt_record(0, "the cat", "kalo")
+    long_input = mt_record(1, "the cat " * 40, "kalo mir tesa")
+    long_output = mt_record(2, "the cat", "kalo mir " * 40)
+    data = tokenize_records([(1, short), (2, long_input), (3, long_output)], tokenizer, path="x.jsonl",
+                            max_length=64, too_long="truncate-input", progress=False)
+    assert len(data) == 2 and data.stats["truncated"] == 1 and data.stats["skipped_too_long"] == 1
+    assert data.ids.tolist() == ["mt0", "mt1"]
+    tokens, prompt_len = data.example(1)
+    target = tokenizer(OUTPUT_SEPARATOR + long_input["output"], add_special_tokens=False)["input_ids"]
+    assert tokens[prompt_len:].tolist() == target + [tokenizer.eos_token_id]  # the output whole
+    prompt = tokenizer(long_input["input"])["input_ids"]
+    assert len(tokens) == 64 and tokens[:prompt_len].tolist() == prompt[-prompt_len:]  # the input's end kept
+    assert data.example(0)[0].tolist() == tokenize_records([(1, short)], tokenizer, path="x.jsonl", max_length=64,
+                                                           too_long="error", progress=False).example(0)[0].tolist()
+    # a leading special token (a BOS) stays; nothing is kept when not one input token fits
+    assert cut_input([1, 10, 11, 12, 13], 3, {1}) == [1, 12, 13]
+    assert cut_input([10, 11, 12], 2, {1}) == [11, 12] and cut_input([1, 10, 11], 1, {1}) == []
 
 
 def test_tokenized_cache_is_reused_by_content(tmp_path, data, tokenizer, monkeypatch):
@@ -169,9 +317,9 @@ def test_cache_is_memory_mapped_and_a_stage_set_reads_its_members_in_place(tmp_p
     from aligninstruct_cli.training.data import TokenizedSet
 
     first = tokenize_records([(1, mt_record(0, "the cat", "kalo")), (2, {**mt_record(1, "a dog", "mir"), "id": "ü-ñ"})],
-                             tokenizer, path="a.jsonl", max_length=384, progress=False)
+                             tokenizer, path="a.jsonl", max_length=384, too_long="error", progress=False)
     second = tokenize_records([(5, mt_record(2, "the sun", "tesa ra"))], tokenizer, path="b.jsonl", max_length=384,
-                              progress=False)
+                              too_long="error", progress=False)
     for name, part in (("a", first), ("b", second)):
         part.save(tmp_path / name)
     a, b = TokenizedSet.load(tmp_path / "a"), TokenizedSet.load(tmp_path / "b")
@@ -227,7 +375,7 @@ def test_target_only_chunked_loss_equals_the_full_logits_loss(tiny_bloom_dir, to
     from aligninstruct_cli.training import loop
 
     recs = [(i, mt_record(i, "the cat sees " * (i + 1), "kalo mir " * (3 - i))) for i in range(3)]
-    data = tokenize_records(recs, tokenizer, path="x", max_length=384, progress=False)
+    data = tokenize_records(recs, tokenizer, path="x", max_length=384, too_long="error", progress=False)
     batch = collate(data, np.arange(3), tokenizer.pad_token_id)
     model = AutoModelForCausalLM.from_pretrained(tiny_bloom_dir)
     monkeypatch.setattr(loop, "LOSS_CHUNK_ELEMENTS", 7 * model.config.vocab_size)  # several chunks
@@ -255,6 +403,16 @@ def test_dry_run_prints_the_deepspeed_command_and_config(tiny_bloom_dir, data, t
     assert not out.exists()
 
 
+def test_dry_run_shows_the_global_batch_split(tiny_bloom_dir, data, tmp_path):
+    result = runner.invoke(app, base_args(tiny_bloom_dir, data, tmp_path / "run", "--global-batch", "512",
+                                          "--batch-size", "4", "--num-gpus", "2", "--dry-run"))
+    assert result.exit_code == 0, result.output
+    config = json.loads(result.stdout.split("\n", 1)[1])
+    assert (config["train_batch_size"], config["train_micro_batch_size_per_gpu"],
+            config["gradient_accumulation_steps"]) == (512, 4, 64)
+    assert "global batch 512 = 2 rank(s) × micro-batch 4 × accumulation 64" in result.stderr
+
+
 @pytest.fixture
 def no_launch(monkeypatch):
     """Any attempt to start workers fails the test: errors must come before the launch."""
@@ -275,6 +433,9 @@ def no_launch(monkeypatch):
     ("too-long", "tokens, longer than --max-length 40"),
     ("bad-record", "field 'objective'"),
     ("lrs-without-val", "several --lr values need --val"),
+    ("global-batch-indivisible", "--global-batch 100 is not a multiple of --batch-size 8 × 2 rank(s) = 16"),
+    ("global-batch-and-grad-accum", "--grad-accum cannot be given with --global-batch"),
+    ("epochs-per-stage", "--epochs 1,2,3: 3 values for 2 curriculum stage(s)"),
 ])
 def test_bad_inputs_fail_cleanly_before_launch(case, message, tiny_bloom_dir, data, tmp_path, no_launch):
     model, d, extra = tiny_bloom_dir, dict(data), ["--cache-dir", str(tmp_path / "cache")]
@@ -291,11 +452,17 @@ def test_bad_inputs_fail_cleanly_before_launch(case, message, tiny_bloom_dir, da
     elif case == "missing-model":
         model = tmp_path / "no-model"
     elif case == "too-long":
-        extra += ["--max-length", "40"]
+        extra += ["--max-length", "40", "--too-long", "error"]
     elif case == "bad-record":
         d["align"] = write_jsonl(tmp_path / "bad.jsonl", [{**mt_record(0, "a", "b"), "objective": "pun"}])
     elif case == "lrs-without-val":
         extra += ["--lr", "1e-4,3e-4"]
+    elif case == "global-batch-indivisible":
+        extra += ["--global-batch", "100", "--batch-size", "8", "--num-gpus", "2"]
+    elif case == "global-batch-and-grad-accum":
+        extra += ["--global-batch", "16", "--grad-accum", "2"]
+    elif case == "epochs-per-stage":
+        extra += ["--epochs", "1,2,3"]
     result = runner.invoke(app, base_args(model, d, tmp_path / "run", *extra))
     assert result.exit_code == 2, result.output
     assert message in result.output
@@ -334,7 +501,7 @@ def test_a_config_file_fills_the_options_and_flags_override_it(tiny_bloom_dir, d
     result = runner.invoke(app, ["train", "--config", str(config), "--epochs", "3", "--print-config"])
     assert result.exit_code == 0, result.output
     printed = yaml.safe_load(result.stdout)
-    assert printed["epochs"] == 3 and printed["batch_size"] == 4  # the flag wins over the file
+    assert printed["epochs"] == [3] and printed["batch_size"] == 4  # the flag wins over the file (one stage)
     assert printed["data"] == values["data"] and printed["curriculum"] == [["mt", "align"]]
     result = runner.invoke(app, ["train", "--config", str(config), "--batch-size", "2", "--dry-run"])
     assert result.exit_code == 0, result.output
@@ -448,6 +615,60 @@ def test_several_learning_rates_keep_the_lowest_validation_loss(tiny_bloom_dir, 
     assert (out / "stage-1-mt" / "adapter_model.safetensors").read_bytes() == chosen_weights
 
 
+def test_each_stage_trains_its_own_epochs_with_its_own_schedule(tiny_bloom_dir, data, tmp_path):
+    """--epochs 1,2: stage 1 (align, 6 records) 2 steps, stage 2 (mt, 12 records) 3 steps × 2 epochs; each
+    stage's linear schedule ends at 0 on its own last step."""
+    from conftest import read_jsonl
+
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["-q", "train", "--model", str(tiny_bloom_dir), "--data", f"mt={data['mt']}",
+                                 "--data", f"align={data['align']}", "--curriculum", "align,mt", "--epochs", "1,2",
+                                 "--output", str(out), "--launcher", "none", "--batch-size", "4", "--log-every", "1",
+                                 "--cache-dir", str(tmp_path / "cache")])
+    assert result.exit_code == 0, result.output
+    metrics = read_jsonl(out / "metrics.jsonl")
+    for stage, epochs, steps in ((1, [1, 1], 2), (2, [1, 1, 1, 2, 2, 2], 6)):
+        lines = [m for m in metrics if m["stage"] == stage]
+        assert [m["epoch"] for m in lines] == epochs and [m["step"] for m in lines] == list(range(1, steps + 1))
+        assert lines[-1]["learning_rate"] == 0.0 and lines[-2]["learning_rate"] > 0
+    manifest = json.loads((out / "run.json").read_text())
+    assert manifest["hyperparameters"]["epochs"] == [1, 2]
+    assert manifest["batch"] == {"global": 4, "micro": 4, "accumulation": 1, "ranks": 1, "micro_from": "batch_size"}
+
+
+def test_one_global_batch_split_two_ways_trains_the_same_adapter(tiny_bloom_dir, data, tmp_path):
+    """--global-batch 8 as micro 8 × accumulation 1 or micro 2 × accumulation 4 (one rank): the loss is
+    normalised over the global batch, so the same steps give the same adapter (up to float reassociation).
+    Two ranks × micro 2 × accumulation 2: test_train_launch.py."""
+    import torch
+    from safetensors.torch import load_file
+
+    weights = {}
+    for micro in (8, 2):
+        out = tmp_path / f"micro-{micro}"
+        result = runner.invoke(app, ["-q", "train", "--model", str(tiny_bloom_dir), "--data", f"mt={data['mt']}",
+                                     "--output", str(out), "--launcher", "none", "--epochs", "2", "--global-batch",
+                                     "8", "--batch-size", str(micro), "--lr", "1e-2", "--lora-dropout", "0",
+                                     "--cache-dir", str(tmp_path / "cache")])
+        assert result.exit_code == 0, result.output
+        weights[micro] = load_file(out / "final" / "adapter_model.safetensors")
+        assert json.loads((out / "run.json").read_text())["batch"] == {
+            "global": 8, "micro": micro, "accumulation": 8 // micro, "ranks": 1, "micro_from": "batch_size"}
+    assert weights[8].keys() == weights[2].keys()
+    for key, reference in weights[8].items():
+        assert reference.abs().max() > 0
+        torch.testing.assert_close(weights[2][key], reference, rtol=1e-3, atol=1e-5)
+
+
+def test_cut_and_dropped_records_are_counted_in_the_job(tiny_bloom_dir, data, tmp_path):
+    from aligninstruct_cli.training.launch import prepare
+
+    cfg = C.TrainOptions(model=str(tiny_bloom_dir), data={"mt": str(data["mt"])}, output=str(tmp_path / "run"),
+                         launcher="none", max_length=24, cache_dir=str(tmp_path / "cache"))
+    stats = prepare(cfg, command=["ait"]).data_stats["mt"]
+    assert stats["truncated"] > 0 and stats["records"] == stats["examples"] + stats["skipped_too_long"] == 12
+
+
 def test_zero_defaults_to_2_for_several_ranks_and_0_for_one():
     assert C.default_zero(None, "deepspeed") == 2
     assert C.default_zero(None, "deepspeed", num_gpus=2) == 2
@@ -525,7 +746,7 @@ def test_a_rank_without_records_in_a_step_still_meters(tokenizer):
     from aligninstruct_cli.training.loop import Dist, Meter, train_step
 
     data = tokenize_records(enumerate([mt_record(i, f"word {i}", f"sôz {i}") for i in range(3)], 1), tokenizer,
-                            path="x.jsonl", max_length=64, progress=False)
+                            path="x.jsonl", max_length=64, too_long="error", progress=False)
 
     class Engine:  # stands in for the DeepSpeed engine: a loss per micro-batch, nothing to step
         def __call__(self, loss_targets, **_):

@@ -125,3 +125,28 @@ def test_zero3_saves_the_full_lora_weights(model_dir, tmp_path):
     assert len(weights) == 4 and shapes == {"A.weight": (8, 64), "B.weight": (192, 8)}
     # lora_B starts at zero: non-zero values prove the trained, gathered weights were written
     assert all(v.abs().sum() > 0 for k, v in weights.items() if "lora_B" in k)
+
+
+def test_a_global_batch_over_two_ranks_trains_what_one_rank_trains(model_dir, tmp_path):
+    """--global-batch 8 as 2 ranks × micro 2 × accumulation 2 (deepspeed launcher, ZeRO-2) and as 1 rank ×
+    micro 8: the loss is normalised over the global batch, so two optimizer steps give the same adapter up to
+    float reassociation. (1 rank × micro 2 × accumulation 4: test_train.py.)"""
+    import torch
+    from safetensors.torch import load_file
+
+    data = make_data(tmp_path, n_mt=16, n_align=0)
+    common = ["--model", model_dir, "--data", f"mt={data['mt']}", "--epochs", 1, "--global-batch", 8, "--lr", "1e-2",
+              "--lora-dropout", 0, "--cache-dir", tmp_path / "cache"]
+    ait_train(*common, "--batch-size", 8, "--launcher", "none", "--output", tmp_path / "one")
+    ait_train(*common, "--batch-size", 2, "--num-gpus", 2, "--output", tmp_path / "two")
+    manifest = json.loads((tmp_path / "two" / "run.json").read_text())
+    assert manifest["batch"] == {"global": 8, "micro": 2, "accumulation": 2, "ranks": 2, "micro_from": "batch_size"}
+    assert manifest["ds_config"]["train_batch_size"] == 8
+    for run in ("one", "two"):  # the same optimizer steps: 16 records / 8 (the step-2 line ends the stage)
+        assert [m["step"] for m in read_jsonl(tmp_path / run / "metrics.jsonl")] == [2]
+    one = load_file(tmp_path / "one" / "final" / "adapter_model.safetensors")
+    two = load_file(tmp_path / "two" / "final" / "adapter_model.safetensors")
+    assert one.keys() == two.keys()
+    for key, reference in one.items():
+        assert reference.abs().max() > 0
+        torch.testing.assert_close(two[key], reference, rtol=1e-3, atol=1e-5)

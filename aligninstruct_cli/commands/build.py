@@ -15,8 +15,10 @@ HELP = (
     "Turn parallel or aligned records into the paper's instruction records (JSONL on stdout or -o).\n\n"
     "mt, mono-full and mono-half read parallel records (JSONL, TSV or `src ||| tgt`); align, hint and "
     "revise read aligned records (the output of `ait align`). Each pair gives an en→xx and an xx→en "
-    "record unless --direction says otherwise. Records that give nothing (no gold pair, too short, ...) "
-    "are counted and reported on stderr. Same input and --seed: same bytes out."
+    "record unless --direction says otherwise. align follows the paper by default: one record per sentence pair "
+    "and direction, True or False in equal shares (--pairs-per-sentence and --negatives give more or other "
+    "shares). Records that give nothing (no gold pair, too short, ...), the True/False counts and every "
+    "fallback are reported on stderr. Same input and --seed: same bytes out."
 )
 
 
@@ -33,6 +35,8 @@ def build_instructions_command(options: BuildOptions, input: str = "-", output: 
     finish(policy)
     for line in stats.report():
         console.warn(line)
+    for line in stats.summary():
+        console.info(line)
     console.info(f"{options.objective}: {stats.records_in:,} input record(s) → {stats.records_out:,} instruction "
                  f"record(s) in {elapsed:.1f}s ({stats.records_in / max(elapsed, 1e-9):,.0f} input records/s)")
 

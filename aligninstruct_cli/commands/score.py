@@ -26,7 +26,7 @@ def score_command(options: ScoreOptions, hyps: list[str], output: str = STDIO,
         raise AitError("--sentence-level - and the report both go to stdout", hint="give one of them a file")
     report, sentence_records = scoring.score(hyps, options, sentence_level=sentence_level is not None,
                                              progress=not console.is_quiet() and console.stderr.is_terminal)
-    text = report_mod.render(report, options.format)
+    text = report_mod.render(report, options.format, options.layout)
     if sentence_level is not None:
         write_records(sentence_level, sentence_records)
     with RecordWriter(output) as out:

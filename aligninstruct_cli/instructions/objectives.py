@@ -13,16 +13,26 @@
   strings; spans made here (negatives, revise) are quoted like `ait align` quotes them: the sentence's
   own substring when the tokens are found in it in order, else the tokens joined by one space.
 - Pair selection (align, hint, revise): pairs repeating an earlier pair's two strings are dropped, then
-  `pairs_per_sentence` keeps the highest-scoring pairs (ties: first in the record); hint then takes up
-  to `max_hints` of those, highest score first, listed in target order.
-- align: one True record per selected pair, then `negatives` False records per True record on average:
-  an error-diffusion accumulator turns a fractional ratio into exact counts (0.5 → every other pair).
+  `pairs_per_sentence` keeps the highest-scoring pairs (ties: first in the record); its default `auto` is
+  1 for align (the paper's "one gold word pair" per sentence pair) and all for hint and revise.
+- align: one record per selected pair and direction, True (the gold pair) or False (a misaligned
+  variant). Per sentence, M = selected pairs x directions records; a running credit adds
+  M x negatives / (1 + negatives) (exact fractions) and the sentence gets its whole part as False
+  records, chosen uniformly among its M by the record's generator, so the False:True ratio is exact over
+  the stream. By default (both directions, one pair, ratio 1) that is one True and one False record per
+  sentence pair, the False direction drawn per record: the paper's equal shares.
   A False record swaps one side (chosen uniformly) for another span of the same sentence: a span of
   another gold pair, or any contiguous span as long as the swapped one, chosen uniformly among those
   that are not aligned to the kept side. "Not aligned" means no link joins ANY occurrence of the one
   span's words to ANY occurrence of the other's (the assertion is about strings, so repeated words
   count) and the two strings are not a gold pair's strings. Punctuation-only spans are never swapped in.
-  Negatives that cannot be made are counted.
+  When no span of the sentence qualifies (short, densely aligned sentences), the swapped-in span is a
+  gold pair side of an EARLIER record in the same language, drawn uniformly from a bounded reservoir
+  (`revise_pool` spans per language, as revise's), under the same rules; counted. Where that fails too
+  (the first records of a stream, before any span of the language was seen) the record stays True;
+  counted.
+- hint: the selected pairs, highest score first, that do not overlap a better pair's span on either
+  side, up to `max_hints`, listed in target order.
 - revise: one record per direction. One selected pair's target span is replaced by a word group of the
   same language drawn uniformly from a bounded reservoir (`revise_pool` groups per language, reservoir
   sampling over every pair side seen in EARLIER records, so memory stays bounded and the first records of
@@ -36,8 +46,10 @@
   characters (l = floor(C / 2)); a sentence of one character is counted as unusable. mono-full gives no
   context (`MONO_FULL_INPUT`) and the whole sentence as output.
 - Every input record that yields no record for a direction is counted by reason in `BuildStats`.
-- Randomness: per source record, `random.Random(f"{seed}:{objective}:{source_id}")` (so a record's
-  output does not depend on its neighbours), except the revise reservoir, seeded by `seed` once.
+- Randomness: per source record, `random.Random(f"{seed}:{objective}:{source_id}")`, so a record's
+  output does not depend on its neighbours, except where the stream matters: the reservoirs (seeded by
+  `seed` once) and align's False-count credit (which only matters when a sentence's share is fractional,
+  e.g. one direction with ratio 1: its sentences alternate True and False).
 """
 
 from __future__ import annotations
@@ -49,7 +61,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from fractions import Fraction
 from itertools import chain
-from typing import Callable, Iterable, Iterator, Literal, NamedTuple, Optional
+from typing import Any, Callable, Iterable, Iterator, Literal, NamedTuple, Union
 
 from aligninstruct_cli.align.spans import is_punct
 from aligninstruct_cli.instructions import templates as T
@@ -62,9 +74,10 @@ DIRECTIONS = ("both", "en-xx", "xx-en")
 # The record kind each objective reads (records.VALIDATORS): alignment-based ones need `ait align` output.
 INPUT_KIND = {"mt": "parallel", "mono-full": "parallel", "mono-half": "parallel",
               "align": "aligned", "hint": "aligned", "revise": "aligned"}
-DEFAULT_NEGATIVES = 1.0  # one False per True: the paper's contrastive setup
+DEFAULT_NEGATIVES = 1.0  # one False per True: the paper's True "(or False)" with equal probability
 DEFAULT_REVISE_POOL = 10_000
-_REVISE_TRIES = 16  # draws from the reservoir before giving up on finding a different word group
+_RESERVOIR_TRIES = 16  # random draws from a reservoir before scanning it for a span that qualifies
+NO_GOLD_PAIR = "no gold pair in `pairs`"
 
 
 @dataclass
@@ -75,14 +88,38 @@ class BuildStats:
     records_in: int = 0
     records_out: int = 0
     unusable: Counter = field(default_factory=Counter)
-    negatives_missing: int = 0
+    sentences_without_pairs: int = 0
+    outputs: Counter = field(default_factory=Counter)  # align: records by output (True / False)
+    negatives_from_other_sentences: int = 0  # align: False records whose swapped-in span came from the reservoir
+    negatives_missing: int = 0  # align: records meant to be False that stayed True (no span qualified)
 
     def report(self) -> list[str]:
-        lines = [f"{self.objective}: no record made {count:,} time(s) (per record and direction, of "
-                 f"{self.records_in:,} input records): {reason}" for reason, count in sorted(self.unusable.items())]
+        """Warnings: what gave no record, and False records that could not be made."""
+        lines = []
+        for reason, count in sorted(self.unusable.items()):
+            if reason == NO_GOLD_PAIR:
+                lines.append(f"{self.objective}: {self.sentences_without_pairs:,} of {self.records_in:,} sentence "
+                             f"pair(s) have no gold pair: no record made {count:,} time(s) (one per direction)")
+            else:
+                lines.append(f"{self.objective}: no record made {count:,} time(s) (per record and direction, of "
+                             f"{self.records_in:,} input records): {reason}")
         if self.negatives_missing:
-            lines.append(f"{self.objective}: {self.negatives_missing} False record(s) could not be made "
-                         "(every other span of the sentence is aligned to the kept side)")
+            lines.append(f"{self.objective}: {self.negatives_missing:,} record(s) meant to be False stayed True: no "
+                         "span qualified, in their sentence or among the earlier sentences' spans of that language "
+                         "(the start of a stream)")
+        return lines
+
+    def summary(self) -> list[str]:
+        """Information: records by output, and the fallbacks that kept the False share."""
+        lines = []
+        if self.outputs:
+            total = sum(self.outputs.values())
+            true = self.outputs.get(T.ALIGN_TRUE, 0)
+            lines.append(f"{self.objective}: {total:,} record(s): {true:,} True ({100 * true / total:.1f}%), "
+                         f"{self.outputs.get(T.ALIGN_FALSE, 0):,} False")
+        if self.negatives_from_other_sentences:
+            lines.append(f"{self.objective}: {self.negatives_from_other_sentences:,} False record(s) swap in a span "
+                         "of an earlier sentence of the same language (none of their own sentence qualified)")
         return lines
 
 
@@ -120,6 +157,18 @@ def _bind(template: str, src_name: str, tgt_name: str) -> str:
             .replace("{tgt_name}", tgt_name.translate(str.maketrans(esc))))
 
 
+def _pairs_per_sentence_option(value: Any) -> int | str:
+    """A whole number of at least 1 (or its text), `all`, or `auto` (the objective's default)."""
+    if isinstance(value, str) and value.strip().lower() in ("all", "auto"):
+        return value.strip().lower()
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    raise OptionError(f"{option_ref('pairs_per_sentence')} must be a whole number of at least 1, or all, "
+                      f"not {value!r}")
+
+
 @dataclass(kw_only=True)
 class BuildOptions(ReadOptions):
     """The options of `ait build` (and of `build_instructions` / `InstructionBuilder`)."""
@@ -133,15 +182,24 @@ class BuildOptions(ReadOptions):
         "of them. Without English in a pair, its src side plays English. Ignored by mono-*.",
         details="See [Directions](#directions).")
     seed: int = option(0, help="Random seed; the same seed gives the same output bytes.",
-                       details="It seeds the negatives and the revise choices (see [Randomness](#randomness)).")
-    negatives: float = option(DEFAULT_NEGATIVES, min=0, help="align: False records per True record (fractions "
-                              "are realised exactly over the stream, e.g. 0.5 = one False for every other True).")
-    pairs_per_sentence: Optional[int] = option(None, min=1, default_doc="all", help="align/hint/revise: use at "
-                                               "most this many gold pairs per sentence (the highest-scoring).")
+                       details="It seeds align's True/False draw and its negatives, and the revise choices (see "
+                               "[Randomness](#randomness)).")
+    negatives: float = option(
+        DEFAULT_NEGATIVES, min=0, help="align: False records per True record; each record is one or the other "
+        "(1 = the paper's equal shares; 0.5 = one False for every two True; 0 = all True).",
+        details="Realised exactly over the stream: with both directions and ratio 1 every sentence pair gives "
+                "one True and one False record. See [Objectives](#objectives).")
+    pairs_per_sentence: Union[int, Literal["all", "auto"]] = option(
+        "auto", parse=_pairs_per_sentence_option, cli_type=str, metavar="N",
+        default_doc="1 for align, all for hint and revise",
+        help="align/hint/revise: use at most this many gold pairs per sentence (the highest-scoring), or all. "
+        "align: each gives one record per direction; the default 1 is the paper's one gold pair per sentence pair.",
+        details="`auto` (the default in a config file) means the objective's default.")
     max_hints: int = option(T.MAX_HINTS, min=1, help="hint: at most this many alignment hints per record (the "
-                            "paper's S = 5).")
-    revise_pool: int = option(DEFAULT_REVISE_POOL, min=1, help="revise: word groups kept per language to draw "
-                              "replacements from (a uniform reservoir over the stream so far).")
+                            "paper's S = 5), none overlapping another.")
+    revise_pool: int = option(DEFAULT_REVISE_POOL, min=1, help="revise and align: word groups kept per language "
+                              "(a uniform reservoir over the stream so far) to draw revise's replacements from, and "
+                              "align's False spans for sentences that have none of their own.")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -168,7 +226,10 @@ class InstructionBuilder:
         self.direction = options.direction
         self.seed = options.seed
         self.negatives = options.negatives
-        self.pairs_per_sentence = options.pairs_per_sentence
+        per_sentence = options.pairs_per_sentence
+        if per_sentence == "auto":
+            per_sentence = 1 if objective == "align" else "all"
+        self.pairs_per_sentence: int | None = None if per_sentence == "all" else per_sentence
         self.max_hints = options.max_hints
         self.revise_pool = options.revise_pool
         self._seen = bloom_seen().codes  # mono-*: BLOOM's list, with a user file's `seen` column
@@ -179,11 +240,12 @@ class InstructionBuilder:
         self._mt_plans: dict[tuple[str, str], list[tuple[bool, str, str, str, str, str]]] = {}
         self._split: dict[tuple[str, str, str], tuple[str, str]] = {}
         # Exact arithmetic, so that e.g. 0.1 gives exactly one False per ten True records.
-        self._negative_ratio = Fraction(repr(float(self.negatives)))
-        self._negative_credit = Fraction(0)
-        self._reservoir: dict[str, list[str]] = {}
-        self._reservoir_seen: Counter = Counter()
-        self._reservoir_rng = random.Random(f"{self.seed}:revise-reservoir")
+        ratio = Fraction(repr(float(self.negatives)))
+        self._false_share = ratio / (1 + ratio)
+        self._false_credit = Fraction(0)
+        # Word groups of earlier records per language: revise's replacements (texts), align's fallback
+        # False spans ((text, tokens)). Each objective has its own builder, so one reservoir serves both.
+        self._reservoir = Reservoir(self.revise_pool, random.Random(f"{self.seed}:{objective}-reservoir"))
         self._make: Callable[[Record], list[Record]] = {
             "mt": self._mt, "align": self._align, "hint": self._hint, "revise": self._revise,
             "mono-full": self._mono, "mono-half": self._mono}[objective]
@@ -295,7 +357,8 @@ class InstructionBuilder:
         indices = self._selected_pairs(record)
         directions = self._directions(record)
         if not indices:
-            self.stats.unusable["no gold pair in `pairs`"] += len(directions)
+            self.stats.sentences_without_pairs += 1
+            self.stats.unusable[NO_GOLD_PAIR] += len(directions)
         return indices, directions
 
     # ------------------------------------------------------------------------------------- align
@@ -304,47 +367,57 @@ class InstructionBuilder:
         if not indices:
             return []
         rng = self._rng(record)
-        # How many False records each selected pair gets, the same in every direction.
-        counts = []
-        for _ in indices:
-            self._negative_credit += self._negative_ratio
-            n = int(self._negative_credit)
-            self._negative_credit -= n
-            counts.append(n)
+        n_records = len(indices) * len(directions)
+        false_at = set(rng.sample(range(n_records), self._false_count(n_records)))
         out = []
-        for d in directions:
-            s_tokens, t_tokens = ((record["tgt_tokens"], record["src_tokens"]) if d.flip
-                                  else (record["src_tokens"], record["tgt_tokens"]))
-            links = {(j, i) if d.flip else (i, j) for i, j in record["links"]}
-            all_pairs = self._oriented(record, d, list(range(len(record["pairs"]))))
-            s_text, t_text = self._sides(record, d)
-            s_span_text, t_span_text = SpanText(s_text, s_tokens), SpanText(t_text, t_tokens)
-            gold_texts = {(p.s_text, p.t_text) for p in all_pairs}
-            gold_texts |= {(s_span_text(p.s_start, p.s_end), t_span_text(p.t_start, p.t_end)) for p in all_pairs}
+        for n_direction, d in enumerate(directions):
+            sentence = _AlignSentence(record, d, self._oriented(record, d, list(range(len(record["pairs"])))))
             template = self._template(T.ALIGN_INPUT, d)
-            k = 0
-            taken: set[tuple[str, str]] = set()
-            for pair, n in zip(self._oriented(record, d, indices), counts):
+            for k, pair in enumerate(self._oriented(record, d, indices)):
+                spans = None
+                if n_direction * len(indices) + k in false_at:
+                    spans = self._false_spans(sentence, pair, d, rng)
+                output = T.ALIGN_FALSE if spans else T.ALIGN_TRUE
+                src_span, tgt_span = spans or (pair.s_text, pair.t_text)
+                self.stats.outputs[output] += 1
                 out.append(self._record(record, d, k, template.format(
-                    src=s_text, tgt=t_text, src_span=pair.s_text, tgt_span=pair.t_text), T.ALIGN_TRUE))
-                k += 1
-                made = negative_spans(s_tokens, t_tokens, links, pair, all_pairs, gold_texts, n, rng,
-                                      taken, s_span_text, t_span_text)
-                self.stats.negatives_missing += n - len(made)
-                for s_span, t_span in made:
-                    out.append(self._record(record, d, k, template.format(
-                        src=s_text, tgt=t_text, src_span=s_span, tgt_span=t_span), T.ALIGN_FALSE))
-                    k += 1
+                    src=sentence.s_text, tgt=sentence.t_text, src_span=src_span, tgt_span=tgt_span), output))
+        self._remember_word_groups(record, with_tokens=True)
         return out
+
+    def _false_count(self, n_records: int) -> int:
+        """How many of a sentence's `n_records` align records are False: the whole part of a running
+        credit, so that the False share is exact over the stream."""
+        self._false_credit += n_records * self._false_share
+        n_false = min(n_records, int(self._false_credit))
+        self._false_credit -= n_false
+        return n_false
+
+    def _false_spans(self, sentence: "_AlignSentence", pair: _Pair, d: _Orientation,
+                     rng: random.Random) -> tuple[str, str] | None:
+        """The (src, tgt) span texts of a False assertion made from `pair`: a span of the same sentence
+        swapped in, else one of an earlier sentence (the reservoir); None (counted) when neither qualifies."""
+        made = negative_spans(sentence.s_tokens, sentence.t_tokens, sentence.links, pair, sentence.pairs,
+                              sentence.gold_texts, 1, rng, sentence.taken, sentence.s_span_text,
+                              sentence.t_span_text)
+        if made:
+            return made[0]
+        first = rng.randrange(2)
+        for side in (first, 1 - first):
+            found = sentence.foreign_negative(pair, side, self._reservoir.pool(d.tgt.code if side else d.src.code),
+                                              rng)
+            if found:
+                self.stats.negatives_from_other_sentences += 1
+                return found
+        self.stats.negatives_missing += 1
+        return None
 
     # ------------------------------------------------------------------------------------- hint
     def _hint(self, record: Record) -> list[Record]:
         indices, directions = self._gold_pairs(record)
         if not indices:
             return []
-        pairs = record["pairs"]
-        if len(indices) > self.max_hints:
-            indices = sorted(indices, key=lambda i: -pairs[i]["score"])[:self.max_hints]
+        indices = self._hint_pairs(record, indices)
         out = []
         for d in directions:
             oriented = sorted(self._oriented(record, d, indices), key=lambda p: (p.t_start, p.s_start))
@@ -354,6 +427,20 @@ class InstructionBuilder:
                 hints=hints, src=s_text), t_text))
         return out
 
+    def _hint_pairs(self, record: Record, indices: list[int]) -> list[int]:
+        """Up to `max_hints` of `indices`, highest score first (ties: first in the record), leaving out any
+        pair whose span overlaps a better pair's on either side (no hint repeats part of another)."""
+        pairs = record["pairs"]
+        kept: list[int] = []
+        for i in sorted(indices, key=lambda i: -pairs[i]["score"]):
+            if any(_overlap(pairs[i]["src_span"], pairs[j]["src_span"])
+                   or _overlap(pairs[i]["tgt_span"], pairs[j]["tgt_span"]) for j in kept):
+                continue
+            kept.append(i)
+            if len(kept) == self.max_hints:
+                break
+        return kept
+
     # ------------------------------------------------------------------------------------- revise
     def _revise(self, record: Record) -> list[Record]:
         indices, directions = self._gold_pairs(record)
@@ -362,7 +449,7 @@ class InstructionBuilder:
         rng = self._rng(record)
         out = []
         for d in directions:
-            pool = self._reservoir.get(d.tgt.code)
+            pool = self._reservoir.pool(d.tgt.code)
             if not pool:
                 self.stats.unusable["no replacement word group seen yet for the target language "
                                     "(start of the stream)"] += 1
@@ -372,7 +459,7 @@ class InstructionBuilder:
             t_tokens = record["src_tokens"] if d.flip else record["tgt_tokens"]
             span_text = SpanText(t_text, t_tokens)
             right = span_text(pair.t_start, pair.t_end)
-            wrong = draw_different(pool, right, rng)
+            wrong = draw_where(pool, lambda group: group != right, rng)
             if wrong is None:
                 self.stats.unusable["no replacement word group different from the original"] += 1
                 continue
@@ -382,21 +469,17 @@ class InstructionBuilder:
         self._remember_word_groups(record)
         return out
 
-    def _remember_word_groups(self, record: Record) -> None:
-        """Reservoir sampling (algorithm R) of pair sides per language: every group seen so far has the
-        same chance to be in the pool, and the pool never holds more than `revise_pool` groups."""
-        rng = self._reservoir_rng
+    def _remember_word_groups(self, record: Record, with_tokens: bool = False) -> None:
+        """Every pair side of `record` into the reservoir of its language: the text, or (text, tokens)."""
         for side, lang_field in (("src", "src_lang"), ("tgt", "tgt_lang")):
             code = get_language(record[lang_field]).code
-            pool = self._reservoir.setdefault(code, [])
+            tokens = record[f"{side}_tokens"]
             for p in record["pairs"]:
-                self._reservoir_seen[code] += 1
-                if len(pool) < self.revise_pool:
-                    pool.append(p[side])
+                if with_tokens:
+                    start, end = p[f"{side}_span"]
+                    self._reservoir.add(code, (p[side], tokens[start:end]))
                 else:
-                    j = rng.randrange(self._reservoir_seen[code])
-                    if j < self.revise_pool:
-                        pool[j] = p[side]
+                    self._reservoir.add(code, p[side])
 
     # ------------------------------------------------------------------------------------- mono
     def _mono(self, record: Record) -> list[Record]:
@@ -426,18 +509,48 @@ class InstructionBuilder:
 
 
 # ----------------------------------------------------------------------------------------- pure helpers
-def draw_different(pool: list[str], avoid: str, rng: random.Random) -> str | None:
-    """A uniform draw from `pool` that is not `avoid`: a few random tries, then a scan from a random
-    start (so a pool dominated by `avoid` still yields its other entries); None if all equal `avoid`."""
-    for _ in range(_REVISE_TRIES):
+class Reservoir:
+    """A bounded uniform sample per language of everything added so far (reservoir sampling, algorithm R):
+    every item seen has the same chance to be kept, and no pool holds more than `size` items."""
+
+    def __init__(self, size: int, rng: random.Random):
+        self.size, self.rng = size, rng
+        self.pools: dict[str, list] = {}
+        self.seen: Counter = Counter()
+
+    def pool(self, code: str) -> list:
+        return self.pools.get(code, [])
+
+    def add(self, code: str, item: Any) -> None:
+        pool = self.pools.setdefault(code, [])
+        self.seen[code] += 1
+        if len(pool) < self.size:
+            pool.append(item)
+        else:
+            j = self.rng.randrange(self.seen[code])
+            if j < self.size:
+                pool[j] = item
+
+
+def draw_where(pool: list, accept: Callable[[Any], bool], rng: random.Random) -> Any:
+    """A uniform draw from `pool` that `accept`s: a few random tries, then a scan from a random start (so a
+    pool dominated by rejected items still yields the others); None if nothing in it is accepted."""
+    if not pool:
+        return None
+    for _ in range(_RESERVOIR_TRIES):
         candidate = rng.choice(pool)
-        if candidate != avoid:
+        if accept(candidate):
             return candidate
     start = rng.randrange(len(pool))
-    for candidate in pool[start:] + pool[:start]:
-        if candidate != avoid:
+    for candidate in chain(pool[start:], pool[:start]):
+        if accept(candidate):
             return candidate
     return None
+
+
+def _overlap(a: list[int], b: list[int]) -> bool:
+    """Whether the token spans [a0, a1) and [b0, b1) share a token."""
+    return a[0] < b[1] and b[0] < a[1]
 
 
 def mono_half_split(text: str) -> tuple[str, str] | None:
@@ -539,6 +652,47 @@ class _SpanSampler:
                 return i, i + self.width
             return self.others[k - self.n_same]
         return None
+
+
+class _AlignSentence:
+    """One record in one direction, as align's False records need it (s_* on the instruction's source side)."""
+
+    def __init__(self, record: Record, d: _Orientation, pairs: list[_Pair]):
+        self.s_tokens, self.t_tokens = ((record["tgt_tokens"], record["src_tokens"]) if d.flip
+                                        else (record["src_tokens"], record["tgt_tokens"]))
+        self.links = {(j, i) if d.flip else (i, j) for i, j in record["links"]}
+        self.pairs = pairs
+        self.s_text, self.t_text = InstructionBuilder._sides(record, d)
+        self.s_span_text, self.t_span_text = SpanText(self.s_text, self.s_tokens), SpanText(self.t_text, self.t_tokens)
+        self.gold_texts = {(p.s_text, p.t_text) for p in pairs}
+        self.gold_texts |= {(self.s_span_text(p.s_start, p.s_end), self.t_span_text(p.t_start, p.t_end)) for p in pairs}
+        self.taken: set[tuple[str, str]] = set()  # the False assertions made for this sentence and direction
+
+    def foreign_negative(self, pair: _Pair, side: int, pool: list, rng: random.Random) -> tuple[str, str] | None:
+        """`pair` with side `side` (0: source) swapped for a word group of another sentence, drawn from
+        `pool` ((text, tokens) items) under the rules of the sentence's own spans."""
+        kept_text = self.t_span_text(pair.t_start, pair.t_end) if side == 0 else self.s_span_text(pair.s_start, pair.s_end)
+        kept_words = (self.t_tokens[pair.t_start:pair.t_end] if side == 0
+                      else self.s_tokens[pair.s_start:pair.s_end])
+        replaced = pair.s_text if side == 0 else pair.t_text
+
+        def texts(group: tuple[str, list[str]]) -> tuple[str, str]:
+            return (group[0], kept_text) if side == 0 else (kept_text, group[0])
+
+        def qualifies(group: tuple[str, list[str]]) -> bool:
+            text, words = group
+            if text == replaced or not words or all(map(is_punct, words)):
+                return False
+            if texts(group) in self.gold_texts or texts(group) in self.taken:
+                return False
+            s_words, t_words = (words, kept_words) if side == 0 else (kept_words, words)
+            return not spans_aligned(self.s_tokens, self.t_tokens, self.links, s_words, t_words)
+
+        group = draw_where(pool, qualifies, rng)
+        if group is None:
+            return None
+        self.taken.add(texts(group))
+        return texts(group)
 
 
 def negative_spans(s_tokens: list[str], t_tokens: list[str], links: set[tuple[int, int]], pair: _Pair,

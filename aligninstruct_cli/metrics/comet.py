@@ -1,4 +1,5 @@
-"""COMET through unbabel-comet: the paper's wmt22-comet-da by default, or any local checkpoint.
+"""COMET through unbabel-comet: wmt22-comet-da by default (ait's choice: the paper does not name its
+checkpoint), or any local checkpoint.
 
 Scores are reported ×100 (as in the paper's tables). A segment's statistics are its score; a corpus score
 is the mean of its segments' scores, as comet's own `system_score`. A system's segments are scored in one
@@ -22,7 +23,7 @@ from aligninstruct_cli.options import OptionError, option_ref
 if TYPE_CHECKING:
     from aligninstruct_cli.metrics.options import ScoreOptions
 
-DEFAULT_COMET_MODEL = "Unbabel/wmt22-comet-da"  # the paper's COMET model
+DEFAULT_COMET_MODEL = "Unbabel/wmt22-comet-da"  # ait's choice: the paper cites COMET but names no checkpoint
 DEFAULT_COMET_BATCH_SIZE = 16  # comet's own default
 _NOISY_LOGGERS = ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning.fabric", "comet")
 

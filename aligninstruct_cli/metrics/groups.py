@@ -4,7 +4,9 @@ A direction is (test set, source language, target language). A group score is th
 corpus scores of its directions ("averaged over languages", as the paper's tables are), not a score of the
 pooled segments. Groups come from `languages.direction_groups`: en→xx, xx→en, seen→seen, seen→unseen,
 unseen→seen, unseen→unseen, en→seen, en→unseen, seen→en, unseen→en. "Seen" is by the seen list of the
-scored base model (`languages.seen_list`); without one, only en→xx and xx→en are formed.
+scored base model (`languages.seen_list`); without one, only en→xx and xx→en are formed. `overall` is the
+paper's Table 5 row over every zero-shot direction (neither side English): the mean over those directions,
+not over the four zero-shot groups' means, and formed with or without a seen list.
 
 The test set of a record is its `testset` field when present; otherwise, for ids made by `ait data`
 (`flores200.devtest.7.kk-en`, `opus100.en-kk.test.7.en-kk`), the part before `.<n>.<src>-<tgt>` without
@@ -20,8 +22,13 @@ from typing import Iterable, Sequence
 
 from aligninstruct_cli.languages import SeenList, direction_groups, find_language, get_language
 
-GROUP_ORDER = ("en→xx", "xx→en", "seen→seen", "seen→unseen", "unseen→seen", "unseen→unseen",
-               "en→seen", "en→unseen", "seen→en", "unseen→en")
+OVERALL = "overall"
+GROUP_ORDER = ("en→xx", "xx→en", "seen→seen", "seen→unseen", "unseen→seen", "unseen→unseen", OVERALL,
+               "en→seen", "en→unseen", "seen→en", "unseen→en")  # the paper's order
+# Without --groups, ait's own layout reports what it always has: every group but `overall`.
+DEFAULT_GROUPS = tuple(name for name in GROUP_ORDER if name != OVERALL)
+# Table 1's columns: OPUS-100 (in-domain) before FLORES-200; other test sets after them, by name.
+PAPER_TESTSETS = ("opus100", "flores200")
 TESTSET_FIELD = "testset"
 _AIT_DATA_ID = re.compile(r"^(?P<testset>\S+)\.\d+\.[^.\s]+-[^.\s]+$")
 
@@ -68,17 +75,29 @@ def direction_of(rec: dict) -> Direction:
 
 
 def groups_of(direction: Direction, seen: SeenList | None) -> list[Group]:
-    return [Group(direction.testset, name) for name in direction_groups(direction.src, direction.tgt, seen)]
+    names = direction_groups(direction.src, direction.tgt, seen)
+    if "en" not in (direction.src, direction.tgt):
+        names.append(OVERALL)
+    return [Group(direction.testset, name) for name in names]
 
 
-def group_directions(directions: Iterable[Direction], seen: SeenList | None) -> dict[Group, list[Direction]]:
-    """Each group present → its directions (sorted); groups ordered by test set, then GROUP_ORDER. `seen`:
-    the seen list that splits seen from unseen (None: no such groups)."""
+def paper_testset_rank(testset: str) -> tuple[int, str]:
+    ranks = [k for k, prefix in enumerate(PAPER_TESTSETS) if testset.startswith(prefix)]
+    return (ranks[0] if ranks else len(PAPER_TESTSETS), testset)
+
+
+def group_directions(directions: Iterable[Direction], seen: SeenList | None, names: Sequence[str] = DEFAULT_GROUPS,
+                     *, paper_order: bool = False) -> dict[Group, list[Direction]]:
+    """The groups among `names` that have directions → their directions (sorted); groups ordered by test set
+    (by name, or with `paper_order` as the paper's Table 1), then as in `names`. `seen`: the seen list that
+    splits seen from unseen (None: no such groups)."""
     members: dict[Group, list[Direction]] = {}
     for d in sorted(set(directions)):
         for g in groups_of(d, seen):
-            members.setdefault(g, []).append(d)
-    return dict(sorted(members.items(), key=lambda kv: (kv[0].testset, GROUP_ORDER.index(kv[0].name))))
+            if g.name in names:
+                members.setdefault(g, []).append(d)
+    testset_key = paper_testset_rank if paper_order else (lambda testset: testset)
+    return dict(sorted(members.items(), key=lambda kv: (testset_key(kv[0].testset), list(names).index(kv[0].name))))
 
 
 def mean(values: Sequence[float]) -> float:

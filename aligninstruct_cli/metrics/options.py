@@ -11,7 +11,8 @@ from aligninstruct_cli.languages import LanguagesOption, get_language
 from aligninstruct_cli.metrics import METRICS, significance
 from aligninstruct_cli.metrics.bleu_chrf import check_tokenizer, spm_tokenizers
 from aligninstruct_cli.metrics.comet import DEFAULT_COMET_BATCH_SIZE, DEFAULT_COMET_MODEL
-from aligninstruct_cli.metrics.report import FORMATS
+from aligninstruct_cli.metrics.groups import GROUP_ORDER
+from aligninstruct_cli.metrics.report import FORMATS, LAYOUTS
 from aligninstruct_cli.options import OptionError, check_options, option, option_ref
 
 
@@ -29,6 +30,19 @@ def parse_metrics(value: Any) -> list[str]:
 def parse_names(value: Any) -> list[str]:
     """`a,b` (CLI) or [a, b] (config) → system names."""
     return [n.strip() for n in value.split(",")] if isinstance(value, str) else value
+
+
+def parse_groups(value: Any) -> list[str]:
+    """`en→xx,overall` (CLI; `->` for `→`) or [en→xx, overall] (config) → group names, first mention kept."""
+    if not isinstance(value, (str, list, tuple)):
+        return value  # the type check says what is wrong
+    items = value.split(",") if isinstance(value, str) else value
+    names = list(dict.fromkeys(str(g).strip().replace("->", "→") for g in items if str(g).strip()))
+    unknown = [g for g in names if g not in GROUP_ORDER]
+    if unknown or not names:
+        problem = f"unknown group {', '.join(map(repr, unknown))}" if unknown else f"no group in {value!r}"
+        raise OptionError(f"{option_ref('groups')}: {problem}; available: {', '.join(GROUP_ORDER)}")
+    return names
 
 
 def parse_languages(value: Any) -> list[str]:
@@ -64,11 +78,25 @@ class ScoreOptions(LanguagesOption):
                                               "models/), downloaded there on first use; the signature says "
                                               "tok:flores200 either way.")
     comet_model: str = option(DEFAULT_COMET_MODEL, help="COMET model: hub name, model directory or checkpoint file.",
-                              details="The default is the paper's model.")
+                              details="The default is ait's choice: the paper cites COMET (Rei et al., 2020) but "
+                                      "names no checkpoint.")
     comet_batch_size: int = option(DEFAULT_COMET_BATCH_SIZE, min=1, help="COMET batch size.",
                                    details="The default is comet's own; the batch size is part of the signature.")
     format: Literal[FORMATS] = option(  # type: ignore[valid-type]
-        "table", flags=("--format", "-f"), help="table | json | markdown (the paper's Tables 1/5 layout) | tsv.")
+        "table", flags=("--format", "-f"), help="table | json | markdown (the paper's Tables 1/5: see --layout) | tsv.")
+    layout: Literal[LAYOUTS] = option(  # type: ignore[valid-type]
+        "ait", help="Markdown layout: ait (a row per system, a column per group and metric), table1 (the paper's "
+        "Table 1: the same with its groups and each score's 95% interval), table5 (the paper's Table 5: a row "
+        "per group, a column per system and metric, with intervals).",
+        details="table1 and table5 add the intervals (`ci95`, bootstrap percentiles) and pick the default "
+                "groups in every format, so that the JSON holds the table's numbers, and put OPUS-100 test sets "
+                "before FLORES-200, as the paper.")
+    groups: Optional[list[Literal[GROUP_ORDER]]] = option(  # type: ignore[valid-type]
+        None, parse=parse_groups, cli_type=Optional[str], metavar="NAMES", default_doc="by --layout",
+        help="Comma-separated direction groups to report, in this order (e.g. en→xx,xx→en,overall; -> for →).",
+        details="The groups: " + ", ".join(GROUP_ORDER) + " (`overall`: every zero-shot direction). Default: "
+                "ait: every group but overall; table1: en→xx, xx→en; table5: every group. Each test set "
+                "gets the groups it has directions for. In a config file, a list.")
     baseline: Optional[str] = option(None, help="Baseline hypotheses: paired bootstrap of every system against it, "
                                      "per direction and group.")
     names: Optional[list[str]] = option(

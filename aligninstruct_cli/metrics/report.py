@@ -1,9 +1,14 @@
 """Rendering a score report: `table` (plain text), `json`, `markdown` (the paper's Tables 1 and 5), `tsv`.
 
-Markdown: one row per system (the baseline first), one column group per direction group (per test set when
-records carry one), BLEU / chrF++ / COMET inside each group, two decimals as in the paper. A score that
-is a significant win over the baseline (paired bootstrap, p < alpha, positive difference) gets a `†`.
-Signatures follow the table."""
+Markdown, by layout:
+- `ait`: one row per system (the baseline first), one column group per direction group (per test set when
+  records carry one), BLEU / chrF++ / COMET inside each group, two decimals as in the paper;
+- `table1`: the same shape with the paper's Table 1 groups and test-set order, and each score's 95%
+  bootstrap interval in its cell (`18.80 [17.90, 19.70]`);
+- `table5`: transposed as the paper's Table 5: one row per group (`overall` included), one column per
+  system and metric, with intervals.
+A score that is a significant win over the baseline (paired bootstrap, p < alpha, positive difference) gets
+a `†`. Notes on the marks and intervals, then the signatures, follow the table."""
 
 from __future__ import annotations
 
@@ -13,8 +18,12 @@ from typing import Any
 import orjson
 
 from aligninstruct_cli.metrics import METRIC_LABELS
+from aligninstruct_cli.metrics.groups import DEFAULT_GROUPS, GROUP_ORDER
 
 FORMATS = ("table", "json", "markdown", "tsv")
+LAYOUTS = ("ait", "table1", "table5")
+PAPER_LAYOUTS = ("table1", "table5")  # these show every score's own 95% interval
+LAYOUT_GROUPS = {"ait": DEFAULT_GROUPS, "table1": ("en→xx", "xx→en"), "table5": GROUP_ORDER}  # without --groups
 WIN_MARK = "†"
 
 
@@ -22,11 +31,11 @@ def dumps_report(report: dict) -> bytes:
     return orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n"
 
 
-def render(report: dict, fmt: str) -> str:
+def render(report: dict, fmt: str, layout: str = "ait") -> str:
     if fmt == "json":
         return dumps_report(report).decode("utf-8")
     if fmt == "markdown":
-        return render_markdown(report)
+        return render_markdown(report, layout)
     if fmt == "tsv":
         return render_tsv(report)
     if fmt == "table":
@@ -35,9 +44,13 @@ def render(report: dict, fmt: str) -> str:
 
 
 def _cell(system: dict, scope: str, key: str, metric: str) -> str:
-    score = system[scope][key][metric]["score"]
+    """`12.28†`, or with the score's own interval (paper layouts) `12.28† [11.91, 12.66]`."""
+    value = system[scope][key][metric]
     sig = system.get("significance", {}).get(scope, {}).get(key, {}).get(metric)
-    return f"{score:.2f}" + (WIN_MARK if sig and sig["better"] else "")
+    cell = f"{value['score']:.2f}" + (WIN_MARK if sig and sig["better"] else "")
+    if "ci95" in value:
+        cell += f" [{value['ci95'][0]:.2f}, {value['ci95'][1]:.2f}]"
+    return cell
 
 
 def _signature_lines(report: dict) -> list[str]:
@@ -69,18 +82,34 @@ def _significance_note(report: dict) -> str | None:
     return None
 
 
-def render_markdown(report: dict) -> str:
+def _interval_note(report: dict) -> str | None:
+    ci = report.get("intervals")
+    if not ci:
+        return None
+    return (f"[low, high]: {ci['level']:.0%} bootstrap interval of the score (2.5th and 97.5th percentiles of its "
+            f"scores on {ci['n_samples']} resamples of each direction, seed {ci['seed']}; a group's resample is "
+            "the mean of its directions')")
+
+
+def _markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return (["| " + " | ".join(header) + " |", "|" + "---|" + "---:|" * (len(header) - 1)]
+            + ["| " + " | ".join(cells) + " |" for cells in rows])
+
+
+def render_markdown(report: dict, layout: str = "ait") -> str:
     metrics = report["metrics"]
     groups = [g["key"] for g in report["groups"]]
-    header = ["System"] + [f"{g} {METRIC_LABELS[m]}" for g in groups for m in metrics]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" + "---:|" * (len(header) - 1)]
-    for system in report["systems"]:
-        cells = [system["name"]] + [_cell(system, "groups", g, m) for g in groups for m in metrics]
-        lines.append("| " + " | ".join(cells) + " |")
-    lines.append("")
-    note = _significance_note(report)
-    if note:
-        lines += [note, ""]
+    systems = report["systems"]
+    if layout == "table5":  # a row per group, a column per system and metric
+        header = ["Group"] + [f"{s['name']} {METRIC_LABELS[m]}" for s in systems for m in metrics]
+        rows = [[g] + [_cell(s, "groups", g, m) for s in systems for m in metrics] for g in groups]
+    else:  # ait and table1: a row per system, a column per group and metric
+        header = ["System"] + [f"{g} {METRIC_LABELS[m]}" for g in groups for m in metrics]
+        rows = [[s["name"]] + [_cell(s, "groups", g, m) for g in groups for m in metrics] for s in systems]
+    lines = _markdown_table(header, rows) + [""]
+    for note in (_significance_note(report), _interval_note(report)):
+        if note:
+            lines += [note, ""]
     lines += [f"- {line}" for line in _signature_lines(report)]
     return "\n".join(lines) + "\n"
 
@@ -146,9 +175,9 @@ def render_table(report: dict) -> str:
                                    if c else "")
                 table.add_row(*row)
         out.print(table)
-    note = _significance_note(report)
-    if note:
-        out.print(note)
+    for note in (_significance_note(report), _interval_note(report)):
+        if note:
+            out.print(note)
     for line in _signature_lines(report):
         out.print(line)
     return buffer.getvalue()

@@ -1,5 +1,5 @@
 """`ait score` as a library: scoring hypothesis files per direction and group, with paired bootstrap against
-a baseline.
+a baseline and, for the paper's table layouts, each score's own bootstrap interval (from the same resamples).
 
     report, sentences = score(["mt+align.jsonl"], ScoreOptions(baseline="mt.jsonl", metrics=["bleu", "chrf"]))
 
@@ -23,6 +23,7 @@ from aligninstruct_cli.metrics import METRIC_TYPES, significance
 from aligninstruct_cli.metrics.base import CorpusScore, Metric
 from aligninstruct_cli.metrics.groups import Direction, Group, group_directions, mean
 from aligninstruct_cli.metrics.options import ScoreOptions
+from aligninstruct_cli.metrics.report import LAYOUT_GROUPS, PAPER_LAYOUTS
 from aligninstruct_cli.metrics.testset import (Hypotheses, TestSet, align_hypotheses, build_testset, id_key,
                                                read_hypotheses)
 from aligninstruct_cli.options import OptionError, option_ref
@@ -106,25 +107,53 @@ def _score_system(testset: TestSet, system: Hypotheses, role: str, texts: list[s
     return result
 
 
-def _significance(base: _SystemScores, system: _SystemScores, directions: dict[Direction, list[int]],
-                  groups: dict[Group, list[Direction]], metrics: Sequence[Metric], options: ScoreOptions) -> dict:
-    resampled: dict[tuple[Direction, str], significance.Resampled] = {}
+Samples = dict[tuple[str, Direction, str], np.ndarray]  # (system, direction, metric) → scores on the resamples
+
+
+def _bootstrap(scored: Sequence[_SystemScores], directions: dict[Direction, list[int]], metrics: Sequence[Metric],
+               options: ScoreOptions) -> Samples:
+    """Every system's scores on the bootstrap resamples of every direction. A direction's resamples are drawn
+    once and shared by all systems: that is the pairing of the paired test."""
+    samples: Samples = {}
     for d, idx in directions.items():
         indices = significance.resample_indices(len(idx), options.bootstrap_samples,
                                                 significance.direction_rng(options.seed, d.key))
-        for m in metrics:
-            resampled[(d, m.name)] = significance.paired_bootstrap(m, base.stats[m.name][idx],
-                                                                   system.stats[m.name][idx], indices)
+        for s in scored:
+            for m in metrics:
+                samples[(s.name, d, m.name)] = significance.resampled_scores(m, s.stats[m.name][idx], indices)
+    return samples
+
+
+def _significance(base: _SystemScores, system: _SystemScores, samples: Samples, directions: dict[Direction, list[int]],
+                  groups: dict[Group, list[Direction]], metrics: Sequence[Metric], options: ScoreOptions) -> dict:
+    def paired(d: Direction, metric_name: str) -> significance.Resampled:
+        return significance.Resampled(base.direction_scores[d][metric_name].score,
+                                      system.direction_scores[d][metric_name].score,
+                                      samples[(base.name, d, metric_name)], samples[(system.name, d, metric_name)])
+
     out: dict[str, Any] = {"baseline": base.name, "n_samples": options.bootstrap_samples, "seed": options.seed,
                            "alpha": options.alpha, "directions": {}, "groups": {}}
-    for (d, metric_name), r in resampled.items():
-        out["directions"].setdefault(d.key, {})[metric_name] = \
-            significance.compare_resampled(r, options.alpha).as_dict()
+    for d in directions:
+        for m in metrics:
+            out["directions"].setdefault(d.key, {})[m.name] = \
+                significance.compare_resampled(paired(d, m.name), options.alpha).as_dict()
     for g, members in groups.items():
         for m in metrics:
-            r = significance.group_resampled([resampled[(d, m.name)] for d in members])
+            r = significance.group_resampled([paired(d, m.name) for d in members])
             out["groups"].setdefault(g.key, {})[m.name] = significance.compare_resampled(r, options.alpha).as_dict()
     return out
+
+
+def _selected_groups(directions: dict[Direction, list[int]], seen: SeenList | None,
+                     options: ScoreOptions) -> dict[Group, list[Direction]]:
+    """The groups `options.groups` names (default: its layout's), in that order; a note for a named group
+    that has no directions."""
+    names = options.groups or LAYOUT_GROUPS[options.layout]
+    groups = group_directions(directions, seen, names, paper_order=options.layout in PAPER_LAYOUTS)
+    missing = [name for name in options.groups or () if name not in {g.name for g in groups}]
+    if missing:
+        console.warn(f"no directions for group(s) {', '.join(missing)}: left out of the report")
+    return groups
 
 
 def score(hyps: Sequence[str], options: ScoreOptions, *, sentence_level: bool = False,
@@ -138,9 +167,11 @@ def score(hyps: Sequence[str], options: ScoreOptions, *, sentence_level: bool = 
     seen = run_seen_list(ordered, options)
     metrics = make_metrics(options, progress=progress)
     directions = _by_direction(testset)
-    groups = group_directions(directions, seen)
+    groups = _selected_groups(directions, seen, options)
     scored = [_score_system(testset, h, "baseline" if (baseline is not None and k == 0) else "system", texts,
                             metrics, directions) for k, (h, texts) in enumerate(zip(ordered, aligned))]
+    intervals = options.layout in PAPER_LAYOUTS
+    samples = _bootstrap(scored, directions, metrics, options) if baseline is not None or intervals else {}
     report: dict[str, Any] = {
         "metrics": list(options.metrics),
         "references": testset.ref_source,
@@ -151,19 +182,28 @@ def score(hyps: Sequence[str], options: ScoreOptions, *, sentence_level: bool = 
                        for d, idx in directions.items()],
         "groups": [{"key": g.key, "testset": g.testset or None, "name": g.name,
                     "directions": [d.key for d in members]} for g, members in groups.items()],
+        **({"intervals": {"level": 0.95, "n_samples": options.bootstrap_samples, "seed": options.seed}}
+           if intervals else {}),
         "systems": [],
     }
     for s in scored:
         entry: dict[str, Any] = {"name": s.name, "path": s.path, "role": s.role, "directions": {}, "groups": {}}
         for d, scores in s.direction_scores.items():
             entry["directions"][d.key] = {m: {"score": c.score, "signature": c.signature} for m, c in scores.items()}
+            if intervals:
+                for m, value in entry["directions"][d.key].items():
+                    value["ci95"] = list(significance.interval(samples[(s.name, d, m)]))
         for g, members in groups.items():
             entry["groups"][g.key] = {
                 m: {"score": mean([s.direction_scores[d][m].score for d in members]),
                     "signatures": sorted({s.direction_scores[d][m].signature for d in members})}
                 for m in options.metrics}
+            if intervals:
+                for m, value in entry["groups"][g.key].items():
+                    value["ci95"] = list(significance.interval(
+                        significance.group_samples([samples[(s.name, d, m)] for d in members])))
         if baseline is not None and s.role == "system":
-            entry["significance"] = _significance(scored[0], s, directions, groups, metrics, options)
+            entry["significance"] = _significance(scored[0], s, samples, directions, groups, metrics, options)
         report["systems"].append(entry)
     sentence_records: list[dict] = []
     if sentence_level:

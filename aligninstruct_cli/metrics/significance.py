@@ -15,6 +15,10 @@ systems significantly different; ait reports p = 1 there.
 For a group (the mean of its directions' scores) each direction is resampled on its own (a stratified
 bootstrap) and the group score of resample i is the mean of the directions' scores on resample i.
 
+A system's own score gets the same kind of interval (`interval`): the 2.5th and 97.5th percentiles of its
+scores on the same resamples (sacrebleu's `estimate_ci` takes the same two values, and prints their
+half-distance around the resamples' mean).
+
 Determinism: each direction draws from `numpy.random.default_rng([seed, crc32(direction key)])`, so a
 direction's resamples depend on the seed and its name only, not on which other directions are scored.
 Memory: the index matrix of a direction is n_samples × n_segments integers (16 MB for 2,000 segments).
@@ -66,14 +70,24 @@ def resampled_scores(metric: Metric, stats: np.ndarray, indices: np.ndarray) -> 
     return np.array([metric.resample_score(stats[row].sum(0), len(row)) for row in indices], dtype=np.float64)
 
 
+def interval(samples: np.ndarray) -> tuple[float, float]:
+    """The 95% percentile interval of resampled values: sorted, index n//40 from each end (sacrebleu's)."""
+    ordered = np.sort(samples)
+    lower = len(ordered) // 40
+    return float(ordered[lower]), float(ordered[len(ordered) - lower - 1])
+
+
+def group_samples(members: Sequence[np.ndarray]) -> np.ndarray:
+    """A group's scores on the resamples: the mean of its directions' (sum / k, as `groups.mean`)."""
+    return sum(members) / len(members)  # type: ignore[return-value]
+
+
 def compare(baseline: float, system: float, baseline_samples: np.ndarray, system_samples: np.ndarray,
             alpha: float = DEFAULT_ALPHA) -> Comparison:
     diff = system - baseline
     deltas = np.asarray(system_samples) - np.asarray(baseline_samples)
     n = len(deltas)
-    lower = n // 40
-    ordered = np.sort(deltas)
-    ci_low, ci_high = float(ordered[lower]), float(ordered[n - lower - 1])
+    ci_low, ci_high = interval(deltas)
     sample_diffs = np.abs(deltas)  # unsorted, as sacrebleu: the mean below then sums in the same order
     centred = sample_diffs - sample_diffs.mean()
     if diff == 0:
@@ -105,7 +119,8 @@ def group_resampled(members: Sequence[Resampled]) -> Resampled:
     """A group (mean of directions) from its directions' independent resamples."""
     k = len(members)  # sum / k, the same arithmetic as the reported group score (groups.mean)
     return Resampled(sum(m.baseline for m in members) / k, sum(m.system for m in members) / k,
-                     sum(m.baseline_samples for m in members) / k, sum(m.system_samples for m in members) / k)
+                     group_samples([m.baseline_samples for m in members]),
+                     group_samples([m.system_samples for m in members]))
 
 
 def compare_resampled(r: Resampled, alpha: float = DEFAULT_ALPHA) -> Comparison:

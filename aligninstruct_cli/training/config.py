@@ -21,7 +21,7 @@ WARMUP_RATIO = 0.03
 MAX_LENGTH = 384
 # --- not given by the paper: our choices, documented in docs/train.md -----------------------------------
 LEARNING_RATE = 2e-4  # the paper tuned the rate per experiment by validation loss (use --lr a,b,c)
-BATCH_SIZE = 8  # the paper: 8 per GPU for bloomz-3b/1b1, 4 for 7b1
+BATCH_SIZE = 8  # the paper: 8 per GPU for bloomz-3b/1b1, 4 for 7b1 (without --global-batch, or on a CPU)
 GRAD_ACCUM = 1
 WEIGHT_DECAY = 0.0
 GRAD_CLIP = 1.0
@@ -45,7 +45,7 @@ LORA_TARGETS: dict[str, list[str]] = {
 }
 
 COMPILE = ("auto", "on", "off")
-TOO_LONG = ("error", "skip", "truncate")
+TOO_LONG = ("truncate-input", "error", "skip", "truncate")
 OFFLOAD = ("none", "optimizer", "all")
 
 PANEL_MODEL = "Model and LoRA"
@@ -137,6 +137,24 @@ def parse_lrs(value: Any) -> list[float]:
     return values
 
 
+def parse_epochs(value: Any) -> list[int]:
+    """`3,5`, a whole number, or a list of them → epochs per stage (one value: every stage)."""
+    items = value.split(",") if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else [value]
+    malformed = OptionError(f"{option_ref('epochs')} {value!r}: expected a whole number or one per stage, e.g. 3,5")
+    epochs = []
+    for item in items:
+        if isinstance(item, str) and item.strip().lstrip("-").isdigit():
+            item = int(item)
+        if isinstance(item, bool) or not isinstance(item, int):
+            raise malformed
+        if item < 1:
+            raise OptionError(f"{option_ref('epochs')} must be at least 1, not {item}")
+        epochs.append(item)
+    if not epochs:
+        raise malformed
+    return epochs
+
+
 def parse_names(value: Any) -> list[str] | None:
     """`a,b` or a list → ["a", "b"]; nothing given → None."""
     items = value.split(",") if isinstance(value, str) else value
@@ -193,7 +211,8 @@ def lora_config(targets: list[str], *, r: int = LORA_R, alpha: int = LORA_ALPHA,
 @dataclass(frozen=True, kw_only=True)
 class TrainOptions:
     """Every option of `ait train` (its per-invocation actions, dry run and resume, are arguments of
-    `launch.run`). `curriculum` and `zero` are resolved here when not given."""
+    `launch.run`). Resolved here when not given: `curriculum`, `zero`, `epochs` (one value per stage), and
+    without `global_batch` `batch_size` and `grad_accum` (with it, `batch.plan_batch` chooses them at launch)."""
 
     model: str = option(flags=("--model", "-m"), help="Base causal LM: a local directory or a Hugging Face hub id.",
                         details="A local directory must exist and hold config.json.")
@@ -221,19 +240,43 @@ class TrainOptions:
         details="Several values (`--lr 1e-4,3e-4`; a list in a config file) train the whole curriculum once per "
         "value (in `lr-<value>/`) and keep the one with the lowest validation loss at the end of the last stage, "
         "as the paper tuned it. The paper gives no value: 2e-4 is ours.")
-    epochs: int = option(EPOCHS, min=1, help="Epochs per stage (paper: 5).")
-    batch_size: int = option(BATCH_SIZE, min=1, help="Records per device per micro-step (paper: 8 for "
-                             "bloomz-3b/1b1, 4 for 7b1).", details="A device is a rank: a GPU, or a CPU process.")
-    grad_accum: int = option(GRAD_ACCUM, min=1, help="Micro-steps per optimizer step.",
-                             details="Global batch = batch size × ranks × accumulation.")
+    epochs: list[int] = option(
+        default_factory=lambda: [EPOCHS], parse=parse_epochs, cli_type=Optional[str], default_doc="5",
+        help="Epochs per curriculum stage: one number for every stage (paper: 5), or one per stage, e.g. 3,5.",
+        details="The paper trains 5 epochs and does not say whether per curriculum stage; ait reads it as 5 for "
+        "each stage. In a config file also a list (`[3, 5]`). Each stage's schedule and warm-up count its own "
+        "epochs. A count that does not match the number of stages is an error.")
+    global_batch: Optional[int] = option(
+        None, min=1, help="Records per optimizer step across all ranks; ait chooses the micro-batch per device and "
+        "derives the accumulation.",
+        details="Accumulation = global batch / (micro-batch × ranks), which must be a whole number (an error before "
+        "launch names the numbers). The paper's: 512 for bloomz-7b1, 1,024 for 3b and 1b1 (BLOOMZ+24), 128 "
+        "(BLOOMZ+3). Ranks: 1 with --launcher none, --num-gpus × --num-nodes, a hostfile's slots, or else the "
+        "local GPUs (see Batch size below).")
+    batch_size: Optional[int] = option(
+        None, min=1, default_doc="8; with --global-batch the largest that fits",
+        help="Records per device per micro-step (paper: 8 for bloomz-3b/1b1, 4 for 7b1).",
+        details="A device is a rank: a GPU, or a CPU process. Default 8 (ait's); with --global-batch, the largest "
+        "that divides the global batch per rank and fits a GPU's memory by ait's estimate (see Batch size below), "
+        "8 on a machine without a GPU.")
+    grad_accum: Optional[int] = option(
+        None, min=1, default_doc="1; derived with --global-batch", help="Micro-steps per optimizer step.",
+        details="Global batch = batch size × ranks × accumulation. With --global-batch it is derived from it, and "
+        "giving both is an error.")
     max_length: int = option(MAX_LENGTH, min=8, help="Longest example in tokens, input + output + EOS (paper: 384).",
                              details="The output counts with its separator.")
     too_long: Literal[TOO_LONG] = option(  # type: ignore[valid-type]
-        "error", help="A record over --max-length: error (stop before launch), skip (drop, counted) or truncate "
-        "(cut the end, counted).",
-        details="error names file, line, id and length; truncate cuts the output side first (as a "
-        "right-truncating tokenizer would) and drops the record if no output token is left. Skips and "
-        "truncations are reported on stderr and written to `run.json` (`data_stats`).")
+        "truncate-input", help="A record over --max-length: truncate-input (cut the input, keep the output whole; "
+        "drop the record if the output alone does not fit), error (stop before launch), skip (drop) or truncate "
+        "(cut the end).",
+        details="The paper's limit is \"maximum input and output length 384\"; how it cut is not said. "
+        "truncate-input (ours) keeps the output, which the loss is on, whole and cuts the input's beginning (after "
+        "a leading special token such as BOS): every template puts its general instruction first and what the "
+        "output answers last (the target-language cue, the assertion, the sentence to complete). It drops a record "
+        "whose separator + output + EOS leave no room for an input token. error names file, line, id and length; "
+        "truncate cuts the output side first (as a right-truncating tokenizer would) and drops the record if no "
+        "output token is left. Cuts and drops are reported on stderr and written to `run.json` (`data_stats`: "
+        "truncated, skipped_too_long).")
     seed: int = option(0, help="Seed of data order, LoRA initialisation and dropout.",
                        details="The data order is seeded per stage and epoch.")
     warmup_ratio: float = option(WARMUP_RATIO, min=0.0, max=1.0, max_open=True,
@@ -295,8 +338,9 @@ class TrainOptions:
         None, panel=PANEL_LAUNCH, metavar="FILE", default_doc="generated",
         help="A DeepSpeed JSON config used instead of the generated one (\"auto\" values are filled from the "
         "options).", details="A missing micro batch size or accumulation is taken from --batch-size / "
-        "--grad-accum. An \"optimizer\" section replaces ait's AdamW (its lr is set from --lr); a \"scheduler\" "
-        "section is ignored: ait's warm-up + linear decay schedule always applies.")
+        "--grad-accum; with --global-batch from its split, and batch keys the file sets must agree with it. An "
+        "\"optimizer\" section replaces ait's AdamW (its lr is set from --lr); a \"scheduler\" section is ignored: "
+        "ait's warm-up + linear decay schedule always applies.")
     save_every: int = option(0, min=0, panel=PANEL_RUN, help="Checkpoint every N optimizer steps for --resume (0: "
                              "only finished stages).")
     cache_dir: Optional[str] = option(None, panel=PANEL_RUN, metavar="DIR",
@@ -317,6 +361,19 @@ class TrainOptions:
             raise OptionError(f"{option_ref('curriculum')} {curriculum_text(self.curriculum)!r}: unknown data name(s) "
                               f"{', '.join(map(repr, dict.fromkeys(unknown)))}",
                               hint=f"the names given with NAME=PATH: {', '.join(self.data)}")
+        stages = len(self.curriculum)
+        if len(self.epochs) == 1:
+            object.__setattr__(self, "epochs", self.epochs * stages)
+        elif len(self.epochs) != stages:
+            raise OptionError(f"{option_ref('epochs')} {','.join(map(str, self.epochs))}: {len(self.epochs)} values "
+                              f"for {stages} curriculum stage(s)",
+                              hint="give one number for every stage, or one per stage")
+        if self.global_batch is None:  # ait's defaults; with a global batch they are chosen at launch
+            object.__setattr__(self, "batch_size", self.batch_size or BATCH_SIZE)
+            object.__setattr__(self, "grad_accum", self.grad_accum or GRAD_ACCUM)
+        elif self.grad_accum is not None:
+            raise OptionError(f"{option_ref('grad_accum')} cannot be given with {option_ref('global_batch')}, which "
+                              "derives it: global batch / (micro-batch × ranks)")
         object.__setattr__(self, "zero", default_zero(self.zero, self.launcher, self.num_gpus, self.num_nodes,
                                                       self.hostfile, self.offload))
         if self.offload == "all" and self.zero != 3:

@@ -9,9 +9,13 @@ Batching: length-grouped micro-batches with dynamic padding, no packing. Each se
 so no sequence can attend to another and positions (BLOOM's ALiBi bias, rotary positions) start at 0 for
 every sequence without any special mask. Grouping by length keeps padding low (see the benchmark).
 
-Truncation (`--too-long`): a record longer than `--max-length` tokens is an error by default (before any
-launch); `skip` drops it, `truncate` cuts the end of the example (output side first, like a right-
-truncating tokenizer) and drops it if no output token is left; both are counted and reported.
+Truncation (`--too-long`) of a record longer than `--max-length` tokens: `truncate-input` (the default)
+keeps separator + output + EOS whole and cuts the input's beginning, after its leading special tokens
+(a BOS), because every template ends with what the output answers (the target-language cue, the
+assertion, the sentence to complete) and starts with its general instruction; it drops the record when
+no input token would be left. `error` stops before any launch; `skip` drops the record; `truncate` cuts
+the end of the example (output side first, like a right-truncating tokenizer) and drops it if no output
+token is left. Cuts and drops are counted and reported.
 
 Order: the order of an epoch is a pure function of (seed, stage, epoch, lengths, batch geometry), so a
 resumed run replays it exactly and every rank computes the whole plan without communication.
@@ -182,7 +186,7 @@ def cache_key(file_hash: str, tok_fingerprint: str, max_length: int, too_long: s
 
 
 def tokenize_records(records: Iterable[tuple[int, dict[str, Any]]], tokenizer, *, path: str, max_length: int,
-                     too_long: str = "error", progress: bool = True) -> TokenizedSet:
+                     too_long: str, progress: bool = True) -> TokenizedSet:
     """Tokenize (line, instruction record) pairs; apply the `--too-long` rule; count what it did."""
     from aligninstruct_cli import console
 
@@ -196,6 +200,7 @@ def tokenize_records(records: Iterable[tuple[int, dict[str, Any]]], tokenizer, *
     id_offsets = array("q", [0])
     lines = array("q")
     stats = {"records": 0, "truncated": 0, "skipped_too_long": 0, "max_tokens": 0}
+    special = set(tokenizer.all_special_ids)
 
     def flush(chunk: list[tuple[int, dict[str, Any]]]) -> None:
         prompts = tokenizer([r["input"] for _, r in chunk])["input_ids"]
@@ -210,12 +215,15 @@ def tokenize_records(records: Iterable[tuple[int, dict[str, Any]]], tokenizer, *
                 if too_long == "error":
                     raise InputError(path, line, f"record {rec['id']!r} is {n} tokens, longer than "
                                      f"--max-length {max_length}",
-                                     hint="raise --max-length, or pass --too-long skip|truncate")
-                if too_long == "skip" or len(p) >= max_length:
+                                     hint="raise --max-length, or pass --too-long truncate-input|skip|truncate")
+                if too_long == "truncate-input":
+                    p = cut_input(p, max_length - len(t), special)
+                elif too_long == "truncate" and len(p) < max_length:
+                    t = t[:max_length - len(p)]
+                if too_long == "skip" or not p or len(p) + len(t) > max_length:
                     stats["skipped_too_long"] += 1
                     continue
                 stats["truncated"] += 1
-                t = t[:max_length - len(p)]
             tokens.extend(p)
             tokens.extend(t)
             lengths.append(len(p) + len(t))
@@ -238,6 +246,16 @@ def tokenize_records(records: Iterable[tuple[int, dict[str, Any]]], tokenizer, *
     ids = IdTable(np.frombuffer(bytes(id_blob), dtype=np.uint8), np.frombuffer(id_offsets, dtype=np.int64))
     return TokenizedSet(np.frombuffer(tokens, dtype=np.int32), offsets, np.frombuffer(prompt_len, dtype=np.int32),
                         ids, np.frombuffer(lines, dtype=np.int64), stats)
+
+
+def cut_input(prompt: list[int], room: int, special: set[int]) -> list[int]:
+    """The prompt in at most `room` tokens: its leading special tokens (a BOS) and as many of its last
+    tokens as fit; [] when not one non-special token fits."""
+    head = 0
+    while head < len(prompt) and prompt[head] in special:
+        head += 1
+    keep = room - head
+    return prompt[:head] + prompt[len(prompt) - keep:] if keep >= 1 else []
 
 
 def load_or_tokenize(path: str, tokenizer, *, max_length: int, too_long: str, cache_dir: str | os.PathLike[str],

@@ -16,7 +16,8 @@ from aligninstruct_cli.training.config import TrainOptions
 @dataclass(frozen=True)
 class Job:
     """The resolved `ait train` options and what the launching process found out before any worker
-    started: the model, its LoRA targets, the precision, the DeepSpeed config and the tokenized inputs."""
+    started: the model, its LoRA targets, the precision, the batch split, the DeepSpeed config and the
+    tokenized inputs."""
 
     options: TrainOptions
     model_path: str  # a local directory (absolute) or a hub id
@@ -24,7 +25,8 @@ class Job:
     lora_targets: list[str]  # empty with `full`
     precision: str  # resolved: bf16, fp16 or fp32
     ds_config: dict[str, Any]
-    world_size: int | None  # ranks the launch asks for; None: the launcher decides (all GPUs, a hostfile)
+    world_size: int | None  # ranks the launch will have (counted with a global batch); None: the launcher decides
+    batch: dict[str, Any] = field(default_factory=dict)  # batch.BatchPlan.to_dict(): global, micro, accumulation, ...
     caches: dict[str, str] = field(default_factory=dict)  # data name → tokenized-cache directory
     val_cache: str | None = None
     input_hashes: dict[str, dict[str, str]] = field(default_factory=dict)  # name → {"path", "sha256"}

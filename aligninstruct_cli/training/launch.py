@@ -31,6 +31,7 @@ from aligninstruct_cli.options import OptionError, option_ref
 from aligninstruct_cli.options import to_dict as plain_options
 from aligninstruct_cli.provenance import RunManifest, file_sha256
 from aligninstruct_cli.training import checkpoint as ckpt
+from aligninstruct_cli.training.batch import BatchPlan, describe_batch, plan_batch
 from aligninstruct_cli.training.config import TrainOptions, lora_targets_for
 from aligninstruct_cli.training.job import Job
 
@@ -42,6 +43,7 @@ RESUME_FREE = ("output", "save_every", "log_every", "log_data_ids", "compile", "
 # config file by its content (the job's ds_config), the tokenized cache by the inputs' hashes.
 LAUNCH_ONLY = ("launcher", "num_gpus", "num_nodes", "hostfile", "master_port", "deepspeed_config", "cache_dir")
 VAL = "--val"  # the validation file's key in input_hashes and data_stats
+MICRO, ACCUM, GLOBAL = "train_micro_batch_size_per_gpu", "gradient_accumulation_steps", "train_batch_size"
 
 
 class LaunchError(AitError):
@@ -59,6 +61,8 @@ def run(options: TrainOptions, *, resume: bool = False, dry_run: bool = False, c
     job = prepare(options, tokenize=not dry_run, command=command or [], quiet=quiet)
     job_path = Path(options.output) / "job.json"
     launch_command = worker_command(job_path, options)
+    if options.global_batch:
+        console.info(describe_batch(job.batch))
     if dry_run:
         sys.stdout.write(" ".join(launch_command) + "\n")
         sys.stdout.write(orjson.dumps(job.ds_config, option=orjson.OPT_INDENT_2).decode() + "\n")
@@ -88,10 +92,14 @@ def prepare(options: TrainOptions, *, tokenize: bool = True, command: list[str] 
     model_path = models.resolve_model(options.model)
     model_type = models.load_config(model_path).model_type
     precision = models.resolve_precision(options.precision)
+    plan = plan_batch(options, model_path, precision)
+    ds_config = build_ds_config(options, precision, options.deepspeed_config, plan)
+    if (ds_config[MICRO], ds_config[ACCUM]) != (plan.micro, plan.accumulation):  # set by a DeepSpeed config file
+        plan = BatchPlan(ds_config[MICRO], ds_config[ACCUM], plan.ranks, "deepspeed_config")
     job = Job(options=options, model_path=model_path, model_type=model_type,
               lora_targets=[] if options.full else lora_targets_for(model_type, options.lora_targets),
-              precision=precision, ds_config=build_ds_config(options, precision, options.deepspeed_config),
-              world_size=expected_world_size(options), command=list(command or []), quiet=quiet)
+              precision=precision, ds_config=ds_config, world_size=plan.ranks, batch=plan.to_dict(),
+              command=list(command or []), quiet=quiet)
     if not tokenize:
         return job
     return replace(job, **tokenize_inputs(options, model_path, used))
@@ -131,7 +139,8 @@ def tokenize_inputs(options: TrainOptions, model_path: str, used: list[str]) -> 
         found["data_stats"][data_name] = {**data.stats, "examples": len(data), "tokens": int(data.lengths.sum())}
         report = f"{data_name}: {len(data):,} examples, {int(data.lengths.sum()):,} tokens"
         if data.stats.get("truncated") or data.stats.get("skipped_too_long"):
-            report += (f" ({data.stats['truncated']} truncated, {data.stats['skipped_too_long']} skipped: longer "
+            cut = "with the input cut" if options.too_long == "truncate-input" else "truncated"
+            report += (f" ({data.stats['truncated']} {cut}, {data.stats['skipped_too_long']} skipped: longer "
                        f"than --max-length {options.max_length})")
         console.info(report)
     if Path(model_path).is_dir():
@@ -145,20 +154,18 @@ def default_cache_dir() -> Path:
     return Path(base) / "ait" / "tokenized"
 
 
-def expected_world_size(options: TrainOptions) -> int | None:
-    """The ranks the launch will have, where the options say (None: all GPUs, or a hostfile's slots)."""
-    if options.launcher == "none":
-        return 1
-    return options.num_gpus * (options.num_nodes or 1) if options.num_gpus and not options.hostfile else None
-
-
 # ------------------------------------------------------------------------------------------ deepspeed config
-def build_ds_config(options: TrainOptions, precision: str, user_file: str | None = None) -> dict[str, Any]:
-    """The DeepSpeed config for the options; `user_file` (the deepspeed_config option) replaces it, with its
-    "auto" values and missing batch keys filled from the options."""
+def build_ds_config(options: TrainOptions, precision: str, user_file: str | None = None,
+                    plan: BatchPlan | None = None) -> dict[str, Any]:
+    """The DeepSpeed config for the options and batch plan (default: the options' batch size and
+    accumulation); `user_file` (the deepspeed_config option) replaces it, with its "auto" values and missing
+    batch keys filled from the options. With a global batch, `train_batch_size` is set too, and the file
+    may not set the batch otherwise."""
+    plan = plan or BatchPlan(options.batch_size, options.grad_accum, None)
     generated: dict[str, Any] = {
-        "train_micro_batch_size_per_gpu": options.batch_size,
-        "gradient_accumulation_steps": options.grad_accum,
+        **({GLOBAL: plan.global_batch} if options.global_batch else {}),
+        MICRO: plan.micro,
+        ACCUM: plan.accumulation,
         "gradient_clipping": options.grad_clip,
         "steps_per_print": 1 << 30,
         "wall_clock_breakdown": False,
@@ -194,7 +201,7 @@ def build_ds_config(options: TrainOptions, precision: str, user_file: str | None
     def fill(mine: dict[str, Any], theirs: dict[str, Any]) -> dict[str, Any]:
         out = dict(theirs)
         for key, value in theirs.items():
-            if value == "auto" and key == "train_batch_size":
+            if value == "auto" and key == GLOBAL and key not in mine:
                 del out[key]  # DeepSpeed derives it from micro batch × accumulation × ranks
             elif value == "auto":
                 if key not in mine:
@@ -206,8 +213,15 @@ def build_ds_config(options: TrainOptions, precision: str, user_file: str | None
         return out
 
     merged = fill(generated, user)
-    for key in ("train_micro_batch_size_per_gpu", "gradient_accumulation_steps", "zero_allow_untested_optimizer"):
-        merged.setdefault(key, generated[key])
+    for key in (GLOBAL, MICRO, ACCUM, "zero_allow_untested_optimizer"):
+        if key in generated:
+            merged.setdefault(key, generated[key])
+    clash = [key for key in (GLOBAL, MICRO, ACCUM) if options.global_batch and merged[key] != generated[key]]
+    if clash:
+        raise OptionError(f"{option_ref('deepspeed_config')} {user_file}: \"{clash[0]}\": {merged[clash[0]]} "
+                          f"disagrees with {option_ref('global_batch')} {options.global_batch} "
+                          f"({describe_batch(plan.to_dict())})",
+                          hint="leave the batch keys out of the file, or set them to \"auto\"")
     return merged
 
 
@@ -221,7 +235,7 @@ def start_manifest(job: Job, launch_command: list[str]) -> RunManifest:
     out.mkdir(parents=True, exist_ok=True)
     return RunManifest(out / "run.json").start(
         job.command, hyperparameters=plain_options(options), curriculum=options.curriculum, lrs=options.lr,
-        precision=job.precision, lora_targets=job.lora_targets,
+        precision=job.precision, lora_targets=job.lora_targets, batch=job.batch,
         model={"name": options.model, "path": job.model_path, "type": job.model_type},
         input_hashes=job.input_hashes, data_stats=job.data_stats, ds_config=job.ds_config,
         launcher=options.launcher, launch_command=launch_command)

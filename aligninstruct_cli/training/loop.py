@@ -75,7 +75,7 @@ def train_stage(job: Job, dist: Dist, lr_index: int, stage: int, resume: dict[st
     log = StageLog(s, position, resumed=resume is not None)
     val_loss = None
     with log.bar:
-        for epoch in range(position.epoch, s.options.epochs):
+        for epoch in range(position.epoch, s.epochs):
             plan = epoch_plan(s.data.lengths, s.geometry, seed=s.options.seed, stage=stage, epoch=epoch)
             first = position.step_in_epoch if epoch == position.epoch else 0
             for step_in_epoch in range(first, len(plan)):
@@ -127,8 +127,12 @@ class Stage:
         return self.options.lr[self.lr_index]
 
     @property
+    def epochs(self) -> int:
+        return self.options.epochs[self.index]
+
+    @property
     def total_steps(self) -> int:
-        return self.steps_per_epoch * self.options.epochs
+        return self.steps_per_epoch * self.epochs
 
     @property
     def warmup(self) -> int:
@@ -214,7 +218,7 @@ class StageLog:
         self.bar = console.Bar(s.label, total=s.total_steps, unit="steps", completed=position.global_step)
         g = s.geometry
         console.info(f"[bold]{s.label}[/bold]: {len(s.data):,} records, {s.steps_per_epoch:,} steps/epoch × "
-                     f"{s.options.epochs} epochs, global batch {g.global_batch} ({s.dist.world} rank(s) × "
+                     f"{s.epochs} epochs, global batch {g.global_batch} ({s.dist.world} rank(s) × "
                      f"{g.micro_batch} × {g.grad_accum}), lr {s.lr:g}, warm-up {s.warmup} steps"
                      + (f"; {s.compiled} decoder blocks compiled (the first steps compile them)" if s.compiled else "")
                      + (f"; resuming at step {position.global_step}" if resumed else ""))
@@ -267,7 +271,10 @@ def save_stage(s: Stage, val_loss: float | None) -> None:
 
 def check_world_size(job: Job, dist: Dist) -> None:
     """A run keeps its number of ranks (the data order depends on it): its first launch records it in
-    state.json, a resume must match it."""
+    state.json, a resume must match it. A global batch was split for the ranks counted before the launch."""
+    if job.options.global_batch and job.world_size != dist.world:
+        raise SystemExit(f"ait train: the global batch {job.options.global_batch} was split for {job.world_size} "
+                         f"rank(s), but the launcher started {dist.world}; name the ranks with --num-gpus")
     recorded = ckpt.read_state(job.options.output).get("world_size")
     if recorded and recorded != dist.world:
         raise SystemExit(f"ait train: this run was started with {recorded} rank(s) and cannot resume on "
