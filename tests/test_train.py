@@ -720,6 +720,29 @@ def test_compiled_blocks_train_the_same_adapter(tiny_bloom_dir, data, tmp_path):
         torch.testing.assert_close(weights["on"][key], eager, rtol=1e-3, atol=1e-4)
 
 
+def test_the_model_trains_in_training_mode(tiny_bloom_dir, data, tmp_path):
+    """from_pretrained returns a model in eval mode, where dropout is off: training must switch it on. The
+    same --full run on a copy of the model whose config asks for dropout must then train other weights."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    dropped = tmp_path / "dropout-model"
+    shutil.copytree(tiny_bloom_dir, dropped)
+    config = json.loads((dropped / "config.json").read_text())
+    (dropped / "config.json").write_text(json.dumps({**config, "hidden_dropout": 0.5}))
+    weights = {}
+    for name, model in (("plain", tiny_bloom_dir), ("dropout", dropped)):
+        out = tmp_path / name
+        result = runner.invoke(app, ["train", "--model", str(model), "--data", f"mt={data['mt']}", "--full",
+                                     "--output", str(out), "--launcher", "none", "--epochs", "1", "--batch-size",
+                                     "8", "--lr", "1e-3", "--cache-dir", str(tmp_path / "cache")])
+        assert result.exit_code == 0, result.output
+        weights[name] = load_file(next((out / "final").glob("*.safetensors")))
+    assert any(not torch.equal(weights["plain"][k], weights["dropout"][k]) for k in weights["plain"])
+
+
 def test_decoder_blocks_are_found_in_other_architectures():
     """--compile finds the repeated blocks by shape, not by name: Llama's model.layers, GPT-2's transformer.h."""
     import torch

@@ -178,8 +178,9 @@ class BuildOptions(ReadOptions):
         details="mt, mono-full and mono-half read parallel records; align, hint and revise read aligned records "
                 "(the output of `ait align`).")
     direction: Literal[DIRECTIONS] = option(  # type: ignore[valid-type]
-        "both", help="both: each pair gives en→xx and xx→en records (the paper's default); en-xx or xx-en: one "
-        "of them. Without English in a pair, its src side plays English. Ignored by mono-*.",
+        "both", help="both: each pair gives en→xx and xx→en records (ait's reading: the paper trains and tests "
+        "both directions but does not say each pair gives both); en-xx or xx-en: one of them. Without English "
+        "in a pair, its src side plays English. Ignored by mono-*.",
         details="See [Directions](#directions).")
     seed: int = option(0, help="Random seed; the same seed gives the same output bytes.",
                        details="It seeds align's True/False draw and its negatives, and the revise choices (see "

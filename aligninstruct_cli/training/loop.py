@@ -74,6 +74,7 @@ def train_stage(job: Job, dist: Dist, lr_index: int, stage: int, resume: dict[st
     position = start_position(s, resume)
     log = StageLog(s, position, resumed=resume is not None)
     val_loss = None
+    s.engine.train()  # from_pretrained gives a model in eval mode: dropout (LoRA's 0.1) must be on
     with log.bar:
         for epoch in range(position.epoch, s.epochs):
             plan = epoch_plan(s.data.lengths, s.geometry, seed=s.options.seed, stage=stage, epoch=epoch)
