@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Literal, Optional
@@ -197,12 +197,10 @@ class _Registry:
         self.by_name[lang.name.lower()] = lang
 
     def add_user(self, langs: list[Language], path: str) -> None:
-        for lang in langs:
+        for lang in langs:  # (read_language_file already merged an override with the language it renames)
             old = self.by_key.get(lang.code.lower())
-            if old is not None and old.code == lang.code:  # an override keeps the old codes working
-                lang = replace(lang, aliases=tuple(dict.fromkeys(old.aliases + lang.aliases)),
-                               flores=lang.flores or old.flores, seen=old.seen)
-                self.by_name.pop(old.name.lower(), None)
+            if old is not None and old.code == lang.code:
+                self.by_name.pop(old.name.lower(), None)  # the old name no longer names it
             self._index(lang)
             self.user.append(lang)
         self.user_file = path
@@ -244,10 +242,6 @@ def reset_languages() -> None:
     from aligninstruct_cli import records
 
     records.forget_checked_languages()
-
-
-def user_language_file() -> str | None:
-    return _registry().user_file
 
 
 def _language_file_option(path: str) -> str:
@@ -330,10 +324,11 @@ def read_language_file(path: str) -> list[Language]:
             raise InputError(path, line_no, f"name {name!r} is already the language {same_name.code}", field="name",
                              hint="use that code, or mark the row override: yes")
         canonical = old.code if old is not None else code
+        keys = (*(old.aliases if old is not None else ()), code, flores)  # an override keeps the old codes
         out.append(Language(canonical, flores or (old.flores if old else None), name,
                             seen=old.seen if old is not None else False,
-                            aliases=tuple(a for a in (code, flores) if a and a != canonical), source=str(path),
-                            declared_seen=declared))
+                            aliases=tuple(k for k in dict.fromkeys(keys) if k and k != canonical),
+                            source=str(path), declared_seen=declared))
     return out
 
 

@@ -32,7 +32,7 @@ from typing import Callable
 
 import numpy as np
 
-from aligninstruct_cli.options import OptionError, check_options, option, option_fields, option_ref
+from aligninstruct_cli.options import OptionError, check_options, option, option_ref
 
 INITIAL_T = 1e-9  # fast_align's t before the first normalisation
 EM_PANEL = "EM (fast_align's model)"
@@ -60,10 +60,6 @@ class EMOptions:
         check_options(self)
         if self.variational_bayes and self.alpha <= 0:
             raise OptionError(f"{option_ref('alpha')} must be above 0 with {option_ref('variational_bayes')}, not {self.alpha:g}")
-
-    def em_options(self) -> "EMOptions":
-        """Just the EM options (of an `AlignOptions`, which has them all and more)."""
-        return EMOptions(**{f.name: getattr(self, f.name) for f in option_fields(EMOptions)})
 
 
 @dataclass

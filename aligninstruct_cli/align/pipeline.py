@@ -29,7 +29,7 @@ from aligninstruct_cli.align.symmetrize import DEFAULT_HEURISTIC, HEURISTICS, ne
 from aligninstruct_cli.align.tokenize import get_tokenizer, get_word_splitter, parse_tokenize_option
 from aligninstruct_cli.errors import RecordError
 from aligninstruct_cli.io import ReadOptions
-from aligninstruct_cli.options import OptionError, option, option_ref
+from aligninstruct_cli.options import OptionError, option, option_fields, option_ref
 
 BACKENDS = ("fast_align", "eflomal")
 OUTPUT_FORMATS = ("jsonl", "pharaoh")
@@ -86,7 +86,8 @@ class AlignOptions(ReadOptions, EMOptions):
 
     @property
     def em(self) -> EMOptions:
-        return self.em_options()
+        """Just the EM options (what a saved model records)."""
+        return EMOptions(**{f.name: getattr(self, f.name) for f in option_fields(EMOptions)})
 
     @property
     def directions(self) -> tuple[str, ...]:

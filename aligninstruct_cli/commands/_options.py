@@ -111,8 +111,8 @@ def _given(ctx: typer.Context, param: str) -> bool:
 
 
 def resolve_options(cls: type, ctx: typer.Context, values: dict[str, Any], config: str | None):
-    """The options dataclass from defaults < config file < typed flags, and how to name each field in a
-    message (its flag, or its key in the config file)."""
+    """The options dataclass from defaults < config file < typed flags, and how to word an OptionError for
+    this command line (each field as its flag, or as its key in the config file)."""
     from_file = load_config(config, cls) if config else {}
     typed: dict[str, Any] = {}
     for f in option_fields(cls):
@@ -126,13 +126,12 @@ def resolve_options(cls: type, ctx: typer.Context, values: dict[str, Any], confi
     merged = {**from_file, **typed}
     flags = {f.name: flag_of(f) for f in option_fields(cls)}
 
-    def display(field_name: str) -> str:
-        return field_name if from_config(field_name) else flags.get(field_name, field_name)
-
-    def from_config(field_name: str) -> bool:
-        return field_name in from_file and field_name not in typed
-
-    display.config, display.from_config = config, from_config  # type: ignore[attr-defined]
+    def render(exc: OptionError) -> str:
+        """The message with flags for what was typed (or defaulted) and keys for what the config file gave;
+        then it starts with the file's name."""
+        from_config = [name for name in exc.fields if name in from_file and name not in typed]
+        message = exc.render(lambda name: name if name in from_config else flags.get(name, name))
+        return f"{config}: {message}" if from_config else message
 
     missing = [f for f in option_fields(cls) if not has_default(f) and f.name not in merged]
     if missing:
@@ -140,18 +139,9 @@ def resolve_options(cls: type, ctx: typer.Context, values: dict[str, Any], confi
         raise AitError(f"missing option{'s' if len(missing) > 1 else ''} {names}",
                        hint="give them as flags or as keys of a --config file")
     try:
-        return cls(**merged), display
+        return cls(**merged), render
     except OptionError as exc:
-        raise AitError(_render(exc, display), hint=exc.hint) from None
-
-
-def _render(exc: OptionError, display: Callable[[str], str]) -> str:
-    """The message with flags for what was typed (or defaulted) and keys for what the config file gave; then
-    it starts with the file's name."""
-    message = exc.render(display)
-    if any(display.from_config(f) for f in exc.fields):  # type: ignore[attr-defined]
-        message = f"{display.config}: {message}"  # type: ignore[attr-defined]
-    return message
+        raise AitError(render(exc), hint=exc.hint) from None
 
 
 def stage_command(app: typer.Typer, command_name: str, cls: type, run: Callable[..., Any], *,
@@ -178,7 +168,7 @@ def stage_command(app: typer.Typer, command_name: str, cls: type, run: Callable[
         config = values.pop("config")
         print_config = values.pop("print_config")
         extra_values = {k: values.pop(k) for k in extra_names}
-        options, display = resolve_options(cls, ctx, values, config)
+        options, render = resolve_options(cls, ctx, values, config)
         if print_config:
             import yaml
 
@@ -187,7 +177,7 @@ def stage_command(app: typer.Typer, command_name: str, cls: type, run: Callable[
         try:
             run(options, **extra_values)
         except OptionError as exc:  # a check the library makes later (e.g. against the data)
-            raise AitError(_render(exc, display), hint=exc.hint) from None
+            raise AitError(render(exc), hint=exc.hint) from None
 
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     command.__annotations__ = {p.name: p.annotation for p in params}
