@@ -17,8 +17,10 @@ venv: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
+# the demo experiment (docs/demo.md): writes demo-out/report.md; a second run redoes nothing
 demo: $(STAMP)
-	$(VENV)/bin/ait demo run --output demo-out
+	$(VENV)/bin/ait experiment run examples/demo.yaml
+	$(VENV)/bin/ait experiment report examples/demo.yaml
 
 completions: $(STAMP)
 	$(PY) -m aligninstruct_cli.completions completions/

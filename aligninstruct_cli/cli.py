@@ -15,10 +15,11 @@ from typer.core import TyperGroup
 
 from aligninstruct_cli import __version__, console
 from aligninstruct_cli.errors import AitError
+from aligninstruct_cli.io import Terminated, install_termination_handlers
 
 # One module per stage; each exposes `register(app)`.
-COMMAND_MODULES = ("align", "build", "mix", "train", "translate", "score", "probe", "data", "demo",
-                   "languages")
+COMMAND_MODULES = ("align", "build", "mix", "train", "translate", "score", "probe", "export", "data", "demo",
+                   "languages", "experiment")
 
 
 def _silence_stdout() -> None:
@@ -48,6 +49,9 @@ class AitGroup(TyperGroup):
         except KeyboardInterrupt:
             sys.stderr.write("ait: interrupted\n")
             raise typer.Exit(130) from None
+        except Terminated as exc:  # SIGTERM/SIGHUP: temporary files were removed on the way out
+            sys.stderr.write(f"ait: stopped by {exc}\n")
+            raise typer.Exit(128 + exc.signum) from None
 
 
 app = typer.Typer(
@@ -82,4 +86,5 @@ for _name in COMMAND_MODULES:
 
 
 def main() -> None:
+    install_termination_handlers()
     app()

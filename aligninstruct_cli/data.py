@@ -81,7 +81,13 @@ def _zip_sides(first: Iterable[str] | Path, second: Iterable[str] | Path,
 
 def _load_dataset(*args, **kwargs) -> Iterator[dict]:
     """Rows of `datasets.load_dataset(..., streaming=True)`; a missing `datasets`, an unreachable hub or
-    an unknown dataset/config/split becomes a clean error (streaming fails late, so rows are wrapped)."""
+    an unknown dataset/config/split becomes a clean error (streaming fails late, so rows are wrapped). A hub
+    dataset must be cached or the hub reachable: checked first, in a second (no 24 s of retries)."""
+    if args and args[0] != "parquet":
+        from aligninstruct_cli import hub
+
+        hub.require(str(args[0]), what="dataset", repo_type="dataset",
+                    fix=f"pass {option_ref('source')} DIR with a local copy of the release files (see docs/data.md)")
     try:
         from datasets import load_dataset
     except ImportError:

@@ -34,6 +34,8 @@ from aligninstruct_cli.models import MODEL_PANEL, LoadedModel, ModelOptions
 from aligninstruct_cli.options import OptionError, check_options, option, option_ref
 
 CUSTOM_PROMPT_NAME = "custom"
+CACHES = ("auto", "static", "dynamic")
+STATIC_WIDTH_STEP = 32  # static cache: prompt widths rounded up to this (each new cache size compiles again)
 
 
 # ---------------------------------------------------------------------------------------------- prompts
@@ -41,10 +43,23 @@ CUSTOM_PROMPT_NAME = "custom"
 class Prompt:
     name: str  # "default", "1".."5" or "custom"
     template: str
+    chat_tokenizer: Any = None  # set: the filled template becomes a user turn of this tokenizer's chat template
 
     def render(self, src_lang: str, tgt_lang: str, src: str) -> str:
-        return self.template.format(src_name=get_language(src_lang).name,
+        text = self.template.format(src_name=get_language(src_lang).name,
                                     tgt_name=get_language(tgt_lang).name, src=src)
+        if self.chat_tokenizer is not None:
+            from aligninstruct_cli.models import chat_prompt
+
+            return chat_prompt(self.chat_tokenizer, text)  # as training renders its inputs (training/data.py)
+        return text
+
+    def with_chat_template(self, tokenizer, model: str) -> "Prompt":
+        """This prompt wrapped in `tokenizer`'s chat template (`chat_template` option)."""
+        from aligninstruct_cli.models import check_chat_template
+
+        check_chat_template(tokenizer, model)
+        return replace(self, chat_tokenizer=tokenizer)
 
 
 def resolve_prompt(spec: str) -> Prompt:
@@ -93,8 +108,22 @@ class DecodingOptions:
                             "its decoding).")
     max_new_tokens: int = option(384, min=1, help="Most tokens generated per sentence (ait's default: the paper states "
                                  "no decoding limit; 384 is its maximum training output length, App. B).")
+    max_input_tokens: int = option(
+        1024, min=1, help="Longest prompt in tokens (template and source); a longer one is an error naming its "
+        "record, and a source over 64 characters a token is refused when read (FILE:LINE; --on-error skip skips it).",
+        details="ait's guard (the paper's inputs are at most 256 tokens, App. B): it keeps one huge line from "
+                "exhausting memory before generation starts.")
     batch_size: int = option(16, min=1, help="Sentences per generate call (ait's choice); halved automatically on "
                              "CUDA out-of-memory.")
+    chat_template: bool = option(False, help="Wrap each prompt in the tokenizer's chat template (a user turn), for "
+                                 "chat-tuned models and adapters trained with `ait train --chat-template`.")
+    cache: Literal[CACHES] = option(  # type: ignore[valid-type]
+        "auto", help="KV cache: static (fixed-size, so transformers compiles the decoding step with CUDA graphs on a "
+        "GPU), dynamic (plain generate), or auto: static on a GPU for greedy search where the model supports it.",
+        details="Static keeps each batch full (the last one padded with copies) and rounds prompt widths up to "
+                f"{STATIC_WIDTH_STEP} tokens, so few shapes are compiled; the output is the same tokens as plain "
+                "generate on the same batches. Beam search and models without a static cache take dynamic, with a "
+                "note. See *Speed*.")
 
     def __post_init__(self) -> None:
         check_options(self)
@@ -109,16 +138,20 @@ class TranslateOptions(ReadOptions, ModelOptions, DecodingOptions):
         "auto", panel=INPUT_PANEL,
         help="Input format; text: one source sentence a line (needs --src-lang/--tgt-lang); auto: text for "
              "*.txt, else by file name or the first line.", details="Formats: [formats.md](formats.md).")
-    merge: bool = option(False, panel=MODEL_PANEL, help="Merge the adapter into the base weights before generating "
-                         "(needs --adapter; faster generation, same output up to rounding).")
+    merge: bool = option(True, panel=MODEL_PANEL, negatable=True,
+                         help="Merge the adapter into the base weights before generating (faster; the same output "
+                              "up to bf16 rounding); --no-merge keeps the LoRA layers separate.")
+    num_gpus: int = option(1, min=1, panel=MODEL_PANEL,
+                           help="Processes translating at once, one per GPU (cuda:0..N-1), each holding the model; "
+                                "the output file is the same as with one. Without a GPU: N CPU processes.",
+                           details="Each process takes whole chunks of records (the unit of length sorting), so "
+                                   "the batches, and the output, do not depend on N.")
     pivot: Optional[str] = option(None, parse=known_language,
                                   help="Pivot language (e.g. en): translate src→pivot→tgt when neither side is the "
                                        "pivot; the record keeps the pivot text in pivot_hyp.", details="See *Pivot*.")
 
     def __post_init__(self) -> None:
         check_options(self)
-        if self.merge and not self.adapter:
-            raise OptionError(f"{option_ref('merge')} needs {option_ref('adapter')}")
 
 
 # ---------------------------------------------------------------------------------------------- generation
@@ -136,10 +169,11 @@ class _StopAtNewline:
     non-whitespace text (exactly where `clean_hypothesis` cuts). Only rows whose newest token contains a
     newline are decoded, so the check costs almost nothing."""
 
-    def __init__(self, tokenizer, newline_ids, prompt_len: int):
+    def __init__(self, tokenizer, newline_ids, prompt_len: int, real_rows: int | None = None):
         self.tokenizer = tokenizer
         self.newline_ids = newline_ids  # tensor of token ids whose text contains "\n"
         self.prompt_len = prompt_len
+        self.real_rows = real_rows  # rows after it only fill a static batch: done from the start
         self.done = None
 
     def __call__(self, input_ids, scores, **kwargs):
@@ -147,6 +181,8 @@ class _StopAtNewline:
 
         if self.done is None:
             self.done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+            if self.real_rows is not None:
+                self.done[self.real_rows:] = True
         candidates = torch.isin(input_ids[:, -1], self.newline_ids) & ~self.done
         for row in candidates.nonzero().flatten().tolist():
             text = self.tokenizer.decode(input_ids[row, self.prompt_len:], skip_special_tokens=True)
@@ -174,38 +210,75 @@ class Translator:
         self.options = replace(options, **fields) if fields else options
         self.loaded = loaded
         self.prompt = resolve_prompt(self.options.prompt)
+        if self.options.chat_template:
+            self.prompt = self.prompt.with_chat_template(loaded.tokenizer, loaded.model_id)
         self.batch_size = self.options.batch_size  # lowered for the rest of the run on CUDA out-of-memory
         self.on_batch = on_batch
         self.stats = GenerationStats()
         self._newline_ids = None
+        self.static_cache = self._resolve_cache()
+        self.fixed_shapes = self.static_cache  # full batches, rounded widths (a benchmark sets it to compare)
+        self.compile_config = None  # transformers' CompileConfig for the decoding step; None: its default
+
+    def _resolve_cache(self) -> bool:
+        """Whether batches use a static KV cache (see `DecodingOptions.cache`); a one-line note where auto or
+        static has to fall back to the dynamic cache on a GPU."""
+        setting = self.options.cache
+        if setting == "dynamic":
+            return False
+        on_gpu = getattr(self.loaded.device, "type", "cpu") == "cuda"
+        if setting == "auto" and not on_gpu:
+            return False  # nothing compiles the decoding step on a CPU: the static cache only adds work there
+        reason = None
+        if self.options.num_beams > 1:
+            reason = "beam search"
+        elif not supports_static_cache(self.loaded.model):
+            reason = f"{type(_base_model(self.loaded.model)).__name__} has no static cache in this transformers"
+        if reason:
+            console.info(f"generation: dynamic KV cache ({reason}); the static-cache fast path is for greedy search")
+            return False
+        return True
 
     # -- low level: prompts -> texts
-    def generate(self, prompts: Sequence[str]) -> list[str]:
+    def generate(self, prompts: Sequence[str], names: Sequence[str] | None = None) -> list[str]:
         """Cleaned hypotheses for `prompts`, in the same order."""
         tok = self.loaded.tokenizer
+        return [clean_hypothesis(tok.decode(row, skip_special_tokens=True))
+                for row in self.generate_token_ids(prompts, names)]
+
+    def generate_token_ids(self, prompts: Sequence[str], names: Sequence[str] | None = None) -> list[list[int]]:
+        """The new token ids of each prompt (up to EOS or the stop, padding after it), in the same order.
+        `names` (e.g. record ids) name a prompt longer than `max_input_tokens` in the error."""
+        tok = self.loaded.tokenizer
         ids = tok(list(prompts), add_special_tokens=True)["input_ids"]
+        limit = self.options.max_input_tokens
+        for i, row in enumerate(ids):
+            if len(row) > limit:
+                which = f"record {names[i]!r}" if names else f"prompt {i + 1}"
+                raise OptionError(f"{which}: its prompt has {len(row)} tokens, more than "
+                                  f"{option_ref('max_input_tokens')} {limit}", hint="shorten the source, or raise the limit")
         order = sorted(range(len(ids)), key=lambda i: (-len(ids[i]), i))  # longest first: OOM shows early
-        out: list[str | None] = [None] * len(ids)
+        out: list[list[int] | None] = [None] * len(ids)
         start = 0
         while start < len(order):
             batch = order[start:start + self.batch_size]
-            texts = self._generate_with_backoff([ids[i] for i in batch])
-            for i, text in zip(batch, texts):
-                out[i] = text
+            rows = self._generate_with_backoff([ids[i] for i in batch])
+            for i, row in zip(batch, rows):
+                out[i] = row
             start += len(batch)
         return out  # type: ignore[return-value]
 
-    def _generate_with_backoff(self, batch_ids: list[list[int]]) -> list[str]:
+    def _generate_with_backoff(self, batch_ids: list[list[int]]) -> list[list[int]]:
         if len(batch_ids) > self.batch_size:  # an out-of-memory error lowered the batch size meanwhile
-            texts: list[str] = []
+            rows: list[list[int]] = []
             k = 0
             while k < len(batch_ids):
                 piece = batch_ids[k:k + self.batch_size]
-                texts += self._generate_with_backoff(piece)
+                rows += self._generate_with_backoff(piece)
                 k += len(piece)
-            return texts
+            return rows
         try:
-            return self._generate_batch(batch_ids)
+            return self.generate_ids(batch_ids)
         except _oom_error_types():
             import torch
 
@@ -228,28 +301,40 @@ class Translator:
             self._newline_ids = torch.tensor(ids, dtype=torch.long, device=self.loaded.device)
         return self._newline_ids
 
-    def _generate_batch(self, batch_ids: list[list[int]]) -> list[str]:
+    def generate_ids(self, batch_ids: list[list[int]]) -> list[list[int]]:
+        """One batch: the new token ids of each row (up to EOS or the stop, padding after it)."""
         import torch
         from transformers import StoppingCriteriaList
 
         tok, model = self.loaded.tokenizer, self.loaded.model
         pad = tok.pad_token_id
-        width = max(len(x) for x in batch_ids)
-        input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in batch_ids], dtype=torch.long)
-        mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in batch_ids], dtype=torch.long)
+        rows = list(batch_ids)
+        width = max(len(x) for x in rows)
         kwargs: dict[str, Any] = dict(max_new_tokens=self.options.max_new_tokens, num_beams=self.options.num_beams,
                                       do_sample=False, pad_token_id=pad, num_return_sequences=1)
+        if self.fixed_shapes:
+            # Fixed shapes, so the compiled decoding step is reused: a full batch (copies of the last row fill
+            # it, stopped from the start) and a prompt width rounded up (left padding changes nothing: BLOOM's
+            # ALiBi counts positions from the first real token, the others take position ids from the mask).
+            rows += [rows[-1]] * (self.batch_size - len(rows))
+            width = -(-width // STATIC_WIDTH_STEP) * STATIC_WIDTH_STEP
+        if self.static_cache:
+            kwargs["cache_implementation"] = "static"
+            if self.compile_config is not None:
+                kwargs["compile_config"] = self.compile_config
+        input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in rows], dtype=torch.long)
+        mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in rows], dtype=torch.long)
         eos = tok.eos_token_id
         if eos is not None:
             kwargs["eos_token_id"] = eos
         if self.options.num_beams == 1:
             kwargs["stopping_criteria"] = StoppingCriteriaList(
-                [_StopAtNewline(tok, self._newline_token_ids(), width)])
+                [_StopAtNewline(tok, self._newline_token_ids(), width, real_rows=len(batch_ids))])
         started = time.perf_counter()
         with torch.inference_mode():
             output = model.generate(input_ids=input_ids.to(self.loaded.device),
                                     attention_mask=mask.to(self.loaded.device), **kwargs)
-        new = output[:, width:].tolist()
+        new = output[:len(batch_ids), width:].tolist()
         self.stats.seconds += time.perf_counter() - started
         n_tokens = sum(_count_generated(row, eos, pad) for row in new)
         self.stats.sentences += len(batch_ids)
@@ -257,7 +342,7 @@ class Translator:
         self.stats.batch_sizes.append(len(batch_ids))
         if self.on_batch:
             self.on_batch(len(batch_ids), n_tokens)
-        return [clean_hypothesis(tok.decode(row, skip_special_tokens=True)) for row in new]
+        return new
 
     # -- records
     def translate(self, records: Iterable[dict], *, pivot: str | None = None,
@@ -273,25 +358,20 @@ class Translator:
                          chunk_size: int | None = None) -> Iterator[list[dict]]:
         """`translate`, one list per chunk of input records (the unit of length sorting and of memory)."""
         pivot_code = get_language(pivot).code if pivot else None
-        chunk_size = chunk_size or max(self.batch_size * 16, 256)
-        chunk: list[dict] = []
-        for rec in records:
-            chunk.append(rec)
-            if len(chunk) >= chunk_size:
-                yield self._translate_chunk(chunk, pivot_code)
-                chunk = []
-        if chunk:
-            yield self._translate_chunk(chunk, pivot_code)
+        for chunk in chunked(records, chunk_size or default_chunk_size(self.options.batch_size)):
+            yield self.translate_chunk(chunk, pivot_code)
 
-    def _translate_chunk(self, chunk: list[dict], pivot: str | None) -> list[dict]:
+    def translate_chunk(self, chunk: list[dict], pivot: str | None) -> list[dict]:
+        """One chunk's records translated (`pivot`: a language code or None)."""
         codes = [(get_language(r["src_lang"]).code, get_language(r["tgt_lang"]).code) for r in chunk]
         pivoted = [pivot is not None and pivot not in pair for pair in codes]
-        first_leg = self.generate([self.prompt.render(r["src_lang"], pivot, r["src"])
-                                   for r, p in zip(chunk, pivoted) if p]) if any(pivoted) else []
+        first = [r for r, p in zip(chunk, pivoted) if p]
+        first_leg = self.generate([self.prompt.render(r["src_lang"], pivot, r["src"]) for r in first],
+                                  [r.get("id") for r in first]) if first else []
         legs = iter(first_leg)
         sources = [(pivot, next(legs)) if p else (r["src_lang"], r["src"]) for r, p in zip(chunk, pivoted)]
-        hyps = self.generate([self.prompt.render(lang, r["tgt_lang"], text)
-                              for r, (lang, text) in zip(chunk, sources)])
+        hyps = self.generate([self.prompt.render(lang, r["tgt_lang"], text) for r, (lang, text) in zip(chunk, sources)],
+                             [r.get("id") for r in chunk])
         out = []
         for rec, hyp, p, (_, pivot_text) in zip(chunk, hyps, pivoted, sources):
             rec = dict(rec)
@@ -302,6 +382,36 @@ class Translator:
                        adapter=self.loaded.adapter)
             out.append(rec)
         return out
+
+
+def default_chunk_size(batch_size: int) -> int:
+    """Records per chunk: the unit of length sorting (so the batches, and with them the output, depend on it
+    alone), of memory, and of the work one process of `--num-gpus` takes at a time."""
+    return max(batch_size * 16, 256)
+
+
+def chunked(records: Iterable[dict], size: int) -> Iterator[list[dict]]:
+    chunk: list[dict] = []
+    for rec in records:
+        chunk.append(rec)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _base_model(model):
+    """The transformers model under a PEFT wrapper (an unmerged adapter)."""
+    get_base = getattr(model, "get_base_model", None)
+    return get_base() if callable(get_base) else model
+
+
+def supports_static_cache(model) -> bool:
+    """Whether transformers can generate with a static (compilable) KV cache for this model class:
+    `_can_compile_fullgraph` in transformers 4.5x and 5.x, `_supports_static_cache` before."""
+    base = _base_model(model)
+    return bool(getattr(base, "_can_compile_fullgraph", False) or getattr(base, "_supports_static_cache", False))
 
 
 def _count_generated(row: list[int], eos: int | None, pad: int | None) -> int:

@@ -7,14 +7,24 @@ Every problem becomes an `InputError` naming file, line and field; with `on_erro
 
 Writers: JSONL (orjson) or plain lines to `-` (stdout) or a file. Files are written atomically: a
 temporary file beside the target is renamed over it only when writing finished without error, so a
-failed run never leaves a partial output. A reader that closes the pipe (`| head`) ends the run
-quietly: the CLI catches `BrokenPipeError` (see cli.py).
+failed run never leaves a partial output; SIGTERM and SIGHUP remove it as SIGINT does
+(`install_termination_handlers`). A new file gets the umask's permissions, a replaced file keeps its
+mode. A full disk is an `OutputError` (exit 1) naming the file and the free space. A reader that closes
+the pipe (`| head`) ends the run quietly: the CLI catches `BrokenPipeError` (see cli.py).
+
+Safety: `check_outputs_are_not_inputs` stops a command whose output is one of its inputs before anything
+is read; ids must be unique in a file of id-keyed records (`read_records(unique_ids=...)`); `max_chars`
+rejects a huge field before any tokenizer sees it; `AppendRecordWriter` holds an exclusive lock.
 """
 
 from __future__ import annotations
 
+import errno
 import gzip
 import os
+import shutil
+import signal
+import stat
 import sys
 import tempfile
 from contextlib import contextmanager
@@ -33,6 +43,7 @@ STDIO = "-"
 FORMATS = ("auto", "jsonl", "tsv", "fast_align", "text")  # text: one source sentence a line (never auto-detected)
 PAIR_FORMATS = ("auto", "jsonl", "tsv", "fast_align")
 ON_ERROR = ("fail", "skip")
+ID_KINDS = ("source", "parallel", "aligned", "instruction")  # kinds whose ids later stages key on
 INPUT_PANEL = "Input"
 
 
@@ -68,6 +79,110 @@ class ReadOptions(OnErrorOptions):
                                      help="Source language (ISO 639-1 or FLORES code) for TSV / ||| input.")
     tgt_lang: Optional[str] = option(None, parse=known_language, panel=INPUT_PANEL,
                                      help="Target language for TSV / ||| input.")
+
+
+class OutputError(AitError):
+    """An output could not be written (disk full, file too large): not a usage error."""
+
+    exit_code = 1
+
+
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP: raised in the main thread like KeyboardInterrupt, so every `with` block (temporary
+    files) cleans up; the CLI exits 128 + the signal's number."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def install_termination_handlers() -> None:
+    """SIGTERM and SIGHUP raise `Terminated` (default: the process dies at once, leaving temporary files)."""
+    def terminate(signum, _frame):
+        raise Terminated(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        try:
+            signal.signal(sig, terminate)
+        except (ValueError, OSError):  # not the main thread, or no such signal here
+            pass
+
+
+# ----------------------------------------------------------------------------------------------- safety
+def _input_path(value: str) -> str | None:
+    """The file an input argument names (`NAME=PATH` too, as `ait mix` takes them); None for stdin."""
+    if value == STDIO:
+        return None
+    if not os.path.exists(value) and "=" in value:
+        value = value.split("=", 1)[1]
+    return value
+
+
+def check_outputs_are_not_inputs(inputs: Iterable[str], outputs: Iterable[tuple[str, str]]) -> None:
+    """Refuse (exit 2, before anything is read) an output file that is one of the command's inputs: same
+    file by device and inode (hard links, symlinks) or by resolved path. `outputs`: (how the command line
+    names it, e.g. "-o", path)."""
+    files = []
+    for value in inputs:
+        path = _input_path(value)
+        if path and os.path.exists(path):
+            st = os.stat(path)
+            files.append((value, (st.st_dev, st.st_ino), os.path.realpath(path)))
+    for flag, out in outputs:
+        if not out or out == STDIO:
+            continue
+        real = os.path.realpath(out)
+        ident = None
+        if os.path.exists(out):
+            st = os.stat(out)
+            ident = (st.st_dev, st.st_ino)
+        for value, in_ident, in_real in files:
+            if ident == in_ident or real == in_real:
+                raise AitError(f"{flag} {out} is also an input of this command ({value}); ait never writes over "
+                               "its inputs", hint="write to another file (and rename it afterwards if you must)")
+
+
+def char_budget(max_tokens: int) -> int:
+    """The most characters a text of `max_tokens` tokens plausibly spans (records.MAX_CHARS_PER_TOKEN each):
+    a longer field is rejected or cut before a tokenizer sees it, so one huge line cannot exhaust memory."""
+    from aligninstruct_cli.records import MAX_CHARS_PER_TOKEN
+
+    return max_tokens * MAX_CHARS_PER_TOKEN
+
+
+def _file_mode_for(target: Path) -> int:
+    """A replaced file's mode, else what the umask gives a new file (mkstemp's files are 0600)."""
+    try:
+        return stat.S_IMODE(os.stat(target).st_mode)
+    except OSError:
+        mask = os.umask(0)
+        os.umask(mask)
+        return 0o666 & ~mask
+
+
+def disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+
+
+def output_error(path: str | os.PathLike[str], exc: OSError) -> OutputError:
+    """A clear message for a failed write: which file, why, and how much room is left."""
+    where = Path(path).parent
+    try:
+        free = f"{shutil.disk_usage(where).free / 1e6:,.1f} MB free on {where}"
+    except OSError:
+        free = "free space unknown"
+    why = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+           errno.EFBIG: "file too large (a file-system or `ulimit -f` limit)"}.get(exc.errno, exc.strerror)
+    return OutputError(f"{path}: cannot write: {why} ({free}); nothing was written there")
+
+
+def _check_output_target(path: str) -> Path:
+    target = Path(path)
+    if target.is_dir():
+        raise AitError(f"{path}: is a directory; give a file name for the output")
+    if not target.parent.exists():
+        raise AitError(f"{path}: directory {target.parent} does not exist")
+    return target
 
 
 # ----------------------------------------------------------------------------------------------- policy
@@ -206,7 +321,8 @@ def _parse_pair(path: str, line_no: int, text: str, fmt: str, src_lang: str, tgt
 def read_records(path: str, kind: str = "any", *, fmt: str = "auto", src_lang: str | None = None,
                  tgt_lang: str | None = None, policy: ErrorPolicy | None = None,
                  id_prefix: str = "", with_location: bool = False,
-                 with_offset: bool = False, name: str | None = None) -> Iterator[Any]:
+                 with_offset: bool = False, name: str | None = None, unique_ids: bool | None = None,
+                 max_chars: dict[str, int] | None = None) -> Iterator[Any]:
     """Stream validated records of `kind` (see records.VALIDATORS) from `path`.
 
     TSV and fast_align input makes parallel records whose id is `id_prefix` + line number; those
@@ -215,13 +331,21 @@ def read_records(path: str, kind: str = "any", *, fmt: str = "auto", src_lang: s
     (line number, offset, record). `fmt="text"` (one source sentence a line, never detected
     automatically) makes source records like TSV does, without `tgt`. Invalid UTF-8 and malformed lines follow `policy`; CRLF line endings
     always stop the read (the whole file needs converting). `name` is the file name messages use
-    instead of `path` (e.g. the original of a spooled copy)."""
+    instead of `path` (e.g. the original of a spooled copy).
+
+    `unique_ids` (default: on for the id-keyed kinds, `ID_KINDS`): a record whose id an earlier record of
+    the file has is a bad record (`policy`; FILE:LINE of the second one). Ids are compared as text
+    (`1` and `"1"` are the same id, as in the instruction ids `ait build` makes from them) through their
+    64-bit hashes: about 60 bytes a record. `max_chars` ({field: most characters}, e.g. from `char_budget`):
+    a longer field is a bad record, before anything tokenizes it."""
     if fmt not in FORMATS:
         raise AitError(f"unknown input format {fmt!r} (expected one of {', '.join(FORMATS)})")
     validate = VALIDATORS[kind]
     where = path if name is None else name
     policy = policy or ErrorPolicy()
     detected: str | None = None if fmt == "auto" else fmt
+    seen: set[int] | None = set() if (kind in ID_KINDS if unique_ids is None else unique_ids) else None
+    limits = list((max_chars or {}).items())
     if detected not in (None, "jsonl") and not (src_lang and tgt_lang):
         raise OptionError(f"{display_path(where)}: {detected} input needs {option_ref('src_lang')} and "
                           f"{option_ref('tgt_lang')}")
@@ -246,6 +370,18 @@ def read_records(path: str, kind: str = "any", *, fmt: str = "auto", src_lang: s
                 rec = validate(rec)
             except RecordError as exc:
                 raise InputError(where, line_no, exc.message, field=exc.field, hint=exc.hint) from None
+            for field_name, most in limits:
+                value = rec.get(field_name) if isinstance(rec, dict) else None
+                if isinstance(value, str) and len(value) > most:
+                    raise InputError(where, line_no, f"{len(value):,} characters, more than the {most:,} its "
+                                     "token limit allows", field=field_name,
+                                     hint="split the text, or raise the token limit")
+            if seen is not None:
+                key = hash(str(rec["id"]))
+                if key in seen:
+                    raise InputError(where, line_no, f"duplicate id {rec['id']!r}: an earlier record has it",
+                                     field="id", hint="ids must be unique in a file")
+                seen.add(key)
         except InputError as exc:
             policy.handle(exc)
             continue
@@ -272,10 +408,9 @@ class RecordWriter:
         if self.path == STDIO:
             self._out = sys.stdout.buffer if hasattr(sys.stdout, "buffer") else sys.stdout  # type: ignore[assignment]
             return self
-        target = Path(self.path)
-        if not target.parent.exists():
-            raise AitError(f"{self.path}: directory {target.parent} does not exist")
+        target = _check_output_target(self.path)
         fd, self._tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        os.fchmod(fd, _file_mode_for(target))
         self._raw = os.fdopen(fd, "wb", buffering=1 << 20)
         self._out = gzip.open(self._raw, "wb", compresslevel=6) if target.suffix == ".gz" else self._raw  # type: ignore[assignment]
         return self
@@ -307,16 +442,23 @@ class RecordWriter:
             if exc_type is None:
                 self._out.flush()
             return
+        failed = exc
         try:
             if self._out is not self._raw:
                 self._out.close()
             assert self._raw is not None
             self._raw.close()
+        except OSError as close_exc:  # the last buffered bytes: a full disk shows here
+            failed = failed or close_exc
+            if not disk_full(close_exc):
+                raise
         finally:
-            if exc_type is None:
+            if failed is None:
                 os.replace(self._tmp, self.path)  # type: ignore[arg-type]
             elif self._tmp and os.path.exists(self._tmp):
                 os.unlink(self._tmp)
+        if disk_full(failed):
+            raise output_error(self.path, failed) from None  # type: ignore[arg-type]
 
 
 class AppendRecordWriter:
@@ -324,7 +466,9 @@ class AppendRecordWriter:
 
     Unlike `RecordWriter` this is NOT atomic: each `sync()` makes the records written so far durable, so
     an interrupted run keeps its finished work. An unterminated last line (a write cut off by a crash) is
-    removed first: `trimmed_bytes` says how much. Plain files only (no stdout, no .gz)."""
+    removed first: `trimmed_bytes` says how much. Plain files only (no stdout, no .gz). The writer holds an
+    exclusive lock (`flock`) on the file while it is open; another writer, or `trim_partial_line` from
+    another process, stops with an error instead of writing every record a second time."""
 
     def __init__(self, path: str):
         if path == STDIO or path.endswith(".gz"):
@@ -335,33 +479,49 @@ class AppendRecordWriter:
         self._out: IO[bytes] | None = None
 
     @staticmethod
-    def trim_partial_line(path: str) -> int:
-        """Cut `path` after its last newline; returns the number of bytes removed (0 if none/no file)."""
-        if not os.path.exists(path):
-            return 0
-        with open(path, "rb+") as fh:
-            size = fh.seek(0, os.SEEK_END)
-            end, block = size, 1 << 16
-            while end > 0:
-                start = max(0, end - block)
-                fh.seek(start)
-                newline = fh.read(end - start).rfind(b"\n")
-                if newline >= 0:
-                    keep = start + newline + 1
-                    break
-                end = start
-            else:
-                keep = 0
-            if keep < size:
-                fh.truncate(keep)
-            return size - keep
+    def _lock(fh: IO[bytes], path: str) -> None:
+        import fcntl
+
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.close()
+            raise AitError(f"{path}: another ait process is appending to this file (--resume)",
+                           hint="wait for it to finish, or write to another file") from None
+
+    @classmethod
+    def trim_partial_line(cls, path: str, fh: IO[bytes] | None = None) -> int:
+        """Cut `path` after its last newline; returns the number of bytes removed (0 if none/no file). Refuses
+        a file another process is appending to (its last line may be half written)."""
+        if fh is None:
+            if not os.path.exists(path):
+                return 0
+            with open(path, "rb+") as own:
+                cls._lock(own, path)
+                return cls.trim_partial_line(path, own)
+        size = fh.seek(0, os.SEEK_END)
+        end, block = size, 1 << 16
+        while end > 0:
+            start = max(0, end - block)
+            fh.seek(start)
+            newline = fh.read(end - start).rfind(b"\n")
+            if newline >= 0:
+                keep = start + newline + 1
+                break
+            end = start
+        else:
+            keep = 0
+        if keep < size:
+            fh.truncate(keep)
+        return size - keep
 
     def __enter__(self) -> "AppendRecordWriter":
-        target = Path(self.path)
-        if not target.parent.exists():
-            raise AitError(f"{self.path}: directory {target.parent} does not exist")
-        self.trimmed_bytes = self.trim_partial_line(self.path)
-        self._out = open(self.path, "ab")
+        _check_output_target(self.path)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)  # the umask applies to a new file
+        self._out = os.fdopen(fd, "rb+")
+        self._lock(self._out, self.path)
+        self.trimmed_bytes = self.trim_partial_line(self.path, self._out)
+        self._out.seek(0, os.SEEK_END)
         return self
 
     def write(self, record: Record) -> None:
@@ -371,15 +531,23 @@ class AppendRecordWriter:
 
     def sync(self) -> None:
         assert self._out is not None
-        self._out.flush()
-        os.fsync(self._out.fileno())
+        try:
+            self._out.flush()
+            os.fsync(self._out.fileno())
+        except OSError as exc:
+            if disk_full(exc):
+                raise output_error(self.path, exc) from None
+            raise
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if self._out is not None:
             try:
                 self.sync()
             finally:
-                self._out.close()
+                self._out.close()  # drops the lock
+                self._out = None
+        if disk_full(exc):
+            raise output_error(self.path, exc) from None
 
 
 def write_records(path: str, records: Iterable[Record]) -> int:
@@ -391,12 +559,17 @@ def write_records(path: str, records: Iterable[Record]) -> int:
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """A temporary path beside `path` that is renamed onto it if the block succeeds (for files written by
     other libraries: plots, JSON summaries)."""
-    target = Path(path)
+    target = _check_output_target(str(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=target.suffix or ".tmp", dir=target.parent)
+    os.fchmod(fd, _file_mode_for(target))
     os.close(fd)
     try:
         yield Path(tmp)
         os.replace(tmp, target)
+    except OSError as exc:
+        if disk_full(exc):
+            raise output_error(target, exc) from None
+        raise
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

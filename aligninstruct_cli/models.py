@@ -115,7 +115,19 @@ def resolve_model(model: str) -> str:
     if looks_like_path(model):
         raise OptionError(f"{option_ref('model')} {model}: no such directory",
                           hint="give a local model directory or a hub id such as bigscience/bloomz-560m")
+    check_hub_model(model)
     return model
+
+
+def check_hub_model(model: str) -> None:
+    """A hub id must be in the local cache or downloadable now: otherwise one paragraph and exit 2 within a
+    second or two, instead of the hub libraries' retries (see hub.py). A local directory passes."""
+    if Path(model).expanduser().is_dir():
+        return
+    from aligninstruct_cli import hub
+
+    hub.require(model, what="model", files=("config.json",),
+                fix=f"pass a local model directory as {option_ref('model')}")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -142,11 +154,61 @@ def load_tokenizer(model: str, *, padding_side: str | None = None):
         tokenizer = AutoTokenizer.from_pretrained(model)
     except (OSError, ValueError) as exc:
         raise OptionError(f"{option_ref('model')} {model}: cannot load its tokenizer ({_first_line(exc)})") from None
+    if getattr(tokenizer, "add_eos_token", False):
+        # some Llama-style tokenizers append EOS to every encoding: a prompt must not end in one (ait appends
+        # EOS to training outputs itself)
+        tokenizer.add_eos_token = False
     if padding_side is not None:
         tokenizer.padding_side = padding_side
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
+
+
+def check_chat_template(tokenizer, model: str) -> None:
+    """The `chat_template` option needs a tokenizer that has one (chat-tuned models' tokenizers do)."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise OptionError(f"{option_ref('chat_template')}: the tokenizer of {model} has no chat template",
+                          hint="it is for chat-tuned models (e.g. Qwen2-Instruct, Llama-3-Instruct); leave it off "
+                               "for base models")
+
+
+def chat_prompt(tokenizer, text: str) -> str:
+    """`text` as the user's turn in the tokenizer's chat template, ending where the assistant's answer starts.
+    A BOS the template writes is left out when the tokenizer adds one itself, so that encoding the result
+    the usual way (with special tokens, as training and translation do) holds exactly one."""
+    rendered = tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
+                                             add_generation_prompt=True)
+    bos = tokenizer.bos_token
+    if bos and rendered.startswith(bos) and _adds_bos(tokenizer):
+        rendered = rendered[len(bos):]
+    return rendered
+
+
+def _adds_bos(tokenizer) -> bool:
+    ids = tokenizer("a", add_special_tokens=True)["input_ids"]
+    return bool(ids) and tokenizer.bos_token_id is not None and ids[0] == tokenizer.bos_token_id
+
+
+def check_lora_targets(model: str, targets: list[str]) -> None:
+    """Every LoRA target (`lora_targets` option) names modules of `model`, as PEFT matches them (the name or
+    its last dotted parts); checked on an empty copy on the meta device, so nothing is loaded and a typo
+    stops before launch instead of inside every rank."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    config = load_config(model)
+    try:
+        with torch.device("meta"):
+            lm = AutoModelForCausalLM.from_config(config)
+    except Exception:  # an architecture that cannot be built empty: PEFT checks the names itself
+        return
+    names = [name for name, _ in lm.named_modules() if name]
+    missing = [t for t in targets if not any(n == t or n.endswith("." + t) for n in names)]
+    if missing:
+        linear = sorted({n.rsplit(".", 1)[-1] for n, m in lm.named_modules() if isinstance(m, torch.nn.Linear)})
+        raise OptionError(f"{option_ref('lora_targets')} {','.join(missing)}: no such module in {model} "
+                          f"({config.model_type})", hint=f"its linear layers: {', '.join(linear)}")
 
 
 def _version_tuple(version: str) -> tuple[int, ...]:
@@ -207,12 +269,132 @@ def adapter_base_model(adapter: str) -> str | None:
     return data.get("base_model_name_or_path") or None
 
 
+# The configuration keys that decide a model's parameter shapes (whichever of them a model type uses).
+SHAPE_KEYS = ("model_type", "vocab_size", "hidden_size", "n_embed", "n_embd", "d_model", "num_hidden_layers",
+              "n_layer", "num_layers", "num_attention_heads", "n_head", "num_key_value_heads", "multi_query",
+              "intermediate_size", "n_inner", "ffn_dim", "head_dim", "tie_word_embeddings")
+BASE_FINGERPRINT_FILE = "ait_base.json"  # written beside an adapter `ait train` saves
+_SAMPLE_BYTES = 1 << 16
+
+
+def architecture_fingerprint(config: Any) -> dict[str, Any]:
+    """The shape-deciding fields of a transformers config (or its dict): two models with equal fingerprints
+    take the same adapters, whatever their folders are called."""
+    data = config if isinstance(config, dict) else config.to_dict()
+    return {key: data[key] for key in SHAPE_KEYS if key in data}
+
+
+def weights_sample(model_dir: str | os.PathLike[str]) -> str | None:
+    """A cheap content hash of a local model's weight files (their sizes and a few 64 KB samples each): equal
+    for copies, different for models of one architecture with other weights. None for a hub id."""
+    import hashlib
+
+    folder = Path(model_dir).expanduser()
+    files = sorted(f for pattern in ("*.safetensors", "*.bin") for f in folder.glob(pattern)) if folder.is_dir() else []
+    if not files:
+        return None
+    h = hashlib.blake2b(digest_size=16)
+    for f in files:
+        size = f.stat().st_size
+        h.update(f"{f.name}:{size}".encode())
+        with open(f, "rb") as fh:
+            for at in sorted({0, size // 4, size // 2, 3 * size // 4, max(0, size - _SAMPLE_BYTES)}):
+                fh.seek(at)
+                h.update(fh.read(_SAMPLE_BYTES))
+    return h.hexdigest()
+
+
+def base_fingerprint(model: str) -> dict[str, Any]:
+    """What an adapter records of its base (`BASE_FINGERPRINT_FILE`): architecture and weights sample."""
+    return {"architecture": architecture_fingerprint(load_config(model)), "weights": weights_sample(model)}
+
+
+def write_base_fingerprint(adapter_dir: str | os.PathLike[str], base: str) -> None:
+    """Beside an adapter: its base model's fingerprint, so the base is recognised later wherever it lies."""
+    (Path(adapter_dir) / BASE_FINGERPRINT_FILE).write_text(json.dumps({"base": base, **base_fingerprint(base)},
+                                                                      sort_keys=True) + "\n")
+
+
+def _recorded_base(adapter: str, base: str | None) -> dict[str, Any] | None:
+    """The adapter's base fingerprint: the one ait recorded, else that of its recorded base when that is a
+    local folder still there; None when neither can be had."""
+    recorded = Path(adapter) / BASE_FINGERPRINT_FILE
+    if recorded.is_file():
+        try:
+            data = json.loads(recorded.read_text(encoding="utf-8"))
+            if isinstance(data, dict) and isinstance(data.get("architecture"), dict):
+                return data
+        except (ValueError, OSError):
+            pass
+    if base and Path(base).expanduser().is_dir() and (Path(base).expanduser() / "config.json").is_file():
+        try:
+            return base_fingerprint(base)
+        except AitError:
+            return None
+    return None
+
+
 def check_adapter_base(adapter: str, model_id: str) -> None:
-    """Refuse an adapter trained on another base model than `model_id`."""
+    """Refuse an adapter trained on another base model than `model_id`, judged by the bases' architecture
+    (shape-deciding config fields) and, for local folders, a sample of their weights: not by their names,
+    so a copy of the base elsewhere is accepted and another model in a same-named folder is not. When the
+    adapter's base cannot be examined (a hub id not cached, a folder gone), names decide as a last resort
+    and a different name only warns; `check_adapter_shapes` then still compares every LoRA matrix with the
+    loaded model's layers."""
+    from aligninstruct_cli import console
+
     base = adapter_base_model(adapter)
-    if base is not None and not same_base_model(base, model_id):
-        raise OptionError(f"{option_ref('adapter')} {adapter} was trained on {base!r}, not on {option_ref('model')} {model_id!r}",
-                          hint=f"pass --model {base}")
+    recorded = _recorded_base(adapter, base)
+    trained_on = repr(base) if base else "its base"
+    if recorded is None:
+        if base is not None and not same_base_model(base, model_id):
+            console.warn(f"{option_ref('adapter')} {adapter} was trained on {base!r}, which ait cannot examine; "
+                         f"using it with {option_ref('model')} {model_id!r} (the layer shapes are still checked)")
+        return
+    current = base_fingerprint(model_id)
+    if recorded["architecture"] != current["architecture"]:
+        differ = sorted(k for k in set(recorded["architecture"]) | set(current["architecture"])
+                        if recorded["architecture"].get(k) != current["architecture"].get(k))
+        detail = ", ".join(f"{k} {recorded['architecture'].get(k)!r} vs {current['architecture'].get(k)!r}"
+                           for k in differ[:4])
+        raise OptionError(f"{option_ref('adapter')} {adapter} was trained on {trained_on}, whose architecture "
+                          f"differs from {option_ref('model')} {model_id!r} ({detail})",
+                          hint=f"pass the base it was trained on as {option_ref('model')}")
+    if recorded.get("weights") and current["weights"] and recorded["weights"] != current["weights"]:
+        raise OptionError(f"{option_ref('adapter')} {adapter} was trained on {trained_on}, not on "
+                          f"{option_ref('model')} {model_id!r}: same architecture, different weights",
+                          hint=f"pass the base it was trained on as {option_ref('model')}")
+
+
+def check_adapter_shapes(adapter: str, model: Any, model_id: str) -> None:
+    """Every LoRA matrix of the adapter fits the loaded base model's layer (A: r × in, B: out × r), so a
+    mismatch is one `ait: error` naming both instead of PEFT's size-mismatch traceback."""
+    weights = Path(adapter) / "adapter_model.safetensors"
+    if not weights.is_file():
+        return  # a .bin adapter: PEFT checks it (ait never writes one)
+    from safetensors import safe_open
+
+    with safe_open(str(weights), framework="pt") as fh:
+        shapes = {key: tuple(fh.get_slice(key).get_shape()) for key in fh.keys()}
+    modules = dict(model.named_modules())
+    for key, shape in shapes.items():
+        for part in (".lora_A.", ".lora_B."):
+            if part not in key:
+                continue
+            name = key.split(part)[0].removeprefix("base_model.model.")
+            module = modules.get(name) or modules.get(f"model.{name}")
+            if module is None:
+                raise OptionError(f"{option_ref('adapter')} {adapter} adapts a layer {name!r} that "
+                                  f"{option_ref('model')} {model_id!r} does not have")
+            weight = getattr(module, "weight", None)
+            if weight is None or len(shape) != 2:
+                continue
+            out_f, in_f = (weight.shape[1], weight.shape[0]) if type(module).__name__ == "Conv1D" else tuple(weight.shape[:2])
+            fits = shape[1] == in_f if part == ".lora_A." else shape[0] == out_f
+            if not fits:
+                raise OptionError(f"{option_ref('adapter')} {adapter} does not fit {option_ref('model')} {model_id!r}: "
+                                  f"layer {name!r} is {in_f}→{out_f} in the model, the adapter's {key} is "
+                                  f"{shape[0]}×{shape[1]}", hint="pass the base model the adapter was trained on")
 
 
 # ---------------------------------------------------------------------------------------------- inference
@@ -237,6 +419,7 @@ def load_model(model_id: str, adapter: str | None = None, *, merge: bool = False
                           hint="pass a local model directory or a hub id such as bigscience/bloomz-7b1")
     if adapter:
         check_adapter_base(adapter, model_id)
+    check_hub_model(model_id)
     dev = pick_device(device)
     resolved = resolve_precision(precision, dev.type)
     tokenizer = load_tokenizer(model_id, padding_side=padding_side)
@@ -244,6 +427,7 @@ def load_model(model_id: str, adapter: str | None = None, *, merge: bool = False
     if adapter:
         from peft import PeftModel
 
+        check_adapter_shapes(adapter, model, model_id)
         model = PeftModel.from_pretrained(model, adapter)
         if merge:
             model = model.merge_and_unload()

@@ -15,6 +15,11 @@ from aligninstruct_cli.languages import _suggest, find_language
 
 SCHEMA_VERSION = 1
 
+# A generous bound on the characters one token spans (real tokens: a few; the longest vocabulary entries,
+# runs of spaces or symbols, a few dozen): a text of N tokens has at most N × this many characters, so a
+# longer one is rejected (or cut) before a tokenizer sees it (`io.char_budget`).
+MAX_CHARS_PER_TOKEN = 64
+
 OBJECTIVES = ("mt", "align", "hint", "revise", "mono-full", "mono-half")
 
 

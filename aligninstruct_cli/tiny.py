@@ -12,21 +12,41 @@ from typing import Iterable
 SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<pad>"]
 
 
+# Qwen2-Instruct's ChatML template (shortened: no default system prompt), for the tiny chat model's tokenizer.
+CHATML_TEMPLATE = ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] "
+                   "+ '<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}"
+                   "{% endif %}")
+CHATML_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+
+
 def train_tokenizer(texts: Iterable[str], out_dir: str | Path, *, vocab_size: int = 1000,
-                    padding_side: str = "left"):
-    """Train a byte-level BPE tokenizer on `texts`, save it as a transformers fast tokenizer, return it."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+                    padding_side: str = "left", style: str = "bloom"):
+    """Train a byte-level BPE tokenizer on `texts`, save it as a transformers fast tokenizer, return it.
+
+    `style` sets the special tokens as the real families have them: `bloom` (<unk> <s> </s> <pad>, no BOS
+    added), `llama` (<unk> <s> </s>, BOS added to every encoding, NO pad token) or `qwen2` (ChatML:
+    <|endoftext|> pads, <|im_end|> ends a turn and is EOS as in Qwen2-Instruct, no BOS, a chat template)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    specials = CHATML_TOKENS if style == "qwen2" else SPECIAL_TOKENS[:3] if style == "llama" else SPECIAL_TOKENS
+    tok = Tokenizer(models.BPE(unk_token=None if style == "qwen2" else "<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tok.train_from_iterator(texts, trainer=trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>",
-                                   eos_token="</s>", pad_token="<pad>", padding_side=padding_side,
+    if style == "llama":
+        bos = tok.token_to_id("<s>")
+        tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
+                                                           special_tokens=[("<s>", bos)])
+    tokens: dict = ({"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"} if style == "qwen2" else
+                    {"unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>"} if style == "llama" else
+                    {"unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>"})
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, padding_side=padding_side, **tokens,
                                    model_input_names=["input_ids", "attention_mask"])  # as BLOOM's: no token_type_ids
+    if style == "qwen2":
+        fast.chat_template = CHATML_TEMPLATE
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     fast.save_pretrained(out)
@@ -50,6 +70,43 @@ def build_tiny_bloom(out_dir: str | Path, tokenizer, *, hidden_size: int = 64, n
                          bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                          pad_token_id=tokenizer.pad_token_id)
     model = BloomForCausalLM(config)
+    out = Path(out_dir)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return model
+
+
+def build_tiny_llama(out_dir: str | Path, tokenizer, *, hidden_size: int = 64, n_layer: int = 2, n_head: int = 4,
+                     n_kv_head: int = 2, seed: int = 0):
+    """A randomly initialised LlamaForCausalLM (grouped-query attention, rotary positions, SwiGLU), saved with
+    `tokenizer` (a `train_tokenizer(style="llama")` one: no pad token, as Llama's) to `out_dir`."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
+                         num_hidden_layers=n_layer, num_attention_heads=n_head, num_key_value_heads=n_kv_head,
+                         max_position_embeddings=512, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=None, tie_word_embeddings=False)
+    return _save_tiny(LlamaForCausalLM, config, out_dir, tokenizer, seed)
+
+
+def build_tiny_qwen2(out_dir: str | Path, tokenizer, *, hidden_size: int = 64, n_layer: int = 2, n_head: int = 4,
+                     n_kv_head: int = 2, seed: int = 0):
+    """A randomly initialised Qwen2ForCausalLM (biased q/k/v projections, tied embeddings as the small Qwen2s),
+    saved with `tokenizer` (a `train_tokenizer(style="qwen2")` one, with a chat template) to `out_dir`."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
+                         num_hidden_layers=n_layer, num_attention_heads=n_head, num_key_value_heads=n_kv_head,
+                         max_position_embeddings=512, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id, bos_token_id=None, tie_word_embeddings=True)
+    return _save_tiny(Qwen2ForCausalLM, config, out_dir, tokenizer, seed)
+
+
+def _save_tiny(model_class, config, out_dir: str | Path, tokenizer, seed: int):
+    import torch
+
+    torch.manual_seed(seed)
+    model = model_class(config)
     out = Path(out_dir)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)

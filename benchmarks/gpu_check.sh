@@ -5,11 +5,16 @@
 #      deepspeed launcher (two-stage curriculum, bf16, NCCL) -> final/ loaded by stock PEFT in a fresh
 #      process -> ait translate -> ait score;
 #   3. `ait train --zero 3`: the saved adapter holds full LoRA tensors;
-#   4. `ait train --offload optimizer` (DeepSpeed's CPU Adam, compiled on first use).
+#   4. `ait train --offload optimizer` (DeepSpeed's CPU Adam, compiled on first use);
+#   5. issue 15's speed figures: gen-1b1, gen-7b1 (translate_speed.py: ait's engine vs plain HF generate at
+#      batch 32, 64 new tokens, identical greedy output asserted) and train-global (train_throughput.py
+#      --global-batch 512 at the 7b1 shape: a plain loop accumulating micro-batches of 4 vs ait with the
+#      micro-batch it chooses and compiled blocks).
 # Each step has its own time limit and log (OUT_DIR/<step>.log); a summary goes to stdout.
 #
 #   bash benchmarks/gpu_check.sh OUT_DIR [FLORES_DIR]                          # env chain zero3 offload
 #   GPU_CHECK_STEPS="env bench-560m bench-1b1 bench-7b1" bash benchmarks/gpu_check.sh OUT_DIR
+#   GPU_CHECK_STEPS="env gen-1b1 gen-7b1 train-global" bash benchmarks/gpu_check.sh OUT_DIR   # issue 15 (~9 min)
 #
 # Either set fits one 10-minute command (about 9 and 8 minutes at most on an H100); the limits are
 # LIMIT_<STEP> variables (seconds). zero3 and offload reuse what chain made.
@@ -47,6 +52,28 @@ bench() {  # bench PRESET BATCHES RECORDS (BATCHES: comma-separated records per 
     fi
     $PY "$REPO/benchmarks/train_throughput.py" $shape --batch-size "$2" --records "$3" --compile \
         --flores "$FLORES/dev"
+}
+
+gen() {  # gen PRESET: generation speed and identical output (translate_speed.py)
+    if [ "$SMALL" = 1 ]; then
+        set -- tiny --sentences 24 --batch-size 8 --max-new-tokens 16 --cache static
+    else
+        set -- "$1" --sentences "${GEN_SENTENCES:-256}" --batch-size 32 --max-new-tokens 64 \
+            --compile-backend "${GEN_BACKENDS:-inductor}"
+    fi
+    local preset=$1
+    shift
+    $PY "$REPO/benchmarks/translate_speed.py" --preset "$preset" "$@" --comet-segments 0 --json "$OUT/gen-$preset.json"
+}
+
+train_global() {  # the paper's global batch: plain accumulation vs ait's chosen micro-batch (train_throughput.py)
+    if [ "$SMALL" = 1 ]; then
+        local shape="--hidden 64 --layers 2 --heads 4 --vocab 2000 --bpe-vocab 1000" total=16 records=48
+    else
+        local shape="--preset 7b1" total=512 records=${TRAIN_RECORDS:-1536}
+    fi
+    $PY "$REPO/benchmarks/train_throughput.py" $shape --global-batch "$total" --records "$records" --compile \
+        --flores "$FLORES/dev" --json "$OUT/train-global.json"
 }
 
 chain() {  # the whole chain on English-Kazakh FLORES-200 (dev to train, devtest to test)
@@ -121,7 +148,7 @@ offload() {
 }
 
 export OUT FLORES REPO PY AIT WORK SMALL
-export -f bench chain zero3 offload
+export -f bench gen train_global chain zero3 offload
 : >"$OUT/summary.txt"
 run_step() {
     case $1 in
@@ -129,6 +156,9 @@ run_step() {
         bench-560m) step bench-560m "${LIMIT_560M:-150}" bench 560m 16,64 2048 ;;
         bench-1b1) step bench-1b1 "${LIMIT_1B1:-120}" bench 1b1 16,64 1024 ;;
         bench-7b1) step bench-7b1 "${LIMIT_7B1:-180}" bench 7b1 4,16 512 ;;
+        gen-1b1) step gen-1b1 "${LIMIT_GEN_1B1:-150}" gen 1b1 ;;
+        gen-7b1) step gen-7b1 "${LIMIT_GEN_7B1:-210}" gen 7b1 ;;
+        train-global) step train-global "${LIMIT_TRAIN_GLOBAL:-200}" train_global ;;
         chain) step chain "${LIMIT_CHAIN:-270}" chain ;;
         zero3) step zero3 "${LIMIT_ZERO3:-90}" zero3 ;;
         offload) step offload "${LIMIT_OFFLOAD:-120}" offload ;;
@@ -138,4 +168,7 @@ run_step() {
 for name in ${GPU_CHECK_STEPS:-env chain zero3 offload}; do
     run_step "$name"
 done
+if ls "$OUT"/gen-*.json "$OUT"/train-global.json >/dev/null 2>&1; then
+    $PY "$REPO/benchmarks/gpu_summary.py" "$OUT" | tee -a "$OUT/summary.txt"  # issue 15's figures, one table
+fi
 rm -rf "$WORK"

@@ -75,8 +75,9 @@ def sync(device) -> None:
         torch.cuda.synchronize()
 
 
-def run_pipeline(name, model_factory, data, batches, device, warmup, fpt, peak):
-    """Train over `batches` (lists of indices); returns the figures measured after `warmup` steps."""
+def run_pipeline(name, model_factory, data, batches, device, warmup, fpt, peak, accumulation=1):
+    """Train over `batches` (lists of indices), one optimizer step every `accumulation` batches; returns the
+    figures measured after `warmup` batches."""
     import numpy as np
     import torch
 
@@ -110,15 +111,17 @@ def run_pipeline(name, model_factory, data, batches, device, warmup, fpt, peak):
             labels = torch.full_like(t["input_ids"], -100)
             labels[t["loss_rows"], t["loss_cols"] + 1] = t["loss_targets"]
             loss = model(input_ids=t["input_ids"], attention_mask=t["attention_mask"], labels=labels).loss
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        (loss / accumulation).backward()
+        if (step + 1) % accumulation == 0:
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
         real += batch["real_tokens"]
         padded += batch["input_ids"].size
     sync(device)
     elapsed = time.perf_counter() - start
     tps = real / elapsed
-    out = {"pipeline": name, "batch_size": len(batches[0]), "steps": len(batches) - warmup, "seconds": elapsed,
+    out = {"pipeline": name, "batch_size": len(batches[0]), "accumulation": accumulation,
+           "steps": len(batches) - warmup, "seconds": elapsed,
            "warmup_seconds": warmup_s, "real_tokens_per_s": tps,
            "real_token_fraction": real / padded, "mfu": tps * fpt / peak if peak else None,
            "peak_memory_gib": torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.type == "cuda" else None}
@@ -145,6 +148,13 @@ def main(argv=None) -> int:
     ap.add_argument("--compile", action="store_true",
                     help="also run ait with its decoder blocks compiled (`ait train --compile`)")
     ap.add_argument("--records", type=int, default=128, help="records trained by each pipeline")
+    ap.add_argument("--global-batch", type=int, default=None,
+                    help="instead of --batch-size: optimizer steps of this many records (the paper: 512), by a "
+                         "plain loop of --plain-micro records per micro-step with gradient accumulation, and by ait "
+                         "(compiled blocks) with the micro-batch `ait train --global-batch` chooses on this device; "
+                         "--records is rounded up to whole steps, and the first step is not timed")
+    ap.add_argument("--plain-micro", type=int, default=4, help="the plain loop's micro-batch with --global-batch "
+                    "(the paper's per-GPU batch for bloomz-7b1)")
     ap.add_argument("--warmup", type=int, default=3, help="steps not timed (with --compile: compiling)")
     ap.add_argument("--max-length", type=int, default=384)
     ap.add_argument("--lang", default="kk", help="the other FLORES-200 language")
@@ -212,6 +222,8 @@ def main(argv=None) -> int:
           f"{lengths.mean():.0f}, median {np.median(lengths):.0f}, max {lengths.max()}; target tokens "
           f"{data.output_lengths.sum() / lengths.sum():.0%} of all; peak "
           f"{(peak or 0) / 1e12:.2f} TFLOP/s per device", file=sys.stderr)
+    if args.global_batch:
+        return global_batch_comparison(args, model_factory, data, config, device, precision, fpt, peak)
     pipelines = ("plain", "ait") + (("ait+compile",) if args.compile else ())
     results = []
     print(f"{'pipeline':<12} {'batch':>5} {'real tok/s':>11} {'real frac':>9} {'MFU':>7} {'peak GiB':>9} "
@@ -242,6 +254,58 @@ def main(argv=None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps({"device": str(device), "preset": preset, "precision": precision,
                                                "results": results}, indent=2))
+    return 0
+
+
+def global_batch_comparison(args, model_factory, data, config, device, precision, fpt, peak) -> int:
+    """The same optimizer steps of `--global-batch` records: a plain loop accumulating micro-batches of
+    `--plain-micro`, against ait with the micro-batch that `ait train` chooses here (its memory estimate for
+    the longest record) and compiled blocks, as `ait train --global-batch` runs on a GPU."""
+    import numpy as np
+    import torch
+
+    from aligninstruct_cli.training.batch import micro_batch_for_memory, parameter_count
+    from aligninstruct_cli.training.data import Geometry, epoch_plan
+
+    total = args.global_batch
+    if device.type == "cuda":
+        fit = micro_batch_for_memory(torch.cuda.get_device_properties(device).total_memory,
+                                     params=parameter_count(config), layers=config.n_layer, hidden=config.hidden_size,
+                                     heads=config.n_head, length=min(args.max_length, int(data.lengths.max())),
+                                     bytes_per_value=2 if precision in ("bf16", "fp16") else 4)
+    else:
+        fit = 8
+    micro = max(d for d in range(1, min(fit, total) + 1) if total % d == 0)
+    steps = max(2, -(-args.records // total))  # the first is the warm-up (compiling)
+    n = len(data)
+    order = np.concatenate([np.random.default_rng(args.seed + k).permutation(n) for k in range(-(-steps * total // n))])
+    plain_batches = [order[i:i + args.plain_micro].tolist() for i in range(0, steps * total, args.plain_micro)]
+    ait_batches = []
+    for k in range(steps):  # each optimizer step's records, length-grouped into micro-batches as ait does
+        chunk = order[k * total:(k + 1) * total]
+        plan = epoch_plan(data.lengths[chunk], Geometry(micro, 1, 1), seed=args.seed, stage=0, epoch=k)
+        ait_batches += [chunk[b].tolist() for b in plan]
+    print(f"global batch {total}: {steps} optimizer steps (first not timed); plain micro-batch {args.plain_micro} x "
+          f"accumulation {total // args.plain_micro}; ait micro-batch {micro} x accumulation {total // micro} "
+          f"(memory estimate: {fit} records of the longest length {int(data.lengths.max())})", flush=True)
+    results = []
+    for name, batches, micro_size in (("plain", plain_batches, args.plain_micro),
+                                      ("ait+compile" if args.compile else "ait", ait_batches, micro)):
+        accumulation = total // micro_size
+        try:
+            r = run_pipeline(name, model_factory, data, batches, device, accumulation, fpt, peak, accumulation)
+        except Exception as exc:  # noqa: BLE001  (report, keep the other row)
+            print(f"{name:<12} failed: {type(exc).__name__}: {str(exc)[:300]}", flush=True)
+            continue
+        results.append(r)
+        r["vs_plain"] = r["real_tokens_per_s"] / results[0]["real_tokens_per_s"]
+        mfu = f"{r['mfu']:.3f}" if r["mfu"] is not None else "n/a"
+        mem = f"{r['peak_memory_gib']:.2f}" if r["peak_memory_gib"] is not None else "n/a"
+        print(f"{name:<12} micro {micro_size:>3} x {accumulation:>3}: {r['real_tokens_per_s']:>9,.0f} real tok/s, "
+              f"MFU {mfu}, peak {mem} GiB, warm-up {r['warmup_seconds']:.1f} s, {r['vs_plain']:.2f}x plain", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"device": str(device), "global_batch": total, "results": results},
+                                              indent=2))
     return 0
 
 

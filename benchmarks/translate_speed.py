@@ -1,23 +1,30 @@
-"""Translation and COMET throughput: ait's batched generation vs one-by-one vs plain HF `generate`.
+"""Generation and COMET throughput: ait's translate engine vs plain HF `generate`, with identical output asserted.
 
-Prints, side by side, sentences/s and generated tokens/s for
-- one-by-one: ait's Translator with batch size 1;
-- ait batched: length-sorted, left-padded batches of --batch-size, stopping rows at newline/EOS;
-- plain generate: the same batch size, input order, the tokenizer's left padding, every row generating
-  until EOS or max_new_tokens (the usual HF loop; the reference point of the issue: on an H100 with a
-  BLOOMZ-7b1-shaped model, 1.8k new tokens/s at batch 32 and 3.6k at batch 128);
-and COMET segments/s (ait's COMET metric, which calls comet's predict).
+Rows, side by side, in sentences/s and new tokens/s:
+- plain generate: batches of --batch-size in input order, the tokenizer's left padding, every row generating
+  until EOS or max_new_tokens (the usual HF loop; the baseline of the speed target);
+- ait: `ait translate`'s engine (length-sorted batches, rows stopped at newline/EOS, and on a GPU the static
+  KV cache whose decoding step transformers compiles with CUDA graphs: `--cache auto`);
+- one-by-one (with --one-by-one N): ait at batch size 1.
+Then the equality check: the same batches ait ran (same rows, same padding) generated again by HF `generate`
+with its default dynamic cache must give the same tokens, sentence for sentence ("identical greedy output");
+agreement with the plain rows (other batches, other padding) is printed too, for information.
+Then COMET segments/s (ait's COMET metric, which calls comet's predict), skipped with a note where
+unbabel-comet is not installed.
 
-Without --model it builds the tiny BLOOM of the test suite (CPU figures only say the code paths work).
-On a GPU pass a real model, e.g.
-    python benchmarks/translate_speed.py --model bigscience/bloomz-7b1 --sentences 512 --batch-size 32 \
-        --max-new-tokens 128 --comet-model Unbabel/wmt22-comet-da
-Sources: FLORES-200 devtest English (../shared/data) when present, else generated pseudo-sentences.
+Models: --preset 1b1,7b1 builds randomly initialised BLOOMs of those shapes on the device (bf16, the
+250,880 vocabulary; prompts tokenized by a BPE trained on the FLORES sentences), one after the other;
+--model takes a real one; neither: the tiny BLOOM of the test suite (CPU figures only say the paths work).
+    python benchmarks/translate_speed.py --preset 1b1,7b1 --sentences 256 --batch-size 32 --max-new-tokens 64
+    python benchmarks/translate_speed.py --model bigscience/bloomz-7b1 --comet-model Unbabel/wmt22-comet-da
+Sources: FLORES-200 devtest English → Kazakh (../shared/data) when present, else generated pseudo-sentences.
+Exit status 1 when the equality check fails.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 import tempfile
@@ -51,6 +58,38 @@ def tiny_model(workdir: Path) -> str:
     return str(workdir / "bloom")
 
 
+BACKENDS = {  # measured once (benchmarks/README.md); transformers' default, inductor, is ait's
+    "inductor": lambda: None,
+    "exact": lambda: __import__("transformers").CompileConfig(
+        mode=None, options={"triton.cudagraphs": True, "emulate_precision_casts": True}),
+}
+PRESETS = {"tiny": (64, 2, 4), "560m": (1024, 24, 16), "1b1": (1536, 24, 16), "3b": (2560, 30, 32), "7b1": (4096, 30, 32)}
+BLOOM_VOCAB = 250880
+
+
+def random_bloom(preset: str, tokenizer, device, precision: str):
+    """A randomly initialised BLOOM of `preset`'s shape, built on `device` in `precision`, as a LoadedModel."""
+    import torch
+    from transformers import BloomConfig, BloomForCausalLM
+
+    from aligninstruct_cli.models import LoadedModel, torch_dtype
+
+    hidden, layers, heads = PRESETS[preset]
+    config = BloomConfig(vocab_size=max(BLOOM_VOCAB, len(tokenizer)), hidden_size=hidden, n_layer=layers, n_head=heads,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                         bos_token_id=tokenizer.bos_token_id)
+    torch.manual_seed(0)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch_dtype(precision))  # built in the inference dtype: no fp32 copy of a 7b1
+    try:
+        with torch.device(device):
+            model = BloomForCausalLM(config)
+    finally:
+        torch.set_default_dtype(previous)
+    model.eval()
+    return LoadedModel(model, tokenizer, f"random BLOOM {preset}", None, device, precision)
+
+
 def sync(device) -> None:
     import torch
 
@@ -58,16 +97,23 @@ def sync(device) -> None:
         torch.cuda.synchronize()
 
 
-def run_translator(loaded, records, batch_size: int, max_new_tokens: int) -> dict:
+def run_translator(loaded, prompts, batch_size: int, max_new_tokens: int, cache: str = "auto",
+                   fixed_shapes: bool | None = None, backend: str | None = None) -> dict:
+    """ait's engine over `prompts`: figures and the token ids per sentence."""
     from aligninstruct_cli.generation import Translator
 
-    translator = Translator(loaded, batch_size=batch_size, max_new_tokens=max_new_tokens)
+    translator = Translator(loaded, batch_size=batch_size, max_new_tokens=max_new_tokens, cache=cache)
+    if fixed_shapes is not None:
+        translator.fixed_shapes = fixed_shapes
+    if backend:  # how transformers compiles the decoding step (a benchmark-only comparison)
+        translator.compile_config = BACKENDS[backend]()
     sync(loaded.device)
     start = time.perf_counter()
-    out = list(translator.translate(records))
+    ids = translator.generate_token_ids(prompts)
     sync(loaded.device)
     seconds = time.perf_counter() - start
-    return {"sentences": len(out), "new_tokens": translator.stats.new_tokens, "seconds": seconds}
+    return {"sentences": len(prompts), "new_tokens": translator.stats.new_tokens, "seconds": seconds,
+            "static_cache": translator.static_cache, "ids": ids}
 
 
 def run_plain_generate(loaded, prompts: list[str], batch_size: int, max_new_tokens: int) -> dict:
@@ -78,7 +124,7 @@ def run_plain_generate(loaded, prompts: list[str], batch_size: int, max_new_toke
 
     tok, model = loaded.tokenizer, loaded.model
     tok.padding_side = "left"
-    new_tokens = 0
+    new_tokens, ids = 0, []
     sync(loaded.device)
     start = time.perf_counter()
     for k in range(0, len(prompts), batch_size):
@@ -88,35 +134,133 @@ def run_plain_generate(loaded, prompts: list[str], batch_size: int, max_new_toke
             out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
                                  pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
         for row in out[:, enc["input_ids"].shape[1]:].tolist():
-            new_tokens += _count_generated(row, tok.eos_token_id, tok.pad_token_id)
+            n = _count_generated(row, tok.eos_token_id, tok.pad_token_id)
+            new_tokens += n
+            ids.append(row[:n])
     sync(loaded.device)
-    return {"sentences": len(prompts), "new_tokens": new_tokens, "seconds": time.perf_counter() - start}
+    return {"sentences": len(prompts), "new_tokens": new_tokens, "seconds": time.perf_counter() - start, "ids": ids}
 
 
-def run_comet(comet_model: str, srcs, hyps, refs, batch_size: int) -> dict:
-    from aligninstruct_cli.metrics.comet import COMET
+def trimmed(rows, eos, pad) -> list[list[int]]:
+    from aligninstruct_cli.generation import _count_generated
+
+    return [row[:_count_generated(row, eos, pad)] for row in rows]
+
+
+def prefix_agreement(a: list[int], b: list[int]) -> bool:
+    """Equal up to the shorter row (ait stops a row at a newline; plain generate runs on to EOS)."""
+    n = min(len(a), len(b))
+    return a[:n] == b[:n]
+
+
+def bench_model(loaded, prompts, args) -> dict:
+    """Every row of the table for one model, and the equality checks."""
+    import torch
+
+    tok = loaded.tokenizer
+    warm = prompts[:args.batch_size]
+    run_plain_generate(loaded, warm, args.batch_size, 4)  # warm-up (kernels, allocator)
+    rows = {"plain generate": run_plain_generate(loaded, prompts, args.batch_size, args.max_new_tokens)}
+    ait_rows = []
+    for backend in args.compile_backend.split(","):
+        label = f"ait ({backend})" if "," in args.compile_backend else "ait"
+        compile_start = time.perf_counter()
+        try:  # warm-up: compiles every shape
+            run_translator(loaded, prompts, args.batch_size, args.max_new_tokens, args.cache, backend=backend)
+        except Exception as exc:  # noqa: BLE001  (a compiler failure should not hide the other rows)
+            print(f"{label}: failed: {type(exc).__name__}: {str(exc)[:400]}", flush=True)
+            torch._dynamo.reset()
+            continue
+        warmup_s = time.perf_counter() - compile_start
+        rows[label] = run_translator(loaded, prompts, args.batch_size, args.max_new_tokens, args.cache, backend=backend)
+        rows[label]["warmup_seconds"] = warmup_s
+        rows[label]["backend"] = backend
+        ait_rows.append(label)
+        torch._dynamo.reset()  # each backend compiles afresh
+    if args.one_by_one:
+        rows["one-by-one (ait, batch 1)"] = run_translator(loaded, prompts[:args.one_by_one], 1, args.max_new_tokens,
+                                                           "dynamic")
+    fixed = any(rows[label]["static_cache"] for label in ait_rows)
+    reference = run_translator(loaded, prompts, args.batch_size, args.max_new_tokens, "dynamic",
+                               fixed_shapes=fixed)  # the same batches and padding, HF's default cache
+    theirs = trimmed(reference["ids"], tok.eos_token_id, tok.pad_token_id)
+    checks = {}
+    for label in ait_rows:
+        ours = trimmed(rows[label]["ids"], tok.eos_token_id, tok.pad_token_id)
+        checks[label] = {"identical": sum(a == b for a, b in zip(ours, theirs)),
+                         "plain_prefix_agreement": sum(prefix_agreement(a, b)
+                                                       for a, b in zip(ours, rows["plain generate"]["ids"]))}
+    for r in list(rows.values()) + [reference]:
+        r.pop("ids", None)
+    return {"rows": rows, "checks": checks, "sentences": len(prompts), "reference_seconds": reference["seconds"]}
+
+
+def all_identical(result: dict) -> bool:
+    return bool(result["checks"]) and all(c["identical"] == result["sentences"] for c in result["checks"].values())
+
+
+def print_model(name: str, result: dict, device_name: str, precision: str, args) -> None:
+    print(f"\n{name} on {device_name} ({precision}), {result['sentences']} sentences en→kk, batch {args.batch_size}, "
+          f"max_new_tokens {args.max_new_tokens}")
+    print(f"{'run':<28} {'sentences':>9} {'seconds':>8} {'sent/s':>8} {'new tok':>8} {'tok/s':>8} {'vs plain':>9}")
+    base = result["rows"]["plain generate"]
+    base_tps = base["new_tokens"] / base["seconds"]
+    for label, r in result["rows"].items():
+        tps = r["new_tokens"] / r["seconds"]
+        extra = ""
+        if "warmup_seconds" in r:
+            extra = (f"   ({'static cache' if r['static_cache'] else 'dynamic cache'}; "
+                     f"warm-up {r['warmup_seconds']:.1f} s)")
+        print(f"{label:<28} {r['sentences']:>9} {r['seconds']:>8.2f} {r['sentences'] / r['seconds']:>8.1f} "
+              f"{r['new_tokens']:>8} {tps:>8,.0f} {tps / base_tps:>8.2f}x{extra}")
+    for label, check in result["checks"].items():
+        verdict = "PASS" if check["identical"] == result["sentences"] else "FAIL"
+        print(f"{label}: identical greedy output (same batches through HF generate, dynamic cache): "
+              f"{check['identical']}/{result['sentences']} {verdict}; agreement with the plain rows (other batches "
+              f"and padding, up to the shorter row): {check['plain_prefix_agreement']}/{result['sentences']}")
+
+
+def run_comet(comet_model: str, srcs, hyps, refs, batch_size) -> dict:
+    """ait's COMET (length-sorted batches of `batch_size`, auto: the largest that fits) next to comet's own
+    `predict` at its default batch of 16, on the same segments; each timed after a warm-up."""
+    import warnings
+
+    from aligninstruct_cli.metrics.comet import COMET, DEFAULT_COMET_BATCH_SIZE
 
     scorer = COMET(comet_model, batch_size=batch_size)
-    scorer.segment_scores(srcs[:batch_size], hyps[:batch_size], refs[:batch_size])  # warm-up
+    scorer.segment_scores(srcs[:16], hyps[:16], refs[:16])  # warm-up (and auto's batch search)
+    samples = [{"src": s, "mt": h, "ref": r} for s, h, r in zip(srcs, hyps, refs)]
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scorer.model.predict(samples, batch_size=DEFAULT_COMET_BATCH_SIZE, gpus=scorer.gpus, progress_bar=False)
+    plain = time.perf_counter() - start
     start = time.perf_counter()
     scorer.segment_scores(srcs, hyps, refs)
-    return {"segments": len(hyps), "seconds": time.perf_counter() - start}
+    return {"segments": len(hyps), "seconds": time.perf_counter() - start, "batch_size": scorer.batch_size,
+            "comet_predict_seconds": plain}
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", help="model id or directory (default: a tiny BLOOM built on the spot)")
+    parser.add_argument("--model", help="model id or directory")
+    parser.add_argument("--preset", help=f"comma-separated random BLOOM shapes ({', '.join(PRESETS)}), built on the "
+                                         "device, instead of --model")
     parser.add_argument("--adapter")
     parser.add_argument("--sentences", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=32)
+    parser.add_argument("--cache", default="auto", choices=("auto", "static", "dynamic"),
+                        help="ait's KV cache (as `ait translate --cache`)")
+    parser.add_argument("--compile-backend", default="inductor",
+                        help="comma-separated: how transformers compiles the static-cache decoding step: inductor (its "
+                             "default, ait's), exact (inductor emulating eager's bf16 rounding); a row each")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", "--dtype", default="auto", help="auto|bf16|fp16|fp32 (as ait translate)")
-    parser.add_argument("--one-by-one", type=int, default=None,
-                        help="sentences for the one-by-one run (default: all; it is the slow one)")
+    parser.add_argument("--one-by-one", type=int, default=0, help="also time ait at batch size 1 on this many sentences")
     parser.add_argument("--comet-model", help="COMET model (default: a tiny COMET built on the spot)")
-    parser.add_argument("--comet-batch-size", type=int, default=16)
-    parser.add_argument("--comet-segments", type=int, default=None, help="default: --sentences")
+    parser.add_argument("--comet-batch-size", default="auto", help="a number, or auto (as `ait score`)")
+    parser.add_argument("--comet-segments", type=int, default=None, help="default: --sentences; 0 skips COMET")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args()
@@ -125,50 +269,59 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from aligninstruct_cli.generation import Translator
-    from aligninstruct_cli.models import load_model, precision_option
+    from aligninstruct_cli.generation import resolve_prompt
+    from aligninstruct_cli.models import load_model, pick_device, precision_option, resolve_precision
 
     workdir = Path(tempfile.mkdtemp(prefix="ait-bench-"))
-    model_id = args.model or tiny_model(workdir)
     en, kk = sources(args.sentences)
-    records = [{"id": i, "src_lang": "en", "tgt_lang": "kk", "src": s, "tgt": t} for i, (s, t) in enumerate(zip(en, kk))]
-    loaded = load_model(model_id, args.adapter, device=args.device, precision=precision_option(args.precision))
-    prompts = [Translator(loaded).prompt.render("en", "kk", r["src"]) for r in records]
-    run_translator(loaded, records[:min(4, len(records))], args.batch_size, 4)  # warm-up (kernels, caches)
+    prompts = [resolve_prompt("default").render("en", "kk", s) for s in en]
+    device = pick_device(args.device)
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    figures: dict = {"device": device_name, "models": {}}
+    failed = False
+    if args.preset:
+        from aligninstruct_cli.tiny import train_tokenizer
 
-    n_single = args.one_by_one or len(records)
-    rows = {
-        "one-by-one (ait, batch 1)": run_translator(loaded, records[:n_single], 1, args.max_new_tokens),
-        f"ait batched (batch {args.batch_size})": run_translator(loaded, records, args.batch_size,
-                                                                args.max_new_tokens),
-        f"plain generate (batch {args.batch_size})": run_plain_generate(loaded, prompts, args.batch_size,
-                                                                        args.max_new_tokens),
-    }
-    device = torch.cuda.get_device_name(loaded.device) if loaded.device.type == "cuda" else "CPU"
-    print(f"model {model_id} on {device} ({loaded.precision}), {len(records)} sentences en→kk, "
-          f"max_new_tokens {args.max_new_tokens}, torch threads {torch.get_num_threads()}")
-    print(f"{'run':<34} {'sentences':>9} {'seconds':>9} {'sent/s':>9} {'new tok':>9} {'tok/s':>9}")
-    base = None
-    for name, r in rows.items():
-        sps, tps = r["sentences"] / r["seconds"], r["new_tokens"] / r["seconds"]
-        base = base or sps
-        print(f"{name:<34} {r['sentences']:>9} {r['seconds']:>9.2f} {sps:>9.1f} {r['new_tokens']:>9} {tps:>9.0f}"
-              f"   ×{sps / base:.1f} sent/s vs one-by-one")
+        tokenizer = train_tokenizer(en + kk, workdir / "tok", vocab_size=8000)
+        tokenizer.padding_side = "left"
+        precision = resolve_precision(precision_option(args.precision), device.type)
+        for preset in args.preset.split(","):
+            loaded = random_bloom(preset, tokenizer, device, precision)
+            result = bench_model(loaded, prompts, args)
+            print_model(loaded.model_id, result, device_name, precision, args)
+            failed |= not all_identical(result)
+            figures["models"][preset] = result
+            del loaded
+            torch._dynamo.reset()
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+    else:
+        model_id = args.model or tiny_model(workdir)
+        loaded = load_model(model_id, args.adapter, device=args.device, precision=precision_option(args.precision))
+        result = bench_model(loaded, prompts, args)
+        print_model(model_id, result, device_name, loaded.precision, args)
+        failed |= not all_identical(result)
+        figures["models"][model_id] = result
 
-    from aligninstruct_cli.tiny import build_tiny_comet
+    n_comet = len(en) if args.comet_segments is None else args.comet_segments
+    if n_comet and importlib.util.find_spec("comet") is None:
+        print("\nCOMET: skipped (unbabel-comet is not installed here)")
+    elif n_comet:
+        from aligninstruct_cli.tiny import build_tiny_comet
 
-    comet_model = args.comet_model or str(build_tiny_comet(workdir / "comet").parents[1])
-    n_comet = args.comet_segments or len(records)
-    hyps = (kk * (n_comet // max(1, len(kk)) + 1))[:n_comet]
-    srcs = (en * (n_comet // max(1, len(en)) + 1))[:n_comet]
-    refs = hyps[1:] + hyps[:1]
-    comet = run_comet(comet_model, srcs, hyps, refs, args.comet_batch_size)
-    print(f"COMET {comet_model}: {comet['segments']} segments in {comet['seconds']:.2f} s = "
-          f"{comet['segments'] / comet['seconds']:.1f} segments/s (batch {args.comet_batch_size})")
+        comet_model = args.comet_model or str(build_tiny_comet(workdir / "comet").parents[1])
+        hyps = (kk * (n_comet // max(1, len(kk)) + 1))[:n_comet]
+        srcs = (en * (n_comet // max(1, len(en)) + 1))[:n_comet]
+        refs = hyps[1:] + hyps[:1]
+        comet = run_comet(comet_model, srcs, hyps, refs, args.comet_batch_size)
+        print(f"\nCOMET {comet_model}, {comet['segments']} segments: comet predict (batch 16) "
+              f"{comet['segments'] / comet['comet_predict_seconds']:.1f} segments/s; ait (batch "
+              f"{args.comet_batch_size} → {comet['batch_size']}) {comet['segments'] / comet['seconds']:.1f} segments/s")
+        figures["comet"] = comet
     if args.json:
-        Path(args.json).write_text(json.dumps({"model": model_id, "device": device, "translate": rows,
-                                               "comet": comet}, indent=2))
+        Path(args.json).write_text(json.dumps(figures, indent=2))
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

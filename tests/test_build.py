@@ -400,7 +400,7 @@ def test_cli_alignment_objectives_refuse_tsv(tmp_path):
 
 
 def test_cli_reports_unusable_records(tmp_path):
-    src = str(write_jsonl(tmp_path / "in.jsonl", [dict(CAT, pairs=[]), CAT]))
+    src = str(write_jsonl(tmp_path / "in.jsonl", [dict(CAT, id="no-pairs", pairs=[]), CAT]))
     res = runner.invoke(app, ["build", src, "--objective", "hint"])
     assert res.exit_code == 0
     assert len(res.stdout.splitlines()) == 2

@@ -18,6 +18,11 @@ runner = CliRunner()
 
 GOOD = {"id": 1, "src_lang": "en", "tgt_lang": "kk", "src": "Hello world", "tgt": "Сәлем әлем"}
 GOOD_JSON = orjson.dumps(GOOD) + b"\n"
+
+
+def good_lines(n: int, start: int = 1) -> bytes:
+    """`n` copies of GOOD with ids start, start + 1, ... (ids must be unique in a file)."""
+    return b"".join(orjson.dumps({**GOOD, "id": start + k}) + b"\n" for k in range(n))
 GOOD_TSV = "Hello world\tСәлем әлем\n".encode()
 
 # name -> (file name, bytes, expected message fragment); the bad line is always line 2.
@@ -64,7 +69,8 @@ def test_unknown_language_suggests_near_matches(tmp_path):
 
 def test_on_error_skip_counts_and_reports(tmp_path):
     src = tmp_path / "in.jsonl"
-    src.write_bytes(GOOD_JSON + b"{oops\n" + GOOD_JSON + orjson.dumps(dict(GOOD, src="")) + b"\n" + GOOD_JSON)
+    src.write_bytes(GOOD_JSON + b"{oops\n" + good_lines(1, 2) + orjson.dumps(dict(GOOD, src="")) + b"\n"
+                    + good_lines(1, 3))
     res = runner.invoke(app, ["build", str(src), "--on-error", "skip"])
     assert res.exit_code == 0, res.output
     assert len(res.stdout.splitlines()) == 3 * 2
@@ -88,7 +94,7 @@ def _ait(*args: str) -> list[str]:
 
 
 def test_stdin_to_stdout_in_a_real_process():
-    proc = subprocess.run(_ait("build", "-", "--direction", "en-xx"), input=GOOD_JSON * 3, capture_output=True,
+    proc = subprocess.run(_ait("build", "-", "--direction", "en-xx"), input=good_lines(3), capture_output=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr.decode()
     assert len(proc.stdout.splitlines()) == 3
@@ -98,11 +104,11 @@ def test_stdin_to_stdout_in_a_real_process():
 def test_output_into_a_closed_pipe_exits_0_quietly(tmp_path, command):
     src = tmp_path / "in.jsonl"
     if command == "build":
-        src.write_bytes(GOOD_JSON * 20000)  # far more than a pipe buffer
+        src.write_bytes(good_lines(20000))  # far more than a pipe buffer
     else:
         rec = {"id": "1:mt", "objective": "mt", "src_lang": "en", "tgt_lang": "kk", "input": "x" * 200,
                "output": "y", "source_id": 1}
-        src.write_bytes(orjson.dumps(rec) + b"\n" * 1 + (orjson.dumps(rec) + b"\n") * 9999)
+        src.write_bytes(b"".join(orjson.dumps({**rec, "id": f"{k}:mt"}) + b"\n" for k in range(10000)))
     script = " ".join(_ait(command, str(src))) + ' | head -1 > /dev/null; exit "${PIPESTATUS[0]}"'
     proc = subprocess.run(["bash", "-c", script], capture_output=True, timeout=120,
                           env={**os.environ, "PYTHONUNBUFFERED": "0"})

@@ -91,12 +91,15 @@ def test_non_english_opus_pair_is_rejected():
         list(data.opus100("de-fr", "test", source="."))
 
 
-def test_hub_unreachable_is_a_clean_error(tmp_path):
-    """The test session runs with HF_HUB_OFFLINE=1 (conftest): the hub path must fail cleanly."""
+def test_hub_unreachable_is_a_clean_error(tmp_path, monkeypatch):
+    """The test session runs with HF_HUB_OFFLINE=1 (conftest): the hub path must fail cleanly, at once."""
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-cache"))
     out = tmp_path / "kk.jsonl"
     result = runner.invoke(app, ["data", "opus100", "--pair", "en-kk", "--split", "test", "-o", str(out)])
     assert result.exit_code == 2, result.output
-    assert "cannot read Helsinki-NLP/opus-100 en-kk" in result.output and "--source" in result.output
+    message = " ".join(result.output.split())
+    assert "dataset 'Helsinki-NLP/opus-100' is not in the local Hugging Face cache" in message
+    assert "HF_HUB_OFFLINE is set" in message and "--source DIR" in message
     assert not out.exists()
 
 

@@ -1,4 +1,4 @@
-"""The demo: toy languages, docs = script, and a quick end-to-end run of the real command chain."""
+"""The demo: toy languages, docs = config, and a quick end-to-end run of the demo experiment."""
 
 from __future__ import annotations
 
@@ -15,14 +15,15 @@ from aligninstruct_cli.demo import toylang
 from aligninstruct_cli.demo.build import MOONLANDIC, SUNLANDIC, make_toy_data
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "aligninstruct_cli" / "demo" / "demo.sh"
+CONFIG = ROOT / "aligninstruct_cli" / "demo" / "demo.yaml"
 
 
-def test_docs_show_the_demo_script_verbatim():
+def test_docs_show_the_demo_config_verbatim_and_examples_link_to_it():
     doc = (ROOT / "docs" / "demo.md").read_text(encoding="utf-8")
-    block = doc.split("```bash\n#!/usr/bin/env bash\n", 1)[1].split("\n```", 1)[0]
-    assert "#!/usr/bin/env bash\n" + block + "\n" == SCRIPT.read_text(encoding="utf-8"), \
-        "docs/demo.md must show aligninstruct_cli/demo/demo.sh verbatim"
+    block = doc.split("## The config", 1)[1].split("```yaml\n", 1)[1].split("\n```", 1)[0]
+    assert block + "\n" == CONFIG.read_text(encoding="utf-8"), \
+        "docs/demo.md must show aligninstruct_cli/demo/demo.yaml verbatim"
+    assert (ROOT / "examples" / "demo.yaml").resolve() == CONFIG
 
 
 def test_toy_translation_follows_the_word_order_rules():
@@ -53,20 +54,22 @@ def test_toy_data_is_deterministic_and_tests_both_directions(tmp_path):
 
 
 @pytest.mark.slow
-def test_quick_demo_runs_every_step_through_the_real_commands(tmp_path):
-    """`ait demo run --quick`: every stage, piped as in the docs, on very little data (~2 min)."""
+def test_quick_demo_runs_every_step_through_the_experiment(tmp_path):
+    """`ait demo run --quick`: the demo experiment on very little data (~4 min on 2 shared cores)."""
     out = tmp_path / "demo"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.run([sys.executable, "-m", "aligninstruct_cli", "demo", "run", "--quick", "-o", str(out)],
                           env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    for artefact in ("runs/base/final/config.json", "runs/mt/final/adapter_config.json",
-                     "runs/mt+align/final/adapter_config.json", "hyps/untrained.jsonl", "hyps/mt.jsonl",
-                     "hyps/mt+align.jsonl", "scores.json", "scores.md", "probe/compare.json", "probe.png"):
+    for artefact in ("train/untrained/final/config.json", "train/MTInstruct/final/adapter_config.json",
+                     "train/MT+Align/final/adapter_config.json", "translate/untrained/hyps.jsonl",
+                     "translate/MTInstruct/hyps.jsonl", "translate/MT+Align/hyps.jsonl", "tables/demo.md",
+                     "tables/demo.tsv", "tables/demo.json", "loss.png", "probe.png", "report.md"):
         assert (out / artefact).exists(), artefact
-    scores = orjson.loads((out / "scores.json").read_bytes())
+    scores = orjson.loads((out / "tables" / "demo.json").read_bytes())
     assert [s["name"] for s in scores["systems"]] == ["MTInstruct", "untrained", "MT+Align"]
     assert {g["key"] for g in scores["groups"]} >= {"test:en→xx", "test:xx→en"}
     report = (out / "report.md").read_text(encoding="utf-8")
-    assert "## Trained vs untrained" in report and "Δ2" in report
+    assert "### demo" in report and "Δ2" in report and "![training and validation loss](loss.png)" in report
+    assert " [" in (out / "tables" / "demo.md").read_text(encoding="utf-8")  # every score's interval
     assert (out / "probe.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

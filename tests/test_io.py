@@ -88,7 +88,7 @@ def test_error_name_replaces_the_path(tmp_path):
 
 def test_skip_policy_counts_and_reports(tmp_path):
     path = tmp_path / "a.jsonl"
-    path.write_bytes(jsonl_bytes(PAR) + b"[1, 2]\n" + b"\xff\n" + jsonl_bytes(PAR))
+    path.write_bytes(jsonl_bytes(PAR) + b"[1, 2]\n" + b"\xff\n" + jsonl_bytes({**PAR, "id": "b"}))
     policy = ErrorPolicy("skip")
     assert len(list(read_records(str(path), "parallel", policy=policy))) == 2
     assert policy.skipped == 2

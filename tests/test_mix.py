@@ -111,7 +111,8 @@ def test_interleave_is_a_seeded_permutation(tmp_path):
 def test_max_per_lang_caps_source_pairs_exactly_across_inputs(tmp_path):
     mt = write(tmp_path / "mt.jsonl", both_directions(range(100)) + both_directions(range(40), lang="be"))
     align = write(tmp_path / "align.jsonl",
-                  both_directions(range(100), "align") + both_directions(range(100), "align") +
+                  both_directions(range(100), "align") +
+                  [{**r, "id": r["id"][:-1] + "1"} for r in both_directions(range(100), "align")] +  # k = 1
                   [instruction(i, "mono-half", "kk", "kk") for i in range(100)])
     out = tmp_path / "out.jsonl"
     plan = mix(parse_inputs([mt, align]), str(out), max_per_lang=25, seed=5)

@@ -160,6 +160,32 @@ def test_the_micro_batch_of_a_gpu_comes_from_the_model_shape_and_its_memory(tiny
     cfg = options(model=str(tiny_bloom_dir), global_batch=96, max_length=128, launcher="none")
     assert B.fitting_micro_batch(cfg, str(tiny_bloom_dir), "bf16", 1) == (expected, "memory_estimate")
     assert expected > 96 and B.plan_batch(cfg, str(tiny_bloom_dir), "bf16") == B.BatchPlan(96, 1, 1, "memory_estimate")
+    # sized for the longest tokenized example when it is known (at most max_length)
+    at = {length: B.micro_batch_for_memory(16 << 30, params=params, layers=config.n_layer, hidden=config.hidden_size,
+                                           heads=config.n_head, length=length, bytes_per_value=2) for length in (40, 128)}
+    assert at[40] > at[128]
+    assert B.fitting_micro_batch(cfg, str(tiny_bloom_dir), "bf16", 1, longest=40) == (at[40], "memory_estimate")
+    assert B.fitting_micro_batch(cfg, str(tiny_bloom_dir), "bf16", 1, longest=999) == (at[128], "memory_estimate")
+
+
+def test_launch_sizes_the_micro_batch_for_the_longest_example(tmp_path, tiny_bloom_dir, monkeypatch):
+    """prepare() plans once to check the options, then again with the longest tokenized example."""
+    from aligninstruct_cli.training import launch
+    from aligninstruct_cli.training.batch import BatchPlan
+
+    calls = []
+
+    def fake_plan(options, model_path, precision, longest=None):
+        calls.append(longest)
+        return BatchPlan(4, 2, 1, "memory_estimate")
+
+    monkeypatch.setattr(launch, "plan_batch", fake_plan)
+    files = make_data(tmp_path, n_mt=6, n_align=0)
+    job = launch.prepare(options(model=str(tiny_bloom_dir), data={"mt": str(files["mt"])}, curriculum="mt",
+                                 output=str(tmp_path / "run"), global_batch=8, launcher="none",
+                                 cache_dir=str(tmp_path / "cache")), quiet=True)
+    longest = job.data_stats["mt"]["longest"]
+    assert calls == [None, longest] and longest > 10
 
 
 @pytest.mark.parametrize("shape,expected", [((4096, 30, 32), 3_932_160), ((2560, 30, 32), 2_457_600),
@@ -419,6 +445,7 @@ def no_launch(monkeypatch):
     import aligninstruct_cli.training.launch as launch
 
     monkeypatch.setattr(launch.subprocess, "run", lambda *a, **k: pytest.fail("launched"))
+    monkeypatch.setattr(launch, "run_launcher", lambda *a, **k: pytest.fail("launched"))
     import aligninstruct_cli.training.loop as loop
 
     monkeypatch.setattr(loop, "run_job", lambda *a, **k: pytest.fail("launched"))

@@ -251,8 +251,8 @@ def test_adapter_changes_output_and_merge_matches(tmp_path, noisy_bloom_dir, ada
     records = make_records(8)
     src = write_jsonl(tmp_path / "in.jsonl", records)
     outs = {}
-    for name, extra in (("base", []), ("adapter", ["--adapter", str(adapter_dir)]),
-                        ("merged", ["--adapter", str(adapter_dir), "--merge"])):
+    for name, extra in (("base", []), ("adapter", ["--adapter", str(adapter_dir), "--no-merge"]),
+                        ("merged", ["--adapter", str(adapter_dir)])):  # merged by default
         out = tmp_path / f"{name}.jsonl"
         result = runner.invoke(app, ["translate", str(src), "--model", str(noisy_bloom_dir), "-o", str(out),
                                      "--max-new-tokens", "8", *extra])
@@ -261,6 +261,8 @@ def test_adapter_changes_output_and_merge_matches(tmp_path, noisy_bloom_dir, ada
     assert outs["adapter"][0]["adapter"] == str(adapter_dir)
     assert [r["hyp"] for r in outs["adapter"]] != [r["hyp"] for r in outs["base"]]
     assert [r["hyp"] for r in outs["merged"]] == [r["hyp"] for r in outs["adapter"]]
+    manifests = {name: json.loads((tmp_path / f"{name}.jsonl.run.json").read_text()) for name in outs}
+    assert [manifests[n]["decoding"]["merge"] for n in ("base", "adapter", "merged")] == [False, False, True]
 
 
 def test_adapter_of_another_base_model_is_refused(tmp_path, tiny_bloom_dir, adapter_dir):
@@ -300,7 +302,7 @@ def test_bad_input_is_a_clean_error_and_writes_nothing(tmp_path, noisy_bloom_dir
 
 def test_option_errors(tmp_path, noisy_bloom_dir):
     src = write_jsonl(tmp_path / "in.jsonl", make_records(2))
-    for extra, message in ((["--merge"], "--merge needs --adapter"), (["--resume"], "--resume needs --output"),
+    for extra, message in ((["--resume"], "--resume needs --output"),
                            (["--pivot", "qq"], "unknown language"), (["--prompt", "{x}"], "unknown placeholder"),
                            (["--batch-size", "0"], "--batch-size")):
         result = runner.invoke(app, ["translate", str(src), "--model", str(noisy_bloom_dir), *extra])
@@ -409,8 +411,11 @@ def test_resume_reads_a_manifest_of_the_old_dtype_vocabulary(tmp_path, noisy_blo
 def test_library_checks_name_fields_not_flags(loaded):
     with pytest.raises(OptionError, match="^batch_size must be at least 1, not 0$"):
         Translator(loaded, batch_size=0)
-    with pytest.raises(OptionError, match="^merge needs adapter$"):
-        TranslateOptions(model="m", merge=True)
+    with pytest.raises(OptionError, match="^cache must be one of auto, static, dynamic, not 'fast'$"):
+        TranslateOptions(model="m", cache="fast")
+    with pytest.raises(OptionError, match="^num_gpus must be at least 1, not 0$"):
+        TranslateOptions(model="m", num_gpus=0)
+    assert TranslateOptions(model="m").merge  # merged by default; ignored without an adapter
     options = TranslateOptions(model="m", precision="bfloat16", max_new_tokens=8)
     assert options.precision == "bf16" and options.num_beams == 1 and options.batch_size == 16
     assert Translator(loaded, options, batch_size=2).options.max_new_tokens == 8

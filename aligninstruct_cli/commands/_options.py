@@ -19,7 +19,7 @@ from typing_extensions import Annotated
 
 from aligninstruct_cli import console
 from aligninstruct_cli.errors import AitError
-from aligninstruct_cli.io import ErrorPolicy
+from aligninstruct_cli.io import ErrorPolicy, check_outputs_are_not_inputs
 from aligninstruct_cli.options import (OptionError, default_of, describe_range, flag_of, flags_of, has_default,
                                        load_config, option_fields, spec_of, to_dict, type_hints)
 
@@ -34,6 +34,30 @@ PrintConfigOpt = Annotated[bool, typer.Option(
 
 # command name -> its options dataclass (for docgen and the tests that compare the two)
 REGISTRY: dict[str, type] = {}
+
+# The parameters (extras or options) that name a command's input files and its output files: an output
+# may never be one of the inputs (`io.check_outputs_are_not_inputs`, before anything is read).
+INPUT_PARAMETERS = ("input", "inputs", "hyps", "baseline", "refs")
+OUTPUT_PARAMETERS = {"output": "-o", "sentence_level": "--sentence-level", "plot": "--plot", "summary": "--summary"}
+
+
+def _paths(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [v for v in value if isinstance(v, str)]
+    return []
+
+
+def check_no_overwrite(options: Any, extras: dict[str, Any]) -> None:
+    """The command's outputs are none of its inputs (named by the parameters above)."""
+    def value(name: str) -> Any:
+        return extras[name] if name in extras else getattr(options, name, None)
+
+    inputs = [p for name in INPUT_PARAMETERS for p in _paths(value(name))]
+    outputs = [(flag, p) for name, flag in OUTPUT_PARAMETERS.items() for p in _paths(value(name))]
+    if inputs and outputs:
+        check_outputs_are_not_inputs(inputs, outputs)
 
 
 def finish(policy: ErrorPolicy) -> None:
@@ -174,6 +198,7 @@ def stage_command(app: typer.Typer, command_name: str, cls: type, run: Callable[
 
             sys.stdout.write(yaml.safe_dump(to_dict(options), sort_keys=False, allow_unicode=True))
             return
+        check_no_overwrite(options, extra_values)
         try:
             run(options, **extra_values)
         except OptionError as exc:  # a check the library makes later (e.g. against the data)

@@ -1,10 +1,8 @@
-"""`ait demo`: the whole chain on toy languages (`run`), and the helpers its script calls."""
+"""`ait demo`: the whole chain on toy languages (`run`: the experiment examples/demo.yaml), and the toy data,
+model and COMET steps it uses."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -17,33 +15,37 @@ from aligninstruct_cli.errors import AitError
 
 demo_app = typer.Typer(help="The whole AlignInstruct chain on toy languages, small enough for a laptop CPU.",
                        no_args_is_help=True)
-SCRIPT = Path(__file__).resolve().parents[1] / "demo" / "demo.sh"
+CONFIG = Path(__file__).resolve().parents[1] / "demo" / "demo.yaml"  # examples/demo.yaml links to it
+# `--quick`: every step on very little data (a plumbing check for the tests; shows no learning)
+QUICK = ("toy.seen=300", "toy.unseen=120", "toy.dev=16", "toy.test=16", "systems.MTInstruct.train.epochs=1",
+         "systems.MT+Align.train.epochs=1", "probe.options.limit=16")
 
 
-@demo_app.command("run")
+@demo_app.command("run", help="The demo experiment (examples/demo.yaml): toy data, base model, align, build, LoRA "
+                  "(MT, MT+Align), translate, score, probe, then its report (OUTPUT/report.md); the same as ait "
+                  "experiment run and report on that file.")
 def run(
     output: Annotated[str, typer.Option("--output", "-o", help="Directory for everything the demo makes.")]
         = "demo-out",
     quick: Annotated[bool, typer.Option("--quick", help="A smoke run of every step on very little data "
                                         "(seconds per step; shows no learning).")] = False,
-    show_script: Annotated[bool, typer.Option("--show-script", help="Print the demo's shell script and exit.")]
+    show_config: Annotated[bool, typer.Option("--show-config", help="Print the demo's experiment config and exit.")]
         = False,
 ) -> None:
-    """Run the demo script: toy data → base model → align → build → LoRA (MT, MT+Align) → translate →
-    score → probe → report (OUTPUT/report.md)."""
-    if show_script:
-        sys.stdout.write(SCRIPT.read_text(encoding="utf-8"))
+    from aligninstruct_cli.commands.experiment import load
+    from aligninstruct_cli.experiment.report import write_report
+    from aligninstruct_cli.experiment.run import run_graph
+
+    if show_config:
+        sys.stdout.write(CONFIG.read_text(encoding="utf-8"))
         return
-    bash = shutil.which("bash")
-    if bash is None:
-        raise AitError("the demo needs bash")
-    env = dict(os.environ, AIT=f"{sys.executable} -m aligninstruct_cli", AIT_DEMO_QUICK="1" if quick else "0",
-               PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false")
     started = time.monotonic()
-    code = subprocess.call([bash, str(SCRIPT), output], env=env)
-    if code:
-        raise AitError(f"the demo stopped: a step exited with code {code} (see above)")
-    console.info(f"demo finished in {time.monotonic() - started:.0f} s; report: {output}/report.md")
+    graph = load(str(CONFIG), output, list(QUICK) if quick else [], create=True)
+    run_graph(graph)
+    path, missing = write_report(graph)
+    if missing:
+        raise AitError(f"the demo's report misses: {', '.join(missing)}")
+    console.info(f"demo finished in {time.monotonic() - started:.0f} s; report: {path}")
 
 
 @demo_app.command("toy-data")
@@ -62,43 +64,40 @@ def toy_data(
     console.info(", ".join(f"{name}: {n}" for name, n in sizes.items()))
 
 
+DataOpt = Annotated[str, typer.Option("--data", metavar="DIR_OR_FILE", help=(
+    "Your corpus: a JSONL (parallel, instruction or text records), TSV, `src ||| tgt` or plain-text FILE; or the "
+    "directory `ait demo toy-data` wrote."))]
+
+
 @demo_app.command("toy-model")
 def toy_model(
-    data: Annotated[str, typer.Option("--data", help="Directory written by `ait demo toy-data`.")],
+    data: DataOpt,
     output: Annotated[str, typer.Option("--output", "-o", help="Directory for the untrained model.")],
     seed: Annotated[int, typer.Option("--seed", help="Weight initialisation seed.")] = 0,
+    vocab_size: Annotated[int, typer.Option("--vocab-size", min=300, help="Tokenizer vocabulary size.")] = 2000,
 ) -> None:
-    """Train a tokenizer on English + Sunlandic and save an untrained tiny BLOOM (hidden 128, 2 layers)."""
+    """Train a byte-level tokenizer on the corpus (the demo's: English + Sunlandic) and save an untrained tiny
+    BLOOM (hidden 128, 2 layers) for a quick offline run of the whole chain; see docs/getting-started.md for
+    what it can and cannot show."""
     from aligninstruct_cli.demo.build import make_toy_model
 
-    make_toy_model(data, output, seed=seed)
+    make_toy_model(data, output, seed=seed, vocab_size=vocab_size)
     console.info(f"untrained tiny BLOOM and tokenizer in {output}")
 
 
 @demo_app.command("toy-comet")
 def toy_comet(
-    data: Annotated[str, typer.Option("--data", help="Directory written by `ait demo toy-data`.")],
+    data: DataOpt,
     output: Annotated[str, typer.Option("--output", "-o", help="Directory for the COMET checkpoint.")],
 ) -> None:
-    """Build a tiny, untrained COMET checkpoint (a stand-in for wmt22-comet-da, which needs the hub)."""
-    from aligninstruct_cli.io import read_records
+    """Build a tiny, untrained COMET checkpoint (a stand-in for wmt22-comet-da, which needs the hub) whose
+    tokenizer is trained on the corpus (the demo's: English + Moonlandic)."""
+    from aligninstruct_cli.demo.build import corpus_texts
     from aligninstruct_cli.tiny import build_tiny_comet
 
-    texts = [t for r in read_records(str(Path(data) / "unseen-train.jsonl"), "parallel") for t in (r["src"], r["tgt"])]
+    texts = corpus_texts(data, "unseen-train.jsonl")
     build_tiny_comet(output, texts=texts)
     console.info(f"tiny COMET checkpoint in {output} (random weights: its scores only show the plumbing)")
-
-
-@demo_app.command("report")
-def report(
-    directory: Annotated[str, typer.Argument(help="The demo's output directory.")],
-) -> None:
-    """Write DIRECTORY/report.md from the scores and probe results and print its summary."""
-    from aligninstruct_cli.demo.report import write_report
-
-    path, summary = write_report(directory)
-    console.info(summary)
-    console.info(f"report: {path}")
 
 
 def register(app: typer.Typer) -> None:

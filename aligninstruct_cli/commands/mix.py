@@ -19,7 +19,7 @@ HELP = (
     "Mix instruction files (from `ait build`) into one training set, e.g. MT+Align.\n\n"
     "Inputs are NAME=PATH or PATH (the name is then the file name without .jsonl/.gz). Per-language caps "
     "sample source pairs, weights up/down-sample each input, and --mode interleave shuffles everything "
-    "with --seed; only byte offsets are held in memory (under 60 bytes a record at peak). A summary table "
+    "with --seed; only byte offsets are held in memory (under 70 bytes a record at peak). A summary table "
     "(records per direction and objective) goes to stderr."
 )
 

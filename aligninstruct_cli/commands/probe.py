@@ -36,7 +36,8 @@ def probe_command(options: ProbeOptions, inputs: list[str], output: str = STDIO,
     if compare:
         if options.model or options.adapter:
             raise OptionError(f"--compare reads probe results; it takes no {option_ref('model')}/{option_ref('adapter')}")
-        result = probe_lib.compare_runs([read_json(p) for p in inputs], inputs)
+        result = probe_lib.compare_runs([read_json(p) for p in inputs], inputs,
+                                        bootstrap_samples=options.bootstrap_samples, seed=options.seed)
     else:
         if len(inputs) != 1:
             raise AitError(f"expected one PAIRS file, got {len(inputs)}", hint="to compare results, add --compare")

@@ -1,8 +1,9 @@
 """`ait score`: BLEU, chrF++ and COMET per direction and direction group, with paired bootstrap against a
-baseline; see docs/score.md."""
+baseline; JSONL hypotheses from `ait translate` or plain text as sacrebleu reads it; see docs/score.md."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import List, Optional
 
 import typer
@@ -14,13 +15,24 @@ from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.io import STDIO, RecordWriter, write_records
 from aligninstruct_cli.metrics.options import ScoreOptions
 
-HELP = "Score hypotheses with BLEU, chrF++ and COMET per direction and per direction group."
+HELP = """Score hypotheses with BLEU, chrF++ and COMET per direction and per direction group.
+
+Plain text works as with sacrebleu: `ait score HYP.txt --refs REF.txt --src-lang en --tgt-lang kk -m bleu,chrf`
+gives sacrebleu's numbers and signatures."""
 
 
-def score_command(options: ScoreOptions, hyps: list[str], output: str = STDIO,
-                  sentence_level: str | None = None) -> None:
+def score_command(options: ScoreOptions, hyps: list[str] | None = None, output: str = STDIO,
+                  sentence_level: str | None = None, inputs: list[str] | None = None) -> None:
     from aligninstruct_cli.metrics import report as report_mod
     from aligninstruct_cli.metrics import scoring
+    from aligninstruct_cli.metrics.testset import text_without_sources
+
+    hyps = list(hyps or []) + list(inputs or [])
+    if not hyps:
+        raise AitError("no hypotheses: give HYPS files (or -i FILE); - reads stdin")
+    if not options.metrics_given and text_without_sources(hyps, options):
+        options = replace(options, metrics=["bleu", "chrf"])
+        console.info("plain-text hypotheses without --src: scoring BLEU and chrF++ (COMET needs the sources)")
 
     if sentence_level == STDIO and output == STDIO:
         raise AitError("--sentence-level - and the report both go to stdout", hint="give one of them a file")
@@ -37,10 +49,14 @@ def score_command(options: ScoreOptions, hyps: list[str], output: str = STDIO,
 
 def register(app: typer.Typer) -> None:
     stage_command(app, "score", ScoreOptions, score_command, help=HELP, extras=(
-        Extra("hyps", Annotated[List[str], typer.Argument(
-            help="Hypothesis JSONL file(s) from `ait translate` (one system each, a row of the table); - for "
-                 "stdin (one input at most).")]),
+        Extra("hyps", Annotated[Optional[List[str]], typer.Argument(
+            help="Hypothesis file(s), one system each (a row of the table): JSONL from `ait translate`, or plain "
+                 "text, one hypothesis a line (with --refs and --src-lang/--tgt-lang); - for stdin (one input at "
+                 "most).", show_default=False)], None),
         Extra("output", OutputOpt, STDIO),
         Extra("sentence_level", Annotated[Optional[str], typer.Option(
             "--sentence-level", help="Also write one JSONL record per system and segment with its scores to this "
-            "file (- for stdout; then -o must be a file).")], None)))
+            "file (- for stdout; then -o must be a file).")], None),
+        Extra("inputs", Annotated[Optional[List[str]], typer.Option(
+            "--input", "-i", metavar="FILE", show_default=False,
+            help="Hypothesis file, as sacrebleu's -i (repeatable); the same as naming it in HYPS.")], None)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -14,7 +15,7 @@ from aligninstruct_cli import console
 from aligninstruct_cli.commands._options import Extra, InputArg, OutputOpt, finish, stage_command
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.generation import TranslateOptions
-from aligninstruct_cli.io import STDIO, AppendRecordWriter, ErrorPolicy, RecordWriter, read_records
+from aligninstruct_cli.io import STDIO, AppendRecordWriter, ErrorPolicy, RecordWriter, char_budget, read_records
 
 HELP = """Translate source records (JSONL, TSV, `|||` or plain text) with a model and optional LoRA adapter.
 
@@ -111,7 +112,7 @@ def translate_command(options: TranslateOptions, input: str = STDIO, output: str
 
     def records(policy: ErrorPolicy):
         return read_records(input, kind="source", fmt=fmt, src_lang=options.src_lang, tgt_lang=options.tgt_lang,
-                            policy=policy, id_prefix="")
+                            policy=policy, id_prefix="", max_chars={"src": char_budget(options.max_input_tokens)})
 
     total = None
     if input != STDIO:  # validate the whole input before loading a model; also gives the bar its total
@@ -121,32 +122,42 @@ def translate_command(options: TranslateOptions, input: str = STDIO, output: str
     done = _finished_ids(output, options.model, options.adapter, prompt.name) if resume else set()
     if total is not None and done:
         total = max(0, total - len(done))
-    decoding = {"model": options.model, "adapter": options.adapter, "merge": options.merge,
+    decoding = {"model": options.model, "adapter": options.adapter, "merge": options.merge and bool(options.adapter),
                 "prompt_name": prompt.name, "prompt_template": prompt.template, "num_beams": options.num_beams,
                 "max_new_tokens": options.max_new_tokens, "pivot": options.pivot, "precision": options.precision}
     path = manifest_path(output)
     previous = _check_resumed_decoding(path, decoding) if resume else None
 
-    loaded = load_model(options.model, options.adapter, merge=options.merge, device=options.device,
-                        precision=options.precision)
+    merge = options.merge and bool(options.adapter)
+    if options.num_gpus > 1:  # the workers load the model; this process only checks what it can before
+        from aligninstruct_cli.models import pick_device, resolve_precision
+        from aligninstruct_cli.translate_pool import worker_devices
+
+        devices = worker_devices(options)
+        resolved = resolve_precision(options.precision, pick_device(devices[0]).type)
+        device_text = ",".join(devices)
+    else:
+        loaded = load_model(options.model, options.adapter, merge=merge, device=options.device,
+                            precision=options.precision)
+        resolved, device_text = loaded.precision, str(loaded.device)
     resolved_before = _legacy_settings(previous.data).get("resolved_precision") if previous else None
-    if resolved_before not in (None, loaded.precision):
+    if resolved_before not in (None, resolved):
         raise AitError(f"{path}: --resume: the hypotheses so far were generated in {resolved_before}, this machine "
-                       f"gives {loaded.precision}", hint=f"pass --precision {resolved_before}")
-    this_run = {"device": str(loaded.device), "batch_size": options.batch_size}
+                       f"gives {resolved}", hint=f"pass --precision {resolved_before}")
+    this_run = {"device": device_text, "batch_size": options.batch_size, "num_gpus": options.num_gpus}
     started_at = now()
 
     def begin_manifest() -> RunManifest:
         return RunManifest(path).start(
             sys.argv, started_at=started_at, input=input,
             input_sha256=file_sha256(input) if input != STDIO else None, output=output, decoding=decoding,
-            resolved_precision=loaded.precision, versions=package_versions(MANIFEST_VERSIONS), **this_run)
+            resolved_precision=resolved, versions=package_versions(MANIFEST_VERSIONS), **this_run)
 
     manifest = None
     if path is not None and resume:  # the output grows as it goes: a killed run leaves its settings for the next
         manifest = previous.resumed(sys.argv).update(**this_run) if previous else begin_manifest()
     skipped = [0]
-    with console.Bar("translate", total=total, unit="sentences") as bar:
+    with contextlib.ExitStack() as stack, console.Bar("translate", total=total, unit="sentences") as bar:
         started = time.perf_counter()
         counts = {"sent": 0, "tok": 0, "rate": ""}
 
@@ -157,7 +168,12 @@ def translate_command(options: TranslateOptions, input: str = STDIO, output: str
             counts["rate"] = f"{counts['sent'] / elapsed:,.1f} sent/s {counts['tok'] / elapsed:,.0f} tok/s"
             bar.advance(0 if options.pivot else n_sentences, rate=counts["rate"])  # pivot: two legs a record
 
-        translator = Translator(loaded, options, on_batch=on_batch)
+        if options.num_gpus > 1:
+            from aligninstruct_cli.translate_pool import TranslatorPool
+
+            translator = stack.enter_context(TranslatorPool(options, on_batch=on_batch))
+        else:
+            translator = Translator(loaded, options, on_batch=on_batch)
         chunks = translator.translate_chunks(_skip_done(records(policy), done, skipped), pivot=options.pivot)
         writer = AppendRecordWriter(output) if resume else RecordWriter(output)
         with writer as out:

@@ -51,16 +51,54 @@ def _both_directions(records: Iterable[dict]) -> Iterator[dict]:
                "tgt": rec["src"]}
 
 
-def make_toy_model(data_dir: str | Path, out_dir: str | Path, *, vocab_size: int = 2000, hidden_size: int = 128,
+TEXT_FIELDS = ("src", "tgt", "input", "output", "text")
+
+
+def corpus_texts(data: str | Path, demo_file: str = "seen-train.jsonl") -> list[str]:
+    """The sentences to build a toy model (or toy COMET) from. `data`: a directory written by `ait demo
+    toy-data` (its `demo_file`), or any corpus FILE: JSONL (the string fields src, tgt, input, output and
+    text of each record: parallel, instruction or plain-text records), TSV or `src ||| tgt` (both sides), or
+    plain text (one sentence a line); `.gz` works too."""
+    import orjson
+
+    from aligninstruct_cli.errors import AitError, InputError
+    from aligninstruct_cli.io import iter_lines
+
+    path = Path(data)
+    if path.is_dir():
+        if not (path / demo_file).is_file():
+            raise AitError(f"{data}: no {demo_file} in this directory",
+                           hint="give the directory `ait demo toy-data` wrote, or a corpus FILE (JSONL, TSV, text)")
+        return [t for r in read_records(str(path / demo_file), "parallel") for t in (r["src"], r["tgt"])]
+    texts: list[str] = []
+    for line_no, line in iter_lines(str(data), skip_blank=True):
+        if line.lstrip().startswith("{"):
+            try:
+                rec = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                raise InputError(str(data), line_no, f"malformed JSON: {exc}") from None
+            texts += [rec[f] for f in TEXT_FIELDS if isinstance(rec, dict) and isinstance(rec.get(f), str)]
+        elif "\t" in line:
+            texts += line.split("\t")
+        elif " ||| " in line:
+            texts += line.split(" ||| ")
+        else:
+            texts.append(line)
+    texts = [t for t in texts if t.strip()]
+    if not texts:
+        raise AitError(f"{data}: no sentences in this file")
+    return texts
+
+
+def make_toy_model(data: str | Path, out_dir: str | Path, *, vocab_size: int = 2000, hidden_size: int = 128,
                    n_layer: int = 2, n_head: int = 4, seed: int = 0) -> Path:
-    """Train the tokenizer on English + the seen toy language + the prompt templates, save a randomly
-    initialised tiny BLOOM with it to `out_dir`."""
+    """Train the tokenizer on the corpus (`corpus_texts`: for the demo's directory, English + the seen toy
+    language) + the prompt templates, save a randomly initialised tiny BLOOM with it to `out_dir`."""
     from aligninstruct_cli.tiny import build_tiny_bloom, train_tokenizer
 
-    records = list(read_records(str(Path(data_dir) / "seen-train.jsonl"), "parallel"))
     prompt_text = [getattr(templates, name) for name in dir(templates) if name.isupper()
                    and isinstance(getattr(templates, name), str)]
-    texts = [r["src"] for r in records] + [r["tgt"] for r in records] + prompt_text * 50
+    texts = corpus_texts(data) + prompt_text * 50
     tokenizer = train_tokenizer(texts, out_dir, vocab_size=vocab_size)
     build_tiny_bloom(out_dir, tokenizer, hidden_size=hidden_size, n_layer=n_layer, n_head=n_head, seed=seed)
     return Path(out_dir)

@@ -1,9 +1,9 @@
 """Mix instruction files into one training set without holding the records in memory.
 
 Two passes. The index pass reads each input once (validating every record) and keeps, per record, only
-its byte offset (int64), a category id (objective + direction, int32) and, when a per-language cap is
-asked for, a 64-bit hash of its source pair (uint64): 20 bytes a record, so 10M records index in about
-200 MB. Planning then works on numpy arrays, and the output pass fetches each chosen line with
+its byte offset (int64), a category id (objective + direction, int32), a 64-bit hash of its id (to refuse
+duplicate ids, FILE:LINE of the second) and, when a per-language cap is asked for, a 64-bit hash of its
+source pair (uint64): 28 bytes a record, so 10M records index in about 280 MB. Planning then works on numpy arrays, and the output pass fetches each chosen line with
 `os.pread` (no mmap, so page cache never counts as our RSS) and writes its bytes unchanged.
 Inputs that cannot be read at an offset (stdin, `.gz`) are first copied, decompressed, into a temporary
 directory.
@@ -38,7 +38,7 @@ from typing import List, Literal, Optional, Sequence
 import numpy as np
 
 from aligninstruct_cli import console
-from aligninstruct_cli.errors import AitError
+from aligninstruct_cli.errors import AitError, InputError
 from aligninstruct_cli.io import STDIO, ErrorPolicy, OnErrorOptions, RecordWriter, file_stem, open_binary_input, read_records
 from aligninstruct_cli.languages import get_language
 from aligninstruct_cli.options import OptionError, option, option_ref
@@ -228,21 +228,61 @@ def index_input(source: MixInput, categories: Categories, *, tmp_dir: str, polic
                 hash_key: bytes | None) -> InputIndex:
     """One pass over `source`: offsets, categories and (with `hash_key`) source-pair hashes."""
     path = _readable(source, tmp_dir)
-    offsets, cats, hashes = array("q"), array("i"), array("Q")
+    offsets, cats, hashes, ids = array("q"), array("i"), array("Q"), array("Q")
     skipped_before = policy.skipped
     blake, category = hashlib.blake2b, categories.id
+    # ids are checked for uniqueness below, on 8-byte hashes, not by read_records' set (~60 bytes a record)
     records = read_records(path, "instruction", fmt="jsonl", policy=policy, with_offset=True,
-                           name=source.path)
+                           name=source.path, unique_ids=False)
     for offset, rec in console.track(records, f"index {source.name}", every=20000):
         offsets.append(offset)
         cats.append(category(rec["objective"], rec["src_lang"], rec["tgt_lang"]))
+        ids.append(hash(str(rec["id"])) & 0xFFFF_FFFF_FFFF_FFFF)
         if hash_key is not None:
             digest = blake(str(rec["source_id"]).encode(), digest_size=8, key=hash_key).digest()
             hashes.append(int.from_bytes(digest, "little"))
-    return InputIndex(source, path, np.frombuffer(offsets, dtype=np.int64),
-                      np.frombuffer(cats, dtype=np.int32),
-                      np.frombuffer(hashes, dtype=np.uint64) if hash_key is not None else None,
-                      os.path.getsize(path), policy.skipped - skipped_before)
+    first = _first_occurrences(np.frombuffer(ids, dtype=np.uint64), np.frombuffer(offsets, dtype=np.int64),
+                               path, source.path, policy)
+    index = InputIndex(source, path, np.frombuffer(offsets, dtype=np.int64), np.frombuffer(cats, dtype=np.int32),
+                       np.frombuffer(hashes, dtype=np.uint64) if hash_key is not None else None,
+                       os.path.getsize(path), policy.skipped - skipped_before)
+    if first is not None:
+        index.offsets, index.categories = index.offsets[first], index.categories[first]
+        if index.pair_hashes is not None:
+            index.pair_hashes = index.pair_hashes[first]
+    return index
+
+
+def _line_at(path: str, offset: int) -> int:
+    """The line number of the line starting at byte `offset`."""
+    count, done = 1, 0
+    with open(path, "rb") as fh:
+        while done < offset:
+            block = fh.read(min(1 << 20, offset - done))
+            if not block:
+                break
+            count += block.count(b"\n")
+            done += len(block)
+    return count
+
+
+def _first_occurrences(id_hashes: np.ndarray, offsets: np.ndarray, path: str, name: str,
+                       policy: ErrorPolicy) -> np.ndarray | None:
+    """Duplicate ids in one input (by their 64-bit hashes): each later occurrence is a bad record (`policy`:
+    fail names its FILE:LINE; skip drops it, counted). None when every id is unique, else the mask of the
+    records kept."""
+    order = np.argsort(id_hashes, kind="stable")
+    repeated = np.flatnonzero(id_hashes[order][1:] == id_hashes[order][:-1]) + 1
+    if not len(repeated):
+        return None
+    later = np.sort(order[repeated])  # stable sort: each group's first record is not among them
+    keep = np.ones(len(id_hashes), dtype=bool)
+    keep[later] = False
+    for k, i in enumerate(later):
+        line = _line_at(path, int(offsets[i])) if k < 5 else None
+        policy.handle(InputError(name, line, "duplicate id: an earlier record of this file has it", field="id",
+                                 hint="ids must be unique in a file"))
+    return keep
 
 
 # ----------------------------------------------------------------------------------------------- plan

@@ -40,6 +40,8 @@ BLEU_TOKENIZER_BY_LANG = {"zh": "zh", "ja": "ja-mecab", "ko": "ko-mecab"}
 DEFAULT_TOKENIZER = "13a"
 CHRF_WORD_ORDER = 2  # chrF++
 SPM_DOWNLOAD_TIMEOUT_S = 60  # per socket operation: a blocked network fails instead of hanging
+STATS_CHUNK = 4_000  # segments whose statistics sacrebleu computes at once (bounded memory)
+STATS_DTYPE = np.int32  # a segment's counts; sums are taken in int64 (corpus_score) or float (resamples)
 
 
 def check_tokenizer(tokenizer: str) -> str:
@@ -114,6 +116,11 @@ def _download_spm_model(tokenizer: str, path: Path) -> str | None:
         return f"offline: {'/'.join(OFFLINE_ENV)} is set"
 
     url = spm_model_url(tokenizer)
+    from aligninstruct_cli.hub import unreachable_reason
+
+    unreachable = unreachable_reason(url)  # in a second, not after the download's timeouts
+    if unreachable is not None:
+        return unreachable
     console.info(f"downloading sacrebleu's {tokenizer} SentencePiece model from {url} to {path}")
     default_timeout = socket.getdefaulttimeout()
     socket.setdefaulttimeout(SPM_DOWNLOAD_TIMEOUT_S)
@@ -199,20 +206,28 @@ class SacrebleuMetric(Metric):
 
     def segment_stats(self, srcs: Sequence[str], hyps: Sequence[str], refs: Sequence[str],
                       tgt_langs: Sequence[str]) -> np.ndarray:
+        """sacrebleu's statistics, `STATS_CHUNK` segments at a time: sacrebleu keeps the n-gram counts of every
+        reference it is given (Python Counters, kilobytes a segment), so a whole large test set at once would
+        need memory in proportion; each segment's row does not depend on the others, so chunks give the same
+        numbers. Rows are int32 (counts of one segment's n-grams)."""
         variants = {lang: self._variant(lang) for lang in dict.fromkeys(tgt_langs)}
         members: dict[Any, list[int]] = {}
         for k, lang in enumerate(tgt_langs):
             members.setdefault(variants[lang], []).append(k)
-        rows: list[Any] = [None] * len(hyps)
+        out: np.ndarray | None = None
         for idx in members.values():
             metric = self._object(tgt_langs[idx[0]])
-            stats = metric._extract_corpus_statistics([hyps[k] for k in idx], [[refs[k] for k in idx]])
-            for k, row in zip(idx, stats):
-                rows[k] = row
-        return np.array(rows, dtype=np.int64)
+            for start in range(0, len(idx), STATS_CHUNK):
+                chunk = idx[start:start + STATS_CHUNK]
+                stats = metric._extract_corpus_statistics([hyps[k] for k in chunk], [[refs[k] for k in chunk]])
+                rows = np.array(stats, dtype=np.int64)
+                if out is None:
+                    out = np.zeros((len(hyps), rows.shape[1]), dtype=STATS_DTYPE)
+                out[chunk] = rows
+        return out if out is not None else np.zeros((0, 0), dtype=STATS_DTYPE)
 
     def corpus_score(self, stats: np.ndarray) -> float:
-        return self._scorer._compute_score_from_stats([int(v) for v in stats.sum(axis=0)]).score
+        return self._scorer._compute_score_from_stats([int(v) for v in stats.sum(axis=0, dtype=np.int64)]).score
 
     def resample_score(self, summed: np.ndarray, n_segments: int) -> float:
         # float32, as sacrebleu's significance module passes them (the sums are exact integers either way;
@@ -233,17 +248,19 @@ class BLEU(SacrebleuMetric):
     name = "bleu"
     label = "BLEU"
 
-    def __init__(self, tokenize: str | None = None, spm_model: str | None = None) -> None:
-        """`spm_model`: the model file of a SentencePiece `tokenize` (default: sacrebleu's)."""
+    def __init__(self, tokenize: str | None = None, spm_model: str | None = None, lowercase: bool = False) -> None:
+        """`spm_model`: the model file of a SentencePiece `tokenize` (default: sacrebleu's); `lowercase`:
+        sacrebleu's -lc."""
         self.tokenize = check_tokenizer(tokenize) if tokenize else None
         self.spm_model = spm_model
+        self.lowercase = lowercase
         if self.tokenize in spm_tokenizers():
             check_spm_model(self.tokenize, spm_model)
         super().__init__()
 
     @classmethod
     def from_options(cls, options: ScoreOptions, *, progress: bool = False) -> BLEU:
-        return cls(options.tokenize, options.spm_model)
+        return cls(options.tokenize, options.spm_model, options.lowercase)
 
     def _variant(self, tgt_lang: str) -> str:
         return bleu_tokenizer(tgt_lang, self.tokenize)
@@ -255,7 +272,7 @@ class BLEU(SacrebleuMetric):
         from sacrebleu.metrics import BLEU as SacreBLEU
 
         with sacrebleu_spm_dir(tokenizer, self.spm_model):
-            return SacreBLEU(tokenize=tokenizer, effective_order=sentence)
+            return SacreBLEU(tokenize=tokenizer, effective_order=sentence, lowercase=self.lowercase)
 
 
 class CHRF(SacrebleuMetric):

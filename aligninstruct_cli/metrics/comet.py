@@ -10,12 +10,14 @@ package versions. A GPU is used when one is visible (`gpus=1`), else the CPU."""
 from __future__ import annotations
 
 import logging
+import time
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
+from aligninstruct_cli import console
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.metrics.base import Metric
 from aligninstruct_cli.options import OptionError, option_ref
@@ -24,8 +26,17 @@ if TYPE_CHECKING:
     from aligninstruct_cli.metrics.options import ScoreOptions
 
 DEFAULT_COMET_MODEL = "Unbabel/wmt22-comet-da"  # ait's choice: the paper cites COMET but names no checkpoint
-DEFAULT_COMET_BATCH_SIZE = 16  # comet's own default
+DEFAULT_COMET_BATCH_SIZE = 16  # comet's own default, and ait's on a CPU
+AUTO_BATCH_START = 256  # the largest batch `auto` tries on a GPU
 _NOISY_LOGGERS = ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning.fabric", "comet")
+
+
+def comet_batch_size_option(value) -> str:
+    """The comet_batch_size option: "auto", or a positive whole number (kept as its text)."""
+    text = str(value).strip().lower()
+    if text == "auto" or (text.isdigit() and int(text) >= 1):
+        return text
+    raise OptionError(f"{option_ref('comet_batch_size')} must be a positive number or auto, not {value!r}")
 
 
 def _quiet_lightning() -> None:
@@ -48,6 +59,16 @@ def resolve_checkpoint(model: str) -> str:
         return str(ckpt)
     if model.startswith((".", "/", "~")):
         raise OptionError(f"{option_ref('comet_model')} {model}: no such file or directory")
+    from aligninstruct_cli import hub
+
+    fix = (f"pass a local checkpoint as {option_ref('comet_model')} (DIR or DIR/checkpoints/model.ckpt), or "
+           f"{option_ref('metrics')} bleu,chrf to score without COMET")
+    cached = hub.require(model, what="COMET model", files=("checkpoints/model.ckpt",), fix=fix)
+    if cached is not None:  # its encoder's tokenizer (xlm-roberta-large for wmt22) comes from the hub too
+        encoder = _encoder_of(cached / "hparams.yaml")
+        if encoder and not Path(encoder).expanduser().exists():
+            hub.require(encoder, what=f"the encoder of COMET model {model!r},", fix=fix)
+        return str(cached / "checkpoints" / "model.ckpt")
     from comet import download_model
 
     try:
@@ -58,6 +79,17 @@ def resolve_checkpoint(model: str) -> str:
                                "(DIR or DIR/checkpoints/model.ckpt); --metrics bleu,chrf skips COMET") from None
 
 
+def _encoder_of(hparams: Path) -> str | None:
+    """The `pretrained_model` a COMET checkpoint's hparams.yaml names (its encoder), if it names one."""
+    import yaml
+
+    try:
+        value = (yaml.safe_load(hparams.read_text(encoding="utf-8")) or {}).get("pretrained_model")
+    except (OSError, yaml.YAMLError, AttributeError):
+        return None
+    return value if isinstance(value, str) and value else None
+
+
 class COMET(Metric):
     """A loaded COMET model as a metric; `segment_scores` scores (src, hyp, ref) triples."""
 
@@ -65,8 +97,10 @@ class COMET(Metric):
     label = "COMET"
     loads_a_model = True
 
-    def __init__(self, model: str = DEFAULT_COMET_MODEL, *, batch_size: int = DEFAULT_COMET_BATCH_SIZE,
+    def __init__(self, model: str = DEFAULT_COMET_MODEL, *, batch_size: int | str = "auto",
                  gpus: int | None = None, progress: bool = False):
+        """`batch_size`: a number, or "auto" (see `ScoreOptions.comet_batch_size`)."""
+        checkpoint = resolve_checkpoint(model)  # first: a missing model fails before comet's slow import
         _quiet_lightning()
         try:
             import comet
@@ -76,18 +110,20 @@ class COMET(Metric):
         import torch
 
         _quiet_lightning()  # comet's import configures logging itself
-        checkpoint = resolve_checkpoint(model)
         try:
             self.model = comet.load_from_checkpoint(checkpoint)
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             raise OptionError(f"{option_ref('comet_model')} {model}: cannot load {checkpoint}: "
                               f"{str(exc).splitlines()[0]}") from None
         self.model_name = model
-        self.batch_size = batch_size
         self.gpus = (1 if torch.cuda.is_available() else 0) if gpus is None else gpus
+        batch_size = comet_batch_size_option(batch_size)
+        # auto on a CPU is comet's default; on a GPU it is found on the first segments scored
+        self.batch_size: int | str = (int(batch_size) if batch_size != "auto" else
+                                      "auto" if self.gpus else DEFAULT_COMET_BATCH_SIZE)
         self.progress = progress
-        self._signature = (f"model:{model}|batch:{batch_size}|unbabel-comet:{comet.__version__}|"
-                           f"torch:{torch.__version__}|scale:100")
+        self.versions = f"unbabel-comet:{comet.__version__}|torch:{torch.__version__}"
+        self.last_rate: float | None = None  # segments/s of the last segment_scores call
 
     @classmethod
     def from_options(cls, options: ScoreOptions, *, progress: bool = False) -> COMET:
@@ -98,11 +134,38 @@ class COMET(Metric):
         if not hyps:
             return []
         samples = [{"src": s, "mt": h, "ref": r} for s, h, r in zip(srcs, hyps, refs)]
+        if self.batch_size == "auto":
+            self.batch_size = self._fitting_batch(samples)
+        started = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             prediction = self.model.predict(samples, batch_size=self.batch_size, gpus=self.gpus,
-                                            progress_bar=self.progress)
+                                            progress_bar=self.progress, length_batching=True)
+        self.last_rate = len(samples) / max(time.perf_counter() - started, 1e-9)
+        console.info(f"COMET: {len(samples):,} segments, {self.last_rate:,.1f} segments/s (batch {self.batch_size})")
         return [100.0 * s for s in prediction.scores]
+
+    def _fitting_batch(self, samples: list[dict]) -> int:
+        """The largest batch, from AUTO_BATCH_START down by halves, that scores the longest segments without
+        running out of GPU memory (comet's default when none of those does)."""
+        import torch
+
+        longest = sorted(samples, key=lambda s: -(len(s["src"]) + len(s["mt"]) + len(s["ref"])))
+        batch = AUTO_BATCH_START
+        while batch > DEFAULT_COMET_BATCH_SIZE and batch // 2 >= len(samples):
+            batch //= 2  # no point trying a batch twice the segments there are
+        oom = tuple(t for t in (getattr(torch, "OutOfMemoryError", None), getattr(torch.cuda, "OutOfMemoryError", None))
+                    if t is not None)
+        while batch > DEFAULT_COMET_BATCH_SIZE:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    self.model.predict(longest[:batch], batch_size=batch, gpus=self.gpus, progress_bar=False)
+                return batch
+            except oom:
+                torch.cuda.empty_cache()
+                batch //= 2
+        return DEFAULT_COMET_BATCH_SIZE
 
     def segment_stats(self, srcs: Sequence[str], hyps: Sequence[str], refs: Sequence[str],
                       tgt_langs: Sequence[str]) -> np.ndarray:
@@ -121,5 +184,5 @@ class COMET(Metric):
         return float(row[0])
 
     def signature(self, tgt_lang: str) -> str:
-        return self._signature
+        return f"model:{self.model_name}|batch:{self.batch_size}|{self.versions}|scale:100"
 

@@ -4,23 +4,25 @@ seed), each defined where it is used and said so there."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
+from aligninstruct_cli.io import known_language
 from aligninstruct_cli.languages import LanguagesOption, get_language
 from aligninstruct_cli.metrics import METRICS, significance
 from aligninstruct_cli.metrics.bleu_chrf import check_tokenizer, spm_tokenizers
-from aligninstruct_cli.metrics.comet import DEFAULT_COMET_BATCH_SIZE, DEFAULT_COMET_MODEL
+from aligninstruct_cli.metrics.comet import DEFAULT_COMET_MODEL, comet_batch_size_option
 from aligninstruct_cli.metrics.groups import GROUP_ORDER
 from aligninstruct_cli.metrics.report import FORMATS, LAYOUTS
 from aligninstruct_cli.options import OptionError, check_options, option, option_ref
 
 
 def parse_metrics(value: Any) -> list[str]:
-    """`bleu,chrf` (CLI) or [bleu, chrf] (config) → metric names, lowercased, first mention kept."""
+    """`bleu,chrf`, `-m bleu -m chrf` (CLI) or [bleu, chrf] (config) → metric names, lowercased, first mention
+    kept."""
     if not isinstance(value, (str, list, tuple)):
         return value  # the type check says what is wrong
-    items = value.split(",") if isinstance(value, str) else value
+    items = [part for item in ([value] if isinstance(value, str) else value) for part in str(item).split(",")]
     names = list(dict.fromkeys(str(m).strip().lower() for m in items if str(m).strip()))
     if not names or any(m not in METRICS for m in names):
         raise OptionError(f"{option_ref('metrics')} {value!r}: expected a comma-separated subset of {', '.join(METRICS)}")
@@ -56,21 +58,42 @@ def parse_languages(value: Any) -> list[str]:
     return codes
 
 
+HYP_FORMATS = ("auto", "jsonl", "text")
+TEXT_PANEL = "Plain-text input (sacrebleu style)"
+
+
 @dataclass(kw_only=True)
 class ScoreOptions(LanguagesOption):
-    """The options of `ait score`."""
+    """The options of `ait score`. `metrics` left out: all three, as the paper (`metrics_given` is False then,
+    so that the command can leave COMET out for plain-text hypotheses without sources)."""
 
-    refs: Optional[str] = option(None, help="References: JSONL with id and tgt (matched by id) or plain text, one a "
+    refs: Optional[str] = option(None, flags=("--refs", "-r"),
+                                 help="References: JSONL with id and tgt (matched by id) or plain text, one a "
                                  "line (matched by position). Default: each record's tgt.")
-    metrics: list[Literal[METRICS]] = option(  # type: ignore[valid-type]
-        default_factory=lambda: list(METRICS), parse=parse_metrics, cli_type=str,
-        help="Comma-separated: bleu, chrf (chrF++), comet. Default: all three, as the paper.",
+    metrics: Optional[list[Literal[METRICS]]] = option(  # type: ignore[valid-type]
+        None, flags=("--metrics", "-m"), parse=parse_metrics, cli_type=Optional[list[str]],
+        default_doc="bleu,chrf,comet",
+        help="Comma-separated (or repeated: -m bleu -m chrf): bleu, chrf (chrF++), comet. Default: all three, as "
+             "the paper; bleu,chrf for plain-text hypotheses without --src.",
         details="In a config file, a list.")
-    tokenize: Optional[str] = option(None, parse=check_tokenizer,
+    tokenize: Optional[str] = option(None, flags=("--tokenize", "-tok"), parse=check_tokenizer,
                                      help="sacrebleu BLEU tokenizer for every direction (default: zh, ja-mecab, "
                                           "ko-mecab by target language, else 13a).",
                                      details="flores200 (spBLEU), flores101 and spm need sacrebleu's "
                                              "SentencePiece model: see --spm-model.")
+    lowercase: bool = option(False, flags=("--lowercase", "-lc"),
+                             help="Lowercased BLEU (sacrebleu's -lc; chrF++ and COMET are unchanged).",
+                             details="The BLEU signature then says `case:lc`.")
+    input_format: Literal[HYP_FORMATS] = option(  # type: ignore[valid-type]
+        "auto", panel=TEXT_PANEL,
+        help="Hypotheses: jsonl (from `ait translate`), text (one hypothesis a line, as sacrebleu reads them), or "
+             "auto: jsonl for .jsonl/.json/.ndjson, text for .txt, else by the first line.")
+    src: Optional[str] = option(None, metavar="FILE", panel=TEXT_PANEL,
+                                help="Plain-text hypotheses: their source sentences, one a line (COMET needs them).")
+    src_lang: Optional[str] = option(None, parse=known_language, panel=TEXT_PANEL,
+                                     help="Plain-text hypotheses: the source language (ISO 639 or FLORES code).")
+    tgt_lang: Optional[str] = option(None, parse=known_language, panel=TEXT_PANEL,
+                                     help="Plain-text hypotheses: the target language (it picks BLEU's tokenizer).")
     spm_model: Optional[str] = option(None, metavar="PATH",
                                       help="The SentencePiece model file of --tokenize flores200 (flores101, spm), "
                                            "for a machine without network access.",
@@ -80,8 +103,12 @@ class ScoreOptions(LanguagesOption):
     comet_model: str = option(DEFAULT_COMET_MODEL, help="COMET model: hub name, model directory or checkpoint file.",
                               details="The default is ait's choice: the paper cites COMET (Rei et al., 2020) but "
                                       "names no checkpoint.")
-    comet_batch_size: int = option(DEFAULT_COMET_BATCH_SIZE, min=1, help="COMET batch size.",
-                                   details="The default is comet's own; the batch size is part of the signature.")
+    comet_batch_size: str = option(
+        "auto", parse=comet_batch_size_option, metavar="N|auto",
+        help="COMET segments per batch: a number, or auto: on a GPU the largest batch that fits (tried on the "
+             "longest segments, from 256 down), on a CPU comet's default 16.",
+        details="Batches are length-sorted (comet's length batching). Padding moves segment scores in the last "
+                "digits, so the batch size used is part of the signature.")
     format: Literal[FORMATS] = option(  # type: ignore[valid-type]
         "table", flags=("--format", "-f"), help="table | json | markdown (the paper's Tables 1/5: see --layout) | tsv.")
     layout: Literal[LAYOUTS] = option(  # type: ignore[valid-type]
@@ -120,8 +147,13 @@ class ScoreOptions(LanguagesOption):
     seed: int = option(significance.DEFAULT_SEED, help="Random seed; the same seed gives the same output bytes.",
                        details="It seeds the bootstrap; the default is sacrebleu's.")
 
+    metrics_given: bool = field(default=True, init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
         check_options(self)
+        self.metrics_given = self.metrics is not None
+        if self.metrics is None:
+            self.metrics = list(METRICS)
         if self.spm_model is not None and self.tokenize not in spm_tokenizers():
             others = ", ".join(t for t in spm_tokenizers() if t != "flores200")
             raise OptionError(f"{option_ref('spm_model')} is the model of a SentencePiece tokenizer: give "

@@ -3,9 +3,12 @@ a baseline and, for the paper's table layouts, each score's own bootstrap interv
 
     report, sentences = score(["mt+align.jsonl"], ScoreOptions(baseline="mt.jsonl", metrics=["bleu", "chrf"]))
 
-The whole test set is held in memory: corpus BLEU/chrF need every segment's statistics, COMET batches
-across the file and the bootstrap resamples segments. Test sets are small (FLORES-200 devtest: 1,012
-segments per direction), so this is cheap. Each metric computes its segment statistics once per system;
+Memory: the records are held (ids, sources, references, hypotheses: about 1 KB a short segment) and each
+metric's per-segment statistics as one compact numpy array (BLEU + chrF++: 34 int32 a segment), never as
+Python objects: corpus BLEU/chrF are sums of them, and the bootstrap and `--sentence-level` need them per
+segment. sacrebleu computes them a chunk at a time (`bleu_chrf.STATS_CHUNK`), and the bootstrap draws
+its resamples a block at a time (`RESAMPLE_CHUNK_ELEMENTS`), so 1M short segments of BLEU + chrF++ peak
+under 2 GB (benchmarks/score_memory.py). Each metric computes its segment statistics once per system;
 direction scores, resamples and sentence scores all come from them (see `base.Metric`)."""
 
 from __future__ import annotations
@@ -47,8 +50,8 @@ def read_systems(hyps: Sequence[str], options: ScoreOptions) -> tuple[list[Hypot
     inputs = list(hyps) + [p for p in (options.baseline, options.refs) if p]
     if sum(p == STDIO for p in inputs) > 1:
         raise AitError("only one input can be stdin (-)")
-    systems = [read_hypotheses(path, system_name) for path, system_name in zip(hyps, names)]
-    baseline = read_hypotheses(options.baseline, options.baseline_name) if options.baseline else None
+    systems = [read_hypotheses(path, system_name, options) for path, system_name in zip(hyps, names)]
+    baseline = read_hypotheses(options.baseline, options.baseline_name, options) if options.baseline else None
     taken = [s.name for s in ([baseline] if baseline else []) + systems]
     if len(set(taken)) != len(taken):
         raise OptionError(f"two systems share a name ({', '.join(taken)}): name them with {option_ref('names')}")
@@ -110,17 +113,28 @@ def _score_system(testset: TestSet, system: Hypotheses, role: str, texts: list[s
 Samples = dict[tuple[str, Direction, str], np.ndarray]  # (system, direction, metric) → scores on the resamples
 
 
+RESAMPLE_CHUNK_ELEMENTS = 1 << 24  # resample indices drawn at once (128 MB of int64), whatever the test set's size
+
+
 def _bootstrap(scored: Sequence[_SystemScores], directions: dict[Direction, list[int]], metrics: Sequence[Metric],
                options: ScoreOptions) -> Samples:
     """Every system's scores on the bootstrap resamples of every direction. A direction's resamples are drawn
-    once and shared by all systems: that is the pairing of the paired test."""
+    once and shared by all systems: that is the pairing of the paired test. They are drawn a block of rows at
+    a time from the direction's generator, which gives the very indices one draw of the whole
+    n_samples × n_segments matrix would (the same stream), in bounded memory."""
     samples: Samples = {}
     for d, idx in directions.items():
-        indices = significance.resample_indices(len(idx), options.bootstrap_samples,
-                                                significance.direction_rng(options.seed, d.key))
-        for s in scored:
-            for m in metrics:
-                samples[(s.name, d, m.name)] = significance.resampled_scores(m, s.stats[m.name][idx], indices)
+        rng = significance.direction_rng(options.seed, d.key)
+        rows = max(1, RESAMPLE_CHUNK_ELEMENTS // max(1, len(idx)))
+        parts: dict[tuple[str, Direction, str], list[np.ndarray]] = {}
+        for start in range(0, options.bootstrap_samples, rows):
+            indices = significance.resample_indices(len(idx), min(rows, options.bootstrap_samples - start), rng)
+            for s in scored:
+                for m in metrics:
+                    parts.setdefault((s.name, d, m.name), []).append(
+                        significance.resampled_scores(m, s.stats[m.name][idx], indices))
+        for key, chunks in parts.items():
+            samples[key] = np.concatenate(chunks)
     return samples
 
 

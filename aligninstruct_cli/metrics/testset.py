@@ -1,16 +1,25 @@
-"""The inputs of `ait score`: hypothesis files, their references, and the test set they share.
+"""The inputs of `ait score`: hypothesis files (JSONL records, or plain text as sacrebleu reads it), their
+references, and the test set they share.
 
 Every check runs before anything is scored or written: duplicate or mismatched ids, hypothesis/reference
 counts, missing fields and unknown languages all stop the run with the file, line and field."""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Sequence
 
-from aligninstruct_cli.errors import AitError, InputError
+from aligninstruct_cli.errors import AitError, InputError, display_path
 from aligninstruct_cli.io import STDIO, file_stem, iter_lines, read_records
 from aligninstruct_cli.metrics.groups import Direction, direction_of
+from aligninstruct_cli.options import OptionError, option_ref
+
+# Fields whose few values repeat on every line of a hypothesis file: interned, so 1M records hold one copy.
+REPEATED_FIELDS = ("src_lang", "tgt_lang", "model", "adapter", "prompt_name", "testset")
+
+if TYPE_CHECKING:
+    from aligninstruct_cli.metrics.options import ScoreOptions
 
 
 @dataclass
@@ -32,18 +41,91 @@ class TestSet:
     ref_source: str  # "tgt field of FILE" or the --refs path
 
 
-def read_hypotheses(path: str, name: str | None = None) -> Hypotheses:
+def read_hypotheses(path: str, name: str | None = None, options: ScoreOptions | None = None) -> Hypotheses:
+    """A system's hypotheses: JSONL records (from `ait translate`), or plain text, one a line, as sacrebleu
+    reads a system (`options`: its input format, sources and languages)."""
+    if options is not None and hypotheses_format(path, options.input_format) == "text":
+        return read_text_hypotheses(path, name, options)
+    if options is not None and options.src:
+        raise OptionError(f"{option_ref('src')} is for plain-text hypotheses; {display_path(path)} holds JSONL "
+                          "records, whose src field is the source")
     records, lines, seen = [], [], {}
     for line_no, rec in read_records(path, kind="hypothesis", with_location=True):
         key = id_key(rec["id"])
         if key in seen:
             raise InputError(path, line_no, f"duplicate id {rec['id']!r} (first on line {seen[key]})", field="id")
         seen[key] = line_no
+        for repeated in REPEATED_FIELDS:  # the same few values on every line: one string object each
+            if type(rec.get(repeated)) is str:
+                rec[repeated] = sys.intern(rec[repeated])
         records.append(rec)
         lines.append(line_no)
     if not records:
         raise AitError(f"{path}: no hypotheses (empty input)")
     return Hypotheses(name or file_stem(path), path, records, lines)
+
+
+def hypotheses_format(path: str, fmt: str = "auto") -> str:
+    """jsonl or text: `fmt` when given; else by the file name (.jsonl/.json/.ndjson, .txt), else by whether
+    the first non-blank line is a JSON object (stdin is peeked at, not consumed)."""
+    if fmt != "auto":
+        return fmt
+    name = path.lower().removesuffix(".gz")
+    if name.endswith((".jsonl", ".json", ".ndjson")):
+        return "jsonl"
+    if name.endswith(".txt"):
+        return "text"
+    if path == STDIO:
+        stream = sys.stdin.buffer
+        if hasattr(stream, "peek"):
+            head = stream.peek(1 << 16)
+        elif stream.seekable():
+            start = stream.tell()
+            head = stream.read(1 << 16)
+            stream.seek(start)
+        else:
+            return "jsonl"
+        return "jsonl" if head.lstrip()[:1] == b"{" else "text"
+    return "jsonl" if _is_jsonl(path) else "text"
+
+
+def _text_lines(path: str) -> list[str]:
+    """The lines of a plain-text file as sacrebleu reads them: every line a segment (blank ones too), trailing
+    whitespace stripped."""
+    return [text.rstrip() for _, text in iter_lines(path)]
+
+
+def read_text_hypotheses(path: str, name: str | None, options: ScoreOptions) -> Hypotheses:
+    """Plain-text hypotheses as records: ids 1..n (line numbers), the languages of `options`, sources from
+    `options.src` (line by line) or empty."""
+    if not (options.src_lang and options.tgt_lang):
+        raise OptionError(f"{display_path(path)}: plain-text hypotheses need {option_ref('src_lang')} and "
+                          f"{option_ref('tgt_lang')}", hint="e.g. --src-lang en --tgt-lang kk")
+    if options.src and options.src == path == STDIO:
+        raise AitError("only one input can be stdin (-)")
+    hyps = _text_lines(path)
+    if not hyps:
+        raise AitError(f"{display_path(path)}: no hypotheses (empty input)")
+    if options.src:
+        srcs = _text_lines(options.src)
+        if len(srcs) != len(hyps):
+            raise AitError(f"{display_path(path)} has {len(hyps)} hypotheses but {display_path(options.src)} has "
+                           f"{len(srcs)} source lines", hint="plain-text sources pair with hypotheses line by line")
+    elif "comet" in options.metrics:
+        raise OptionError(f"COMET needs the source sentences of the plain-text hypotheses in {display_path(path)}: "
+                          f"give {option_ref('src')} FILE, or {option_ref('metrics')} bleu,chrf")
+    else:
+        srcs = [""] * len(hyps)
+    records = [{"id": k, "src_lang": options.src_lang, "tgt_lang": options.tgt_lang, "src": src, "hyp": hyp}
+               for k, (src, hyp) in enumerate(zip(srcs, hyps), 1)]
+    return Hypotheses(name or ("stdin" if path == STDIO else file_stem(path).removesuffix(".txt")), path, records,
+                      list(range(1, len(records) + 1)))
+
+
+def text_without_sources(hyps: Sequence[str], options: ScoreOptions) -> bool:
+    """Whether some hypotheses are plain text and no sources are given (then COMET cannot score them)."""
+    paths = list(hyps) + ([options.baseline] if options.baseline else [])
+    return not options.src and any(hypotheses_format(p, options.input_format) == "text" for p in paths)
 
 
 def id_key(value: Any) -> tuple[str, Any]:
@@ -88,7 +170,7 @@ def read_references(path: str, hyps: Hypotheses) -> list[str]:
             raise AitError(f"{path}: {len(by_id)} reference id(s) have no hypothesis in {hyps.path}, e.g. "
                            + ", ".join(repr(e) for e in extra))
         return refs
-    refs = [text for _, text in iter_lines(path)]
+    refs = _text_lines(path)
     if len(refs) != len(hyps.records):
         raise AitError(f"{hyps.path} has {len(hyps.records)} hypotheses but {path} has {len(refs)} "
                        "reference lines", hint="plain-text references pair with hypotheses line by line")

@@ -12,8 +12,8 @@ from the ranks, known only where the options say (`known_ranks`). With `global_b
                   the memory estimate below; on a machine without a GPU, 8 (ait's default batch size)
     accumulation  global / (micro-batch × ranks): a whole number, or an error naming the numbers
 
-Memory estimate for one GPU, for the worst case length grouping can bring (every record `max_length`
-tokens long), so it errs on the safe side:
+Memory estimate for one GPU, for the worst case length grouping can bring (every record as long as the
+longest tokenized example, or `max_length` before the data is read), so it errs on the safe side:
 
     budget        90% of the GPU's memory less 2 GiB (CUDA context, allocator slack, the loss's logits chunks)
     model         parameters × 2 bytes (bf16, fp16) or 4 (fp32); with `full`, also gradients of the same size
@@ -65,9 +65,10 @@ def describe_batch(batch: dict[str, Any]) -> str:
             f"accumulation {batch['accumulation']} (micro-batch from: {batch['micro_from'].replace('_', ' ')})")
 
 
-def plan_batch(options: TrainOptions, model_path: str, precision: str) -> BatchPlan:
+def plan_batch(options: TrainOptions, model_path: str, precision: str, longest: int | None = None) -> BatchPlan:
     """The options' split, or with `global_batch` the ranks counted, the micro-batch chosen and the
-    accumulation derived. OptionError when the global batch does not divide."""
+    accumulation derived. OptionError when the global batch does not divide. `longest`: the longest
+    tokenized example (the memory estimate's length; `max_length` when not known yet)."""
     if options.global_batch is None:
         return BatchPlan(options.batch_size, options.grad_accum, known_ranks(options))
     total, ranks = options.global_batch, count_ranks(options)
@@ -81,7 +82,7 @@ def plan_batch(options: TrainOptions, model_path: str, precision: str) -> BatchP
                               f"{options.batch_size} × {ranks} rank(s) = {options.batch_size * ranks}",
                               hint=f"a micro-batch that divides {per_rank} (the global batch per rank)")
         return BatchPlan(options.batch_size, per_rank // options.batch_size, ranks)
-    fit, source = fitting_micro_batch(options, model_path, precision, ranks)
+    fit, source = fitting_micro_batch(options, model_path, precision, ranks, longest)
     micro = max(d for d in range(1, min(fit, per_rank) + 1) if per_rank % d == 0)
     return BatchPlan(micro, per_rank // micro, ranks, source)
 
@@ -135,9 +136,11 @@ def local_device_count() -> int:
 
 
 # ------------------------------------------------------------------------------------------ memory
-def fitting_micro_batch(options: TrainOptions, model_path: str, precision: str, ranks: int) -> tuple[int, str]:
+def fitting_micro_batch(options: TrainOptions, model_path: str, precision: str, ranks: int,
+                        longest: int | None = None) -> tuple[int, str]:
     """(the most records per micro-step that fit one GPU by the module's estimate, "memory_estimate"); on a
-    machine without a GPU (BATCH_SIZE, "default")."""
+    machine without a GPU (BATCH_SIZE, "default"). Records are taken `longest` tokens long (at most
+    `max_length`): length grouping can put the longest examples in one batch."""
     import torch
 
     if not torch.cuda.is_available():
@@ -149,7 +152,7 @@ def fitting_micro_batch(options: TrainOptions, model_path: str, precision: str, 
              "heads": _first(config, "num_attention_heads", "n_head")}
     micro = micro_batch_for_memory(
         torch.cuda.get_device_properties(0).total_memory, params=parameter_count(config), **shape,
-        length=options.max_length, bytes_per_value=2 if precision in ("bf16", "fp16") else 4, full=options.full,
+        length=min(options.max_length, longest or options.max_length), bytes_per_value=2 if precision in ("bf16", "fp16") else 4, full=options.full,
         zero=options.zero, offload=options.offload, ranks=ranks, checkpointing=options.gradient_checkpointing)
     return micro, "memory_estimate"
 

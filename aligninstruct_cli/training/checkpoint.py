@@ -4,7 +4,9 @@ A checkpoint (every `save_every` steps) is a DeepSpeed checkpoint of the trainab
 weights, optimizer, LR scheduler; frozen base weights are left out) plus one RNG file per rank and the
 data position (stage, epoch, step). It becomes the resume point only once every rank has finished writing
 it: rank 0 then rewrites `checkpoints/state.json` atomically, so a run killed while saving resumes from the
-previous complete checkpoint. The same file records the finished stages and the number of ranks; rank 0
+previous complete checkpoint. Loading trusts no code in the folder: the RNG files are safetensors, and
+DeepSpeed's files are loaded with `torch.load(weights_only=True)` and a short allow-list (docs/train.md,
+"What --resume trusts"). The same file records the finished stages and the number of ranks; rank 0
 of the workers is its only writer.
 
 Layout under the run's output directory:
@@ -13,17 +15,22 @@ Layout under the run's output directory:
     metrics.jsonl data_ids.jsonl           the training log (`append_jsonl`; `trim_jsonl` on resume)
     checkpoints/state.json                 {"done": [[lr_index, stage], ...], "resume": {...} | null,
                                             "val_loss": {"lr_index/stage": loss}, "world_size": ranks}
-    checkpoints/<lr-tag>/stage-K/step-N/   DeepSpeed files + rng-rank<R>.pt
+    checkpoints/<lr-tag>/stage-K/step-N/   DeepSpeed files + rng-rank<R>.safetensors
 """
 
 from __future__ import annotations
 
+import importlib
+import json
 import os
 import random
 import shutil
+import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.io import read_json, write_json
 from aligninstruct_cli.training.config import TrainOptions
 
@@ -105,6 +112,65 @@ def lay_out_results(options: TrainOptions, chosen: int) -> None:
             leftover.rmdir()
 
 
+# ---------------------------------------------------------------------------------------------- lock
+LOCK_FILE = "run.lock"
+
+
+class RunLock:
+    """The run folder's lock, held by the `ait train` that uses it (fresh or resumed): an exclusive `flock`
+    on OUTPUT/run.lock, which names the holder (pid, host, start time). The kernel releases the flock when
+    its holder dies, however it dies, so a lock left by a dead process is recognised (`stale`) and taken
+    over. A second `ait train` on the folder stops with an error naming the live holder.
+
+        with RunLock(output) as lock: ...
+    """
+
+    def __init__(self, output: str | os.PathLike[str]):
+        self.output = Path(output)
+        self.path = self.output / LOCK_FILE
+        self.stale: dict[str, Any] | None = None  # the dead holder's record, when there was one
+        self._fd: int | None = None
+
+    def __enter__(self) -> "RunLock":
+        import fcntl
+        import socket
+        import time
+
+        self.output.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = _read_lock(fd)
+            os.close(fd)
+            who = (f"pid {holder.get('pid')} on {holder.get('host')}, started {holder.get('started')}"
+                   if holder else "another process")
+            raise AitError(f"{self.output} is in use by a running `ait train` ({who})",
+                           hint=f"wait for it to finish, or stop it first (kill -TERM {holder.get('pid', 'PID')} "
+                                "on that host)") from None
+        self._fd = fd
+        self.stale = _read_lock(fd) or None
+        record = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(record).encode() + b"\n", 0)
+        os.fsync(fd)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)  # released cleanly: nothing stale to report next time
+            os.close(self._fd)  # closing drops the flock
+            self._fd = None
+
+
+def _read_lock(fd: int) -> dict[str, Any]:
+    try:
+        data = json.loads(os.pread(fd, 4096, 0) or b"{}")
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 # ---------------------------------------------------------------------------------------------- state
 class Position(NamedTuple):
     """Where training stands in a stage: the first step NOT yet done."""
@@ -151,6 +217,10 @@ def checkpoint_root(output: str | os.PathLike[str], lr_tag: str, stage: int) -> 
 
 
 # --------------------------------------------------------------------------------------------------- RNG
+RNG_FILE = "rng-rank{rank}.safetensors"
+LEGACY_RNG_FILE = "rng-rank{rank}.pt"  # pickled by ait before 0.x: never loaded
+
+
 def rng_state() -> dict[str, Any]:
     import numpy as np
     import torch
@@ -172,17 +242,131 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state(state["cuda"])
 
 
+def save_rng_state(path: str | os.PathLike[str], state: dict[str, Any] | None = None) -> None:
+    """This process's RNG states as tensors (safetensors) plus a few numbers (its JSON metadata): a file that
+    can be read without running any code from it, unlike a pickle."""
+    import numpy as np
+    import torch
+    from safetensors.torch import save_file
+
+    state = state or rng_state()
+    version, mt, gauss_next = state["python"]
+    kind, keys, pos, has_gauss, cached_gaussian = state["numpy"]
+    tensors = {"python_mt": torch.tensor(mt, dtype=torch.int64),
+               "numpy_keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+               "torch": state["torch"].clone()}
+    if "cuda" in state:
+        tensors["cuda"] = state["cuda"].cpu().clone()
+    meta = {"python_version": version, "python_gauss_next": gauss_next, "numpy_kind": kind, "numpy_pos": pos,
+            "numpy_has_gauss": has_gauss, "numpy_cached_gaussian": cached_gaussian}
+    save_file(tensors, str(path), metadata={"ait_rng": json.dumps(meta)})
+
+
+def load_rng_state(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The RNG states `save_rng_state` wrote (safetensors holds tensors and strings only: no code runs)."""
+    import numpy as np
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = json.loads((fh.metadata() or {})["ait_rng"])
+            tensors = {name: fh.get_tensor(name) for name in fh.keys()}
+        state = {"python": (int(meta["python_version"]), tuple(int(v) for v in tensors["python_mt"].tolist()),
+                            meta["python_gauss_next"]),
+                 "numpy": (str(meta["numpy_kind"]), tensors["numpy_keys"].numpy().astype(np.uint32),
+                           int(meta["numpy_pos"]), int(meta["numpy_has_gauss"]), float(meta["numpy_cached_gaussian"])),
+                 "torch": tensors["torch"]}
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError, SafetensorError) as exc:
+        raise AitError(f"{path}: not an RNG state file ait wrote ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})",
+                       hint="the checkpoint is damaged: remove its folder to resume from the previous one, or "
+                            "start the run again") from None
+    if "cuda" in tensors:
+        state["cuda"] = tensors["cuda"]
+    return state
+
+
+# ----------------------------------------------------------------------------------- trusted loading
+def deepspeed_safe_globals() -> list[Any]:
+    """The few DeepSpeed classes its checkpoint files hold besides tensors and containers: the only globals a
+    resumed run lets `torch.load` construct (weights_only=True refuses everything else, e.g. `os.system`)."""
+    found = []
+    for module, names in (("deepspeed.runtime.zero.config", ("ZeroStageEnum",)),
+                          ("deepspeed.runtime.fp16.loss_scaler", ("LossScaler", "DynamicLossScaler")),
+                          ("deepspeed.utils.tensor_fragment", ("fragment_address",))):
+        try:
+            mod = importlib.import_module(module)
+        except ImportError:
+            continue
+        found += [getattr(mod, name) for name in names if hasattr(mod, name)]
+    return found
+
+
+def _global_name(obj: Any) -> str:
+    return f"{obj.__module__}.{obj.__qualname__}"
+
+
+@contextmanager
+def weights_only_loading():
+    """While DeepSpeed loads a checkpoint: every `torch.load` (DeepSpeed asks for weights_only=False) runs
+    with weights_only=True and only `deepspeed_safe_globals` allowed, so a planted pickle cannot run code."""
+    import torch
+
+    original = torch.load
+
+    def safe_load(*args, **kwargs):
+        kwargs["weights_only"] = True
+        return original(*args, **kwargs)
+
+    torch.load = safe_load
+    try:
+        with torch.serialization.safe_globals(deepspeed_safe_globals()):
+            yield
+    finally:
+        torch.load = original
+
+
+def check_checkpoint_files(resume: dict[str, Any], world_size: int | None) -> None:
+    """Before a resume launches anything: the resume point's files are what ait and DeepSpeed write, with no
+    pickled code. An RNG state saved by an older ait (a pickle) is refused; a DeepSpeed file whose pickle
+    names a global outside `deepspeed_safe_globals` too (its globals are read without running it)."""
+    import torch
+
+    folder = Path(resume["dir"]) / resume["tag"]
+    if not folder.is_dir():
+        raise AitError(f"--resume: the checkpoint {folder} named in checkpoints/state.json "
+                       "is missing", hint="start the run again in a new output directory")
+    for legacy in sorted(folder.glob("rng-rank*.pt")):
+        raise AitError(f"--resume: {legacy} is an RNG state pickled by an older ait; ait no longer loads pickles "
+                       "from run folders (one could run any code)",
+                       hint="start the run again (or, trusting the file, resume it with the ait that wrote it)")
+    for rank in range(world_size or 1):
+        if not (folder / RNG_FILE.format(rank=rank)).is_file():
+            raise AitError(f"--resume: {folder / RNG_FILE.format(rank=rank)}: missing",
+                           hint="the checkpoint is incomplete: start the run again")
+    allowed = {_global_name(g) for g in deepspeed_safe_globals()}
+    for path in sorted(folder.glob("*.pt")):
+        try:
+            unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+        except Exception as exc:  # not a zip checkpoint: the workers' weights_only load decides
+            unsafe = []
+            if not zipfile.is_zipfile(path):
+                raise AitError(f"--resume: {path}: not a checkpoint file DeepSpeed wrote ({exc})") from None
+        refused = [name for name in unsafe if name not in allowed]
+        if refused:
+            raise AitError(f"--resume: {path} holds pickled references to {', '.join(refused[:3])}, which a "
+                           "DeepSpeed checkpoint does not need; ait does not load it",
+                           hint="the run folder was changed by someone else: start the run again")
+
+
 # ---------------------------------------------------------------------------------------------- save/load
 def save_checkpoint(engine, output: str, lr_tag: str, lr_index: int, stage: int, position: Position,
                     *, rank: int, barrier) -> None:
     """Every rank calls this at the same step."""
-    import torch
-
     root = checkpoint_root(output, lr_tag, stage)
     tag = f"step-{position.global_step}"
     engine.save_checkpoint(str(root), tag=tag, client_state={"position": position._asdict()}, save_latest=False,
                            exclude_frozen_parameters=True)
-    torch.save(rng_state(), root / tag / f"rng-rank{rank}.pt")
+    save_rng_state(root / tag / RNG_FILE.format(rank=rank))
     barrier()
     if rank == 0:
         state = read_state(output)
@@ -195,15 +379,14 @@ def save_checkpoint(engine, output: str, lr_tag: str, lr_index: int, stage: int,
 
 
 def load_checkpoint(engine, resume: dict[str, Any], *, rank: int) -> Position:
-    """Restore weights, optimizer, scheduler and this rank's RNG; return the data position."""
-    import torch
-
-    path, _client = engine.load_checkpoint(resume["dir"], tag=resume["tag"], load_module_strict=False,
-                                           load_optimizer_states=True, load_lr_scheduler_states=True)
+    """Restore weights, optimizer, scheduler and this rank's RNG; return the data position. Nothing is
+    unpickled beyond tensors, containers and `deepspeed_safe_globals` (see `weights_only_loading`)."""
+    with weights_only_loading():
+        path, _client = engine.load_checkpoint(resume["dir"], tag=resume["tag"], load_module_strict=False,
+                                               load_optimizer_states=True, load_lr_scheduler_states=True)
     if path is None:
         raise RuntimeError(f"could not load checkpoint {resume['dir']}/{resume['tag']}")
-    rng_file = Path(resume["dir"]) / resume["tag"] / f"rng-rank{rank}.pt"
-    set_rng_state(torch.load(rng_file, weights_only=False))
+    set_rng_state(load_rng_state(Path(resume["dir"]) / resume["tag"] / RNG_FILE.format(rank=rank)))
     return Position(resume["epoch"], resume["step_in_epoch"], resume["global_step"])
 
 
@@ -257,5 +440,21 @@ def save_stage_model(model, tokenizer, out_dir: str | os.PathLike[str], *, full:
         # PEFT picks the adapter weights out of the (gathered) full-name state dict itself
         model.save_pretrained(tmp, state_dict=state, safe_serialization=True, save_embedding_layers=False)
     tokenizer.save_pretrained(tmp)
+    if not full:
+        from aligninstruct_cli.models import write_base_fingerprint
+
+        base = next(iter(model.peft_config.values())).base_model_name_or_path
+        if base:
+            write_base_fingerprint(tmp, base)  # the base is recognised by content later, wherever it lies
+    umask_permissions(tmp)
     shutil.rmtree(out, ignore_errors=True)
     os.replace(tmp, out)
+
+
+def umask_permissions(folder: Path) -> None:
+    """Files the libraries wrote with their own modes (safetensors' 0600) get what the umask gives a new
+    file, like their siblings."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in [folder, *folder.rglob("*")]:
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)

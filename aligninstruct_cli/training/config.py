@@ -47,6 +47,7 @@ LORA_TARGETS: dict[str, list[str]] = {
 COMPILE = ("auto", "on", "off")
 TOO_LONG = ("truncate-input", "error", "skip", "truncate")
 OFFLOAD = ("none", "optimizer", "all")
+REPORT_TO = ("none", "tensorboard")
 
 PANEL_MODEL = "Model and LoRA"
 PANEL_LAUNCH = "Launch (DeepSpeed)"
@@ -165,6 +166,15 @@ def parse_names(value: Any) -> list[str] | None:
 
 
 # ------------------------------------------------------------------------------------------ choices
+def check_tensorboard() -> None:
+    """`report_to` tensorboard needs the tensorboard package (torch's writer imports it): say so before launch."""
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is None:
+        raise OptionError(f"{option_ref('report_to')} tensorboard needs the tensorboard package, which is not installed",
+                          hint="pip install 'aligninstruct-cli[tensorboard]' (or: pip install tensorboard)")
+
+
 def default_zero(zero: int | None, launcher: str, num_gpus: int | None = None, num_nodes: int | None = None,
                  hostfile: str | None = None, offload: str = "none") -> int:
     """`zero` as given; else what `offload` needs (3 for all, 2 for optimizer); else 0 for a single rank
@@ -302,6 +312,12 @@ class TrainOptions:
         details="The defaults are the attention input projections: BLOOM, GPT-NeoX, Falcon `query_key_value` "
         "(the paper's), GPT-2 / BigCode `c_attn`, MPT `Wqkv`, Phi-3 `qkv_proj`, Llama / Mistral / Qwen / Gemma / "
         "OPT / GPT-J / Phi / OLMo and similar `q_proj,k_proj,v_proj`. Another architecture needs this option.")
+    chat_template: bool = option(
+        False, panel=PANEL_MODEL, help="Wrap every input in the tokenizer's chat template (a user turn) for "
+        "chat-tuned models; translate with --chat-template too.",
+        details="The input becomes the user's message and the output the assistant's answer (after the template's "
+        "generation prompt), + EOS. `ait translate --chat-template` renders its prompts the same way, so an "
+        "adapter trained with it must be used with it. Base models (BLOOM, Llama, Qwen2 base) need no template.")
     gradient_checkpointing: bool = option(False, panel=PANEL_MODEL, help="Recompute activations in the backward "
                                           "pass (less memory, ~30% slower).")
     compile: Literal[COMPILE] = option(  # type: ignore[valid-type]
@@ -321,9 +337,11 @@ class TrainOptions:
                                       help="Nodes to use from the hostfile.", details="The launcher's --num_nodes.")
     hostfile: Optional[str] = option(None, panel=PANEL_LAUNCH, help="DeepSpeed/MPI hostfile ('host slots=N' lines) "
                                      "for multi-node runs.", details="The launcher reaches the nodes by ssh (pdsh).")
-    master_port: Optional[int] = option(None, min=1, max=65535, panel=PANEL_LAUNCH, default_doc="29500",
+    master_port: Optional[int] = option(None, min=1, max=65535, panel=PANEL_LAUNCH,
+                                        default_doc="a free port; 29500 across nodes",
                                         help="Port of the rank-0 rendezvous.",
-                                        details="Change it to run two jobs on one node.")
+                                        details="On one node ait takes a port nothing listens on, so two runs "
+                                                "on a machine do not collide; across nodes DeepSpeed's 29500.")
     zero: Optional[int] = option(
         None, min=0, max=3, panel=PANEL_LAUNCH, default_doc="2, or 0 for a single rank",
         help="ZeRO stage 0-3 (3 partitions the weights too).",
@@ -351,6 +369,13 @@ class TrainOptions:
     log_every: int = option(LOG_EVERY, min=1, panel=PANEL_RUN, help="Write a metrics.jsonl line every N steps.")
     log_data_ids: bool = option(False, panel=PANEL_RUN, help="Write the record ids of every step to data_ids.jsonl "
                                 "(audits order and resume).")
+    report_to: Literal[REPORT_TO] = option(  # type: ignore[valid-type]
+        "none", panel=PANEL_RUN, help="none, or tensorboard: also write TensorBoard event files to OUTPUT/tensorboard/ "
+        "(needs the tensorboard package).",
+        details="One TensorBoard run per curriculum stage (and learning rate): `train/loss`, `train/learning_rate`, "
+        "`train/tokens_per_s` every --log-every steps and `eval/loss` after each epoch, by the stage's optimizer "
+        "step; a resumed stage drops the events past its checkpoint. Point TensorBoard's logdir at OUTPUT to watch. "
+        "`pip install 'aligninstruct-cli[tensorboard]'`.")
 
     def __post_init__(self) -> None:
         check_options(self)
@@ -383,6 +408,8 @@ class TrainOptions:
         if self.compile == "on" and self.zero == 3:
             raise OptionError(f"{option_ref('compile')} on does not work with {option_ref('zero')} 3 (its hooks gather each "
                               "block's weights)", hint="use ZeRO stage 2, or compile off")
+        if self.report_to == "tensorboard":
+            check_tensorboard()
         if len(self.lr) > 1 and not self.val:
             raise OptionError(f"several {option_ref('lr')} values need {option_ref('val')} to choose between them")
         if self.launcher == "none" and (self.num_gpus or self.num_nodes or self.hostfile):

@@ -15,7 +15,9 @@ keeps separator + output + EOS whole and cuts the input's beginning, after its l
 assertion, the sentence to complete) and starts with its general instruction; it drops the record when
 no input token would be left. `error` stops before any launch; `skip` drops the record; `truncate` cuts
 the end of the example (output side first, like a right-truncating tokenizer) and drops it if no output
-token is left. Cuts and drops are counted and reported.
+token is left. Cuts and drops are counted and reported. A record with more characters than `--max-length`
+tokens could span (`io.char_budget`: 64 a token) meets the same rule before it is tokenized, so one huge
+line cannot take gigabytes of memory: `error` names its FILE:LINE, the cuts keep the same end of it.
 
 Order: the order of an epoch is a pure function of (seed, stage, epoch, lengths, batch geometry), so a
 resumed run replays it exactly and every rank computes the whole plan without communication.
@@ -41,6 +43,7 @@ import numpy as np
 
 from aligninstruct_cli.errors import AitError, InputError
 from aligninstruct_cli.instructions.templates import OUTPUT_SEPARATOR
+from aligninstruct_cli.io import char_budget
 from aligninstruct_cli.provenance import file_sha256
 
 CACHE_VERSION = 2  # 2: a directory of memory-mappable .npy arrays
@@ -180,15 +183,21 @@ def tokenizer_fingerprint(tokenizer) -> str:
     return h.hexdigest()
 
 
-def cache_key(file_hash: str, tok_fingerprint: str, max_length: int, too_long: str) -> str:
+def cache_key(file_hash: str, tok_fingerprint: str, max_length: int, too_long: str, chat_template: str = "") -> str:
+    """`chat_template`: the template's text when inputs are rendered with it, else empty."""
     text = f"v{CACHE_VERSION}|{file_hash}|{tok_fingerprint}|{max_length}|{too_long}|{OUTPUT_SEPARATOR!r}"
+    if chat_template:
+        text += f"|chat:{chat_template}"
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def tokenize_records(records: Iterable[tuple[int, dict[str, Any]]], tokenizer, *, path: str, max_length: int,
-                     too_long: str, progress: bool = True) -> TokenizedSet:
-    """Tokenize (line, instruction record) pairs; apply the `--too-long` rule; count what it did."""
+                     too_long: str, progress: bool = True, chat_template: bool = False) -> TokenizedSet:
+    """Tokenize (line, instruction record) pairs; apply the `--too-long` rule; count what it did. With
+    `chat_template`, each input is the user's turn of the tokenizer's chat template (`models.chat_prompt`,
+    as `ait translate --chat-template` renders its prompts)."""
     from aligninstruct_cli import console
+    from aligninstruct_cli.models import chat_prompt
 
     if tokenizer.eos_token_id is None:
         raise AitError("the tokenizer has no EOS token; training appends EOS to every output")
@@ -203,7 +212,8 @@ def tokenize_records(records: Iterable[tuple[int, dict[str, Any]]], tokenizer, *
     special = set(tokenizer.all_special_ids)
 
     def flush(chunk: list[tuple[int, dict[str, Any]]]) -> None:
-        prompts = tokenizer([r["input"] for _, r in chunk])["input_ids"]
+        inputs = [chat_prompt(tokenizer, r["input"]) if chat_template else r["input"] for _, r in chunk]
+        prompts = tokenizer(inputs)["input_ids"]
         targets = tokenizer([OUTPUT_SEPARATOR + r["output"] for _, r in chunk],
                             add_special_tokens=False)["input_ids"]
         for (line, rec), p, t in zip(chunk, prompts, targets):
@@ -232,9 +242,34 @@ def tokenize_records(records: Iterable[tuple[int, dict[str, Any]]], tokenizer, *
             id_offsets.append(len(id_blob))
             lines.append(line)
 
+    budget = char_budget(max_length)
+
+    def within_budget(line: int, rec: dict[str, Any]) -> dict[str, Any] | None:
+        """The `--too-long` rule, applied before tokenizing to a record with more characters than
+        `max_length` tokens can span (`io.char_budget`): one huge line would otherwise take gigabytes to
+        tokenize. The part a cut keeps is tokenized as usual (and cut again to tokens); None: dropped."""
+        n_in, n_out = len(rec["input"]), len(rec["output"])
+        if n_in + n_out <= budget:
+            return rec
+        if too_long == "error":
+            raise InputError(path, line, f"record {rec['id']!r} has {n_in + n_out:,} characters, far more than "
+                             f"--max-length {max_length} tokens hold",
+                             hint="raise --max-length, or pass --too-long truncate-input|skip|truncate")
+        if too_long == "truncate-input" and n_out < budget:
+            return {**rec, "input": rec["input"][n_in - (budget - n_out):]}  # its end: what cut_input keeps
+        if too_long == "truncate" and n_in < budget:
+            return {**rec, "output": rec["output"][:budget - n_in]}
+        stats["records"] += 1
+        stats["skipped_too_long"] += 1
+        return None
+
     chunk: list[tuple[int, dict[str, Any]]] = []
     items = console.track(records, f"tokenizing {Path(path).name}", unit="records") if progress else records
-    for item in items:
+    for line, rec in items:
+        kept = within_budget(line, rec)
+        if kept is None:
+            continue
+        item = (line, kept)
         chunk.append(item)
         if len(chunk) >= _TOKENIZE_CHUNK:
             flush(chunk)
@@ -259,14 +294,16 @@ def cut_input(prompt: list[int], room: int, special: set[int]) -> list[int]:
 
 
 def load_or_tokenize(path: str, tokenizer, *, max_length: int, too_long: str, cache_dir: str | os.PathLike[str],
-                     tok_fingerprint: str | None = None, file_hash: str | None = None) -> tuple[TokenizedSet, Path]:
+                     tok_fingerprint: str | None = None, file_hash: str | None = None,
+                     chat_template: bool = False) -> tuple[TokenizedSet, Path]:
     """The tokenized form of instruction file `path`, from the cache when its content was seen before."""
     from aligninstruct_cli.io import read_records
 
     if not Path(path).is_file():
         raise AitError(f"{path}: no such file" if not Path(path).exists() else f"{path}: not a file")
     file_hash = file_hash or file_sha256(path)
-    key = cache_key(file_hash, tok_fingerprint or tokenizer_fingerprint(tokenizer), max_length, too_long)
+    key = cache_key(file_hash, tok_fingerprint or tokenizer_fingerprint(tokenizer), max_length, too_long,
+                    str(tokenizer.chat_template) if chat_template else "")
     cache = Path(cache_dir) / f"{key}.tokens"
     if cache.is_dir():
         try:
@@ -274,7 +311,8 @@ def load_or_tokenize(path: str, tokenizer, *, max_length: int, too_long: str, ca
         except (OSError, ValueError, KeyError):
             pass  # a damaged cache entry is rebuilt
     records = read_records(path, kind="instruction", with_location=True)
-    data = tokenize_records(records, tokenizer, path=path, max_length=max_length, too_long=too_long)
+    data = tokenize_records(records, tokenizer, path=path, max_length=max_length, too_long=too_long,
+                            chat_template=chat_template)
     if not len(data):
         raise AitError(f"{path}: no usable records" + (" (all too long)" if data.stats.get("records") else ""))
     Path(cache_dir).mkdir(parents=True, exist_ok=True)

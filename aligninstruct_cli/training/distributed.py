@@ -4,7 +4,14 @@
 from __future__ import annotations
 
 import os
+import signal
+import sys
+import threading
+import time
 from contextlib import contextmanager
+
+LAUNCHING_PID_ENV = "AIT_TRAIN_PID"  # set by launch.run_launcher: the `ait train` process the ranks serve
+WATCH_INTERVAL_S = 0.5
 
 
 class Dist:
@@ -55,8 +62,56 @@ def single_process_env():
                 os.environ[key] = value
 
 
+def set_parent_death_signal(signum: int) -> bool:
+    """prctl(PR_SET_PDEATHSIG): the kernel sends `signum` to this process when its parent dies. Linux only;
+    False elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(1, signum, 0, 0, 0) == 0  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def watch_launching_process(pid: int | None = None, *, interval_s: float = WATCH_INTERVAL_S,
+                            what: str = "ait train worker") -> bool:
+    """In a rank started by the deepspeed launcher: exit (code 143) as soon as the `ait train` process that
+    launched the run is gone, so that no orphan keeps training (and writing checkpoints) after it was killed,
+    even by SIGKILL. Also asks the kernel for SIGTERM when this rank's own parent (DeepSpeed's per-node
+    launcher) dies (Linux). Returns whether a watch started (not under `--launcher none`)."""
+    pid = pid or int(os.environ.get(LAUNCHING_PID_ENV) or 0)
+    if not pid or pid == os.getpid():
+        return False
+    if sys.platform.startswith("linux"):
+        set_parent_death_signal(signal.SIGTERM)
+
+    def watch() -> None:
+        while _alive(pid):
+            time.sleep(interval_s)
+        sys.stderr.write(f"{what} {os.getpid()}: the launching process {pid} is gone; stopping\n")
+        os._exit(128 + signal.SIGTERM)
+
+    threading.Thread(target=watch, name="ait-launcher-watch", daemon=True).start()
+    return True
+
+
 def init_distributed() -> Dist:
-    """Join the process group the launcher set up (or a one-process group for `--launcher none`)."""
+    """Join the process group the launcher set up (or a one-process group for `--launcher none`); a rank of
+    the deepspeed launcher watches the `ait train` process (`watch_launching_process`)."""
+    watch_launching_process()
     import deepspeed
     import torch
     from deepspeed.accelerator import get_accelerator

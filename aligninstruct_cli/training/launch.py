@@ -9,6 +9,13 @@ and job.json.
 Everything a user can get wrong is checked before any worker starts: the options (`TrainOptions`), data
 files, empty data, too-long records, the model, and a resume whose configuration or world size differs
 from the run's.
+
+Stopping: the launcher runs in its own process group; SIGINT, SIGTERM and SIGHUP sent to `ait train` are
+forwarded to that whole group, the ranks get `STOP_GRACE_S` seconds to exit and are then killed, and
+`ait train` exits 128 + the signal's number (130, 143, 129). If `ait train` itself is killed (SIGKILL),
+the launcher gets SIGTERM from the kernel (its parent-death signal) and every rank notices within a second
+(`distributed.watch_launching_process`). The run folder holds a lock (`checkpoint.RunLock`) while a run
+uses it.
 """
 
 from __future__ import annotations
@@ -16,8 +23,11 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import shlex
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -26,24 +36,29 @@ import orjson
 
 from aligninstruct_cli import console, models
 from aligninstruct_cli.errors import AitError
-from aligninstruct_cli.io import read_json, write_json
+from aligninstruct_cli.io import Terminated, read_json, write_json
 from aligninstruct_cli.options import OptionError, option_ref
 from aligninstruct_cli.options import to_dict as plain_options
 from aligninstruct_cli.provenance import RunManifest, file_sha256
 from aligninstruct_cli.training import checkpoint as ckpt
 from aligninstruct_cli.training.batch import BatchPlan, describe_batch, plan_batch
 from aligninstruct_cli.training.config import TrainOptions, lora_targets_for
+from aligninstruct_cli.training.distributed import LAUNCHING_PID_ENV, set_parent_death_signal
 from aligninstruct_cli.training.job import Job
 
 WORKER_MODULE = "aligninstruct_cli.training.loop"
 # Options that may differ on --resume: where the run is, how often it logs and checkpoints, and whether
 # the blocks are compiled (the same computation, up to float rounding).
-RESUME_FREE = ("output", "save_every", "log_every", "log_data_ids", "compile", "languages")
+RESUME_FREE = ("output", "save_every", "log_every", "log_data_ids", "compile", "languages", "report_to")
 # How the workers start may differ too: the world size is checked on its own (state.json), a DeepSpeed
 # config file by its content (the job's ds_config), the tokenized cache by the inputs' hashes.
 LAUNCH_ONLY = ("launcher", "num_gpus", "num_nodes", "hostfile", "master_port", "deepspeed_config", "cache_dir")
 VAL = "--val"  # the validation file's key in input_hashes and data_stats
 MICRO, ACCUM, GLOBAL = "train_micro_batch_size_per_gpu", "gradient_accumulation_steps", "train_batch_size"
+
+
+STOP_GRACE_S = 5.0  # after forwarding a signal: how long the ranks get to exit before they are killed
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class LaunchError(AitError):
@@ -52,6 +67,16 @@ class LaunchError(AitError):
     def __init__(self, message: str, exit_code: int):
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class Stopped(LaunchError):
+    """`ait train` got SIGINT/SIGTERM/SIGHUP and stopped its workers: exit 128 + the signal's number."""
+
+    def __init__(self, signum: int):
+        name = signal.Signals(signum).name
+        super().__init__(f"stopped by {name}: the training processes were stopped; continue with --resume",
+                         128 + signum)
+        self.signum = signum
 
 
 def run(options: TrainOptions, *, resume: bool = False, dry_run: bool = False, command: list[str] | None = None,
@@ -67,21 +92,80 @@ def run(options: TrainOptions, *, resume: bool = False, dry_run: bool = False, c
         sys.stdout.write(" ".join(launch_command) + "\n")
         sys.stdout.write(orjson.dumps(job.ds_config, option=orjson.OPT_INDENT_2).decode() + "\n")
         return
-    manifest = resume_manifest(job, launch_command) if resume else start_manifest(job, launch_command)
+    if resume and not (Path(options.output) / "job.json").exists():
+        raise AitError(f"--resume: {options.output} holds no run to resume (no job.json)")
+    if options.launcher == "deepspeed" and not options.master_port and not multi_node(options):
+        # one node: a free port rather than DeepSpeed's fixed 29500, so two runs on a machine do not collide
+        launch_command = worker_command(job_path, replace(options, master_port=free_local_port()))
+    with ckpt.RunLock(options.output) as lock:
+        if start_over_if_never_trained(options.output, stale=lock.stale is not None):
+            resume = False
+        manifest = resume_manifest(job, launch_command) if resume else start_manifest(job, launch_command)
+        if manifest is None:
+            console.info(f"{options.output}: the run is already complete")
+            return
+        if not ckpt.all_stages_done(options):
+            job.save(job_path)
+            write_json(Path(options.output) / "ds_config.json", job.ds_config)
+            try:
+                launch(job, launch_command)
+            except LaunchError as exc:
+                manifest.finish("stopped" if isinstance(exc, Stopped) else "failed", exit_code=exc.exit_code)
+                raise
+            except (KeyboardInterrupt, Terminated):  # --launcher none: the signal stopped this very process
+                manifest.finish("stopped")
+                raise
+        finish_run(job, manifest)
+
+
+def check_output_folder(options: TrainOptions) -> None:
+    """The run's output must be a folder (or not exist yet)."""
+    out = Path(options.output)
+    if out.exists() and not out.is_dir():
+        raise OptionError(f"{option_ref('output')} {options.output}: is a file; `ait train` writes a run folder "
+                          "there", hint="choose a new directory name")
+
+
+# Files of a run that never trained a step: what starting over removes.
+RUN_FILES = ("job.json", "run.json", "ds_config.json", "metrics.jsonl", "data_ids.jsonl")
+
+
+def never_trained(output: str | os.PathLike[str]) -> bool:
+    """The run in `output` has nothing to keep: no finished stage, no checkpoint, no step in its log."""
+    out = Path(output)
+    state = ckpt.read_state(out)
+    if state.get("done") or state.get("resume"):
+        return False
+    metrics = ckpt.metrics_path(out)
+    return not (metrics.exists() and any(b'"step"' in line for line in metrics.read_bytes().splitlines()))
+
+
+def start_over_if_never_trained(output: str | os.PathLike[str], *, stale: bool) -> bool:
+    """A launch that failed (or was stopped, or whose `ait train` died: `stale` lock) before its first step
+    leaves nothing worth resuming: its folder is cleared so the run can start again, with corrected options.
+    True when it was."""
+    out = Path(output)
+    manifest = RunManifest.load(out / "run.json") if (out / "job.json").exists() else None
     if manifest is None:
-        console.info(f"{options.output}: the run is already complete")
-        return
-    if not ckpt.all_stages_done(options):
-        job.save(job_path)
-        write_json(Path(options.output) / "ds_config.json", job.ds_config)
-        launch(job, launch_command)
-    finish_run(job, manifest)
+        return False
+    status = manifest.data.get("status")
+    if not (status in ("failed", "stopped") or (status == "running" and stale)) or not never_trained(out):
+        return False
+    console.warn(f"{output}: the earlier launch ({status if status != 'running' else 'its ait train died'}) "
+                 "never finished a training step; starting the run over")
+    for name in RUN_FILES:
+        (out / name).unlink(missing_ok=True)
+    import shutil
+
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    return True
 
 
 # ------------------------------------------------------------------------------------------ prepare
 def prepare(options: TrainOptions, *, tokenize: bool = True, command: list[str] | None = None,
             quiet: bool = False) -> Job:
     """Check the inputs and build the job (tokenizing the data, unless `tokenize` is off: a dry run)."""
+    check_output_folder(options)
     if options.hostfile and not Path(options.hostfile).is_file():
         raise OptionError(f"{option_ref('hostfile')} {options.hostfile}: no such file")
     check_data_files(options)
@@ -91,8 +175,14 @@ def prepare(options: TrainOptions, *, tokenize: bool = True, command: list[str] 
         console.warn(f"data {', '.join(map(repr, unused))} not used by the curriculum")
     model_path = models.resolve_model(options.model)
     model_type = models.load_config(model_path).model_type
+    if options.lora_targets and not options.full:
+        models.check_lora_targets(model_path, options.lora_targets)
     precision = models.resolve_precision(options.precision)
-    plan = plan_batch(options, model_path, precision)
+    plan = plan_batch(options, model_path, precision)  # checks the global batch before the data is read
+    found = tokenize_inputs(options, model_path, used) if tokenize else {}
+    if plan.micro_from == "memory_estimate":  # sized for the longest example there is, not for max_length
+        longest = max(found["data_stats"][n]["longest"] for n in used)
+        plan = plan_batch(options, model_path, precision, longest=longest)
     ds_config = build_ds_config(options, precision, options.deepspeed_config, plan)
     if (ds_config[MICRO], ds_config[ACCUM]) != (plan.micro, plan.accumulation):  # set by a DeepSpeed config file
         plan = BatchPlan(ds_config[MICRO], ds_config[ACCUM], plan.ranks, "deepspeed_config")
@@ -100,9 +190,7 @@ def prepare(options: TrainOptions, *, tokenize: bool = True, command: list[str] 
               lora_targets=[] if options.full else lora_targets_for(model_type, options.lora_targets),
               precision=precision, ds_config=ds_config, world_size=plan.ranks, batch=plan.to_dict(),
               command=list(command or []), quiet=quiet)
-    if not tokenize:
-        return job
-    return replace(job, **tokenize_inputs(options, model_path, used))
+    return replace(job, **found)
 
 
 def check_data_files(options: TrainOptions) -> None:
@@ -123,6 +211,8 @@ def tokenize_inputs(options: TrainOptions, model_path: str, used: list[str]) -> 
     from aligninstruct_cli.training.data import load_or_tokenize, tokenizer_fingerprint
 
     tokenizer = models.load_tokenizer(model_path)
+    if options.chat_template:
+        models.check_chat_template(tokenizer, options.model)
     fingerprint = tokenizer_fingerprint(tokenizer)
     cache_dir = Path(options.cache_dir) if options.cache_dir else default_cache_dir()
     found: dict[str, Any] = {"caches": {}, "val_cache": None, "input_hashes": {}, "data_stats": {}}
@@ -131,12 +221,14 @@ def tokenize_inputs(options: TrainOptions, model_path: str, used: list[str]) -> 
         file_hash = file_sha256(path)
         found["input_hashes"][data_name] = {"path": str(path), "sha256": file_hash}
         data, cache = load_or_tokenize(path, tokenizer, max_length=options.max_length, too_long=options.too_long,
-                                       cache_dir=cache_dir, tok_fingerprint=fingerprint, file_hash=file_hash)
+                                       cache_dir=cache_dir, tok_fingerprint=fingerprint, file_hash=file_hash,
+                                       chat_template=options.chat_template)
         if data_name == VAL:
             found["val_cache"] = str(cache)
         else:
             found["caches"][data_name] = str(cache)
-        found["data_stats"][data_name] = {**data.stats, "examples": len(data), "tokens": int(data.lengths.sum())}
+        found["data_stats"][data_name] = {**data.stats, "examples": len(data), "tokens": int(data.lengths.sum()),
+                                          "longest": int(data.lengths.max()) if len(data) else 0}
         report = f"{data_name}: {len(data):,} examples, {int(data.lengths.sum()):,} tokens"
         if data.stats.get("truncated") or data.stats.get("skipped_too_long"):
             cut = "with the input cut" if options.too_long == "truncate-input" else "truncated"
@@ -259,6 +351,8 @@ def resume_manifest(job: Job, launch_command: list[str]) -> RunManifest | None:
         raise OptionError(f"--resume: the run used {ranks} ranks; {option_ref('launcher')} none has one")
     if job.world_size and ranks and job.world_size != ranks:
         raise AitError(f"--resume: the run used {ranks} ranks, not {job.world_size}")
+    if state.get("resume"):
+        ckpt.check_checkpoint_files(state["resume"], ranks)
     manifest = RunManifest(out / "run.json", read_json(out / "run.json"))
     if manifest.data.get("status") == "finished":
         return None
@@ -302,7 +396,55 @@ def deepspeed_command(job_path: str | os.PathLike[str], options: TrainOptions) -
         cmd += ["--num_gpus", str(options.num_gpus)]
     if options.master_port:
         cmd += ["--master_port", str(options.master_port)]
-    return cmd + ["--module", WORKER_MODULE, "--job", str(job_path)]
+    job_arg = str(Path(job_path).absolute())
+    if multi_node(options):
+        job_arg = remote_shell_word(job_arg)
+    return cmd + ["--module", WORKER_MODULE, "--job", job_arg]
+
+
+def hostfile_hosts(hostfile: str) -> list[str]:
+    """The hosts of a DeepSpeed hostfile (`host slots=N` lines; # comments)."""
+    try:
+        lines = Path(hostfile).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise OptionError(f"{option_ref('hostfile')} {hostfile}: cannot read it ({exc})") from None
+    return [line.split()[0] for line in (raw.split("#", 1)[0].strip() for raw in lines) if line]
+
+
+def free_local_port() -> int:
+    """A TCP port nothing listens on now (the kernel's choice)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def multi_node(options: TrainOptions) -> bool:
+    """Whether the deepspeed launcher will start ranks on other hosts (through pdsh and a remote shell)."""
+    if not options.hostfile:
+        return False
+    hosts = len(hostfile_hosts(options.hostfile))
+    return min(hosts, options.num_nodes or hosts) > 1
+
+
+def remote_shell_word(arg: str) -> str:
+    """`arg` spelled so that the remote shell pdsh runs the command in reads it back unchanged (never runs
+    `$(...)`, backticks or `;` in it). DeepSpeed's pdsh runner wraps an argument holding a space in double
+    quotes (escaping `"` only) and passes any other as is: single quotes (`shlex.quote`) for those, and for the
+    others the escapes that double quotes need."""
+    if " " not in arg:
+        return shlex.quote(arg)
+    return "".join("\\" + c if c in "\\$`" else c for c in arg)
+
+
+def check_multi_node_cwd() -> None:
+    """DeepSpeed's pdsh command starts with `cd <this directory>;`, unquoted, on every host."""
+    cwd = os.getcwd()
+    if shlex.quote(cwd) != cwd:
+        raise OptionError(f"a multi-node launch runs `cd {cwd}` on every host, unquoted (DeepSpeed's pdsh "
+                          "command): start `ait train` from a directory whose path has no spaces or shell "
+                          "characters")
 
 
 def launch(job: Job, launch_command: list[str]) -> None:
@@ -315,11 +457,72 @@ def launch(job: Job, launch_command: list[str]) -> None:
 
         run_job(job)
         return
+    if multi_node(job.options):
+        check_multi_node_cwd()
     console.info("launching: " + " ".join(launch_command))
-    rc = subprocess.run(launch_command, env=dict(os.environ)).returncode
+    rc = run_launcher(launch_command, env={**os.environ, LAUNCHING_PID_ENV: str(os.getpid())})
     if rc != 0:
         raise LaunchError(f"training failed: the deepspeed launcher exited with code {rc} (a rank failed; "
                           f"see its messages above); resume with --resume", rc if rc > 0 else 1)
+
+
+def _die_with_parent() -> None:
+    """In the launcher's process, before exec (Linux): SIGTERM when `ait train` dies, even by SIGKILL."""
+    set_parent_death_signal(signal.SIGTERM)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def run_launcher(command: list[str], env: dict[str, str], *, grace_s: float = STOP_GRACE_S) -> int:
+    """Run the launcher in a process group of its own and wait for it; SIGINT/SIGTERM/SIGHUP reaching this
+    process go to that whole group (launcher and ranks), which gets `grace_s` seconds before SIGKILL.
+    Raises `Stopped` after such a signal, once no process of the group is left."""
+    received: list[int] = []
+    proc = subprocess.Popen(command, env=env, start_new_session=True, preexec_fn=_die_with_parent)
+    pgid = proc.pid
+
+    def forward(signum, _frame) -> None:
+        received.append(signum)
+        try:
+            os.killpg(pgid, signum)
+        except ProcessLookupError:
+            pass
+
+    previous = {sig: signal.signal(sig, forward) for sig in FORWARDED_SIGNALS}
+    try:
+        while True:
+            try:
+                rc = proc.wait(timeout=0.2)
+            except subprocess.TimeoutExpired:
+                rc = None
+            if received:
+                break
+            if rc is not None:
+                return rc
+        deadline = time.monotonic() + grace_s
+        while (proc.poll() is None or _group_alive(pgid)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _group_alive(pgid):
+            console.warn(f"the training processes did not stop within {grace_s:g}s: killing them")
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        proc.wait()
+        while _group_alive(pgid) and time.monotonic() < deadline + 5:
+            time.sleep(0.05)
+        raise Stopped(received[0])
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 # ------------------------------------------------------------------------------------------ finish
@@ -335,10 +538,22 @@ def finish_run(job: Job, manifest: RunManifest) -> None:
     manifest.finish(result={"chosen_lr": options.lr[chosen],
                             "final_val_loss": {f"{options.lr[i]:g}": v for i, v in finals.items()},
                             "stages": [ckpt.stage_dir_name(k, m) for k, m in enumerate(options.curriculum)]})
+    write_cards(options.output)
     if len(options.lr) > 1:
         table = ", ".join(f"{options.lr[i]:g}: {'n/a' if v is None else f'{v:.4f}'}" for i, v in finals.items())
         console.info(f"validation loss per lr ({table}); chose lr {options.lr[chosen]:g}")
     console.info(f"[green]done[/green]: {Path(options.output) / 'final'}")
+
+
+def write_cards(output: str) -> None:
+    """A model card in every adapter directory of the run (export.write_run_cards: the base named portably,
+    languages, objectives, curriculum, data sizes), replacing PEFT's placeholder card; never fails the run."""
+    from aligninstruct_cli.export import write_run_cards
+
+    try:
+        write_run_cards(output)
+    except (AitError, OSError) as exc:
+        console.warn(f"model cards not written: {exc}")
 
 
 def _cuda_available() -> bool:

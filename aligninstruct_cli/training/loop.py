@@ -25,6 +25,7 @@ import os
 import signal
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -91,6 +92,7 @@ def train_stage(job: Job, dist: Dist, lr_index: int, stage: int, resume: dict[st
             if s.val is not None:
                 val_loss = evaluate(s.engine, s.val, s.geometry, dist, s.pad_id, s.pad_multiple)
                 log.validation(epoch, position.global_step, val_loss)
+    log.close()
     save_stage(s, val_loss)
     return val_loss
 
@@ -216,6 +218,7 @@ class StageLog:
         self.writes = s.dist.rank == 0
         self.meter = Meter()
         self.status = ""  # the last metrics line, shown as the bar's rate
+        self.tensorboard = tensorboard_writer(s, position) if self.writes else None
         self.bar = console.Bar(s.label, total=s.total_steps, unit="steps", completed=position.global_step)
         g = s.geometry
         console.info(f"[bold]{s.label}[/bold]: {len(s.data):,} records, {s.steps_per_epoch:,} steps/epoch × "
@@ -236,6 +239,9 @@ class StageLog:
                       "learning_rate": s.scheduler.get_last_lr()[0]}
             if self.writes:
                 ckpt.append_jsonl(ckpt.metrics_path(options.output), record)
+            if self.tensorboard is not None:
+                for name in ("loss", "learning_rate", "tokens_per_s"):
+                    self.tensorboard.add_scalar(f"train/{name}", record[name], step)
             self.status = f"loss {record['loss']:.4f} · {record['tokens_per_s']:,.0f} tok/s" + (
                 f" · MFU {record['mfu']:.2f}" if record["mfu"] else "")
             if not self.bar.enabled:
@@ -247,8 +253,29 @@ class StageLog:
         if self.writes:
             ckpt.append_jsonl(ckpt.metrics_path(self.s.options.output),
                               {**self.s.tag, "epoch": epoch + 1, "step": step, "val_loss": val_loss})
+        if self.tensorboard is not None:
+            self.tensorboard.add_scalar("eval/loss", val_loss, step)
         console.info(f"  epoch {epoch + 1}: validation loss {val_loss:.4f}")
         self.meter.restart()
+
+    def close(self) -> None:
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+
+
+def tensorboard_writer(s: Stage, position: Position):
+    """With `report_to` tensorboard: a SummaryWriter for this stage (OUTPUT/tensorboard/[lr-X/]stage-K-*), whose
+    events past a resumed run's checkpoint are dropped (they are logged again). None otherwise."""
+    if s.options.report_to != "tensorboard":
+        return None
+    from torch.utils.tensorboard import SummaryWriter
+
+    run = Path(s.options.output) / "tensorboard"
+    if len(s.options.lr) > 1:
+        run = run / lr_tag(s.lr)
+    run = run / stage_dir_name(s.index, s.options.curriculum[s.index])
+    return SummaryWriter(str(run), purge_step=position.global_step + 1 if position.global_step else None,
+                         flush_secs=10)
 
 
 def save_stage(s: Stage, val_loss: float | None) -> None:

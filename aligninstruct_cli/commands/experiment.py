@@ -1,0 +1,119 @@
+"""`ait experiment plan|run|status|report CONFIG`: a study's whole matrix (corpora × objectives × systems ×
+test sets → tables) from one config file, as a graph of ordinary ait commands; see docs/experiment.md."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from typing_extensions import Annotated
+
+from aligninstruct_cli import console
+
+experiment_app = typer.Typer(
+    help="Run a study from one config file: plan (the commands), run (what is missing, resumably), status, "
+         "report (the tables with intervals and significance, loss and probe plots). See docs/experiment.md.",
+    no_args_is_help=True)
+
+ConfigArg = Annotated[str, typer.Argument(metavar="CONFIG", help="The experiment's config file (YAML, JSON or TOML).")]
+OutputOpt = Annotated[Optional[str], typer.Option("--output", "-o", metavar="DIR",
+                                                  help="Write under DIR instead of the config's `output`.")]
+SetOpt = Annotated[Optional[List[str]], typer.Option(
+    "--set", metavar="KEY.PATH=VALUE", help="Override a config key (VALUE in YAML), e.g. --set train.epochs=1 or "
+    "--set systems.MT+Align.train.lr=[1e-4,3e-4]; repeatable.")]
+
+
+def load(config: str, output: str | None, overrides: list[str] | None, *, create: bool = False):
+    """The config as a graph (your input files hashed, the hashes cached under the output directory, which
+    `create` makes first)."""
+    from aligninstruct_cli.experiment.config import load_experiment
+    from aligninstruct_cli.experiment.graph import build_graph
+    from aligninstruct_cli.experiment.run import FileHasher
+
+    exp = load_experiment(config, output=output, overrides=overrides or [])
+    if create:
+        Path(exp.output).mkdir(parents=True, exist_ok=True)
+    hasher = FileHasher(exp.output)
+    graph = build_graph(exp, hasher)
+    hasher.save()
+    return graph
+
+
+@experiment_app.command("plan", help="Print the experiment as a bash script: every step's ait command, with its "
+                        "inputs and output.")
+def plan(config: ConfigArg, output: OutputOpt = None, overrides: SetOpt = None) -> None:
+    from aligninstruct_cli.experiment.graph import render_plan
+    from aligninstruct_cli.experiment.run import DONE, step_state
+
+    graph = load(config, output, overrides)
+    done = {k for k in graph.steps if step_state(graph, k) == DONE}
+    sys.stdout.write(render_plan(graph, done=done))
+
+
+@experiment_app.command("run", help="Run every step whose output is missing or was made with other settings; "
+                        "finished steps are kept, a killed training resumes. Then: ait experiment report CONFIG.")
+def run(
+    config: ConfigArg,
+    output: OutputOpt = None,
+    overrides: SetOpt = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Steps run at once (GPU steps: one at a time, "
+                                                                   "with all the GPUs).")] = 1,
+    executor: Annotated[str, typer.Option(
+        "--executor", help="local (here), slurm (each step a Slurm job through submitit, with dependencies) or "
+        "submitit-local (submitit's local executor: the Slurm path on this machine).")] = "local",
+    only: Annotated[Optional[List[str]], typer.Option(
+        "--only", metavar="STEP", help="Run only this step (a name from `status`, e.g. train/MTInstruct) and what "
+        "it needs; repeatable.")] = None,
+) -> None:
+    from aligninstruct_cli.errors import AitError
+    from aligninstruct_cli.experiment.run import EXECUTORS, run_graph
+
+    if executor not in EXECUTORS:
+        raise AitError(f"--executor {executor!r}: expected one of {', '.join(EXECUTORS)}")
+    graph = load(config, output, overrides, create=True)
+    keys = None
+    if only:
+        unknown = [name for name in only if name not in graph.by_name]
+        if unknown:
+            raise AitError(f"--only: unknown step {unknown[0]!r}", hint="the names are in `ait experiment status`")
+        keys = {graph.by_name[name] for name in only}
+    started = time.monotonic()
+    outcome = run_graph(graph, jobs=jobs, executor=executor, only=keys)
+    console.info(f"{len(outcome.done)} step(s) run, {len(outcome.skipped)} already done, in "
+                 f"{time.monotonic() - started:.1f} s; next: ait experiment report {config}")
+
+
+@experiment_app.command("status", help="Each step's state (done; stale: made with other settings, to be redone; "
+                        "failed; running; pending), output and log file.")
+def status(config: ConfigArg, output: OutputOpt = None, overrides: SetOpt = None) -> None:
+    from aligninstruct_cli.experiment.run import status_rows
+
+    graph = load(config, output, overrides)
+    rows = status_rows(graph)
+    width = max(len(r[0]) for r in rows) if rows else 4
+    for names, state, out, log in rows:
+        sys.stdout.write(f"{names:<{width}}  {state:<8} {out}" + (f"  log: {log}" if log else "") + "\n")
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r[1]] = counts.get(r[1], 0) + 1
+    console.info(", ".join(f"{n} {state}" for state, n in counts.items()))
+
+
+@experiment_app.command("report", help="Write OUTPUT/report.md: the tables (markdown, TSV, JSON in OUTPUT/tables/) "
+                        "with intervals and significance against the baseline, the loss plot per system and stage, "
+                        "the probe.")
+def report(config: ConfigArg, output: OutputOpt = None, overrides: SetOpt = None) -> None:
+    from aligninstruct_cli.experiment.report import write_report
+
+    graph = load(config, output, overrides)
+    path, missing = write_report(graph)
+    if missing:
+        console.warn(f"not made yet: {', '.join(missing)} (run `ait experiment run {config}`)")
+    console.info(f"report: {path}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(experiment_app, name="experiment")

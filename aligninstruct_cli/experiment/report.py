@@ -1,0 +1,228 @@
+"""`ait experiment report`: OUTPUT/report.md with the experiment's tables (markdown, TSV and JSON in
+OUTPUT/tables/, rendered by `metrics.report` from each table's `ait score` JSON: the paper's layouts,
+intervals and significance marks against the baseline), the training and validation loss of every
+trained system and stage (loss.png, from each run's metrics.jsonl), and the probe's Δ plot when the config
+asks for one. What is not made yet is listed, not invented."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from aligninstruct_cli.experiment.graph import Graph
+from aligninstruct_cli.experiment.run import DONE, status_rows, step_state
+from aligninstruct_cli.metrics.report import dumps_report, render
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Atomically, and only when the bytes differ (a rerun leaves the files as they are)."""
+    if path.exists() and path.read_bytes() == data:
+        return
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _done(graph: Graph, name: str) -> Path | None:
+    key = graph.by_name.get(name)
+    return graph.output(key) if key and step_state(graph, key) == DONE else None
+
+
+def write_tables(graph: Graph) -> dict[str, dict[str, Any]]:
+    """OUTPUT/tables/<name>.{md,tsv,json} for each table whose score is done: {name: {files, markdown}}."""
+    exp = graph.exp
+    out = Path(exp.output) / "tables"
+    tables: dict[str, dict[str, Any]] = {}
+    for name, table in exp.tables.items():
+        scores = _done(graph, f"score/{name}")
+        if scores is None:
+            continue
+        out.mkdir(parents=True, exist_ok=True)
+        report = orjson.loads(scores.read_bytes())
+        layout = {**exp.score, **table.score}.get("layout", "ait")
+        markdown = render(report, "markdown", layout)
+        files = {"markdown": out / f"{name}.md", "TSV": out / f"{name}.tsv", "JSON": out / f"{name}.json"}
+        _write(files["markdown"], markdown.encode())
+        _write(files["TSV"], render(report, "tsv").encode())
+        _write(files["JSON"], dumps_report(report))
+        tables[name] = {"files": files, "markdown": markdown, "report": report}
+    return tables
+
+
+def training_runs(graph: Graph) -> dict[str, Path]:
+    """system -> its finished run directory (systems that train)."""
+    runs = {}
+    for name in graph.exp.systems:
+        run = _done(graph, f"train/{name}")
+        if run is not None:
+            runs[name] = run
+    return runs
+
+
+def loss_curves(run: Path) -> list[dict[str, Any]]:
+    """Per stage of the chosen learning rate: {stage, steps, loss, val_steps, val_loss}, steps counted from
+    the run's start (each stage's steps follow the previous stage's)."""
+    manifest = orjson.loads((run / "run.json").read_bytes()) if (run / "run.json").exists() else {}
+    lrs = manifest.get("lrs") or []
+    chosen = (manifest.get("result") or {}).get("chosen_lr")
+    lr_index = lrs.index(chosen) if chosen in lrs else 0
+    stages: dict[int, dict[str, Any]] = {}
+    path = run / "metrics.jsonl"
+    for line in path.read_bytes().splitlines() if path.exists() else []:
+        if not line.strip():
+            continue
+        rec = orjson.loads(line)
+        if rec.get("lr_index", 0) != lr_index:
+            continue
+        s = stages.setdefault(rec.get("stage", 1), {"stage": rec.get("stage", 1), "steps": [], "loss": [],
+                                                      "val_steps": [], "val_loss": []})
+        if "val_loss" in rec:
+            s["val_steps"].append(rec["step"])
+            s["val_loss"].append(rec["val_loss"])
+        elif "loss" in rec:
+            s["steps"].append(rec["step"])
+            s["loss"].append(rec["loss"])
+    offset = 0
+    curves = []
+    for stage in sorted(stages):
+        s = stages[stage]
+        s["steps"] = [offset + x for x in s["steps"]]
+        s["val_steps"] = [offset + x for x in s["val_steps"]]
+        offset = max(s["steps"] + s["val_steps"] + [offset])
+        curves.append(s)
+    return curves
+
+
+def plot_losses(runs: dict[str, Path], path: Path) -> bool:
+    """loss.png: one panel per trained system, training loss as a line and validation loss as points, a
+    colour per curriculum stage. False when nothing was logged."""
+    curves = {name: loss_curves(run) for name, run in runs.items()}
+    curves = {name: c for name, c in curves.items() if any(s["steps"] or s["val_steps"] for s in c)}
+    if not curves:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(curves)
+    cols = min(n, 3)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.2 * rows), squeeze=False)
+    for ax, (name, stages) in zip(axes.flat, curves.items()):
+        for k, s in enumerate(stages):
+            color = f"C{k}"
+            if s["steps"]:
+                ax.plot(s["steps"], s["loss"], color=color, linewidth=1.2, marker=".", markersize=3,
+                        label=f"stage {s['stage']} train")
+            if s["val_steps"]:
+                ax.plot(s["val_steps"], s["val_loss"], color=color, linestyle="none", marker="o", markersize=4,
+                        label=f"stage {s['stage']} validation")
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("optimizer step")
+        ax.set_ylabel("loss")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    fig.tight_layout()
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp, dpi=100, metadata={"Software": None})
+    plt.close(fig)
+    os.replace(tmp, path)
+    return True
+
+
+def _browse(graph: Graph, kind: str, name: str) -> str:
+    """The step's readable link under OUTPUT (`train/MTInstruct`, see run.link_names), as a markdown target."""
+    from aligninstruct_cli.experiment.run import slug
+
+    return f"{kind}/{slug(name)}".replace(" ", "%20")
+
+
+def _run_summary(run: Path) -> tuple[str, str]:
+    manifest = orjson.loads((run / "run.json").read_bytes()) if (run / "run.json").exists() else {}
+    result = manifest.get("result") or {}
+    chosen = result.get("chosen_lr")
+    losses = result.get("final_val_loss") or {}
+    val = losses.get(f"{chosen:g}") if isinstance(chosen, (int, float)) else None
+    return (f"{chosen:g}" if isinstance(chosen, (int, float)) else "", f"{val:.4f}" if isinstance(val, float) else "")
+
+
+def write_report(graph: Graph) -> tuple[Path, list[str]]:
+    """Write OUTPUT/report.md (and the tables and plots it links); returns its path and what is missing."""
+    exp = graph.exp
+    out = Path(exp.output)
+    out.mkdir(parents=True, exist_ok=True)
+    tables = write_tables(graph)
+    runs = training_runs(graph)
+    has_loss = plot_losses(runs, out / "loss.png")
+    missing = [f"table {name}" for name in exp.tables if name not in tables]
+    rows = status_rows(graph)
+    n_done = sum(1 for r in rows if r[1] == DONE)
+    md = [f"# Experiment report: `{exp.path}`", "",
+          f"Made by `ait experiment report {exp.path}` from the outputs of `ait experiment run` "
+          f"({n_done} of {len(rows)} steps done; `ait experiment status {exp.path}` lists them with their logs, "
+          f"`ait experiment plan {exp.path}` prints every command).", ""]
+    md += ["## Tables", ""]
+    for name, table in exp.tables.items():
+        md += [f"### {name}", ""]
+        if name not in tables:
+            md += ["Not made yet: its scores need every system's translations.", ""]
+            continue
+        files = tables[name]["files"]
+        baseline = f"; significance against **{table.baseline}**" if table.baseline else ""
+        md += [f"Rows: {', '.join(table.systems)}{baseline}. Files: "
+               + " · ".join(f"[{label}]({os.path.relpath(p, out)})" for label, p in files.items()), "",
+               tables[name]["markdown"].strip(), ""]
+    md += ["## Systems", "", "| system | model | curriculum | chosen lr | final validation loss | run |",
+           "|---|---|---|---:|---:|---|"]
+    for name, system in exp.systems.items():
+        model = system.model if isinstance(system.model, str) else (
+            f"system {system.model['system']}" if "system" in system.model else "toy model")
+        curriculum = system.curriculum if isinstance(system.curriculum, str) else (
+            ",".join("+".join(s) if isinstance(s, list) else str(s) for s in system.curriculum)
+            if system.curriculum else "— (not trained)")
+        lr, val = _run_summary(runs[name]) if name in runs else ("", "")
+        link = f"[train/{name}]({_browse(graph, 'train', name)})" if name in runs else (
+            "" if system.curriculum is None else "not trained yet")
+        md.append(f"| {name} | {model} | {curriculum} | {lr} | {val} | {link} |")
+    md += [""]
+    if has_loss:
+        md += ["## Training and validation loss", "",
+               "Per system and curriculum stage (the chosen learning rate's run), from each run's `metrics.jsonl`.",
+               "", "![training and validation loss](loss.png)", ""]
+    elif any(s.curriculum for s in exp.systems.values()):
+        missing.append("loss plot")
+    if exp.probe is not None:
+        md += ["## Probe", ""]
+        compare = _done(graph, "probe/compare")
+        if compare is None:
+            md += ["Not made yet.", ""]
+            missing.append("probe")
+        else:
+            result = orjson.loads(compare.read_bytes())
+            header = [run["label"] for run in result["runs"]] + [d["name"] for d in result["deltas"]]
+            md += ["Layer-wise cosine similarity of the parallel sentences' mean-pooled hidden states; "
+                   + ", ".join(f"{d['name']} = {d['to']} − {d['from']}" for d in result["deltas"]) + ".", "",
+                   "| layer | " + " | ".join(header) + " |", "|---|" + "---:|" * len(header)]
+            for i, layer in enumerate(result["layers"]):
+                cells = [f"{run['cosine'][i]:.4f}" for run in result["runs"]] + [
+                    f"{d['delta'][i]:+.4f}" for d in result["deltas"]]
+                md.append(f"| {layer} | " + " | ".join(cells) + " |")
+            md.append("")
+            plot = compare.parent / "probe.png"
+            if exp.probe.plot and plot.exists():
+                _write(out / "probe.png", plot.read_bytes())
+                md += ["![probe](probe.png)", ""]
+    md += ["## Steps", "", "| step | state | output | log |", "|---|---|---|---|"]
+    for names, state, output, log in rows:
+        md.append(f"| {names} | {state} | `{os.path.relpath(output, out)}` | "
+                  + (f"`{os.path.relpath(log, out)}`" if log else "") + " |")
+    md.append("")
+    path = out / "report.md"
+    _write(path, "\n".join(md).encode())
+    return path, missing
