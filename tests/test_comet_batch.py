@@ -58,3 +58,20 @@ def test_auto_on_a_gpu_takes_the_largest_batch_that_fits(tiny_comet, monkeypatch
     scorer.batch_size, tried[:] = "auto", []
     scorer.segment_scores(["s"] * 40, hyps[:40], ["r"] * 40)
     assert tried[0][0] == 64 and scorer.batch_size == 64
+
+
+def test_segments_are_scored_in_fixed_chunks(tiny_comet, monkeypatch):
+    import aligninstruct_cli.metrics.comet as C
+
+    scorer = COMET(str(tiny_comet))
+    calls = []
+
+    def scores(srcs, hyps, refs):
+        calls.append(len(hyps))
+        return [float(len(h)) for h in hyps]
+
+    monkeypatch.setattr(C, "STREAM_CHUNK", 4)
+    monkeypatch.setattr(scorer, "segment_scores", scores)
+    hyps = ["x" * i for i in range(10)]
+    stats = scorer.segment_stats(["s"] * 10, hyps, ["r"] * 10, ["kk"] * 10)
+    assert calls == [4, 4, 2] and stats[:, 0].tolist() == [float(i) for i in range(10)]

@@ -2,9 +2,10 @@
 checkpoint), or any local checkpoint.
 
 Scores are reported ×100 (as in the paper's tables). A segment's statistics are its score; a corpus score
-is the mean of its segments' scores, as comet's own `system_score`. A system's segments are scored in one
-`predict` call (padding in a batch moves segment scores in the last digits, so batches must not depend on
-how the test set is split into directions). A score's signature names the model, the batch size and the
+is the mean of its segments' scores, as comet's own `system_score`. A system's segments are scored in
+`predict` calls of STREAM_CHUNK segments at fixed positions (padding in a batch moves segment scores in the
+last digits, so batches must not depend on how the test set is split into directions; the chunks bound
+the memory comet's data loading takes for a million segments). A score's signature names the model, the batch size and the
 package versions. A GPU is used when one is visible (`gpus=1`), else the CPU."""
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 DEFAULT_COMET_MODEL = "Unbabel/wmt22-comet-da"  # ait's choice: the paper cites COMET but names no checkpoint
 DEFAULT_COMET_BATCH_SIZE = 16  # comet's own default, and ait's on a CPU
 AUTO_BATCH_START = 256  # the largest batch `auto` tries on a GPU
+STREAM_CHUNK = 50_000  # segments per predict call: FLORES-200's 48 directions of one system are 48,576
 _NOISY_LOGGERS = ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning.fabric", "comet")
 
 
@@ -169,7 +171,11 @@ class COMET(Metric):
 
     def segment_stats(self, srcs: Sequence[str], hyps: Sequence[str], refs: Sequence[str],
                       tgt_langs: Sequence[str]) -> np.ndarray:
-        return np.array(self.segment_scores(srcs, hyps, refs), dtype=np.float64).reshape(-1, 1)
+        stats = np.empty((len(hyps), 1), dtype=np.float64)
+        for start in range(0, len(hyps), STREAM_CHUNK):
+            end = start + STREAM_CHUNK
+            stats[start:end, 0] = self.segment_scores(srcs[start:end], hyps[start:end], refs[start:end])
+        return stats
 
     def corpus_score(self, stats: np.ndarray) -> float:
         scores = stats[:, 0].tolist()
