@@ -55,7 +55,7 @@ def test_toy_data_is_deterministic_and_tests_both_directions(tmp_path):
 
 @pytest.mark.slow
 def test_quick_demo_runs_every_step_through_the_experiment(tmp_path):
-    """`ait demo run --quick`: the demo experiment on very little data (~4 min on 2 shared cores)."""
+    """`ait demo run --quick`: the demo experiment on very little data (~2 min on 2 cores)."""
     out = tmp_path / "demo"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.run([sys.executable, "-m", "aligninstruct_cli", "demo", "run", "--quick", "-o", str(out)],

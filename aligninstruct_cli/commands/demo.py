@@ -16,9 +16,11 @@ from aligninstruct_cli.errors import AitError
 demo_app = typer.Typer(help="The whole AlignInstruct chain on toy languages, small enough for a laptop CPU.",
                        no_args_is_help=True)
 CONFIG = Path(__file__).resolve().parents[1] / "demo" / "demo.yaml"  # examples/demo.yaml links to it
-# `--quick`: every step on very little data (a plumbing check for the tests; shows no learning)
+# `--quick`: every step on very little data, trainings in-process (a plumbing check for the tests; shows no
+# learning; the deepspeed launcher is tested in tests/test_train_launch.py)
 QUICK = ("toy.seen=300", "toy.unseen=120", "toy.dev=16", "toy.test=16", "systems.MTInstruct.train.epochs=1",
-         "systems.MT+Align.train.epochs=1", "probe.options.limit=16")
+         "systems.MT+Align.train.epochs=1", "probe.options.limit=16", "train.launcher=none",
+         "train.num_gpus=null")
 
 
 @demo_app.command("run", help="The demo experiment (examples/demo.yaml): toy data, base model, align, build, LoRA "
