@@ -30,7 +30,7 @@ from aligninstruct_cli import console
 from aligninstruct_cli.instructions.templates import PROMPT_PLACEHOLDERS, PROMPTS
 from aligninstruct_cli.io import FORMATS, INPUT_PANEL, ReadOptions, known_language
 from aligninstruct_cli.languages import get_language
-from aligninstruct_cli.models import MODEL_PANEL, LoadedModel, ModelOptions
+from aligninstruct_cli.models import MODEL_PANEL, LoadedModel, ModelOptions, oom_error_types
 from aligninstruct_cli.options import OptionError, check_options, option, option_ref
 
 CUSTOM_PROMPT_NAME = "custom"
@@ -153,6 +153,11 @@ class TranslateOptions(ReadOptions, ModelOptions, DecodingOptions):
     def __post_init__(self) -> None:
         check_options(self)
 
+    @property
+    def merges(self) -> bool:
+        """Whether the adapter is merged: `merge` means nothing without one."""
+        return self.merge and bool(self.adapter)
+
 
 # ---------------------------------------------------------------------------------------------- generation
 @dataclass
@@ -189,14 +194,6 @@ class _StopAtNewline:
             if "\n" in text.lstrip():
                 self.done[row] = True
         return self.done.clone()
-
-
-def _oom_error_types() -> tuple[type, ...]:
-    import torch
-
-    types = [t for t in (getattr(torch, "OutOfMemoryError", None), getattr(torch.cuda, "OutOfMemoryError", None))
-             if t is not None]
-    return tuple(dict.fromkeys(types))
 
 
 class Translator:
@@ -256,7 +253,8 @@ class Translator:
             if len(row) > limit:
                 which = f"record {names[i]!r}" if names else f"prompt {i + 1}"
                 raise OptionError(f"{which}: its prompt has {len(row)} tokens, more than "
-                                  f"{option_ref('max_input_tokens')} {limit}", hint="shorten the source, or raise the limit")
+                                  f"{option_ref('max_input_tokens')} {limit}",
+                                  hint="shorten the source, or raise the limit")
         order = sorted(range(len(ids)), key=lambda i: (-len(ids[i]), i))  # longest first: OOM shows early
         out: list[list[int] | None] = [None] * len(ids)
         start = 0
@@ -279,7 +277,7 @@ class Translator:
             return rows
         try:
             return self.generate_ids(batch_ids)
-        except _oom_error_types():
+        except oom_error_types():
             import torch
 
             if len(batch_ids) == 1:

@@ -398,6 +398,15 @@ def check_adapter_shapes(adapter: str, model: Any, model_id: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- inference
+def oom_error_types() -> tuple[type, ...]:
+    """The exceptions of a CUDA out-of-memory error (torch has had two names for it)."""
+    import torch
+
+    types = [t for t in (getattr(torch, "OutOfMemoryError", None), getattr(torch.cuda, "OutOfMemoryError", None))
+             if t is not None]
+    return tuple(dict.fromkeys(types))
+
+
 @dataclass
 class LoadedModel:
     model: Any

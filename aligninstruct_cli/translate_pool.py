@@ -149,7 +149,7 @@ def _work(rank: int, options: TranslateOptions, threads: int, parent_pid: int, t
 
         if options.device == "cpu":
             torch.set_num_threads(threads)
-        loaded = load_model(options.model, options.adapter, merge=options.merge and bool(options.adapter),
+        loaded = load_model(options.model, options.adapter, merge=options.merges,
                             device=options.device, precision=options.precision)
         translator = Translator(loaded, options, on_batch=lambda n, t: results.put(("batch", n, t)))
         while True:

@@ -56,6 +56,23 @@ def tiny_bloom_dir(tmp_path_factory, tiny_tokenizer_dir) -> Path:
 
 # ---------------------------------------------------------------------------------------------- helpers
 # Shared by the test modules (`from conftest import ...`).
+def noisy_copy(source: Path, out: Path) -> Path:
+    """`source` (a tiny model) saved to `out` with larger random weights (seed 0): its greedy outputs differ
+    from prompt to prompt and sometimes end early, so batching or padding mistakes show as different text."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(source)
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for param in model.parameters():
+            if param.dim() > 1:
+                param.copy_(torch.randn(param.shape, generator=gen) * 0.5)
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(source).save_pretrained(out)
+    return out
+
+
 def jsonl_bytes(*records: dict) -> bytes:
     import orjson
 

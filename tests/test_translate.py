@@ -10,7 +10,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from conftest import read_jsonl, write_jsonl
+from conftest import noisy_copy, read_jsonl, write_jsonl
 from aligninstruct_cli.cli import app
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.generation import TranslateOptions, Translator, clean_hypothesis, resolve_prompt
@@ -24,21 +24,8 @@ DIRECTIONS = [("en", "kk"), ("kk", "en"), ("de", "fr"), ("en", "cy")]
 
 @pytest.fixture(scope="module")
 def noisy_bloom_dir(tmp_path_factory, tiny_bloom_dir) -> Path:
-    """The tiny BLOOM with larger random weights: its greedy outputs differ from prompt to prompt and
-    sometimes end early (EOS / newline), so batching mistakes show up as different text."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    model = AutoModelForCausalLM.from_pretrained(tiny_bloom_dir)
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for param in model.parameters():
-            if param.dim() > 1:
-                param.copy_(torch.randn(param.shape, generator=gen) * 0.5)
-    out = tmp_path_factory.mktemp("noisy-bloom")
-    model.save_pretrained(out)
-    AutoTokenizer.from_pretrained(tiny_bloom_dir).save_pretrained(out)
-    return out
+    """The tiny BLOOM with larger random weights (see `noisy_copy`)."""
+    return noisy_copy(tiny_bloom_dir, tmp_path_factory.mktemp("noisy-bloom"))
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import write_jsonl
+from conftest import noisy_copy, write_jsonl
 from aligninstruct_cli.cli import app
 from aligninstruct_cli.generation import STATIC_WIDTH_STEP, Translator, default_chunk_size, supports_static_cache
 from aligninstruct_cli.models import load_model
@@ -26,28 +26,13 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def noisy_dirs(tmp_path_factory, tiny_bloom_dir) -> dict[str, Path]:
-    """Tiny BLOOM and Llama with large random weights: outputs differ from prompt to prompt and some end
-    early, so a batching or padding mistake shows as different tokens."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
+    """Tiny BLOOM and Llama with large random weights (see `noisy_copy`)."""
     from aligninstruct_cli.tiny import build_tiny_llama, sample_texts, train_tokenizer
 
     llama_dir = tmp_path_factory.mktemp("llama")
     build_tiny_llama(llama_dir, train_tokenizer(sample_texts(), llama_dir / "tok", vocab_size=600, style="llama"))
-    dirs = {}
-    for name, source in (("bloom", tiny_bloom_dir), ("llama", llama_dir)):
-        model = AutoModelForCausalLM.from_pretrained(source)
-        gen = torch.Generator().manual_seed(0)
-        with torch.no_grad():
-            for param in model.parameters():
-                if param.dim() > 1:
-                    param.copy_(torch.randn(param.shape, generator=gen) * 0.5)
-        out = tmp_path_factory.mktemp(f"noisy-{name}")
-        model.save_pretrained(out)
-        AutoTokenizer.from_pretrained(source).save_pretrained(out)
-        dirs[name] = out
-    return dirs
+    return {name: noisy_copy(source, tmp_path_factory.mktemp(f"noisy-{name}"))
+            for name, source in (("bloom", tiny_bloom_dir), ("llama", llama_dir))}
 
 
 @pytest.mark.parametrize("family", ["bloom", "llama"])

@@ -122,13 +122,12 @@ def translate_command(options: TranslateOptions, input: str = STDIO, output: str
     done = _finished_ids(output, options.model, options.adapter, prompt.name) if resume else set()
     if total is not None and done:
         total = max(0, total - len(done))
-    decoding = {"model": options.model, "adapter": options.adapter, "merge": options.merge and bool(options.adapter),
+    decoding = {"model": options.model, "adapter": options.adapter, "merge": options.merges,
                 "prompt_name": prompt.name, "prompt_template": prompt.template, "num_beams": options.num_beams,
                 "max_new_tokens": options.max_new_tokens, "pivot": options.pivot, "precision": options.precision}
     path = manifest_path(output)
     previous = _check_resumed_decoding(path, decoding) if resume else None
 
-    merge = options.merge and bool(options.adapter)
     if options.num_gpus > 1:  # the workers load the model; this process only checks what it can before
         from aligninstruct_cli.models import pick_device, resolve_precision
         from aligninstruct_cli.translate_pool import worker_devices
@@ -137,7 +136,7 @@ def translate_command(options: TranslateOptions, input: str = STDIO, output: str
         resolved = resolve_precision(options.precision, pick_device(devices[0]).type)
         device_text = ",".join(devices)
     else:
-        loaded = load_model(options.model, options.adapter, merge=merge, device=options.device,
+        loaded = load_model(options.model, options.adapter, merge=options.merges, device=options.device,
                             precision=options.precision)
         resolved, device_text = loaded.precision, str(loaded.device)
     resolved_before = _legacy_settings(previous.data).get("resolved_precision") if previous else None

@@ -35,6 +35,7 @@ import orjson
 from aligninstruct_cli import console
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.experiment.graph import AIT, Graph
+from aligninstruct_cli.training.distributed import process_alive
 
 DONE, FAILED, STALE, PENDING, RUNNING = "done", "failed", "stale", "pending", "running"
 EXECUTORS = ("local", "slurm", "submitit-local")
@@ -141,9 +142,7 @@ def step_state(graph: Graph, key: str) -> str:
 
 def _pid_alive(graph: Graph, key: str) -> bool:
     try:
-        pgid = int(_pid_path(graph, key).read_text())
-        os.killpg(pgid, 0)
-        return True
+        return process_alive(int(_pid_path(graph, key).read_text()), group=True)
     except (OSError, ValueError):
         return False
 
@@ -264,18 +263,10 @@ def reap_leftovers(graph: Graph) -> None:
         except (OSError, ValueError):
             pid_file.unlink(missing_ok=True)
             continue
-        if pgid != os.getpgid(0) and _group_alive(pgid):
+        if pgid != os.getpgid(0) and process_alive(pgid, group=True):
             console.warn(f"ending process group {pgid} left running by an interrupted run ({pid_file.stem})")
             _end_group(pgid)
         pid_file.unlink(missing_ok=True)
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except OSError:
-        return False
 
 
 def _end_group(pgid: int, grace: float = 20.0) -> None:
@@ -284,14 +275,14 @@ def _end_group(pgid: int, grace: float = 20.0) -> None:
     except OSError:
         return
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and _group_alive(pgid):
+    while time.monotonic() < deadline and process_alive(pgid, group=True):
         time.sleep(0.1)
-    if _group_alive(pgid):
+    if process_alive(pgid, group=True):
         try:
             os.killpg(pgid, signal.SIGKILL)
         except OSError:
             pass
-        while _group_alive(pgid) and time.monotonic() < deadline + 10:
+        while process_alive(pgid, group=True) and time.monotonic() < deadline + 10:
             time.sleep(0.1)
 
 

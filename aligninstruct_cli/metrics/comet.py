@@ -152,19 +152,19 @@ class COMET(Metric):
         running out of GPU memory (comet's default when none of those does)."""
         import torch
 
+        from aligninstruct_cli.models import oom_error_types
+
         longest = sorted(samples, key=lambda s: -(len(s["src"]) + len(s["mt"]) + len(s["ref"])))
         batch = AUTO_BATCH_START
         while batch > DEFAULT_COMET_BATCH_SIZE and batch // 2 >= len(samples):
             batch //= 2  # no point trying a batch twice the segments there are
-        oom = tuple(t for t in (getattr(torch, "OutOfMemoryError", None), getattr(torch.cuda, "OutOfMemoryError", None))
-                    if t is not None)
         while batch > DEFAULT_COMET_BATCH_SIZE:
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     self.model.predict(longest[:batch], batch_size=batch, gpus=self.gpus, progress_bar=False)
                 return batch
-            except oom:
+            except oom_error_types():
                 torch.cuda.empty_cache()
                 batch //= 2
         return DEFAULT_COMET_BATCH_SIZE

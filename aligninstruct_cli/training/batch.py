@@ -30,6 +30,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -145,16 +146,23 @@ def fitting_micro_batch(options: TrainOptions, model_path: str, precision: str, 
 
     if not torch.cuda.is_available():
         return BATCH_SIZE, "default"
+    micro = micro_batch_for_memory(
+        torch.cuda.get_device_properties(0).total_memory, **model_shape(model_path),
+        length=min(options.max_length, longest or options.max_length),
+        bytes_per_value=2 if precision in ("bf16", "fp16") else 4, full=options.full, zero=options.zero,
+        offload=options.offload, ranks=ranks, checkpointing=options.gradient_checkpointing)
+    return micro, "memory_estimate"
+
+
+@lru_cache(maxsize=8)
+def model_shape(model_path: str) -> dict[str, int]:
+    """The estimate's view of a model: parameters, layers, hidden size, heads (cached: a launch plans twice,
+    and counting a 7b1's parameters on the meta device takes about two seconds)."""
     from aligninstruct_cli import models
 
     config = models.load_config(model_path)
-    shape = {"layers": _first(config, "num_hidden_layers", "n_layer"), "hidden": _first(config, "hidden_size", "n_embd"),
-             "heads": _first(config, "num_attention_heads", "n_head")}
-    micro = micro_batch_for_memory(
-        torch.cuda.get_device_properties(0).total_memory, params=parameter_count(config), **shape,
-        length=min(options.max_length, longest or options.max_length), bytes_per_value=2 if precision in ("bf16", "fp16") else 4, full=options.full,
-        zero=options.zero, offload=options.offload, ranks=ranks, checkpointing=options.gradient_checkpointing)
-    return micro, "memory_estimate"
+    return {"params": parameter_count(config), "layers": _first(config, "num_hidden_layers", "n_layer"),
+            "hidden": _first(config, "hidden_size", "n_embd"), "heads": _first(config, "num_attention_heads", "n_head")}
 
 
 def micro_batch_for_memory(device_bytes: int, *, params: int, layers: int, hidden: int, heads: int, length: int,

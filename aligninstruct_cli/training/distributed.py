@@ -76,9 +76,10 @@ def set_parent_death_signal(signum: int) -> bool:
         return False
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int, *, group: bool = False) -> bool:
+    """Whether process `pid` (with `group`, process group `pid`) still exists."""
     try:
-        os.kill(pid, 0)
+        (os.killpg if group else os.kill)(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
@@ -99,7 +100,7 @@ def watch_launching_process(pid: int | None = None, *, interval_s: float = WATCH
         set_parent_death_signal(signal.SIGTERM)
 
     def watch() -> None:
-        while _alive(pid):
+        while process_alive(pid):
             time.sleep(interval_s)
         sys.stderr.write(f"{what} {os.getpid()}: the launching process {pid} is gone; stopping\n")
         os._exit(128 + signal.SIGTERM)

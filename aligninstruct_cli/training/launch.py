@@ -43,7 +43,7 @@ from aligninstruct_cli.provenance import RunManifest, file_sha256
 from aligninstruct_cli.training import checkpoint as ckpt
 from aligninstruct_cli.training.batch import BatchPlan, describe_batch, plan_batch
 from aligninstruct_cli.training.config import TrainOptions, lora_targets_for
-from aligninstruct_cli.training.distributed import LAUNCHING_PID_ENV, set_parent_death_signal
+from aligninstruct_cli.training.distributed import LAUNCHING_PID_ENV, process_alive, set_parent_death_signal
 from aligninstruct_cli.training.job import Job
 
 WORKER_MODULE = "aligninstruct_cli.training.loop"
@@ -471,16 +471,6 @@ def _die_with_parent() -> None:
     set_parent_death_signal(signal.SIGTERM)
 
 
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def run_launcher(command: list[str], env: dict[str, str], *, grace_s: float = STOP_GRACE_S) -> int:
     """Run the launcher in a process group of its own and wait for it; SIGINT/SIGTERM/SIGHUP reaching this
     process go to that whole group (launcher and ranks), which gets `grace_s` seconds before SIGKILL.
@@ -508,16 +498,16 @@ def run_launcher(command: list[str], env: dict[str, str], *, grace_s: float = ST
             if rc is not None:
                 return rc
         deadline = time.monotonic() + grace_s
-        while (proc.poll() is None or _group_alive(pgid)) and time.monotonic() < deadline:
+        while (proc.poll() is None or process_alive(pgid, group=True)) and time.monotonic() < deadline:
             time.sleep(0.1)
-        if _group_alive(pgid):
+        if process_alive(pgid, group=True):
             console.warn(f"the training processes did not stop within {grace_s:g}s: killing them")
             try:
                 os.killpg(pgid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
         proc.wait()
-        while _group_alive(pgid) and time.monotonic() < deadline + 5:
+        while process_alive(pgid, group=True) and time.monotonic() < deadline + 5:
             time.sleep(0.05)
         raise Stopped(received[0])
     finally:
