@@ -447,6 +447,8 @@ def _write_merged(src: Source, base: str | None, options: ExportOptions, tmp: Pa
     the tokenizer and a generation config whose EOS and padding match the tokenizer; returns the precision."""
     from aligninstruct_cli import console, models
 
+    if base is not None:  # a hub id not cached and not reachable: one paragraph at once, not the hub's retries
+        models.check_hub_model(base)
     precision = _merged_precision(options.precision, base or str(src.model_dir))
     if src.adapter is not None:
         models.check_adapter_base(str(src.adapter), base)  # type: ignore[arg-type]

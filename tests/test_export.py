@@ -192,3 +192,20 @@ def test_model_card_names_the_hub_id_and_states_the_scores(tmp_path):
     assert "AlignInstruct (word-alignment judgements): 80 records" in card
     assert "| mt+align | en-kk | 12.35 | 40.00 |" in card and "`nrefs:1|tok:13a`" in card
     assert "LoRA targets: query_key_value" in card and str(tmp_path) not in card
+
+
+def test_export_of_an_uncached_hub_base_offline_stops_at_once(tmp_path, monkeypatch):
+    """A base named by a hub id that is neither cached nor reachable: the same one paragraph as every other
+    command (model, cache directory, fixes), exit 2, before anything is loaded or written."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "bigscience/bloomz-560m"}))
+    result = runner.invoke(app, ["export", str(adapter), "--model", "bigscience/bloomz-560m",
+                                 "-o", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.output.split())
+    assert "model 'bigscience/bloomz-560m' is not in the local Hugging Face cache" in text
+    assert str(tmp_path / "empty-cache") in text and "pass a local model directory as --model" in text
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.*"))
