@@ -76,7 +76,7 @@ def _version(value: bool) -> None:
 def main_options(
     version: Optional[bool] = typer.Option(None, "--version", callback=_version, is_eager=True,
                                            help="Print the version and exit."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or summaries on stderr."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars, summaries or DeepSpeed INFO lines on stderr (errors and warnings still show)."),
 ) -> None:
     console.set_quiet(quiet)
 

@@ -42,6 +42,13 @@ def warn(message: str) -> None:
     stderr.print(f"[yellow]warning:[/yellow] {escape(message)}", soft_wrap=True)
 
 
+def notice(message: str) -> None:
+    """A warning that is part of a stage's summary (counts of what gave no record, fallbacks taken): shown as a
+    warning, and left out with -q like the rest of the summary. Problems that need a person use `warn`."""
+    if not _state["quiet"]:
+        warn(message)
+
+
 def progress() -> Progress:
     """The rich display behind `Bar`: stderr, a free-text rate column; silent with -q or when not a TTY."""
     return Progress(

@@ -21,6 +21,7 @@ from typing import Any, Literal, Optional
 
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.options import OptionError, check_options, option, option_ref
+from aligninstruct_cli.provenance import version_tuple
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 MODEL_PANEL = "Model"
@@ -211,10 +212,6 @@ def check_lora_targets(model: str, targets: list[str]) -> None:
                           f"({config.model_type})", hint=f"its linear layers: {', '.join(linear)}")
 
 
-def _version_tuple(version: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in re.findall(r"\d+", version)[:2])
-
-
 def load_causal_lm(model: str, precision: str, *, device=None):
     """`AutoModelForCausalLM.from_pretrained` in `precision` (resolved: bf16/fp16/fp32), straight onto
     `device` when it is a GPU and accelerate is installed."""
@@ -222,7 +219,7 @@ def load_causal_lm(model: str, precision: str, *, device=None):
     from transformers import AutoModelForCausalLM
 
     # transformers renamed torch_dtype to dtype in 4.56; v5 drops the old name.
-    dtype_key = "dtype" if _version_tuple(transformers.__version__) >= (4, 56) else "torch_dtype"
+    dtype_key = "dtype" if version_tuple(transformers.__version__) >= (4, 56) else "torch_dtype"
     kwargs: dict[str, Any] = {dtype_key: torch_dtype(precision)}
     if device is not None and device.type == "cuda" and importlib.util.find_spec("accelerate") is not None:
         kwargs["device_map"] = {"": str(device)}  # load straight onto the GPU, not through CPU memory

@@ -25,6 +25,23 @@ def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str]:
     return out
 
 
+def version_tuple(version: str) -> tuple[int, ...]:
+    """(major, minor) of a version string: "4.57.6" -> (4, 57), "2.13.0+cpu" -> (2, 13)."""
+    import re
+
+    return tuple(int(p) for p in re.findall(r"\d+", version)[:2])
+
+
+def installed_version(name: str) -> tuple[int, ...] | None:
+    """(major, minor) of an installed package, or None when it is not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version_tuple(version(name))
+    except PackageNotFoundError:
+        return None
+
+
 def file_sha256(path: str | os.PathLike[str]) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:

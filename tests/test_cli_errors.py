@@ -147,3 +147,27 @@ def test_quiet_silences_the_hub_and_transformers_progress_bars(monkeypatch):
     console.set_quiet(True)
     assert os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"
     console.set_quiet(False)
+
+
+def test_quiet_leaves_out_summary_warnings_and_deepspeeds_info_lines(monkeypatch, tmp_path):
+    """`ait -q`: build's count warnings (part of its summary) are left out, a real warning is not, and the
+    DeepSpeed launcher is asked for warnings only (its default level is info)."""
+    from aligninstruct_cli import console
+    from aligninstruct_cli.training import launch
+    from aligninstruct_cli.training.config import TrainOptions
+
+    printed: list[str] = []
+    monkeypatch.setattr(console.stderr, "print", lambda text, **_: printed.append(str(text)))
+    options = TrainOptions(model="m", data={"mt": "x.jsonl"}, output=str(tmp_path / "run"))
+    try:
+        console.set_quiet(True)
+        console.notice("align: 3 of 9 sentence pair(s) have no gold pair")
+        console.warn("the loss is not falling")
+        assert printed == ["[yellow]warning:[/yellow] the loss is not falling"]
+        assert launch.deepspeed_command("job.json", options)[3:5] == ["--log_level", "warning"]
+        console.set_quiet(False)
+        console.notice("align: 3 of 9 sentence pair(s) have no gold pair")
+        assert len(printed) == 2 and "no gold pair" in printed[1]
+        assert "--log_level" not in launch.deepspeed_command("job.json", options)
+    finally:
+        console.set_quiet(False)

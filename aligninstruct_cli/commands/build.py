@@ -34,7 +34,7 @@ def build_instructions_command(options: BuildOptions, input: str = "-", output: 
     elapsed = time.perf_counter() - start
     finish(policy)
     for line in stats.report():
-        console.warn(line)
+        console.notice(line)
     for line in stats.summary():
         console.info(line)
     console.info(f"{options.objective}: {stats.records_in:,} input record(s) → {stats.records_out:,} instruction "

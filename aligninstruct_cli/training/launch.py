@@ -39,7 +39,7 @@ from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.io import Terminated, read_json, write_json
 from aligninstruct_cli.options import OptionError, option_ref
 from aligninstruct_cli.options import to_dict as plain_options
-from aligninstruct_cli.provenance import RunManifest, file_sha256
+from aligninstruct_cli.provenance import RunManifest, file_sha256, installed_version
 from aligninstruct_cli.training import checkpoint as ckpt
 from aligninstruct_cli.training.batch import BatchPlan, describe_batch, plan_batch
 from aligninstruct_cli.training.config import TrainOptions, lora_targets_for
@@ -57,6 +57,7 @@ VAL = "--val"  # the validation file's key in input_hashes and data_stats
 MICRO, ACCUM, GLOBAL = "train_micro_batch_size_per_gpu", "gradient_accumulation_steps", "train_batch_size"
 
 
+DS_LOG_LEVEL_SINCE = (0, 18)  # the first DeepSpeed minor release whose launcher takes --log_level
 STOP_GRACE_S = 5.0  # after forwarding a signal: how long the ranks get to exit before they are killed
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -388,6 +389,8 @@ def deepspeed_command(job_path: str | os.PathLike[str], options: TrainOptions) -
     """The `deepspeed` launcher command (run as `python -m deepspeed.launcher.runner`, the program behind the
     `deepspeed` script, so the same interpreter and environment run the workers)."""
     cmd = [sys.executable, "-m", "deepspeed.launcher.runner"]
+    if console.is_quiet() and (installed_version("deepspeed") or (0, 0)) >= DS_LOG_LEVEL_SINCE:
+        cmd += ["--log_level", "warning"]  # -q: not the launcher's INFO lines (its default level is info)
     if options.hostfile:
         cmd += ["--hostfile", options.hostfile]
     if options.num_nodes:
