@@ -167,6 +167,7 @@ class GenerationStats:
     seconds: float = 0.0
     oom_halvings: int = 0
     batch_sizes: list[int] = field(default_factory=list)
+    at_limit: int = 0  # sentences that ran to max_new_tokens (the health checks' "stopped at max_new_tokens")
 
 
 class _StopAtNewline:
@@ -334,7 +335,9 @@ class Translator:
                                     attention_mask=mask.to(self.loaded.device), **kwargs)
         new = output[:len(batch_ids), width:].tolist()
         self.stats.seconds += time.perf_counter() - started
-        n_tokens = sum(_count_generated(row, eos, pad) for row in new)
+        counts = [_count_generated(row, eos, pad) for row in new]
+        n_tokens = sum(counts)
+        self.stats.at_limit += sum(n >= self.options.max_new_tokens for n in counts)
         self.stats.sentences += len(batch_ids)
         self.stats.new_tokens += n_tokens
         self.stats.batch_sizes.append(len(batch_ids))

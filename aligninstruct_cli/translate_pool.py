@@ -130,6 +130,7 @@ class TranslatorPool:
             done[message[1]] = message[2]
         elif kind == "seconds":
             self.stats.seconds = max(self.stats.seconds, message[1])  # the workers ran side by side
+            self.stats.at_limit += message[2] if len(message) > 2 else 0
         elif kind == "option-error":  # re-raised here so the CLI names the flag, a config file its key
             raise OptionError(message[1], hint=message[2])
         elif kind == "user-error":
@@ -158,7 +159,7 @@ def _work(rank: int, options: TranslateOptions, threads: int, parent_pid: int, t
                 break
             index, chunk, pivot = task
             results.put(("chunk", index, translator.translate_chunk(chunk, pivot)))
-        results.put(("seconds", translator.stats.seconds))
+        results.put(("seconds", translator.stats.seconds, translator.stats.at_limit))
     except OptionError as exc:
         results.put(("option-error", exc.template, exc.hint))
     except AitError as exc:  # a user error: the parent shows it as one line

@@ -67,6 +67,9 @@ def run(
     only: Annotated[Optional[List[str]], typer.Option(
         "--only", metavar="STEP", help="Run only this step (a name from `status`, e.g. train/MTInstruct) and what "
         "it needs; repeatable.")] = None,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="A failed health check (loss not falling, identical hypotheses, ...; see the config's "
+        "`health:` thresholds) fails its step instead of only warning.")] = False,
 ) -> None:
     from aligninstruct_cli.errors import AitError
     from aligninstruct_cli.experiment.run import EXECUTORS, run_graph
@@ -81,25 +84,38 @@ def run(
             raise AitError(f"--only: unknown step {unknown[0]!r}", hint="the names are in `ait experiment status`")
         keys = {graph.by_name[name] for name in only}
     started = time.monotonic()
-    outcome = run_graph(graph, jobs=jobs, executor=executor, only=keys)
+    outcome = run_graph(graph, jobs=jobs, executor=executor, only=keys, strict=strict)
     console.info(f"{len(outcome.done)} step(s) run, {len(outcome.skipped)} already done, in "
                  f"{time.monotonic() - started:.1f} s; next: ait experiment report {config}")
 
 
 @experiment_app.command("status", help="Each step's state (done; stale: made with other settings, to be redone; "
-                        "failed; running; pending), output and log file.")
-def status(config: ConfigArg, output: OutputOpt = None, overrides: SetOpt = None) -> None:
-    from aligninstruct_cli.experiment.run import status_rows
+                        "failed; running; pending), start, duration, output and log file; a running step's progress.")
+def status(config: ConfigArg, output: OutputOpt = None, overrides: SetOpt = None,
+           watch: Annotated[Optional[float], typer.Option(
+               "--watch", metavar="SECONDS", min=0.5, help="Show it again every SECONDS until Ctrl-C.")] = None) -> None:
+    from aligninstruct_cli.experiment.live import status_text
 
     graph = load(config, output, overrides)
-    rows = status_rows(graph)
-    width = max(len(r[0]) for r in rows) if rows else 4
-    for names, state, out, log in rows:
-        sys.stdout.write(f"{names:<{width}}  {state:<8} {out}" + (f"  log: {log}" if log else "") + "\n")
-    counts: dict[str, int] = {}
-    for r in rows:
-        counts[r[1]] = counts.get(r[1], 0) + 1
-    console.info(", ".join(f"{n} {state}" for state, n in counts.items()))
+    if watch is None:
+        text, summary = status_text(graph)
+        sys.stdout.write(text)
+        console.info(summary)
+        return
+    from rich.live import Live
+    from rich.text import Text
+
+    def screen() -> Text:
+        text, summary = status_text(graph)
+        return Text(text + summary + f"\n(every {watch:g} s; Ctrl-C to stop)")
+
+    try:
+        with Live(screen(), auto_refresh=False, console=console.stderr) as live:
+            while True:
+                time.sleep(watch)
+                live.update(screen(), refresh=True)
+    except KeyboardInterrupt:
+        pass
 
 
 @experiment_app.command("report", help="Write OUTPUT/report.md: the tables (markdown, TSV, JSON in OUTPUT/tables/) "

@@ -191,7 +191,8 @@ def translate_command(options: TranslateOptions, input: str = STDIO, output: str
     seconds = max(stats.seconds, 1e-9)
     if path is not None:  # without --resume the output is atomic: its manifest appears only beside a whole file
         (manifest or begin_manifest()).finish(records=written + skipped[0], generate_seconds=round(stats.seconds, 3),
-                                              sentences_per_s=round(stats.sentences / seconds, 2))
+                                              sentences_per_s=round(stats.sentences / seconds, 2),
+                                              generated=stats.sentences, stopped_at_max_new_tokens=stats.at_limit)
     console.info(f"translated {written} record(s)"
                  + (f", {skipped[0]} already in {output}" if resume else "")
                  + f"; {stats.sentences / seconds:,.1f} sentences/s, {stats.new_tokens / seconds:,.0f} "

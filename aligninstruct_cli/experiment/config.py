@@ -49,6 +49,8 @@ KEYS: dict[str, str] = {
               "(`ait score` keys, e.g. layout: table1).",
     "probe": "The layer-wise probe: `corpus`, `head` (first N pairs a language), `systems` (in order: Δ1, Δ2, "
              "...), `options` (`ait probe` keys), `plot` (true: the Δ plot in the report).",
+    "health": "Thresholds of the health checks (`run` warns after each step, `--strict` fails it; the report's "
+              "Health section), e.g. {min_loss_drop: 0.05, max_identical: 0.8}; see the table below.",
     "slurm": "submitit parameters for `--executor slurm`: `all` (every step) and `gpu` (training, translation, "
              "probe and score steps), e.g. {all: {slurm_partition: x}, gpu: {gpus_per_node: 8}}.",
 }
@@ -160,6 +162,7 @@ class Experiment:
     tables: dict[str, Table] = field(default_factory=dict)
     probe: Probe | None = None
     slurm: dict[str, dict[str, Any]] = field(default_factory=dict)
+    health: dict[str, float] = field(default_factory=dict)  # health-check thresholds (experiment/health.py)
 
     def error(self, where: str, message: str, *, hint: str | None = None) -> ConfigError:
         return ConfigError(self.path, where, message, hint=hint)
@@ -324,6 +327,9 @@ def load_experiment(path: str | Path, *, output: str | None = None, overrides: l
         _read_probe(exp, r, r.mapping(raw["probe"], "probe", PROBE_KEYS))
     slurm = r.mapping(raw.get("slurm"), "slurm", ("all", "gpu"))
     exp.slurm = {k: r.mapping(v, f"slurm.{k}") for k, v in slurm.items()}
+    from aligninstruct_cli.experiment.health import read_health_section
+
+    exp.health = read_health_section(raw.get("health"), path)
     return exp
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.experiment.graph import Graph
+from aligninstruct_cli.experiment.health import health_failed
 from aligninstruct_cli.experiment.run import (_log_header, finish_step, link_names, log_path, prepare_step,
                                               step_env)
 
@@ -118,4 +119,5 @@ def run_submitit(graph: Graph, todo: list[str], cluster: str, echo) -> tuple[lis
             done.append(key)
             link_names(graph, key)
             echo(f"  {step.name}: done")
+            health_failed(graph, key, echo)  # warnings only: the job has ended, --strict applies to local runs
     return done, failed, [k for k in todo if k in blocked]

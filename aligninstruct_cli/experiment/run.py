@@ -35,6 +35,7 @@ import orjson
 from aligninstruct_cli import console
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.experiment.graph import AIT, Graph
+from aligninstruct_cli.experiment.health import HEALTH_EXIT, health_failed
 from aligninstruct_cli.training.distributed import process_alive
 
 DONE, FAILED, STALE, PENDING, RUNNING = "done", "failed", "stale", "pending", "running"
@@ -287,9 +288,14 @@ def _end_group(pgid: int, grace: float = 20.0) -> None:
 
 
 def run_graph(graph: Graph, *, jobs: int = 1, executor: str = "local", only: set[str] | None = None,
-              echo: Callable[[str], None] = console.info) -> Outcome:
+              echo: Callable[[str], None] = console.info, strict: bool = False,
+              live: bool | None = None) -> Outcome:
     """Run every step not done yet (with `only`: those and what they need). Raises StepsFailed when a step failed
-    (the others that could run have run)."""
+    (the others that could run have run). After each step its health checks run (experiment/health.py): a
+    warning per failed check, and with `strict` the step fails. Events and progress go to OUTPUT/run.log too
+    (experiment/live.py; `live`: the terminal display, by default when stderr is one)."""
+    from aligninstruct_cli.experiment.live import StudyView
+
     started = time.monotonic()
     wanted = set(graph.steps) if only is None else _with_inputs(graph, only)
     with ExperimentLock(graph.exp.output):
@@ -298,14 +304,18 @@ def run_graph(graph: Graph, *, jobs: int = 1, executor: str = "local", only: set
         skipped = [k for k in graph.order if k in wanted and k not in todo]
         for key in skipped:
             link_names(graph, key)
-        if todo:
-            echo(f"{len(todo)} of {len(wanted)} steps to run ({len(skipped)} done before)")
-        if executor == "local":
-            done, failed, blocked = _run_local(graph, todo, jobs, echo)
-        else:
-            from aligninstruct_cli.experiment.executors import run_submitit
+        view = StudyView(graph, todo, echo, live=live)
+        try:
+            if todo:
+                view.event(f"{len(todo)} of {len(wanted)} steps to run ({len(skipped)} done before)")
+            if executor == "local":
+                done, failed, blocked = _run_local(graph, todo, jobs, view.event, view=view, strict=strict)
+            else:
+                from aligninstruct_cli.experiment.executors import run_submitit
 
-            done, failed, blocked = run_submitit(graph, todo, executor, echo)
+                done, failed, blocked = run_submitit(graph, todo, executor, view.event)
+        finally:
+            view.close()
     outcome = Outcome(done, skipped, failed, blocked, time.monotonic() - started)
     if failed:
         lines = [f"{graph.steps[k].name}: see {log_path(graph, k)}" for k in failed]
@@ -329,7 +339,8 @@ class _Running:
         self.key, self.proc, self.log, self.started = key, proc, log, started
 
 
-def _run_local(graph: Graph, todo: list[str], jobs: int, echo) -> tuple[list[str], list[str], list[str]]:
+def _run_local(graph: Graph, todo: list[str], jobs: int, echo, *, view=None,
+               strict: bool = False) -> tuple[list[str], list[str], list[str]]:
     pending = list(todo)
     running: dict[str, _Running] = {}
     done: list[str] = []
@@ -364,12 +375,16 @@ def _run_local(graph: Graph, todo: list[str], jobs: int, echo) -> tuple[list[str
                         continue
                     pending.remove(key)
                     running[key] = _start(graph, key, env)
+                    if view is not None:
+                        view.started(key)
                     n = total - len(pending)
                     echo(f"[{n}/{total}] {', '.join(step.names)}: started (log {log_path(graph, key)})")
             if stop and not running:
                 break
             finished = [k for k, r in running.items() if r.proc.poll() is not None]
             if not finished:
+                if view is not None:
+                    view.tick()
                 time.sleep(0.05)
                 continue
             for key in finished:
@@ -379,8 +394,12 @@ def _run_local(graph: Graph, todo: list[str], jobs: int, echo) -> tuple[list[str
                 r.log.close()
                 _pid_path(graph, key).unlink(missing_ok=True)
                 step = graph.steps[key]
+                if view is not None:
+                    view.finished(key, seconds)
                 if stop and rc != 0:  # interrupted: neither done nor failed; the next run continues it
                     continue
+                if rc == 0 and health_failed(graph, key, echo, strict=strict):
+                    rc = HEALTH_EXIT
                 finish_step(graph.directory(key), step.names, step.kind, key, graph.shell(key), rc, seconds,
                             str(log_path(graph, key)))
                 if rc == 0:

@@ -1,0 +1,179 @@
+"""`ait experiment`'s health checks over synthetic outputs (metrics.jsonl, hypotheses, manifests), the
+`health:` config section, their docs table, and the live view's progress figures."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import fields
+from pathlib import Path
+
+import orjson
+import pytest
+
+from aligninstruct_cli.experiment.health import (HealthOptions, check_identical, check_training,
+                                                 check_translations, is_repetitive, script_share, target_script)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
+    return path
+
+
+def run_dir(tmp_path: Path, lines: list[dict], curriculum=(("mt",),), lrs=(1e-3,)) -> Path:
+    run = tmp_path / "run"
+    run.mkdir(exist_ok=True)
+    (run / "run.json").write_bytes(orjson.dumps({"curriculum": [list(s) for s in curriculum], "lrs": list(lrs)}))
+    write_jsonl(run / "metrics.jsonl", lines)
+    return run
+
+
+def by_check(findings) -> dict:
+    return {f.check: f for f in findings}
+
+
+def test_flat_loss_is_not_falling_with_its_numbers_and_a_falling_one_passes(tmp_path):
+    flat = [{"stage": 1, "step": s, "loss": 7.5 - 0.0001 * s} for s in range(1, 21)]
+    found = by_check(check_training("train/MT", run_dir(tmp_path, flat), HealthOptions()))
+    f = found["loss not falling"]
+    assert f.failed and f.threshold == 0.02 and abs(f.value - (7.4999 - 7.4981) / 7.4999) < 1e-6
+    assert "stage 1 (mt): 7.4999 → 7.4981 over 20 log lines (0.0 % lower; at least 2.0 % expected)" in f.detail
+    falling = [{"stage": 1, "step": s, "loss": 7.5 / s} for s in range(1, 21)]
+    assert not by_check(check_training("t", run_dir(tmp_path, falling), HealthOptions()))["loss not falling"].failed
+    # the threshold is an option
+    assert check_training("t", run_dir(tmp_path, flat), HealthOptions(min_loss_drop=0))[1].failed is False
+
+
+def test_nan_loss_and_rising_validation_per_stage_and_learning_rate(tmp_path):
+    # the training writes metrics with orjson, which writes NaN and infinity as null
+    lines = [{"lr_index": 1, "stage": 2, "step": 1, "loss": 3.0}, {"lr_index": 1, "stage": 2, "step": 2, "loss": math.nan},
+             {"lr_index": 1, "stage": 2, "step": 2, "val_loss": 2.0}, {"lr_index": 1, "stage": 2, "step": 4, "val_loss": 2.5}]
+    run = run_dir(tmp_path, lines, curriculum=(("mt", "align"), ("mt",)), lrs=(1e-4, 3e-4))
+    assert b'"loss":null' in (run / "metrics.jsonl").read_bytes()
+    found = by_check(check_training("train/X", run, HealthOptions()))
+    assert found["loss not finite"].failed and "lr 0.0003 stage 2 (mt): 1 of 4" in found["loss not finite"].detail
+    rising = found["validation loss rising"]
+    assert rising.failed and abs(rising.value - 0.25) < 1e-9 and "last epoch 2.5000, best earlier 2.0000" in rising.detail
+    assert "loss not falling" not in found  # one finite training loss: nothing to compare
+
+
+def hyp(i, src, out, src_lang="en", tgt_lang="kk"):
+    return {"id": str(i), "src": src, "tgt": "ref", "hyp": out, "src_lang": src_lang, "tgt_lang": tgt_lang}
+
+
+def test_translation_checks_count_empty_copies_repetition_one_output_and_script(tmp_path):
+    records = [hyp(0, "a b", ""), hyp(1, "copy me", "copy me"), hyp(2, "x", ",,,,,,,,,,,,"),
+               hyp(3, "y", "бір екі бір екі бір екі бір екі"), hyp(4, "z", "сәлем"), hyp(5, "w", "hello world"),
+               hyp(6, "v", "сәлем"), hyp(7, "u", "сәлем")]
+    path = write_jsonl(tmp_path / "hyps.jsonl", records)
+    (tmp_path / "hyps.jsonl.run.json").write_bytes(orjson.dumps(
+        {"decoding": {"max_new_tokens": 64}, "generated": 8, "stopped_at_max_new_tokens": 6}))
+    found = by_check(check_translations("translate/S", path, HealthOptions()))
+    assert (found["empty hypotheses"].value, found["empty hypotheses"].failed) == (1 / 8, True)
+    assert (found["copying the source"].value, found["copying the source"].failed) == (1 / 8, False)
+    assert found["degenerate repetition"].value == 2 / 8 and found["degenerate repetition"].failed
+    assert found["stopped at max_new_tokens"].failed and "6 of 8 (75.0 %" in found["stopped at max_new_tokens"].detail
+    same = found["one hypothesis for most inputs"]
+    assert same.value == 3 / 8 and not same.failed and "'сәлем'" in same.detail
+    # kk is kaz_Cyrl: "copy me", "hello world" (Latin) of the 6 outputs with letters are in the wrong script
+    wrong = found["wrong script"]
+    assert wrong.value == 2 / 6 and wrong.failed and "2 of 6" in wrong.detail
+
+
+def test_one_hypothesis_for_every_input_is_named(tmp_path):
+    path = write_jsonl(tmp_path / "h.jsonl", [hyp(i, f"s{i}", ", , , ,") for i in range(5)])
+    f = by_check(check_translations("translate/S", path, HealthOptions()))["one hypothesis for most inputs"]
+    assert f.failed and "en-kk: 5 of 5 inputs get ', , , ,' (100.0 %" in f.detail
+
+
+def test_identical_hypotheses_between_systems(tmp_path):
+    a = write_jsonl(tmp_path / "a.jsonl", [hyp(i, "s", f"out {i}") for i in range(10)])
+    b = write_jsonl(tmp_path / "b.jsonl", [hyp(i, "s", f"out {i}") for i in range(10)])
+    c = write_jsonl(tmp_path / "c.jsonl", [hyp(i, "s", f"other {i}" if i < 5 else f"out {i}") for i in range(10)])
+    found = check_identical("score/t", {"A": a, "B": b, "C": c}, HealthOptions())
+    assert [(f.detail.split(":")[0], f.value, f.failed) for f in found] == [
+        ("A and B", 1.0, True), ("A and C", 0.5, False), ("B and C", 0.5, False)]
+    assert "A and B: 10 of 10 records (100.0 %; at most 90.0 %)" in found[0].detail
+
+
+@pytest.mark.parametrize("text, repetitive", [
+    (",,,,,,,,", True), ("ha ha ha ha", True), ("the cat sat on the mat", False), ("a b a b a b a b", True),
+    ("hahaha", False), ("Mississippi", False), ("я я я", False)])
+def test_degenerate_repetition(text, repetitive):
+    assert is_repetitive(text) is repetitive
+
+
+def test_scripts_from_flores_codes_and_letters():
+    assert target_script("kk") == "Cyrl" and target_script("zh") in ("Hans", "Hant") and target_script("en") == "Latn"
+    assert target_script("qqq_Zzzz") is None
+    assert script_share("Сәлем, world", "Cyrl") == 5 / 10 and script_share("123 ,", "Latn") is None
+    assert script_share("你好", "Hans") == 1.0
+
+
+def test_health_section_of_the_config_is_checked(tmp_path):
+    from aligninstruct_cli.experiment.health import read_health_section
+    from aligninstruct_cli.errors import AitError
+
+    assert read_health_section({"min_loss_drop": 0.1, "max-identical": 1}, "x.yaml") == {
+        "min_loss_drop": 0.1, "max_identical": 1}
+    with pytest.raises(AitError, match="x.yaml: health: unknown key 'min_los_drop' .did you mean 'min_loss_drop'"):
+        read_health_section({"min_los_drop": 0.1}, "x.yaml")
+    with pytest.raises(AitError, match="x.yaml: health.max_empty must be at most 1, not 2"):
+        read_health_section({"max_empty": 2}, "x.yaml")
+
+
+def test_docs_list_every_threshold_with_its_default_and_help():
+    doc = (ROOT / "docs" / "experiment.md").read_text(encoding="utf-8")
+    table = doc.split("<!-- health-options -->")[1].split("<!-- /health-options -->")[0]
+    for f in fields(HealthOptions):
+        spec = f.metadata["ait"]
+        assert f"| `{f.name}` | `{f.default:g}` | {spec.help} |" in table, f.name
+
+
+# ---------------------------------------------------------------------------------------------- progress
+def test_train_progress_counts_finished_stages_and_the_current_step(tmp_path):
+    from aligninstruct_cli.experiment.live import train_progress
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "run.json").write_bytes(orjson.dumps({
+        "curriculum": [["mt", "align"], ["mt"]], "lrs": [1e-3], "hyperparameters": {"epochs": [2, 1]},
+        "batch": {"global": None, "micro": 4, "accumulation": 2, "ranks": None},
+        "data_stats": {"mt": {"examples": 30}, "align": {"examples": 10}}}))
+    (run / "checkpoints" / "state.json").write_bytes(orjson.dumps({"done": [[0, 0]], "world_size": 2}))
+    write_jsonl(run / "metrics.jsonl", [{"lr_index": 0, "stage": 2, "step": 1, "loss": 2.5, "tokens_per_s": 1234.4}])
+    p = train_progress(run)
+    # global batch 16: stage 1 = ceil(40/16) × 2 epochs = 6 steps (done), stage 2 = ceil(30/16) = 2 steps
+    assert (p.done, p.total) == (7, 8)
+    assert p.text == "stage 2 (mt) step 1/2 · loss 2.5000 · 1,234 tok/s"
+
+
+def test_study_view_writes_run_log_lines_with_an_eta_without_a_terminal(tmp_path):
+    from test_experiment import shell_graph
+
+    from aligninstruct_cli.experiment.live import StudyView
+
+    graph = shell_graph(tmp_path, {"a": ("true", []), "b": ("true", [])})
+    lines: list[str] = []
+    view = StudyView(graph, list(graph.order), lines.append, live=False, every=0)
+    a, b = graph.order
+    view.event("started a")
+    view.started(a)
+    view.finished(a, 10.0)
+    view.started(b)
+    view.last_read = 0
+    view.tick()
+    view.close()
+    log = (tmp_path / "run.log").read_text()
+    assert "started a" in log and "progress: 1/2 steps done" in log
+    assert "ETA ≥ 0 s" not in log and "ETA ?" in log  # b's own ETA is unknown: a cat step has no progress
+    assert lines[-1].startswith("progress: 1/2 steps done")
+
+
+def test_durations_read():
+    from aligninstruct_cli.experiment.live import duration
+
+    assert [duration(x) for x in (5, 65, 3725, None)] == ["5 s", "1 min 05 s", "1 h 02 min", "?"]
+    assert time.time() > 0
