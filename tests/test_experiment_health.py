@@ -177,3 +177,121 @@ def test_durations_read():
 
     assert [duration(x) for x in (5, 65, 3725, None)] == ["5 s", "1 min 05 s", "1 h 02 min", "?"]
     assert time.time() > 0
+
+
+# ---------------------------------------------------------------------------------------------- the report
+def test_loss_panels_are_per_stage_with_every_system_and_named_objectives(tmp_path):
+    from types import SimpleNamespace
+
+    from aligninstruct_cli.experiment.plots import loss_panels, plot_losses
+
+    runs = {}
+    for name, curriculum in (("MT", [["mt"], ["mt"]]), ("MT+Align", [["mt", "align"], ["mt"]])):
+        run = tmp_path / name
+        run.mkdir()
+        (run / "run.json").write_bytes(orjson.dumps({"curriculum": curriculum, "lrs": [1e-3]}))
+        write_jsonl(run / "metrics.jsonl", [
+            {"stage": 1, "step": 5, "loss": 3.0}, {"stage": 1, "step": 10, "loss": 2.0},
+            {"stage": 1, "step": 10, "val_loss": 2.5}, {"stage": 2, "step": 4, "loss": 1.5}])
+        runs[name] = run
+    exp = SimpleNamespace(systems={"MT": SimpleNamespace(val="dev"), "MT+Align": SimpleNamespace(val="dev")},
+                          datasets={"dev": SimpleNamespace(objective="mt")})
+    graph = SimpleNamespace(exp=exp)
+    first, second = loss_panels(graph, runs)
+    assert first["names"] == {"MT": "mt", "MT+Align": "mt+align"}
+    assert [(l["label"], l["steps"]) for l in first["lines"]] == [
+        ("MT (train: mt)", [5, 10]), ("MT (val: mt)", [10]), ("MT+Align (train: mt+align)", [5, 10]),
+        ("MT+Align (val: mt)", [10])]
+    assert [(l["label"], l["steps"]) for l in second["lines"]] == [("MT (train: mt)", [4]), ("MT+Align (train: mt)", [4])]
+    assert plot_losses(graph, runs, tmp_path / "loss.png")
+    assert (tmp_path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_table_notes_explain_every_column_prefix_with_n_per_direction():
+    from aligninstruct_cli.experiment.report_sections import table_notes
+
+    report = {"directions": [{"key": "flores200.devtest:en-kk", "n": 100}, {"key": "flores200.devtest:kk-en", "n": 99}],
+              "groups": [{"key": "flores200.devtest:en→xx", "testset": "flores200.devtest", "name": "en→xx",
+                          "directions": ["flores200.devtest:en-kk"]},
+                         {"key": "flores200.devtest:xx→en", "testset": "flores200.devtest", "name": "xx→en",
+                          "directions": ["flores200.devtest:kk-en"]}]}
+    text = "\n".join(table_notes(report))
+    assert ("- `flores200.devtest:en→xx`: test set flores200.devtest, from English into the other languages: "
+            "en-kk (n 100)") in text
+    assert "- `flores200.devtest:xx→en`: test set flores200.devtest, from the other languages into English: kk-en (n 99)" in text
+
+
+# ---------------------------------------------------------------------------------------------- a real run
+@pytest.mark.slow
+def test_a_study_that_cannot_learn_is_caught_while_it_runs_and_in_the_report(tmp_path, tiny_bloom_dir):
+    """A LoRA system with a learning rate of 1e-12 (it learns nothing: its outputs are the base model's).
+    Without a terminal: the run warns "loss not falling" after the training and "identical hypotheses" after
+    the score, run.log has progress lines with an ETA, status shows durations, report.md's Health section
+    names both with numbers and loss.png is drawn; `run --strict` fails the training for its health."""
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    from aligninstruct_cli.demo.build import make_toy_data
+
+    make_toy_data(tmp_path / "data", seen=1, unseen=120, dev=2, test=3)
+    config = tmp_path / "exp.yaml"
+    config.write_text(yaml.safe_dump({
+        "output": str(tmp_path / "out"),
+        "env": {"OMP_NUM_THREADS": "1"},
+        "corpora": {"train": {"file": str(tmp_path / "data" / "unseen-train.jsonl"), "languages": ["qab"]},
+                    "test": {"file": str(tmp_path / "data" / "unseen-test.jsonl"), "languages": ["qab"]}},
+        "datasets": {"mt": {"corpus": "train"}},
+        "train": {"launcher": "none", "epochs": 1, "batch_size": 2, "lora_r": 4, "lr": 1e-12, "log_every": 5},
+        "systems": {"base": {"model": str(tiny_bloom_dir)}, "MT": {"model": str(tiny_bloom_dir), "curriculum": "mt"}},
+        "test_sets": ["test"],
+        "translate": {"max_new_tokens": 4, "batch_size": 8},
+        "score": {"metrics": ["chrf"], "bootstrap_samples": 20},
+        "baseline": "base",
+        "tables": {"t": {"systems": ["MT"]}},
+    }))
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", DS_ACCELERATOR="cpu", PYTHONWARNINGS="ignore")
+
+    def ait(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "aligninstruct_cli", "experiment", *args, str(config)],
+                              env=env, capture_output=True, text=True, timeout=900)
+
+    run = ait("run", "--progress-every", "1")
+    assert run.returncode == 0, run.stdout + run.stderr
+    out = run.stderr
+    assert "warning: train/MT: loss not falling: stage 1 (mt): " in out
+    assert "warning: score/t: identical hypotheses: base and MT: 6 of 6 records (100.0 %; at most 90.0 %)" in out
+    assert out.index("loss not falling") < out.index("translate/MT: started")  # right after its step
+    log = (tmp_path / "out" / "run.log").read_text()
+    progress = [line for line in log.splitlines() if " progress: " in line]
+    assert any("train/MT: stage 1 (mt) step" in line and "ETA" in line for line in progress), log
+    assert "loss not falling" in log
+
+    status = subprocess.run([sys.executable, "-m", "aligninstruct_cli", "experiment", "status", str(config)],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert status.returncode == 0 and "started" in status.stdout and "duration" in status.stdout
+    train_row = next(line for line in status.stdout.splitlines() if line.startswith("train/MT"))
+    assert " done " in train_row and (" s " in train_row or " min " in train_row), status.stdout
+
+    report = ait("report")
+    assert report.returncode == 0, report.stderr
+    md = (tmp_path / "out" / "report.md").read_text()
+    health = md.split("## Health")[1].split("\n## ")[0]
+    assert "| train/MT | **warning** | loss not falling | stage 1 (mt): " in health
+    assert "| score/t | **warning** | identical hypotheses | base and MT: 6 of 6 records (100.0 %" in health
+    assert "## Step durations" in md and "## Sample translations" in md and "(n 3)" in md
+    assert (tmp_path / "out" / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # --strict: the same training (its done.json removed, so it runs again: a finished run resumes at once)
+    # now fails for its health, and what needs it does not run
+    import glob
+
+    (done,) = glob.glob(str(tmp_path / "out" / "steps" / "train" / "*" / "done.json"))
+    os.unlink(done)
+    strict = ait("run", "--strict")
+    assert strict.returncode == 1, strict.stderr
+    assert "train/MT: FAILED (exit 3)" in strict.stderr and "loss not falling" in strict.stderr
+    failed = orjson.loads(Path(done).with_name("failed.json").read_bytes())
+    assert failed["exit_code"] == 3

@@ -70,6 +70,9 @@ def run(
     strict: Annotated[bool, typer.Option(
         "--strict", help="A failed health check (loss not falling, identical hypotheses, ...; see the config's "
         "`health:` thresholds) fails its step instead of only warning.")] = False,
+    progress_every: Annotated[float, typer.Option(
+        "--progress-every", metavar="SECONDS", min=1, help="Without a terminal: a progress line (steps done, "
+        "ETA, each running step's progress) at most every SECONDS, on stderr and in OUTPUT/run.log.")] = 30.0,
 ) -> None:
     from aligninstruct_cli.errors import AitError
     from aligninstruct_cli.experiment.run import EXECUTORS, run_graph
@@ -84,7 +87,7 @@ def run(
             raise AitError(f"--only: unknown step {unknown[0]!r}", hint="the names are in `ait experiment status`")
         keys = {graph.by_name[name] for name in only}
     started = time.monotonic()
-    outcome = run_graph(graph, jobs=jobs, executor=executor, only=keys, strict=strict)
+    outcome = run_graph(graph, jobs=jobs, executor=executor, only=keys, strict=strict, progress_every=progress_every)
     console.info(f"{len(outcome.done)} step(s) run, {len(outcome.skipped)} already done, in "
                  f"{time.monotonic() - started:.1f} s; next: ait experiment report {config}")
 

@@ -1,8 +1,9 @@
 """`ait experiment report`: OUTPUT/report.md with the experiment's tables (markdown, TSV and JSON in
 OUTPUT/tables/, rendered by `metrics.report` from each table's `ait score` JSON: the paper's layouts,
 intervals and significance marks against the baseline), the training and validation loss of every
-trained system and stage (loss.png, from each run's metrics.jsonl), and the probe's Δ plot when the config
-asks for one. What is not made yet is listed, not invented."""
+trained system and stage (loss.png, from each run's metrics.jsonl: experiment/plots.py), the health checks,
+sample translations and step durations (experiment/report_sections.py), and the probe's Δ plot when the
+config asks for one. What is not made yet is listed, not invented."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ from typing import Any
 import orjson
 
 from aligninstruct_cli.experiment.graph import Graph
+from aligninstruct_cli.experiment.plots import plot_losses
+from aligninstruct_cli.experiment.report_sections import (durations_section, health_section, samples_section,
+                                                          table_notes)
 from aligninstruct_cli.experiment.run import DONE, status_rows, step_state
 from aligninstruct_cli.metrics.report import dumps_report, render
 
@@ -96,46 +100,6 @@ def loss_curves(run: Path) -> list[dict[str, Any]]:
     return curves
 
 
-def plot_losses(runs: dict[str, Path], path: Path) -> bool:
-    """loss.png: one panel per trained system, training loss as a line and validation loss as points, a
-    colour per curriculum stage. False when nothing was logged."""
-    curves = {name: loss_curves(run) for name, run in runs.items()}
-    curves = {name: c for name, c in curves.items() if any(s["steps"] or s["val_steps"] for s in c)}
-    if not curves:
-        return False
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n = len(curves)
-    cols = min(n, 3)
-    rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.2 * rows), squeeze=False)
-    for ax, (name, stages) in zip(axes.flat, curves.items()):
-        for k, s in enumerate(stages):
-            color = f"C{k}"
-            if s["steps"]:
-                ax.plot(s["steps"], s["loss"], color=color, linewidth=1.2, marker=".", markersize=3,
-                        label=f"stage {s['stage']} train")
-            if s["val_steps"]:
-                ax.plot(s["val_steps"], s["val_loss"], color=color, linestyle="none", marker="o", markersize=4,
-                        label=f"stage {s['stage']} validation")
-        ax.set_title(name, fontsize=10)
-        ax.set_xlabel("optimizer step")
-        ax.set_ylabel("loss")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    for ax in list(axes.flat)[n:]:
-        ax.axis("off")
-    fig.tight_layout()
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=100, metadata={"Software": None})
-    plt.close(fig)
-    os.replace(tmp, path)
-    return True
-
-
 def _browse(graph: Graph, kind: str, name: str) -> str:
     """The step's readable link under OUTPUT (`train/MTInstruct`, see run.link_names), as a markdown target."""
     from aligninstruct_cli.experiment.run import slug
@@ -159,7 +123,7 @@ def write_report(graph: Graph) -> tuple[Path, list[str]]:
     out.mkdir(parents=True, exist_ok=True)
     tables = write_tables(graph)
     runs = training_runs(graph)
-    has_loss = plot_losses(runs, out / "loss.png")
+    has_loss = plot_losses(graph, runs, out / "loss.png")
     missing = [f"table {name}" for name in exp.tables if name not in tables]
     rows = status_rows(graph)
     n_done = sum(1 for r in rows if r[1] == DONE)
@@ -177,7 +141,9 @@ def write_report(graph: Graph) -> tuple[Path, list[str]]:
         baseline = f"; significance against **{table.baseline}**" if table.baseline else ""
         md += [f"Rows: {', '.join(table.systems)}{baseline}. Files: "
                + " · ".join(f"[{label}]({os.path.relpath(p, out)})" for label, p in files.items()), "",
-               tables[name]["markdown"].strip(), ""]
+               tables[name]["markdown"].strip(), "", *table_notes(tables[name]["report"])]
+    health, _ = health_section(graph)
+    md += health + samples_section(graph)
     md += ["## Systems", "", "| system | model | curriculum | chosen lr | final validation loss | run |",
            "|---|---|---|---:|---:|---|"]
     for name, system in exp.systems.items():
@@ -193,8 +159,10 @@ def write_report(graph: Graph) -> tuple[Path, list[str]]:
     md += [""]
     if has_loss:
         md += ["## Training and validation loss", "",
-               "Per system and curriculum stage (the chosen learning rate's run), from each run's `metrics.jsonl`.",
-               "", "![training and validation loss](loss.png)", ""]
+               "One panel per curriculum stage, every system on the same axes (the chosen learning rate's run, "
+               "from each run's `metrics.jsonl`): training loss solid, named with the stage's training data "
+               "(`train: mt+align` includes the Align records), validation loss dashed, named with its data "
+               "(`val: mt`).", "", "![training and validation loss](loss.png)", ""]
     elif any(s.curriculum for s in exp.systems.values()):
         missing.append("loss plot")
     if exp.probe is not None:
@@ -218,6 +186,7 @@ def write_report(graph: Graph) -> tuple[Path, list[str]]:
             if exp.probe.plot and plot.exists():
                 _write(out / "probe.png", plot.read_bytes())
                 md += ["![probe](probe.png)", ""]
+    md += durations_section(graph)
     md += ["## Steps", "", "| step | state | output | log |", "|---|---|---|---|"]
     for names, state, output, log in rows:
         md.append(f"| {names} | {state} | `{os.path.relpath(output, out)}` | "

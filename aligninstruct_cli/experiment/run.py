@@ -289,7 +289,7 @@ def _end_group(pgid: int, grace: float = 20.0) -> None:
 
 def run_graph(graph: Graph, *, jobs: int = 1, executor: str = "local", only: set[str] | None = None,
               echo: Callable[[str], None] = console.info, strict: bool = False,
-              live: bool | None = None) -> Outcome:
+              live: bool | None = None, progress_every: float = 30.0) -> Outcome:
     """Run every step not done yet (with `only`: those and what they need). Raises StepsFailed when a step failed
     (the others that could run have run). After each step its health checks run (experiment/health.py): a
     warning per failed check, and with `strict` the step fails. Events and progress go to OUTPUT/run.log too
@@ -304,7 +304,7 @@ def run_graph(graph: Graph, *, jobs: int = 1, executor: str = "local", only: set
         skipped = [k for k in graph.order if k in wanted and k not in todo]
         for key in skipped:
             link_names(graph, key)
-        view = StudyView(graph, todo, echo, live=live)
+        view = StudyView(graph, todo, echo, live=live, every=progress_every)
         try:
             if todo:
                 view.event(f"{len(todo)} of {len(wanted)} steps to run ({len(skipped)} done before)")
