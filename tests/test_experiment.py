@@ -112,7 +112,7 @@ def test_demo_plan_runs_the_demos_chain_and_every_command_parses_back(tmp_path):
 
 
 def test_paper_bloomz24_plan_offline_is_the_whole_table_1_graph():
-    result = ait("experiment", "plan", str(PAPER24))
+    result = ait("experiment", "plan", str(PAPER24), "--no-preflight")  # its models are on the hub
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     commands = [line for line in lines if line.startswith(("ait ", "cat ", "{ "))]

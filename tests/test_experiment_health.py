@@ -295,3 +295,70 @@ def test_a_study_that_cannot_learn_is_caught_while_it_runs_and_in_the_report(tmp
     assert "train/MT: FAILED (exit 3)" in strict.stderr and "loss not falling" in strict.stderr
     failed = orjson.loads(Path(done).with_name("failed.json").read_bytes())
     assert failed["exit_code"] == 3
+
+
+# ---------------------------------------------------------------------------------------------- preflight
+def small_config(tmp_path: Path, model: str, **extra) -> Path:
+    import yaml
+
+    data = tmp_path / "pairs.jsonl"
+    write_jsonl(data, [{"id": str(i), "src": f"s {i}", "tgt": f"t {i}", "src_lang": "en", "tgt_lang": "kk"}
+                       for i in range(4)])
+    config = {"output": str(tmp_path / "out"), "corpora": {"c": {"file": str(data), "languages": ["kk"]}},
+              "datasets": {"mt": {"corpus": "c"}},
+              "systems": {"base": {"model": model}, "MT": {"model": model, "curriculum": "mt"}},
+              "test_sets": ["c"], "score": {"metrics": ["chrf", "comet"]}, "baseline": "base",
+              "tables": {"t": {"systems": ["MT"]}}, **extra}
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_plan_and_run_stop_with_exit_2_before_any_step_when_comet_cannot_be_had(tmp_path, monkeypatch):
+    """COMET in the metrics, HF_HUB_OFFLINE=1 and an empty hub cache: `plan` prints the commands, then lists
+    the problem and exits 2; `run` exits 2 before its first step (no step directory, no log)."""
+    from typer.testing import CliRunner
+
+    from aligninstruct_cli.cli import app
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    config = small_config(tmp_path, str(model))
+    runner = CliRunner()
+    plan = runner.invoke(app, ["experiment", "plan", str(config)])
+    assert plan.exit_code == 2, plan.output
+    assert "1 problem(s) found before running anything" in plan.output
+    assert "COMET model (needed by score/t) 'Unbabel/wmt22-comet-da' is not in the local Hugging Face cache" in plan.output
+    assert "HF_HUB_OFFLINE is set" in plan.output and "ait train" in plan.stdout
+    run = runner.invoke(app, ["experiment", "run", str(config)])
+    assert run.exit_code == 2 and "problem(s) found before running anything" in run.output
+    assert not (tmp_path / "out" / "steps").exists() and not (tmp_path / "out" / "logs").exists()
+    # without COMET, nothing is missing
+    assert runner.invoke(app, ["experiment", "plan", str(config), "--set", "score.metrics=[chrf]"]).exit_code == 0
+
+
+def test_preflight_lists_every_problem_at_once(tmp_path, monkeypatch):
+    import importlib.util
+
+    from aligninstruct_cli.commands.experiment import load
+    from aligninstruct_cli.experiment.preflight import preflight_problems
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name in ("deepspeed", "submitit") else real(name, *a))
+    config = small_config(tmp_path, "some-org/some-model")
+    problems = preflight_problems(load(str(config), None, []), executor="slurm")
+    assert len(problems) == 4, problems
+    assert problems[0].startswith("model (needed by train/MT) 'some-org/some-model' is not in the local Hugging Face cache")
+    assert problems[1].startswith("COMET model (needed by score/t) 'Unbabel/wmt22-comet-da'")
+    assert "training (train/MT) needs the deepspeed package, which is not installed (pip install deepspeed)" in problems
+    assert "--executor slurm needs the submitit package, which is not installed (pip install submitit)" in problems
+    monkeypatch.setattr(importlib.util, "find_spec", real)
+    local = small_config(tmp_path, str(tmp_path / "no-such-model"), score={"metrics": ["chrf"]})
+    assert preflight_problems(load(str(local), None, [])) == [
+        f"model (needed by train/MT) {tmp_path / 'no-such-model'}: no such file or directory"]

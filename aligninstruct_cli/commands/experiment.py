@@ -24,6 +24,9 @@ OutputOpt = Annotated[Optional[str], typer.Option("--output", "-o", metavar="DIR
 SetOpt = Annotated[Optional[List[str]], typer.Option(
     "--set", metavar="KEY.PATH=VALUE", help="Override a config key (VALUE in YAML), e.g. --set train.epochs=1 or "
     "--set systems.MT+Align.train.lr=[1e-4,3e-4]; repeatable.")]
+NoPreflightOpt = Annotated[bool, typer.Option(
+    "--no-preflight", help="Skip the check that every model, COMET checkpoint, data set and optional package "
+    "the steps still to run need is there (and the GPUs and disk).")]
 
 
 def load(config: str, output: str | None, overrides: list[str] | None, *, create: bool = False):
@@ -44,13 +47,18 @@ def load(config: str, output: str | None, overrides: list[str] | None, *, create
 
 @experiment_app.command("plan", help="Print the experiment as a bash script: every step's ait command, with its "
                         "inputs and output.")
-def plan(config: ConfigArg, output: OutputOpt = None, overrides: SetOpt = None) -> None:
+def plan(config: ConfigArg, output: OutputOpt = None, overrides: SetOpt = None,
+         no_preflight: NoPreflightOpt = False) -> None:
     from aligninstruct_cli.experiment.graph import render_plan
+    from aligninstruct_cli.experiment.preflight import preflight
     from aligninstruct_cli.experiment.run import DONE, step_state
 
     graph = load(config, output, overrides)
     done = {k for k in graph.steps if step_state(graph, k) == DONE}
     sys.stdout.write(render_plan(graph, done=done))
+    sys.stdout.flush()
+    if not no_preflight:
+        preflight(graph, pending=set(graph.steps) - done)
 
 
 @experiment_app.command("run", help="Run every step whose output is missing or was made with other settings; "
@@ -67,6 +75,7 @@ def run(
     only: Annotated[Optional[List[str]], typer.Option(
         "--only", metavar="STEP", help="Run only this step (a name from `status`, e.g. train/MTInstruct) and what "
         "it needs; repeatable.")] = None,
+    no_preflight: NoPreflightOpt = False,
     strict: Annotated[bool, typer.Option(
         "--strict", help="A failed health check (loss not falling, identical hypotheses, ...; see the config's "
         "`health:` thresholds) fails its step instead of only warning.")] = False,
@@ -86,6 +95,12 @@ def run(
         if unknown:
             raise AitError(f"--only: unknown step {unknown[0]!r}", hint="the names are in `ait experiment status`")
         keys = {graph.by_name[name] for name in only}
+    if not no_preflight:
+        from aligninstruct_cli.experiment.preflight import preflight
+        from aligninstruct_cli.experiment.run import DONE, _with_inputs, step_state
+
+        wanted = set(graph.steps) if keys is None else _with_inputs(graph, keys)
+        preflight(graph, pending={k for k in wanted if step_state(graph, k) != DONE}, executor=executor)
     started = time.monotonic()
     outcome = run_graph(graph, jobs=jobs, executor=executor, only=keys, strict=strict, progress_every=progress_every)
     console.info(f"{len(outcome.done)} step(s) run, {len(outcome.skipped)} already done, in "

@@ -1,0 +1,203 @@
+"""Preflight: before anything runs, is everything the steps still to run need there? `ait experiment plan`
+and `ait experiment run` (before its first step) check, for the steps not done yet:
+
+- every model named (a system's `model`) and COMET checkpoint (`score.comet_model` when the metrics include
+  COMET): a local path, a snapshot in the Hugging Face cache, or the hub when it can be reached and
+  HF_HUB_OFFLINE is not set (the reading of the cache is hub.py's);
+- every hub data set (`opus100:` / `flores200:` corpora without a `source` directory) the same way, and a
+  `source` directory that exists;
+- the optional packages the config needs: deepspeed (training), unbabel-comet (COMET), datasets (hub data),
+  matplotlib (the report's loss and probe plots), submitit (`--executor slurm|submitit-local`);
+- `num_gpus` against the GPUs this machine has (when it has any: on a CPU machine they are CPU ranks);
+- free disk under the output directory against a rough need (the full trainings' model copies).
+
+Every problem is listed at once, and the command exits 2 before any step runs."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from pathlib import Path
+from typing import Any
+
+from aligninstruct_cli.errors import AitError
+
+PACKAGES = {  # import name -> pip name
+    "deepspeed": "deepspeed", "comet": "unbabel-comet", "datasets": "datasets", "matplotlib": "matplotlib",
+    "submitit": "submitit"}
+FULL_COPIES = 4  # a full training keeps about this many copies of the model's size (final, stage outputs, a checkpoint)
+LORA_SHARE = 0.05  # a LoRA training: adapters and checkpoints, a small share of the base model
+
+
+class PreflightError(AitError):
+    """What the experiment needs and does not have, every item at once."""
+
+
+def _flag_value(argv: list[str], flag: str) -> str | None:
+    values = _flag_values(argv, flag)
+    return values[0] if values else None
+
+
+def _flag_values(argv: list[str], flag: str) -> list[str]:
+    """Every value given to `flag` (repeated, or comma-separated)."""
+    return [v for i, token in enumerate(argv[:-1]) if token == flag for v in argv[i + 1].split(",") if v]
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else 0
+
+
+class _Hub:
+    """Whether a hub repository can be had: cached, or downloadable (asked once per preflight)."""
+
+    def __init__(self):
+        self._reason: Any = ...
+
+    def reason(self) -> str | None:
+        """Why the hub cannot be downloaded from (None: it can)."""
+        from aligninstruct_cli import hub
+
+        if self._reason is ...:
+            reason = None if hub.offline_requested() else hub.unreachable_reason()
+            self._reason = "HF_HUB_OFFLINE is set" if hub.offline_requested() else (
+                reason and f"the hub is unreachable ({reason})")
+        return self._reason
+
+    def problem(self, repo_id: str, what: str, fix: str, *, repo_type: str = "model",
+                files: tuple[str, ...] = ()) -> tuple[str | None, Path | None]:
+        """(a problem or None, the cached snapshot or None)."""
+        from aligninstruct_cli import hub
+
+        snapshot = hub.cached_snapshot(repo_id, repo_type=repo_type, files=files)
+        if snapshot is not None:
+            return None, snapshot
+        reason = self.reason()
+        if reason is None:
+            return None, None
+        return hub.offline_paragraph(what, repo_id, reason, fix, repo_type=repo_type), None
+
+
+def _model_problem(model: str, what: str, hub: _Hub, fix: str) -> tuple[str | None, Path | None]:
+    path = Path(model).expanduser()
+    if path.exists():
+        return None, path
+    if model.startswith((".", "/", "~")) or model.count("/") > 1:
+        return f"{what} {model}: no such file or directory", None
+    return hub.problem(model, what, fix)
+
+
+def preflight_problems(graph: Any, *, pending: set[str] | None = None, executor: str = "local") -> list[str]:
+    """Every problem that would stop a step still to run (`pending`: their keys; default every step)."""
+    from aligninstruct_cli.metrics.comet import DEFAULT_COMET_MODEL
+
+    exp = graph.exp
+    pending = set(graph.steps) if pending is None else pending
+    steps = [graph.steps[k] for k in graph.order if k in pending]
+    hub = _Hub()
+    problems: list[str] = []
+    needed: dict[str, str] = {}  # package -> why
+    seen: set[str] = set()
+    disk_need = 0
+
+    for step in steps:
+        argv = step.argv
+        model = _flag_value(argv, "--model")
+        if step.kind in ("train", "translate", "probe") and model and not model.startswith("@{") and model not in seen:
+            seen.add(model)
+            problem, found = _model_problem(model, f"model (needed by {step.name})", hub,
+                                            "name a local model directory in the system's `model`")
+            if problem:
+                problems.append(problem)
+            if step.kind == "train" and found is not None:
+                full = "--full" in argv
+                stages = len((_flag_value(argv, "--curriculum") or "x").split(","))
+                disk_need += int(_size(found) * ((stages + FULL_COPIES) if full else LORA_SHARE))
+        if step.kind == "train":
+            needed.setdefault("deepspeed", f"training ({step.name})")
+            needed.setdefault("matplotlib", "the report's loss plot")
+        if step.kind == "score":
+            metrics = _flag_values(argv, "--metrics") or ["bleu", "chrf", "comet"]
+            comet = _flag_value(argv, "--comet-model") or DEFAULT_COMET_MODEL
+            if "comet" in metrics:
+                needed.setdefault("comet", f"COMET ({step.name})")
+                if not comet.startswith("@{") and comet not in seen:
+                    seen.add(comet)
+                    problem = _comet_problem(comet, step.name, hub)
+                    if problem:
+                        problems.append(problem)
+        if step.kind == "data":
+            source, kind = _flag_value(argv, "--source"), argv[2] if len(argv) > 2 else ""
+            if source is not None:
+                if not Path(source).is_dir() and source not in seen:
+                    seen.add(source)
+                    problems.append(f"{step.name}: --source {source}: no such directory")
+            else:
+                from aligninstruct_cli.data import FLORES_HUB_ID, OPUS100_HUB_ID
+
+                repo = OPUS100_HUB_ID if kind == "opus100" else FLORES_HUB_ID
+                needed.setdefault("datasets", f"reading {repo} from the hub ({step.name})")
+                if repo not in seen:
+                    seen.add(repo)
+                    problem, _ = hub.problem(repo, f"dataset (needed by {step.name})",
+                                             "give the corpus a local `source` directory (see docs/data.md)",
+                                             repo_type="dataset")
+                    if problem:
+                        problems.append(problem)
+        if step.kind == "probe" and exp.probe is not None and exp.probe.plot:
+            needed.setdefault("matplotlib", "the probe plot")
+    if executor in ("slurm", "submitit-local") and steps:
+        needed.setdefault("submitit", f"--executor {executor}")
+    for package, why in needed.items():
+        if importlib.util.find_spec(package) is None:
+            problems.append(f"{why} needs the {PACKAGES[package]} package, which is not installed "
+                            f"(pip install {PACKAGES[package]})")
+    problems += _gpu_problems(steps)
+    if disk_need:
+        out = Path(exp.output)
+        probe = next((p for p in [out, *out.parents] if p.exists()), Path("."))
+        free = shutil.disk_usage(probe).free
+        if free < disk_need:
+            problems.append(f"{out}: {free / 2**30:.1f} GiB free, the trainings need about {disk_need / 2**30:.1f} GiB "
+                            "(model copies of the full trainings, adapters of the LoRA ones)")
+    return problems
+
+
+def _comet_problem(model: str, step: str, hub: _Hub) -> str | None:
+    path = Path(model).expanduser()
+    if path.is_file():
+        return None
+    if path.is_dir():
+        return None if (path / "checkpoints" / "model.ckpt").is_file() else (
+            f"COMET model {model} (needed by {step}): no checkpoints/model.ckpt in this directory")
+    if model.startswith((".", "/", "~")):
+        return f"COMET model {model} (needed by {step}): no such file or directory"
+    problem, _ = hub.problem(model, f"COMET model (needed by {step})",
+                             "name a local checkpoint in the config's score.comet_model, or leave COMET out of "
+                             "score.metrics (e.g. [bleu, chrf])", files=("checkpoints/model.ckpt",))
+    return problem
+
+
+def _gpu_problems(steps: list[Any]) -> list[str]:
+    asked = [(int(n), s.name) for s in steps if s.kind in ("train", "translate")
+             for n in [_flag_value(s.argv, "--num-gpus")] if n and n.isdigit() and int(n) > 1]
+    if not asked:
+        return []
+    try:
+        import torch
+    except ImportError:
+        return []
+    if not torch.cuda.is_available():
+        return []  # a CPU machine: num_gpus counts CPU ranks
+    have = torch.cuda.device_count()
+    return [f"{name}: num_gpus {n}, but this machine has {have} GPU(s)" for n, name in asked if n > have]
+
+
+def preflight(graph: Any, *, pending: set[str] | None = None, executor: str = "local") -> None:
+    """Raise PreflightError (exit 2) listing every problem, if there is any."""
+    problems = preflight_problems(graph, pending=pending, executor=executor)
+    if problems:
+        raise PreflightError(f"{graph.exp.path}: {len(problems)} problem(s) found before running anything:\n- "
+                             + "\n- ".join(problems),
+                             hint="fix them and run again; nothing has been run")
