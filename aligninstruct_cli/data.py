@@ -196,3 +196,50 @@ def flores200(lang: str | Flores200Options, split: str | None = None, **fields) 
                   for side, code in ((a, other_code), (b, xx_code)))
     pairs = _zip_sides(a, b, names)  # type: ignore[arg-type]
     yield from islice(_records("flores200", split, pairs, other, xx, options.direction), options.limit)
+
+
+# ---------------------------------------------------------------------------------------------- your own file
+FILE_DIRECTIONS = ("as-is", "reversed", "both")
+_PAIR_SUFFIX = "{src}-{tgt}"
+
+
+@dataclass(kw_only=True)
+class FileOptions(LanguagesOption):
+    direction: Literal[FILE_DIRECTIONS] = option(  # type: ignore[valid-type]
+        "both", help="as-is: each record as it is; reversed: source and target swapped; both: each record, then "
+        "its reverse.", details="A reversed record's id: a trailing .SRC-TGT swapped (test.7.en-kk → "
+        "test.7.kk-en), else the id + .reversed.")
+
+
+def reversed_record(rec: dict) -> dict:
+    """`rec` with source and target (and their languages) swapped, under the id of the other direction."""
+    rid, pair = str(rec["id"]), _PAIR_SUFFIX.format(src=rec["src_lang"], tgt=rec["tgt_lang"])
+    new_id = (rid[:-len(pair)] + _PAIR_SUFFIX.format(src=rec["tgt_lang"], tgt=rec["src_lang"])
+              if rid.endswith("." + pair) else f"{rid}.reversed")
+    return {**rec, "id": new_id, "src_lang": rec["tgt_lang"], "tgt_lang": rec["src_lang"], "src": rec["tgt"],
+            "tgt": rec["src"]}
+
+
+def file_records(path: str, options: FileOptions | None = None) -> Iterator[dict]:
+    """Your parallel file's records in `options.direction`: as they are, reversed, or both (each record then its
+    reverse). A reversed record whose id is already taken by a record of the file is an error."""
+    from aligninstruct_cli.io import read_records
+
+    direction = (options or FileOptions()).direction
+    taken: set[str] = set()  # ids written, with both directions (one pass: the input may be stdin)
+    for line_no, rec in read_records(path, "parallel", with_location=True):
+        if direction in ("as-is", "both"):
+            if str(rec["id"]) in taken:
+                raise InputError(path, line_no, f"id {rec['id']!r} is the reverse of an earlier record: the file "
+                                 "holds both directions already (use direction as-is)")
+            if direction == "both":
+                taken.add(str(rec["id"]))
+            yield rec
+        if direction in ("reversed", "both"):
+            back = reversed_record(rec)
+            if back["id"] in taken:
+                raise InputError(path, line_no, f"its reverse's id {back['id']!r} is already a record's id: the "
+                                 "file holds both directions already (use direction as-is)")
+            if direction == "both":
+                taken.add(back["id"])
+            yield back

@@ -362,3 +362,44 @@ def test_preflight_lists_every_problem_at_once(tmp_path, monkeypatch):
     local = small_config(tmp_path, str(tmp_path / "no-such-model"), score={"metrics": ["chrf"]})
     assert preflight_problems(load(str(local), None, [])) == [
         f"model (needed by train/MT) {tmp_path / 'no-such-model'}: no such file or directory"]
+
+
+# ---------------------------------------------------------------------------------------------- small ones
+@pytest.mark.parametrize("command, required", [("train", ["model", "data", "output"]), ("translate", ["model"])])
+def test_print_config_without_the_required_options_shows_the_defaults(command, required):
+    import yaml
+    from typer.testing import CliRunner
+
+    from aligninstruct_cli.cli import app
+
+    result = CliRunner().invoke(app, [command, "--print-config"])
+    assert result.exit_code == 0, result.output
+    for name in required:
+        assert f"\n{name}: null  # required (--{name})" in "\n" + result.stdout
+    shown = yaml.safe_load(result.stdout)
+    assert all(shown[name] is None for name in required)
+    assert shown["num_beams" if command == "translate" else "epochs"] == (1 if command == "translate" else [5])
+    given = CliRunner().invoke(app, [command, "--print-config", "--model", "m"] + (["--max-new-tokens", "7"]
+                                                                                 if command == "translate" else []))
+    if command == "translate":  # nothing missing: the resolved, checked options
+        assert given.exit_code == 0 and "# required" not in given.stdout and "max_new_tokens: 7" in given.stdout
+    else:
+        assert "model: m\n" in given.stdout and "data: null  # required (--data)" in given.stdout
+
+
+def test_a_file_corpus_in_both_directions_goes_through_ait_data_file(tmp_path):
+    from aligninstruct_cli.commands.experiment import load
+    from aligninstruct_cli.data import FileOptions, file_records
+
+    config = small_config(tmp_path, str(tmp_path), score={"metrics": ["chrf"]})
+    graph = load(str(config), None, ["corpora.c.direction=both"])
+    step = graph.step("data/c.kk")
+    assert graph.argv(step.key)[:3] == ["ait", "data", "file"] and "--direction" in step.argv
+    translate = graph.argv(graph.by_name["translate/base"])
+    assert translate[2] == str(graph.output(step.key))
+    records = list(file_records(str(tmp_path / "pairs.jsonl"), FileOptions(direction="both")))
+    assert [(r["id"], r["src_lang"], r["src"]) for r in records[:2]] == [("0", "en", "s 0"), ("0.reversed", "kk", "t 0")]
+    from aligninstruct_cli.errors import AitError
+
+    with pytest.raises(AitError, match="corpora.c.direction: expected one of as-is, reversed, both"):
+        load(str(config), None, ["corpora.c.direction=sideways"])

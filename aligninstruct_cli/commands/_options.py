@@ -168,6 +168,29 @@ def resolve_options(cls: type, ctx: typer.Context, values: dict[str, Any], confi
         raise AitError(render(exc), hint=exc.hint) from None
 
 
+def config_without_required(cls: type, ctx: typer.Context, values: dict[str, Any], config: str | None) -> str | None:
+    """`--print-config` while required options are missing: the defaults and what was given, as YAML, each
+    missing option `null` and marked `# required`; None when nothing is missing (the options are then
+    resolved and checked as for a run)."""
+    import yaml
+
+    from aligninstruct_cli.options import _plain
+
+    from_file = load_config(config, cls) if config else {}
+    given = {**from_file, **{f.name: values[f.name] for f in option_fields(cls) if _given(ctx, f.name)}}
+    missing = {f.name: flag_of(f) for f in option_fields(cls) if not has_default(f) and f.name not in given}
+    if not missing:
+        return None
+    shown = {f.name: _plain(given[f.name] if f.name in given else default_of(f) if has_default(f) else None)
+             for f in option_fields(cls)}
+    lines = []
+    for line in yaml.safe_dump(shown, sort_keys=False, allow_unicode=True).splitlines():
+        name = line.split(":", 1)[0]
+        lines.append(f"{line}  # required ({missing[name]})" if name in missing and not line.startswith(" ") else line)
+    console.info(f"required, not given: {', '.join(missing.values())} (marked `# required`)")
+    return "\n".join(lines) + "\n"
+
+
 def stage_command(app: typer.Typer, command_name: str, cls: type, run: Callable[..., Any], *,
                   extras: tuple[Extra, ...] = (), help: str | None = None, aliases: tuple[str, ...] = (),
                   short_help: str | None = None) -> Callable[..., Any]:
@@ -192,6 +215,11 @@ def stage_command(app: typer.Typer, command_name: str, cls: type, run: Callable[
         config = values.pop("config")
         print_config = values.pop("print_config")
         extra_values = {k: values.pop(k) for k in extra_names}
+        if print_config:
+            partial = config_without_required(cls, ctx, values, config)
+            if partial is not None:
+                sys.stdout.write(partial)
+                return
         options, render = resolve_options(cls, ctx, values, config)
         if print_config:
             import yaml

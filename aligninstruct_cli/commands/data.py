@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from aligninstruct_cli import console, data
-from aligninstruct_cli.commands._options import Extra, OutputOpt, stage_command
+from aligninstruct_cli.commands._options import Extra, InputArg, OutputOpt, stage_command
 from aligninstruct_cli.io import RecordWriter
 
 data_app = typer.Typer(help="Fetch real parallel data by name (OPUS-100, FLORES-200) as parallel JSONL.",
@@ -26,8 +26,16 @@ def flores200(options: data.Flores200Options, output: str = "-") -> None:
     console.info(f"flores200 {options.lang} {options.split}: wrote {n} records")
 
 
+def file(options: data.FileOptions, input: str = "-", output: str = "-") -> None:
+    """Your parallel file (JSONL, TSV or `src ||| tgt`) as it is, reversed, or in both directions."""
+    with RecordWriter(output) as out:
+        n = out.write_many(data.file_records(input, options))
+    console.info(f"{input}: wrote {n} records ({options.direction})")
+
+
 def register(app: typer.Typer) -> None:
     output = (Extra("output", OutputOpt, "-"),)
+    stage_command(data_app, "file", data.FileOptions, file, extras=(Extra("input", InputArg, "-"), *output))
     stage_command(data_app, "opus100", data.Opus100Options, opus100, extras=output)
     stage_command(data_app, "flores200", data.Flores200Options, flores200, extras=output)
     app.add_typer(data_app, name="data")

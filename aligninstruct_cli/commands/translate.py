@@ -201,4 +201,4 @@ def translate_command(options: TranslateOptions, input: str = STDIO, output: str
 
 def register(app: typer.Typer) -> None:
     stage_command(app, "translate", TranslateOptions, translate_command, help=HELP, extras=(
-        Extra("input", InputArg), Extra("output", OutputOpt, STDIO), Extra("resume", ResumeOpt, False)))
+        Extra("input", InputArg, STDIO), Extra("output", OutputOpt, STDIO), Extra("resume", ResumeOpt, False)))

@@ -55,7 +55,7 @@ KEYS: dict[str, str] = {
              "probe and score steps), e.g. {all: {slurm_partition: x}, gpu: {gpus_per_node: 8}}.",
 }
 
-CORPUS_KEYS = ("file", "opus100", "flores200", "toy", "languages", "each")
+CORPUS_KEYS = ("file", "opus100", "flores200", "toy", "languages", "each", "direction")
 DATASET_KEYS = ("corpus", "objective", "build", "mix", "weight", "languages", "sample_with")
 SYSTEM_KEYS = ("model", "curriculum", "data", "val", "train", "translate", "test_sets")
 TABLE_KEYS = ("systems", "baseline", "score")
@@ -98,6 +98,7 @@ class Corpus:
     source: Any  # the path (file, toy) or the `ait data` keys
     languages: list[str]
     each: str = "language"  # or "pair"
+    direction: str = "as-is"  # a file's records: as-is, reversed or both (`ait data file --direction`)
 
 
 @dataclass
@@ -347,6 +348,15 @@ def _read_corpora(exp: Experiment, r: _Reader, corpora: dict[str, Any]) -> None:
             raise r.fail(f"{where}.each", f"expected language or pair, not {_kind(each)}")
         if each == "pair" and kind != "flores200":
             raise r.fail(f"{where}.each", "pair needs a flores200 source (every two languages, paired by sentence)")
+        direction = spec.get("direction", "as-is")
+        if "direction" in spec:
+            from aligninstruct_cli.data import FILE_DIRECTIONS
+
+            if kind != "file":
+                raise r.fail(f"{where}.direction", f"only for a file: source (a {kind} source has its own "
+                             f"`direction` key inside {kind}:)")
+            if direction not in FILE_DIRECTIONS:
+                raise r.fail(f"{where}.direction", f"expected one of {', '.join(FILE_DIRECTIONS)}, not {_kind(direction)}")
         if kind == "file":
             source: Any = r.string(spec["file"], f"{where}.file")
             files = [source.replace("{lang}", lang) for lang in languages] if "{lang}" in source else [source]
@@ -367,7 +377,7 @@ def _read_corpora(exp: Experiment, r: _Reader, corpora: dict[str, Any]) -> None:
             source = r.stage(spec[kind], f"{where}.{kind}", kind)
         if kind in ("opus100", "flores200", "file") and not languages and (kind != "file" or "{lang}" in spec["file"]):
             raise r.fail(f"{where}.languages", "no languages: give `languages` at the top or here")
-        exp.corpora[name] = Corpus(name, kind, source, languages, each)
+        exp.corpora[name] = Corpus(name, kind, source, languages, each, direction)
 
 
 def _read_datasets(exp: Experiment, r: _Reader, datasets: dict[str, Any]) -> None:

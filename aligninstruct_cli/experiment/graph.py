@@ -254,6 +254,15 @@ class Builder:
         elif corpus.kind == "file":
             for unit in units:
                 path = corpus.source.replace("{lang}", unit)
+                if corpus.direction != "as-is":  # reversed or both: `ait data file` writes them
+                    out = f"{name}.{unit}.jsonl"
+                    languages = ["--languages", self.exp.language_file] if self.exp.language_file else []
+                    key = self.add(f"data/{name}.{unit}", "data", [AIT, "data", "file", path, *languages,
+                                                                   "--direction", corpus.direction, "-o",
+                                                                   f"@{{out}}/{out}"],
+                                   files=self.files_of(path, self.exp.language_file), main=out)
+                    parts.append((unit, self.ref(key, out), [key]))
+                    continue
                 parts.append((unit, path, []))
         else:
             for unit in units:
