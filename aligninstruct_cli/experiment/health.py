@@ -128,7 +128,7 @@ def check_training(step: str, run: Path, options: HealthOptions) -> list[Finding
             start, end = sum(losses[:window]) / window, sum(losses[-window:]) / window
             drop = (start - end) / abs(start) if start else 0.0
             findings.append(Finding(step, "loss not falling", f"{where}: {start:.4f} → {end:.4f} over "
-                                    f"{len(losses)} log lines ({_pct(drop)} lower; at least "
+                                    f"{len(losses)} log lines ({_pct(drop) + ' lower' if drop >= 0 else _pct(-drop) + ' higher'}; at least "
                                     f"{_pct(options.min_loss_drop)} expected)", drop, options.min_loss_drop,
                                     drop < options.min_loss_drop))
         val = [x for x in val if math.isfinite(x)]
@@ -136,7 +136,8 @@ def check_training(step: str, run: Path, options: HealthOptions) -> list[Finding
             best = min(val[:-1])
             rise = (val[-1] - best) / abs(best) if best else 0.0
             findings.append(Finding(step, "validation loss rising", f"{where}: last epoch {val[-1]:.4f}, best "
-                                    f"earlier {best:.4f} ({_pct(rise)} higher; at most {_pct(options.max_val_rise)})",
+                                    f"earlier {best:.4f} ({_pct(rise) + ' higher' if rise >= 0 else _pct(-rise) + ' lower'}; at most "
+                                    f"{_pct(options.max_val_rise)} higher)",
                                     rise, options.max_val_rise, rise > options.max_val_rise))
     return findings
 

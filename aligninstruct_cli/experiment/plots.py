@@ -59,7 +59,9 @@ def plot_losses(graph: Any, runs: dict[str, Path], path: Path) -> bool:
 
     systems = list(dict.fromkeys(line["system"] for p in panels for line in p["lines"]))
     colours = {s: f"C{i % 10}" for i, s in enumerate(systems)}
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False, sharey=True)
+    rows = max(len(p["lines"]) for p in panels)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.6 + 0.16 * rows), squeeze=False,
+                             sharey=True)
     for ax, panel in zip(axes[0], panels):
         names = set(panel["names"].values())
         ax.set_title(f"stage {panel['stage']}" + (f": {names.pop()}" if len(names) == 1 else ""), fontsize=10)
@@ -70,7 +72,7 @@ def plot_losses(graph: Any, runs: dict[str, Path], path: Path) -> bool:
                     label=line["label"])
         ax.set_xlabel("optimizer step in the stage")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)  # off the curves
     axes[0][0].set_ylabel("loss (nats per target token)")
     fig.suptitle("Training (solid) and validation (dashed) loss, every system on the same axes", fontsize=10)
     fig.tight_layout()

@@ -45,7 +45,13 @@ def table_notes(report: dict[str, Any]) -> list[str]:
         directions = ", ".join(f"{d.split(':', 1)[-1]} (n {n.get(d, '?')})" for d in group.get("directions", []))
         lines.append(f"- `{group['key']}`: " + (f"test set {testset}, " if testset else "") + f"{meaning}: "
                      + (directions or "no directions"))
-    lines += ["- `BLEU`, `chrF++`, `COMET`: the metric, on the 0-100 scale (COMET × 100)", ""]
+    from aligninstruct_cli.metrics import METRIC_LABELS
+
+    labels = [METRIC_LABELS.get(m, m) for m in report.get("metrics", [])]
+    if labels:
+        lines.append(f"- then the metric: {', '.join(f'`{label}`' for label in labels)}"
+                     + (" (COMET × 100)" if "comet" in report.get("metrics", []) else ""))
+    lines.append("")
     return lines
 
 
