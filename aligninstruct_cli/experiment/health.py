@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-import orjson
 
 from aligninstruct_cli.options import check_options, option
 
@@ -80,34 +79,23 @@ def _pct(x: float) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- train
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_bytes().splitlines():
-        if line.strip():
-            try:
-                out.append(orjson.loads(line))
-            except orjson.JSONDecodeError:
-                continue  # a line being written
-    return out
-
-
-def _stage_names(run: Path) -> tuple[list[str], list[float]]:
+def run_stages(run: Path) -> tuple[list[str], list[float]]:
     """(the curriculum's stage names, e.g. ["mt+align", "mt"]; the learning rates) from the run's run.json."""
-    try:
-        manifest = orjson.loads((run / "run.json").read_bytes())
-    except (OSError, orjson.JSONDecodeError):
-        return [], []
+    from aligninstruct_cli.experiment.run import read_marker
+
+    manifest = read_marker(run / "run.json") or {}
     curriculum = manifest.get("curriculum") or []
     return (["+".join(s) if isinstance(s, list) else str(s) for s in curriculum], list(manifest.get("lrs") or []))
 
 
 def check_training(step: str, run: Path, options: HealthOptions) -> list[Finding]:
     """The loss checks over a run's metrics.jsonl, per learning rate and stage."""
-    stages, lrs = _stage_names(run)
+    stages, lrs = run_stages(run)
     groups: dict[tuple[int, int], dict[str, list[float]]] = defaultdict(lambda: {"loss": [], "val_loss": []})
-    for rec in _read_jsonl(run / "metrics.jsonl"):
+    from aligninstruct_cli.io import read_records
+
+    metrics = run / "metrics.jsonl"
+    for rec in read_records(str(metrics), "any") if metrics.exists() else ():
         for name in ("loss", "val_loss"):
             if name in rec and (rec[name] is None or isinstance(rec[name], (int, float))):
                 # the training writes a NaN or infinite loss as null (orjson)
@@ -252,7 +240,9 @@ def check_translations(step: str, hyps: Path, options: HealthOptions) -> list[Fi
                                 value, limit, value > limit))
 
     share_check("empty hypotheses", "empty", options.max_empty)
-    manifest = _read_json(Path(f"{hyps}.run.json"))
+    from aligninstruct_cli.experiment.run import read_marker
+
+    manifest = read_marker(Path(f"{hyps}.run.json")) or {}
     cut, generated = manifest.get("stopped_at_max_new_tokens"), manifest.get("generated")
     if isinstance(cut, int) and isinstance(generated, int) and generated:
         limit = (manifest.get("decoding") or {}).get("max_new_tokens")
@@ -272,14 +262,6 @@ def check_translations(step: str, hyps: Path, options: HealthOptions) -> list[Fi
                             value > options.max_same_hypothesis and stats["top"][direction] > 1))
     share_check("wrong script", "wrong_script", options.max_wrong_script, "scripted")
     return findings
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = orjson.loads(path.read_bytes())
-    except (OSError, orjson.JSONDecodeError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 # ---------------------------------------------------------------------------------------------- score

@@ -39,11 +39,9 @@ def duration(seconds: float | None) -> str:
 
 
 def _json(path: Path) -> dict[str, Any]:
-    try:
-        data = orjson.loads(path.read_bytes())
-    except (OSError, orjson.JSONDecodeError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    from aligninstruct_cli.experiment.run import read_marker
+
+    return read_marker(path) or {}
 
 
 def _last_lines(path: Path, n_bytes: int = TAIL_BYTES) -> list[bytes]:
@@ -118,8 +116,10 @@ def train_progress(run: Path) -> Progress | None:
         place = (int(last.get("lr_index", 0)), int(last.get("stage", 1)))
         if place not in finished:
             done += int(last.get("step", 0))
-        stages = orjson.loads((run / "run.json").read_bytes()).get("curriculum") or []
-        name = "+".join(stages[place[1] - 1]) if 0 < place[1] <= len(stages) else ""
+        from aligninstruct_cli.experiment.health import run_stages
+
+        stages, _ = run_stages(run)
+        name = stages[place[1] - 1] if 0 < place[1] <= len(stages) else ""
         text = (f"stage {place[1]}" + (f" ({name})" if name else "") + f" step {last.get('step')}/"
                 f"{totals.get(place, '?')} · loss {last['loss']:.4f}"
                 + (f" · {last['tokens_per_s']:,.0f} tok/s" if isinstance(last.get("tokens_per_s"), (int, float)) else ""))

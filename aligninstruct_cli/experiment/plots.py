@@ -9,25 +9,16 @@ import os
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-
-def _stage_names(run: Path) -> list[str]:
-    try:
-        curriculum = orjson.loads((run / "run.json").read_bytes()).get("curriculum") or []
-    except (OSError, orjson.JSONDecodeError):
-        return []
-    return ["+".join(s) if isinstance(s, list) else str(s) for s in curriculum]
-
 
 def loss_panels(graph: Any, runs: dict[str, Path]) -> list[dict[str, Any]]:
     """Per stage (1-based, in order): {stage, names: {system: stage name}, lines: [{system, kind, label, steps,
     loss}]}, steps counted from the stage's start, for the chosen learning rate's run of each system."""
+    from aligninstruct_cli.experiment.health import run_stages
     from aligninstruct_cli.experiment.report import loss_curves
 
     panels: dict[int, dict[str, Any]] = {}
     for system, run in runs.items():
-        names = _stage_names(run)
+        names, _ = run_stages(run)
         spec = graph.exp.systems.get(system)
         val = graph.exp.datasets.get(spec.val) if spec is not None and spec.val else None
         val_name = val.objective if val is not None else "validation"
