@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-
 from aligninstruct_cli.options import check_options, option
 
 REPEAT_WORDS = 4  # a unit of 1-4 words repeated this many times in a row is degenerate

@@ -307,6 +307,7 @@ class StudyView:
                 f"{self._eta_text()}" + "".join(f"; {self.step_line(k)}" for k in self.running))
 
     def _render(self):
+        from rich.markup import escape
         from rich.table import Table
 
         table = Table.grid(padding=(0, 1))
@@ -314,7 +315,7 @@ class StudyView:
         table.add_row(f"[bold]study[/bold] {done}/{self.total} steps · {duration(time.monotonic() - self.started_at)}"
                       f" elapsed · {self._eta_text()}")
         for key in self.running:
-            table.add_row(f"  [cyan]{self.step_line(key)}[/cyan]")
+            table.add_row(f"  [cyan]{escape(self.step_line(key))}[/cyan]")  # names and texts are not markup
         return table
 
     def _log(self, line: str) -> None:
