@@ -401,3 +401,19 @@ def test_a_file_corpus_in_both_directions_goes_through_ait_data_file(tmp_path):
 
     with pytest.raises(AitError, match="corpora.c.direction: expected one of as-is, reversed, both"):
         load(str(config), None, ["corpora.c.direction=sideways"])
+
+
+def test_the_script_of_a_language_from_your_language_file(tmp_path):
+    from aligninstruct_cli.languages import reset_languages, use_language_file
+
+    langs = tmp_path / "langs.tsv"
+    langs.write_text("code\tflores\tname\nqxx\tqxx_Cyrl\tExamplish\n", encoding="utf-8")
+    try:
+        use_language_file(str(langs))
+        assert target_script("qxx") == "Cyrl"
+        path = write_jsonl(tmp_path / "h.jsonl", [hyp(i, f"s{i}", w, "en", "qxx") for i, w in
+                                                  enumerate(["мир", "world", "дом", "house"])])
+        f = by_check(check_translations("translate/S", path, HealthOptions()))["wrong script"]
+        assert (f.value, f.failed) == (0.5, True)
+    finally:
+        reset_languages()

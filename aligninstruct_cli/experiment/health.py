@@ -290,6 +290,10 @@ def check_step(graph: Any, key: str, options: HealthOptions | None = None) -> li
     """The checks of one finished step of an experiment graph (none for the kinds without checks)."""
     options = options or health_options(graph)
     step = graph.steps[key]
+    if step.kind == "translate" and graph.exp.language_file:  # its `flores` column gives your languages' scripts
+        from aligninstruct_cli.languages import use_language_file
+
+        use_language_file(graph.exp.language_file)
     if step.kind == "train":
         return check_training(step.name, graph.directory(key), options)
     if step.kind == "translate":
