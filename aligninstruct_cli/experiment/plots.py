@@ -51,7 +51,7 @@ def plot_losses(graph: Any, runs: dict[str, Path], path: Path) -> bool:
     systems = list(dict.fromkeys(line["system"] for p in panels for line in p["lines"]))
     colours = {s: f"C{i % 10}" for i, s in enumerate(systems)}
     rows = max(len(p["lines"]) for p in panels)
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.6 + 0.16 * rows), squeeze=False,
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(7.0, 5.2 * len(panels)), 3.6 + 0.16 * rows), squeeze=False,
                              sharey=True)
     for ax, panel in zip(axes[0], panels):
         names = set(panel["names"].values())
