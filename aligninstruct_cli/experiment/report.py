@@ -49,7 +49,22 @@ def write_tables(graph: Graph) -> dict[str, dict[str, Any]]:
         _write(files["TSV"], render(report, "tsv").encode())
         _write(files["JSON"], dumps_report(report))
         tables[name] = {"files": files, "markdown": markdown, "report": report}
+        if exp.compare_to == "paper" and table.paper is not None:
+            comparison = paper_comparison(graph, table, report)
+            files["beside the paper"] = out / f"{name}.paper.md"
+            _write(files["beside the paper"], comparison.encode())
+            tables[name]["markdown"] += "\n" + comparison
     return tables
+
+
+def paper_comparison(graph: Graph, table: Any, report: dict[str, Any]) -> str:
+    """`compare_to: paper`: the paper's rows under the table's rows, with the differences (paper/compare.py)."""
+    from aligninstruct_cli.experiment.config import paper_rows
+    from aligninstruct_cli.paper.compare import render_comparison
+
+    exp = graph.exp
+    precisions = {str({**exp.translate, **exp.systems[s].translate}.get("precision", "auto")) for s in paper_rows(table)}
+    return render_comparison(report, table.paper, paper_rows(table), "/".join(sorted(precisions)))
 
 
 def training_runs(graph: Graph) -> dict[str, Path]:

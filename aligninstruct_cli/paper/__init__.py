@@ -7,7 +7,7 @@ PROMPT-3`, `MT+Align pivot`), testset (opus100, flores200), group (a direction g
 `unseen→seen`, or one direction such as `en-af` or `de-fr`), metric (BLEU, chrF++, COMET) and value (as
 printed: two decimals, one for the per-language BLEU and chrF++).
 
-The paper ran each experiment once, with fp16 and its own COMET checkpoint (it names none), on FLORES-200 v1
+The paper ran each experiment once, in mixed precision on V100s (fp16), with a COMET checkpoint it does not name, on FLORES-200 v1
 (ait reads FLORES+); `CAVEATS` says so wherever ait's numbers stand beside these."""
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ CAVEATS = {
              "(Unbabel/wmt22-comet-da) is ait's choice, so COMET differences are not comparable as such.",
     "flores200": "FLORES: the paper used FLORES-200 (v1, its README's release); ait reads FLORES+ "
                  "(openlanguagedata/flores_plus), whose corrected sentences differ for some languages.",
-    "precision": "Precision: the paper trained and decoded in fp16 on V100s; ait uses bf16 where the GPU has it.",
+    "precision": "Precision: the paper used mixed-precision training on V100s (fp16: a V100 has no bf16); ait's "
+                 "`precision: auto` is bf16 where the GPU has it.",
     "runs": "Runs: the paper reports one run per system (no intervals); its differences under one point may "
             "be within run-to-run variation.",
 }
