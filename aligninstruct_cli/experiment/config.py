@@ -43,7 +43,8 @@ KEYS: dict[str, str] = {
     "systems": "Named systems: `model` (a hub id or directory, `{system: NAME}` for another system's fully "
                "trained model, or `{toy: {seed: N}}`), `curriculum` (none: the model as it is), `data` (curriculum "
                "name -> data set; default: the names are data sets), `val` (a data set), `train` and `translate` "
-               "(keys that override the top-level sections), `test_sets` (a subset).",
+               "(keys that override the top-level sections), `test_sets` (a subset), `seeds` (a list: one training "
+               "per seed, the tables as mean ± sd over them; experiment/seeds.py).",
     "baseline": "The system every table compares against (paired bootstrap), unless a table names its own.",
     "tables": "Named tables: `systems` (rows, default every system but the baseline), `baseline`, `score` "
               "(`ait score` keys, e.g. layout: table1), `paper` (the published table it reproduces: `table`, "
@@ -59,7 +60,7 @@ KEYS: dict[str, str] = {
 
 CORPUS_KEYS = ("file", "opus100", "flores200", "toy", "languages", "each")
 DATASET_KEYS = ("corpus", "objective", "build", "mix", "weight", "languages", "sample_with")
-SYSTEM_KEYS = ("model", "curriculum", "data", "val", "train", "translate", "test_sets")
+SYSTEM_KEYS = ("model", "curriculum", "data", "val", "train", "translate", "test_sets", "seeds")
 TABLE_KEYS = ("systems", "baseline", "score", "paper")
 PAPER_KEYS = ("table", "model", "setting", "rows")
 PROBE_KEYS = ("corpus", "head", "systems", "options", "plot")
@@ -125,6 +126,7 @@ class System:
     train: dict[str, Any]
     translate: dict[str, Any]
     test_sets: list[str]
+    seeds: list[int] | None = None  # one run per seed (expanded at load: experiment/seeds.py)
 
 
 @dataclass
@@ -167,6 +169,8 @@ class Experiment:
     probe: Probe | None = None
     slurm: dict[str, dict[str, Any]] = field(default_factory=dict)
     compare_to: str | None = None  # "paper"
+    seed_runs: dict[str, list[str]] = field(default_factory=dict)  # seeded system -> its per-seed systems
+    seed_tables: dict[str, tuple[Any, list[str]]] = field(default_factory=dict)  # table -> (as written, per seed)
 
     def error(self, where: str, message: str, *, hint: str | None = None) -> ConfigError:
         return ConfigError(self.path, where, message, hint=hint)
@@ -335,6 +339,9 @@ def load_experiment(path: str | Path, *, output: str | None = None, overrides: l
         if raw["compare_to"] != "paper":
             raise r.fail("compare_to", f"expected paper (the published scores), not {_kind(raw['compare_to'])}")
         exp.compare_to = "paper"
+    from aligninstruct_cli.experiment.seeds import expand_seeds
+
+    expand_seeds(exp)
     return exp
 
 
@@ -460,9 +467,17 @@ def _read_systems(exp: Experiment, r: _Reader, systems: dict[str, Any]) -> None:
         for k, test in enumerate(test_sets):
             if test not in exp.test_sets:
                 raise r.fail(f"{where}.test_sets[{k}]", f"{test!r} is not one of the experiment's test_sets")
+        seeds = spec.get("seeds")
+        if seeds is not None:
+            if (not isinstance(seeds, list) or not seeds or len(set(map(str, seeds))) != len(seeds)
+                    or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in seeds)):
+                raise r.fail(f"{where}.seeds", f"expected a list of different whole numbers ≥ 0, not {_kind(seeds)}")
+            if curriculum is None:
+                raise r.fail(f"{where}.seeds", "an untrained system has nothing the seed changes (give a curriculum)")
         exp.systems[name] = System(name, model, curriculum, data, val,
                                    r.stage(spec.get("train"), f"{where}.train", "train"),
-                                   r.stage(spec.get("translate"), f"{where}.translate", "translate"), test_sets)
+                                   r.stage(spec.get("translate"), f"{where}.translate", "translate"), test_sets,
+                                   seeds)
     for name, system in exp.systems.items():
         other = system.model.get("system") if isinstance(system.model, dict) else None
         if other is not None:

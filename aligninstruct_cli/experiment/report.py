@@ -67,6 +67,28 @@ def paper_comparison(graph: Graph, table: Any, report: dict[str, Any]) -> str:
     return render_comparison(report, table.paper, paper_rows(table), "/".join(sorted(precisions)))
 
 
+def seed_tables_markdown(graph: Graph, tables: dict[str, dict[str, Any]], out: Path) -> list[str]:
+    """The tables of seeded systems over their seeds (mean ± sd, Welch's t-test: experiment/seeds.py), written
+    to OUTPUT/tables/<name>.{md,json} once every seed's table is made; their report lines."""
+    from aligninstruct_cli.experiment.seeds import over_seeds, render_over_seeds
+
+    exp = graph.exp
+    md: list[str] = []
+    for name, (table, per_seed) in exp.seed_tables.items():
+        md += [f"### {name} (over seeds)", ""]
+        if not all(t in tables for t in per_seed):
+            md += [f"Not made yet: it needs every seed's table ({', '.join(per_seed)}).", ""]
+            continue
+        summary = over_seeds(table, [tables[t]["report"] for t in per_seed], exp.seed_runs)
+        markdown = render_over_seeds(summary)
+        _write(out / "tables" / f"{name}.md", markdown.encode())
+        _write(out / "tables" / f"{name}.json", dumps_report(summary))
+        md += [f"Rows: {', '.join(([table.baseline] if table.baseline else []) + table.systems)}; one table per "
+               f"seed below ({', '.join(per_seed)}). Files: [markdown](tables/{name}.md) · [JSON](tables/{name}.json)",
+               "", markdown.strip(), ""]
+    return md
+
+
 def training_runs(graph: Graph) -> dict[str, Path]:
     """system -> its finished run directory (systems that train)."""
     runs = {}
@@ -183,6 +205,7 @@ def write_report(graph: Graph) -> tuple[Path, list[str]]:
           f"({n_done} of {len(rows)} steps done; `ait experiment status {exp.path}` lists them with their logs, "
           f"`ait experiment plan {exp.path}` prints every command).", ""]
     md += ["## Tables", ""]
+    md += seed_tables_markdown(graph, tables, out)
     for name, table in exp.tables.items():
         md += [f"### {name}", ""]
         if name not in tables:
