@@ -2,17 +2,18 @@
 
 Markdown, by layout:
 - `ait`: one row per system (the baseline first), one column group per direction group (per test set when
-  records carry one), BLEU / chrF++ / COMET inside each group, two decimals as in the paper;
-- `table1`: the same shape with the paper's Table 1 groups and test-set order, and each score's 95%
-  bootstrap interval in its cell (`18.80 [17.90, 19.70]`);
+  records carry one; `overall` where there are zero-shot directions), BLEU / chrF++ / COMET inside each
+  group, two decimals as in the paper;
+- `table1`: the same shape with the paper's Table 1 groups and test-set order;
 - `table5`: transposed as the paper's Table 5: one row per group (`overall` included), one column per
   system and metric, with intervals;
 - `languages`: the paper's Tables 11–13: a row per system and language, a column per test set, side
   (en→xx, xx→en) and metric, then the groups (the paper's `avg.`);
 - `directions`: the paper's Tables 14–18: a row per direction, then per group, a column per system and
   metric.
-A score that is a significant win over the baseline (paired bootstrap, p < alpha, positive difference) gets
-a `†`. Notes on the marks and intervals, then the signatures, follow the table."""
+Every cell carries the score's 95% bootstrap interval (`18.80 [17.90, 19.70]`). A score that is a
+significant win over the baseline (paired bootstrap, p < alpha, positive difference) gets a `†`. Notes on
+the marks and intervals, then the signatures, follow the table."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from aligninstruct_cli.metrics.groups import DEFAULT_GROUPS, GROUP_ORDER, paper_
 
 FORMATS = ("table", "json", "markdown", "tsv")
 LAYOUTS = ("ait", "table1", "table5", "languages", "directions")
-PAPER_LAYOUTS = ("table1", "table5")  # these show every score's own 95% interval
+PAPER_LAYOUTS = ("table1", "table5")  # OPUS-100 before FLORES-200 in the groups' order (every layout has intervals)
 LAYOUT_GROUPS = {"ait": DEFAULT_GROUPS, "table1": ("en→xx", "xx→en"), "table5": GROUP_ORDER,  # without --groups
                  "languages": ("en→xx", "xx→en"), "directions": GROUP_ORDER}
 WIN_MARK = "†"
