@@ -49,7 +49,9 @@ def _config(tmp_path: Path, **systems_extra) -> Path:
                     "MT long": {"model": "bigscience/bloomz-560m", "curriculum": "mt", "seeds": [0, 1, 2],
                                 "train": {"epochs": 2}}, **systems_extra},
         "score": {"metrics": ["bleu"]},
-        "tables": {"t": {"baseline": "MTInstruct", "systems": ["w/o fine-tuning", "MT long"]}},
+        "tables": {"t": {"baseline": "MTInstruct", "systems": ["w/o fine-tuning", "MT long"],
+                         "paper": {"table": 1, "model": "bloomz-7b1"}}},
+        "compare_to": "paper",
     }
     path = tmp_path / "seeds.yaml"
     path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
@@ -137,3 +139,9 @@ def test_three_seed_study_reports_mean_and_sd_with_welchs_test(tmp_path):
     line = next(x for x in report.splitlines() if x.startswith("| MT long | 3 |"))
     assert f"{row['mean']:.2f}† ± {row['sd']:.2f}" in line
     assert "### t seed=2" in report
+    # beside the paper: the seeds' mean under each name (MT long is no row of the paper's Table 1)
+    block = report.split("### t (over seeds)")[1].split("### t seed=0")[0]
+    beside = block.split("**Beside the paper** (Table 1, bloomz-7b1)")[1]
+    base = next(r for r in summary["rows"] if r["system"] == "MTInstruct")["cells"][group]["bleu"]["mean"]
+    assert f"| MTInstruct | ait | {base:.2f} |" in beside and "| MT long | ait |" in beside
+    assert "|  | paper: MTInstruct |" in beside and "paper: no such row" in beside

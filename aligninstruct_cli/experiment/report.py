@@ -63,14 +63,15 @@ def paper_comparison(graph: Graph, table: Any, report: dict[str, Any]) -> str:
     from aligninstruct_cli.paper.compare import render_comparison
 
     exp = graph.exp
-    precisions = {str({**exp.translate, **exp.systems[s].translate}.get("precision", "auto")) for s in paper_rows(table)}
+    systems = [exp.systems[exp.seed_runs[s][0] if s in exp.seed_runs else s] for s in paper_rows(table)]
+    precisions = {str({**exp.translate, **s.translate}.get("precision", "auto")) for s in systems}
     return render_comparison(report, table.paper, paper_rows(table), "/".join(sorted(precisions)))
 
 
 def seed_tables_markdown(graph: Graph, tables: dict[str, dict[str, Any]], out: Path) -> list[str]:
     """The tables of seeded systems over their seeds (mean ± sd, Welch's t-test: experiment/seeds.py), written
     to OUTPUT/tables/<name>.{md,json} once every seed's table is made; their report lines."""
-    from aligninstruct_cli.experiment.seeds import over_seeds, render_over_seeds
+    from aligninstruct_cli.experiment.seeds import mean_report, over_seeds, render_over_seeds
 
     exp = graph.exp
     md: list[str] = []
@@ -79,8 +80,11 @@ def seed_tables_markdown(graph: Graph, tables: dict[str, dict[str, Any]], out: P
         if not all(t in tables for t in per_seed):
             md += [f"Not made yet: it needs every seed's table ({', '.join(per_seed)}).", ""]
             continue
-        summary = over_seeds(table, [tables[t]["report"] for t in per_seed], exp.seed_runs)
+        reports = [tables[t]["report"] for t in per_seed]
+        summary = over_seeds(table, reports, exp.seed_runs)
         markdown = render_over_seeds(summary)
+        if exp.compare_to == "paper" and table.paper is not None:  # the seeds' mean beside the paper
+            markdown += "\n" + paper_comparison(graph, table, mean_report(reports, exp.seed_runs))
         _write(out / "tables" / f"{name}.md", markdown.encode())
         _write(out / "tables" / f"{name}.json", dumps_report(summary))
         md += [f"Rows: {', '.join(([table.baseline] if table.baseline else []) + table.systems)}; one table per "

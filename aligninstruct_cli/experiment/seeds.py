@@ -166,6 +166,29 @@ def over_seeds(table: Any, reports: list[dict], seed_runs: dict[str, list[str]])
     return {"metrics": metrics, "groups": groups, "baseline": table.baseline, "rows": rows}
 
 
+def mean_report(reports: list[dict], seed_runs: dict[str, list[str]]) -> dict:
+    """A score report of the seeds' mean: the first seed's report with each seeded system under its own name and
+    every direction and group score the mean over the seeds (intervals and significance dropped: they are the
+    runs'), for what reads one report (compare_to: paper)."""
+    import copy
+
+    first = copy.deepcopy(reports[0])
+    by_seed = [{s["name"]: s for s in report["systems"]} for report in reports]
+    for entry in first["systems"]:
+        entry.pop("significance", None)
+        system = next((name for name, runs in seed_runs.items() if entry["name"] == runs[0]), None)
+        for scope in ("directions", "groups"):
+            for key, metrics in entry[scope].items():
+                for metric, value in metrics.items():
+                    value.pop("ci95", None)
+                    if system is not None:
+                        value["score"] = mean_sd([by_seed[k][run][scope][key][metric]["score"]
+                                                  for k, run in enumerate(seed_runs[system])])[0]
+        if system is not None:
+            entry["name"] = system
+    return first
+
+
 def render_over_seeds(summary: dict[str, Any]) -> str:
     metrics, groups = summary["metrics"], summary["groups"]
     header = ["System", "runs"] + [f"{g} {METRIC_LABELS[m]}" for g in groups for m in metrics]

@@ -101,8 +101,8 @@ def render_comparison(report: dict, paper: dict[str, Any], rows: dict[str, str |
     notes.append(CAVEATS["runs"])
     missing_rows = [s for s, r in rows.items() if r is None]
     if missing_rows:
-        notes.append(f"The paper's Table {paper['table']} has no row for {', '.join(missing_rows)} (a baseline from "
-                     "another table: compare it there).")
+        notes.append(f"The paper's Table {paper['table']} has no row for {', '.join(missing_rows)} (a system of "
+                     "this study's own, or a baseline the paper reports in another table).")
     gaps = sorted({c["key"] for c in cells if c["paper"] is None and c["paper_row"] and (c["scope"], c["key"]) in compared})
     if gaps:
         notes.append(f"Cells the paper's text does not have: {', '.join(gaps)} ({MISSING}).")
