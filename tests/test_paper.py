@@ -281,6 +281,15 @@ def test_per_language_and_per_direction_layouts(tmp_path):
     bleu = report["systems"][0]["directions"]["opus100.test:kk-en"]["bleu"]["score"]
     assert lines[2].startswith("| MT+Align | kk | ") and f"| {bleu:.2f} [" in lines[2]
     assert lines[3].startswith("| MT+Align | avg. | ")
+    # beside Table 13 (MT+Align, per language), the averages said to be over other directions
+    from aligninstruct_cli.paper.compare import compare_rows, render_comparison
+
+    cell = next(c for c in compare_rows(report, {"table": "13"}, {"MT+Align": "MT+Align"})
+                if c["key"] == "opus100.test:kk-en")
+    assert (cell["ait"], cell["paper"], cell["diff"]) == (bleu, 15.6, bleu - 15.6)
+    beside = render_comparison(report, {"table": "13"}, {"MT+Align": "MT+Align"})
+    assert "opus100.test:kk-en BLEU" in beside and "| 15.60 |" in beside
+    assert "This study has 4 of the paper's 96 directions" in beside
     report, _ = score([str(hyps)], ScoreOptions(metrics=["bleu"], layout="directions", names=["MT+Align"]))
     rows = [line.split(" | ")[0][2:] for line in render(report, "markdown", "directions").splitlines()[2:]
             if line.startswith("| ")]

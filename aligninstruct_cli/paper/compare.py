@@ -12,7 +12,7 @@ from typing import Any
 
 from aligninstruct_cli.metrics import METRIC_LABELS
 from aligninstruct_cli.metrics.groups import PAPER_TESTSETS
-from aligninstruct_cli.paper import CAVEATS, METRIC_NAMES, paper_value
+from aligninstruct_cli.paper import CAVEATS, METRIC_NAMES, paper_columns, paper_value
 
 MISSING = "—"
 WIDE_COLUMNS = 12  # more compared columns than this: one row per column instead of one per system
@@ -99,6 +99,12 @@ def render_comparison(report: dict, paper: dict[str, Any], rows: dict[str, str |
     if precision != "fp16":
         notes.append(CAVEATS["precision"] + f" This study's translations: {precision}.")
     notes.append(CAVEATS["runs"])
+    paper_directions = {c for c in paper_columns(paper["table"], **{k: paper[k] for k in ("model", "setting")
+                                                                    if k in paper}) if "-" in c[1]}
+    ours = {(_paper_testset(d["testset"]), f"{d['src_lang']}-{d['tgt_lang']}") for d in report["directions"]}
+    if paper_directions - ours:
+        notes.append(f"This study has {len(paper_directions & ours)} of the paper's {len(paper_directions)} directions "
+                     "in this table: its group averages are over other directions than the paper's.")
     missing_rows = [s for s, r in rows.items() if r is None]
     if missing_rows:
         notes.append(f"The paper's Table {paper['table']} has no row for {', '.join(missing_rows)} (a system of "
