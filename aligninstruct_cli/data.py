@@ -2,12 +2,14 @@
 
 Real users get the Hugging Face hub datasets through the `datasets` library:
 - OPUS-100: `Helsinki-NLP/opus-100`, config = the pair in OPUS-100's alphabetical naming (`en-kk`),
-  splits train/validation/test, rows `{"translation": {"en": ..., "kk": ...}}`.
+  splits train/validation/test, rows `{"translation": {"en": ..., "kk": ...}}`; the 15 non-English pairs
+  among ar, de, fr, nl, ru, zh (`de-fr`) have a test split only (the release's zero-shot test sets).
 - FLORES-200: `openlanguagedata/flores_plus` (FLORES+, gated: accept its terms and log in with
   `huggingface-cli login`), config = FLORES code (`kaz_Cyrl`), splits dev/devtest, column `text`;
   sentences of two languages pair up by row.
 Offline, `source` may be a local directory in either of two layouts:
-- the original release tarballs: `DIR/<pair>/opus.<pair>-<split>.<lang>` (OPUS-100 v1.0) and
+- the original release tarballs: `DIR/<pair>/opus.<pair>-<split>.<lang>` (OPUS-100 v1.0; `DIR` may also be
+  the release's `v1.0` folder, with `supervised/<pair>/` and `zero-shot/<pair>/` under it) and
   `DIR/<split>/<code>.<split>` (FLORES-200 `flores200_dataset/`), plain text, one sentence a line;
 - a local copy of the hub repository (parquet): `DIR/<pair>/<split>-*.parquet` and
   `DIR/<split>/<code>.parquet` (or `DIR/<split>/<code>-*.parquet`).
@@ -36,14 +38,33 @@ _OPUS_SPLITS = {"train": "train", "dev": "validation", "validation": "validation
 _FLORES_SPLITS = ("dev", "devtest")
 
 
-def _opus_pair(pair: str) -> tuple[Language, Language, str]:
+# OPUS-100's zero-shot test sets: every two of these (15 pairs, test split only; the training data is English-centric)
+OPUS100_ZERO_SHOT = ("ar", "de", "fr", "nl", "ru", "zh")
+
+
+def opus100_zero_shot_pairs() -> list[str]:
+    """The release's 15 non-English pairs, named as the release and the hub name them (`ar-de`, ..., `ru-zh`)."""
+    langs = sorted(OPUS100_ZERO_SHOT)
+    return [f"{a}-{b}" for i, a in enumerate(langs) for b in langs[i + 1:]]
+
+
+def _opus_pair(pair: str, split: str = "test") -> tuple[Language, Language, str]:
+    """(source side of en-xx, target side, the release's pair name): English first for an English pair, the pair's
+    first language as given for a zero-shot pair (`fr-de`: fr→de)."""
     try:
         a, b = pair.split("-")
     except ValueError:
         raise OptionError(f"{option_ref('pair')} must look like en-kk, not {pair!r}") from None
     la, lb = get_language(a), get_language(b)
     if "en" not in (la.code, lb.code):
-        raise OptionError(f"OPUS-100 is English-centric: {option_ref('pair')} {pair} has no English side")
+        if la.code == lb.code or not {la.code, lb.code} <= set(OPUS100_ZERO_SHOT):
+            raise OptionError(f"OPUS-100 is English-centric: {option_ref('pair')} {pair} has no English side",
+                              hint="its only non-English pairs are the zero-shot test sets among "
+                                   f"{', '.join(OPUS100_ZERO_SHOT)} (e.g. de-fr, --split test)")
+        if split != "test":
+            raise OptionError(f"OPUS-100 has no {split} split for {pair}: its non-English pairs are test sets "
+                              f"only (use {option_ref('split')} test)")
+        return la, lb, "-".join(sorted((la.code, lb.code)))
     xx = lb if la.code == "en" else la
     en = get_language("en")
     return en, xx, "-".join(sorted((en.code, xx.code)))  # OPUS-100 names pairs alphabetically
@@ -122,7 +143,8 @@ class SourceOptions(LanguagesOption):
 
 @dataclass(kw_only=True)
 class Opus100Options(SourceOptions):
-    pair: str = option(help="Language pair, e.g. en-kk (either order).")
+    pair: str = option(help="Language pair, e.g. en-kk (either order), or one of the 15 zero-shot test pairs among "
+                            "ar, de, fr, nl, ru, zh (de-fr: its first language is the en-xx source; test split only).")
     split: Literal[tuple(_OPUS_SPLITS)] = option("train", help="train, dev (= validation) or test.")  # type: ignore[misc]
 
 
@@ -141,27 +163,28 @@ def opus100(pair: str | Opus100Options, split: str | None = None, **fields) -> I
     options = pair if isinstance(pair, Opus100Options) else Opus100Options(
         pair=pair, **({"split": split} if split else {}), **fields)
     pair, split, source = options.pair, options.split, options.source
-    en, xx, name = _opus_pair(pair)
+    en, xx, name = _opus_pair(pair, split)
     hub_split = _OPUS_SPLITS[split]
     file_split = "dev" if hub_split == "validation" else hub_split
     if source is None:
         rows = _load_dataset(OPUS100_HUB_ID, name, split=hub_split)
-        pairs = ((r["translation"]["en"], r["translation"][xx.code]) for r in rows)
+        pairs = ((r["translation"][en.code], r["translation"][xx.code]) for r in rows)
     else:
         root = Path(source)
-        for base in (root / name, root):
-            en_file, xx_file = (base / f"opus.{name}-{file_split}.{code}" for code in ("en", xx.code))
+        group = "supervised" if "en" in (en.code, xx.code) else "zero-shot"
+        for base in (root / name, root / group / name, root):
+            en_file, xx_file = (base / f"opus.{name}-{file_split}.{code}" for code in (en.code, xx.code))
             if en_file.exists() and xx_file.exists():
                 pairs = _zip_sides(en_file, xx_file, (str(en_file), str(xx_file)))
                 break
             parquet = sorted(base.glob(f"{hub_split}-*.parquet"))
             if parquet:
-                pairs = ((r["translation"]["en"], r["translation"][xx.code]) for r in _parquet_rows(parquet))
+                pairs = ((r["translation"][en.code], r["translation"][xx.code]) for r in _parquet_rows(parquet))
                 break
         else:
             raise AitError(f"{source}: no OPUS-100 {name} {split} data found",
-                           hint=f"expected {name}/opus.{name}-{file_split}.{{en,{xx.code}}} or "
-                                f"{name}/{hub_split}-*.parquet under it")
+                           hint=f"expected {name}/opus.{name}-{file_split}.{{{en.code},{xx.code}}} (or under "
+                                f"{group}/) or {name}/{hub_split}-*.parquet under it")
     yield from islice(_records(f"opus100.{name}", split, pairs, en, xx, options.direction), options.limit)
 
 

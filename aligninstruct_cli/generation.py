@@ -107,7 +107,8 @@ class DecodingOptions:
     num_beams: int = option(1, min=1, help="Beam size; 1 = greedy search (ait's default: the paper does not state "
                             "its decoding).")
     max_new_tokens: int = option(384, min=1, help="Most tokens generated per sentence (ait's default: the paper states "
-                                 "no decoding limit; 384 is its maximum training output length, App. B).")
+                                 "no decoding limit; 384 is its maximum output length, App. B, read as each side's: "
+                                 "under ait train's default --length-budget together, input + output share it).")
     max_input_tokens: int = option(
         1024, min=1, help="Longest prompt in tokens (template and source); a longer one is an error naming its "
         "record, and a source over 64 characters a token is refused when read (FILE:LINE; --on-error skip skips it).",

@@ -88,7 +88,43 @@ def test_cli_writes_jsonl_and_reports_errors(shared_data, tmp_path):
 
 def test_non_english_opus_pair_is_rejected():
     with pytest.raises(AitError, match="English-centric"):
-        list(data.opus100("de-fr", "test", source="."))
+        list(data.opus100("de-kk", "test", source="."))
+    with pytest.raises(AitError, match="English-centric"):
+        list(data.opus100("de-de", "test", source="."))
+    with pytest.raises(AitError, match="no train split for de-fr"):
+        list(data.opus100("de-fr", "train", source="."))
+
+
+def test_opus100_zero_shot_test_pairs_from_the_release_layout(tmp_path):
+    """OPUS-100 v1.0 ships `zero-shot/<pair>/opus.<pair>-test.<lang>` beside `supervised/`: the 15 pairs among
+    ar, de, fr, nl, ru, zh, test split only."""
+    assert len(data.opus100_zero_shot_pairs()) == 15 and data.opus100_zero_shot_pairs()[:2] == ["ar-de", "ar-fr"]
+    pair = tmp_path / "v1.0" / "zero-shot" / "de-fr"
+    pair.mkdir(parents=True)
+    (pair / "opus.de-fr-test.de").write_text("Hallo Welt\nGuten Morgen\n")
+    (pair / "opus.de-fr-test.fr").write_text("Bonjour le monde\nBonjour\n")
+    out = tmp_path / "de-fr.jsonl"
+    result = runner.invoke(app, ["data", "opus100", "--pair", "de-fr", "--split", "test", "--source",
+                                 str(tmp_path / "v1.0"), "--direction", "both", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    recs = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert [(r["id"], r["src"], r["tgt"]) for r in recs] == [
+        ("opus100.de-fr.test.1.de-fr", "Hallo Welt", "Bonjour le monde"),
+        ("opus100.de-fr.test.1.fr-de", "Bonjour le monde", "Hallo Welt"),
+        ("opus100.de-fr.test.2.de-fr", "Guten Morgen", "Bonjour"),
+        ("opus100.de-fr.test.2.fr-de", "Bonjour", "Guten Morgen")]
+    # the pair in the other order: fr is the source, the same files are read
+    recs = list(data.opus100("fr-de", "test", source=str(tmp_path / "v1.0")))
+    assert [(r["src_lang"], r["tgt_lang"], r["src"]) for r in recs][0] == ("fr", "de", "Bonjour le monde")
+    # the supervised pairs are found under supervised/ in the same tree
+    (tmp_path / "v1.0" / "supervised" / "en-kk").mkdir(parents=True)
+    for code, text in (("en", "hello"), ("kk", "сәлем")):
+        (tmp_path / "v1.0" / "supervised" / "en-kk" / f"opus.en-kk-test.{code}").write_text(text + "\n")
+    assert [r["tgt"] for r in data.opus100("en-kk", "test", source=str(tmp_path / "v1.0"))] == ["сәлем"]
+    bad = runner.invoke(app, ["data", "opus100", "--pair", "de-fr", "--split", "dev", "--source",
+                              str(tmp_path / "v1.0"), "-o", str(tmp_path / "none.jsonl")])
+    assert bad.exit_code == 2 and "no dev split for de-fr" in " ".join(bad.output.split())
+    assert not (tmp_path / "none.jsonl").exists()
 
 
 def test_hub_unreachable_is_a_clean_error(tmp_path, monkeypatch):

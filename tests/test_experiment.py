@@ -25,8 +25,8 @@ from aligninstruct_cli.experiment.run import (DONE, FAILED, PENDING, STALE, Step
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "examples" / "demo.yaml"
-PAPER24 = ROOT / "examples" / "paper-bloomz24-7b1.yaml"
-PAPER3 = ROOT / "examples" / "paper-bloomz3.yaml"
+PAPER24 = ROOT / "examples" / "paper" / "bloomz24.yaml"
+PAPER3 = ROOT / "examples" / "paper" / "bloomz3.yaml"
 runner = CliRunner()
 
 
@@ -111,7 +111,7 @@ def test_demo_plan_runs_the_demos_chain_and_every_command_parses_back(tmp_path):
     assert resolved["probe/MT+Align"]["label"] == "MT+Align" and resolved["probe/MT+Align"]["limit"] == 200
 
 
-def test_paper_bloomz24_plan_offline_is_the_whole_table_1_graph():
+def test_paper_bloomz24_plan_offline_is_the_whole_graph_of_its_tables():
     result = ait("experiment", "plan", str(PAPER24), "--no-preflight")  # its models are on the hub
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
@@ -122,31 +122,36 @@ def test_paper_bloomz24_plan_offline_is_the_whole_table_1_graph():
         assert sum(f"--lang {lang} " in c for c in commands) == 1  # FLORES-200 devtest
     assert len([c for c in commands if c.startswith("ait data")]) == 96
     assert len([c for c in commands if c.startswith("ait align")]) == 24
-    assert len([c for c in commands if c.startswith("ait build")]) == 72  # mt, align, val × 24
+    assert len([c for c in commands if c.startswith("ait build")]) == 24 * 7  # mt, align, hint, revise, mono ×2, val
     trains = [c for c in commands if c.startswith("ait train")]
-    assert [c.split("--curriculum ")[1].split()[0] for c in trains] == ["mt", "mt+align", "align,mt", "mt+align,mt"]
-    assert all("--global-batch 512" in c and "--lr 0.0001,0.0002,0.0003" in c and "--model bigscience/bloomz-7b1" in c
-               for c in trains)
-    assert len([c for c in commands if c.startswith("ait translate")]) == 5
-    (score,) = [c for c in commands if c.startswith("ait score")]
-    assert "--layout table1" in score and "--baseline-name MTInstruct" in score
-    assert "--names 'no fine-tuning,MT+Align,Align→MT,MT+Align→MT'" in score
+    curricula = [c.split("--curriculum ")[1].split()[0] for c in trains]
+    # 7b1: Tables 1-4 (18 systems); 3b and 1b1: Tables 1-2 (7 each); Table 9's systems reuse 7b1's trainings
+    assert len(trains) == 17 + 7 + 7 and curricula.count("mt") == 3 and curricula.count("mt+align") == 3
+    assert all("--lr 0.0001,0.0002,0.0003" in c for c in trains)
+    assert sum("--global-batch 1024" in c for c in trains) == 14
+    assert sum("--model bigscience/bloomz-7b1" in c and "--global-batch 512" in c for c in trains) == 17
+    translations = [c for c in commands if c.startswith("ait translate")]
+    assert sum(f"--prompt {k}" in c for c in translations for k in "12345") == 10
+    scores = [c for c in commands if c.startswith("ait score")]
+    assert len(scores) == 9 + 3  # Tables 1, 2 (×3 models), 3, 4, 9 and 11-13
+    table1 = next(c for c in scores if "--baseline-name MTInstruct" in c and "AlignInstruct" in c)
+    assert "--layout table1" in table1
+    assert "--names 'w/o fine-tuning,AlignInstruct,MT+Align,Align→MT,MT+Align→MT'" in table1
     assert any(c.startswith("ait align") and "train.km" in c and "--tokenize simple,chars" in c for c in commands)
-    assert len(commands) == 211
 
 
 def test_paper_bloomz3_plan_shares_trainings_and_samples_the_same_pairs():
     graph = build_graph(load_experiment(PAPER3))
     trains = [s for s in graph if s.kind == "train"]
-    assert len(trains) == 8  # the pivot and direct systems share their trainings
-    assert graph.step("train/3 MTInstruct pivot") is graph.step("train/3 MTInstruct")
-    assert len([s for s in graph if s.kind == "translate"]) == 17
+    assert len(trains) == 6  # the pivot and direct systems share their trainings
+    assert graph.step("train/6 MTInstruct pivot") is graph.step("train/6 MTInstruct")
+    assert len([s for s in graph if s.kind == "translate"]) == 11
     mix = graph.shell(graph.by_name["mix/mt3"])
     assert "--max-per-lang 200000" in mix and "--weight align3.de=0" in mix and "mt3.ru=" in mix
-    assert "--pivot en" in graph.shell(graph.by_name["translate/3 MT+Align pivot"])
+    assert "--pivot en" in graph.shell(graph.by_name["translate/6 MT+Align pivot"])
     assert all("--global-batch 128" in graph.shell(s.key) for s in trains)
-    zero_shot = [s for s in graph if s.kind == "data" and "flores-zs" in s.name]
-    assert len(zero_shot) == 15
+    zero_shot = [s for s in graph if s.kind == "data" and "opus-zs" in s.name]
+    assert len(zero_shot) == 15 and all("--split test" in graph.shell(s.key) for s in zero_shot)
 
 
 def test_a_setting_changes_the_keys_of_its_step_and_what_depends_on_it_only(tmp_path):

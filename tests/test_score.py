@@ -159,7 +159,7 @@ def test_group_averages_hand_checked(tmp_path, synthetic_directions):
     groups = {g["key"]: g["directions"] for g in report["groups"]}
     # en-kk: en→xx, en→unseen; en-fr: en→xx, en→seen; kk-en: xx→en, unseen→en; de-fr: unseen→seen
     assert groups == {"en→xx": ["en-fr", "en-kk"], "xx→en": ["kk-en"], "unseen→seen": ["de-fr"],
-                      "en→seen": ["en-fr"], "en→unseen": ["en-kk"], "unseen→en": ["kk-en"]}
+                      "en→seen": ["en-fr"], "en→unseen": ["en-kk"], "unseen→en": ["kk-en"], "overall": ["de-fr"]}
     system = report["systems"][0]
     for metric in ("bleu", "chrf"):
         for d, scores in by_dir.items():
@@ -239,7 +239,7 @@ def test_significance_deterministic_planted_difference_and_identical_systems(tmp
     lines = result.stdout.splitlines()
     assert lines[0].startswith("| System | en→xx BLEU | en→xx chrF++ | xx→en BLEU |")
     rows = {line.split(" | ")[0].lstrip("| "): line for line in lines if line.startswith("| ") and "---" not in line}
-    assert rows["good"].count("†") == 12 and "†" not in rows["copy"] and "†" not in rows["bad"]
+    assert rows["good"].count("†") == 14 and "†" not in rows["copy"] and "†" not in rows["bad"]  # 7 groups × 2
     assert any(line.startswith("† significantly better than bad") for line in lines)
     assert any("BLEU signature: nrefs:1|case:mixed|eff:no|tok:13a" in line for line in lines)
 
@@ -307,8 +307,8 @@ def test_table_and_tsv_formats(tmp_path, synthetic_directions):
     rows = [line.split("\t") for line in result.stdout.splitlines()]
     assert rows[0] == ["system", "role", "scope", "key", "metric", "score", "n", "signature", "baseline", "diff",
                        "ci95_low", "ci95_high", "p", "significant"]
-    # 2 systems × (4 directions + 6 groups) × 2 metrics
-    assert len(rows) == 1 + 2 * 10 * 2
+    # 2 systems × (4 directions + 7 groups, overall included) × 2 metrics
+    assert len(rows) == 1 + 2 * 11 * 2
     a_group = [r for r in rows if r[0] == "a" and r[2] == "group" and r[3] == "en→xx" and r[4] == "bleu"][0]
     assert a_group[6] == "80" and a_group[8] == "b" and a_group[13] in ("yes", "no")
     result = runner.invoke(app, ["score", str(sys_file), "--baseline", str(base_file), "--metrics", "bleu",
@@ -337,7 +337,7 @@ def test_overall_is_the_mean_over_all_zero_shot_directions(tmp_path, zero_shot_d
     system = write_jsonl(tmp_path / "a.jsonl", make_system(zero_shot_directions, drop=0.15, seed=1))
     base = write_jsonl(tmp_path / "b.jsonl", make_system(zero_shot_directions, drop=0.4, seed=2))
     args = ["--metrics", "chrf", "--bootstrap-samples", "100"]
-    assert "overall" not in [g["name"] for g in score_json(str(system), *args)["groups"]]  # ait's default: as before
+    assert "overall" in [g["name"] for g in score_json(str(system), *args)["groups"]]  # ait's default has it too
     report = score_json(str(system), "--baseline", str(base), "--groups", "seen→seen,unseen→seen,overall", *args)
     assert {g["key"]: g["directions"] for g in report["groups"]} == {
         "seen→seen": ["fr-zh"], "unseen→seen": ["de-fr", "kk-fr"], "overall": ["de-fr", "fr-zh", "kk-fr"]}
@@ -397,7 +397,7 @@ def test_paper_layouts_cells_carry_the_scores_own_interval(tmp_path, zero_shot_d
     assert (high - low) / 2 == pytest.approx(half_width, abs=1e-12)
     alone = score_json(str(system), "--metrics", "bleu,chrf", "--bootstrap-samples", "200", "--layout", "table5")
     assert alone["systems"][0]["groups"] == a["groups"]
-    assert "ci95" not in score_json(str(system), "--metrics", "chrf")["systems"][0]["groups"]["en→xx"]["chrf"]
+    assert "ci95" in score_json(str(system), "--metrics", "chrf")["systems"][0]["groups"]["en→xx"]["chrf"]  # every layout
 
 
 def test_layouts_reproduce_the_papers_tables(tmp_path, synthetic_directions):
@@ -424,10 +424,11 @@ def test_layouts_reproduce_the_papers_tables(tmp_path, synthetic_directions):
     assert rows[0] == ["Group", "mt BLEU", "mt chrF++", "mt+align BLEU", "mt+align chrF++"]
     names = ["en→xx", "xx→en", "unseen→seen", "overall", "en→seen", "en→unseen", "unseen→en"]
     assert [row[0] for row in rows[1:]] == [f"{t}:{g}" for t in ("opus100.test", "flores200.devtest") for g in names]
-    # ait's layout (the default): as before, test sets by name, no overall, no intervals
+    # ait's layout (the default): test sets by name, every group (overall included), with intervals
     rows = table()
     assert rows[0][1:3] == ["flores200.devtest:en→xx BLEU", "flores200.devtest:en→xx chrF++"]
-    assert len(rows[0]) == 1 + 2 * 12 and not any(" [" in cell for row in rows for cell in row)
+    assert len(rows[0]) == 1 + 2 * 14 and all(" [" in cell for row in rows[1:] for cell in row[1:])
+    assert "flores200.devtest:overall BLEU" in rows[0]
     # --groups picks and orders the groups of every layout
     rows = table("--layout", "table5", "--groups", "overall,xx->en")
     assert [row[0] for row in rows[1:]] == [f"{t}:{g}" for t in ("opus100.test", "flores200.devtest")
@@ -559,8 +560,9 @@ def test_seen_groups_follow_the_scored_models_seen_list(tmp_path, synthetic_dire
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["seen_list"] is None
-    assert {g["key"]: g["directions"] for g in report["groups"]} == {"en→xx": ["en-fr", "en-kk"], "xx→en": ["kk-en"]}
-    assert {d["key"]: d["groups"] for d in report["directions"]}["de-fr"] == []
+    assert {g["key"]: g["directions"] for g in report["groups"]} == {"en→xx": ["en-fr", "en-kk"], "xx→en": ["kk-en"],
+                                                                     "overall": ["de-fr"]}
+    assert {d["key"]: d["groups"] for d in report["directions"]}["de-fr"] == ["overall"]
     note = " ".join(result.stderr.split())
     assert "seen/unseen groups omitted" in note and "meta-llama/Llama-3.2-1B" in note
     assert "--seen CODES" in note and "`seen` column in a --languages file" in note
@@ -575,8 +577,8 @@ def test_seen_groups_follow_the_scored_models_seen_list(tmp_path, synthetic_dire
     declared = score_json(str(llama), "--metrics", "chrf", "--seen", "fr,kaz_Cyrl")
     assert declared["seen_list"] == {"name": "--seen", "codes": ["fr", "kk"]}
     assert {g["key"]: g["directions"] for g in declared["groups"]} == {
-        "en→xx": ["en-fr", "en-kk"], "xx→en": ["kk-en"], "unseen→seen": ["de-fr"], "en→seen": ["en-fr", "en-kk"],
-        "seen→en": ["kk-en"]}
+        "en→xx": ["en-fr", "en-kk"], "xx→en": ["kk-en"], "unseen→seen": ["de-fr"], "overall": ["de-fr"],
+        "en→seen": ["en-fr", "en-kk"], "seen→en": ["kk-en"]}
     config = tmp_path / "score.yaml"
     config.write_text("metrics: [chrf]\nseen: [fr, kaz_Cyrl]\n")
     assert score_json(str(llama), "--config", str(config)) == declared
@@ -589,8 +591,8 @@ def test_seen_groups_follow_the_scored_models_seen_list(tmp_path, synthetic_dire
     assert bloom["seen_list"] == {"name": "bloom", "codes": expected} and "fr" in expected and "kk" not in expected
     unnamed = score_json(str(write_jsonl(tmp_path / "plain.jsonl", records)), "--metrics", "chrf")
     assert unnamed["seen_list"] == bloom["seen_list"] and unnamed["groups"] == bloom["groups"]
-    assert [g["key"] for g in bloom["groups"]] == ["en→xx", "xx→en", "unseen→seen", "en→seen", "en→unseen",
-                                                   "unseen→en"]
+    assert [g["key"] for g in bloom["groups"]] == ["en→xx", "xx→en", "unseen→seen", "overall", "en→seen",
+                                                   "en→unseen", "unseen→en"]
     result = runner.invoke(app, ["score", str(bloomz), "--metrics", "chrf", "--format", "markdown"])
     assert f"- Seen languages: bloom ({len(expected)} codes)" in result.stdout.splitlines()
     assert "omitted" not in result.stderr
@@ -603,8 +605,8 @@ def test_seen_column_of_a_language_file_is_a_models_seen_list(tmp_path, syntheti
     languages.write_text("code\tflores\tname\tseen\nkk\tkaz_Cyrl\tKazakh\tyes\nfr\tfra_Latn\tFrench\tno\n")
     report = score_json(str(hyps), "--metrics", "chrf", "--languages", str(languages))
     assert report["seen_list"] == {"name": str(languages), "codes": ["kk"]}
-    assert [g["key"] for g in report["groups"]] == ["en→xx", "xx→en", "unseen→unseen", "en→seen", "en→unseen",
-                                                    "seen→en"]
+    assert [g["key"] for g in report["groups"]] == ["en→xx", "xx→en", "unseen→unseen", "overall", "en→seen",
+                                                    "en→unseen", "seen→en"]
 
 
 # ------------------------------------------------------------------------------------------------ spBLEU

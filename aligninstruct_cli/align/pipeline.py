@@ -28,6 +28,10 @@ from aligninstruct_cli.align.persist import AlignmentModel
 from aligninstruct_cli.align.symmetrize import DEFAULT_HEURISTIC, HEURISTICS, needs, symmetrize
 from aligninstruct_cli.align.tokenize import get_tokenizer, get_word_splitter, parse_tokenize_option
 from aligninstruct_cli.errors import RecordError
+
+# ait's defaults, the paper configs' settings: estimation on normalised tokens (punctuation split off,
+# lowercased); the output's tokens and span texts are the sentence's own
+DEFAULT_TOKENIZE = ("simple", "simple")
 from aligninstruct_cli.io import ReadOptions
 from aligninstruct_cli.options import OptionError, option, option_fields, option_ref
 
@@ -52,19 +56,22 @@ class AlignOptions(ReadOptions, EMOptions):
     links: Literal[HEURISTICS] = option(  # type: ignore[valid-type]
         DEFAULT_HEURISTIC, help="Which links to output: one direction, or a symmetrization of both.")
     tokenize: Optional[tuple[str, str]] = option(
-        None, parse=_tokenize_option, cli_type=Optional[str], default_doc="whitespace",
-        help="whitespace|simple|chars, or SRC,TGT to differ per side (e.g. simple,chars). simple splits off "
-        "Unicode punctuation; chars is for scripts without spaces (Khmer, Burmese). With --model: the model's.")
-    lowercase: Optional[bool] = option(None, negatable=True, default_doc="off",
-                                       help="Lowercase words for the model (output tokens and span texts keep their "
-                                            "case). With --model: the model's.")
+        None, parse=_tokenize_option, cli_type=Optional[str], default_doc="simple",
+        help="whitespace|simple|chars, or SRC,TGT to differ per side (e.g. simple,chars). simple (the default, "
+        "as the paper configs) splits off Unicode punctuation, so gold pairs are words, not `muppets'`; chars is "
+        "for scripts without spaces (Khmer, Burmese). With --model: the model's.")
+    lowercase: Optional[bool] = option(None, negatable=True, default_doc="on",
+                                       help="Lowercase words for the model's estimation (the default, as the paper "
+                                            "configs; output tokens and span texts keep the sentence's case). With "
+                                            "--model: the model's.")
     max_span: int = option(spans_mod.DEFAULT_MAX_SPAN, min=1, help="Longest span, in words, on each side of a gold "
                            "pair.")
     min_score: float = option(spans_mod.DEFAULT_MIN_SCORE, help="Drop pairs scoring below this (score: geometric "
                               "mean of both directions' lexical probabilities).")
     max_pairs: int = option(spans_mod.DEFAULT_MAX_PAIRS, min=0, help="Keep at most this many pairs per sentence "
                             "(the best-scoring); 0 = no pairs.")
-    keep_punct: bool = option(False, help="Keep pairs whose source or target side is punctuation only.")
+    keep_punct: bool = option(False, help="Keep pairs whose source or target side is punctuation only, or starts or "
+                              "ends with punctuation.")
     max_tokens: int = option(1000, min=1, help="Longest sentence, in tokens per side; longer ones are input errors "
                              "(fast_align crashes on longer lines).")
     model: Optional[str] = option(None, metavar="DIR", help="Align with a model saved by --save-model instead of "
@@ -114,8 +121,8 @@ class CorpusAligner:
         self.corpus = EncodedCorpus(src_vocab, tgt_vocab)
         # a loaded model decides how words are split and cased: its table is keyed by those words
         self.tokenize: tuple[str, str] = (tuple(model.tokenize) if model is not None  # type: ignore[assignment]
-                                          else config.tokenize or ("whitespace", "whitespace"))
-        self.lowercase: bool = model.lowercase if model is not None else bool(config.lowercase)
+                                          else config.tokenize or DEFAULT_TOKENIZE)
+        self.lowercase: bool = model.lowercase if model is not None else config.lowercase in (None, True)
         self._split = (get_word_splitter(self.tokenize[0]), get_word_splitter(self.tokenize[1]))
         self._offsets = (get_tokenizer(self.tokenize[0]), get_tokenizer(self.tokenize[1]))
         self._spool = tempfile.TemporaryFile(prefix="ait-align-records.", dir=config.work_dir)

@@ -9,7 +9,8 @@ The rule (also in docs/align.md):
    Both spans are therefore "tight": their first and last words are aligned; unaligned words may sit
    inside a span. Each source span gives at most one pair.
 2. Punctuation. Unless `keep_punct`, a pair is dropped when either side consists only of punctuation
-   or symbol tokens (Unicode categories P*, S*): "," <-> "," teaches nothing.
+   or symbol tokens (Unicode categories P*, S*): "," <-> "," teaches nothing; or when either side
+   starts or ends with such a token ("Bread ." <-> "нан ."): the pair without it is a candidate too.
 3. Score, from both directions' lexical tables (forward t(f|e), reverse t(e|f)):
    - for each target word j of the span: the mean of t(f_j|e_i) over its links i (all inside the span),
      or, for an unaligned word, the best t(f_j|e_i) over the source span;
@@ -36,6 +37,28 @@ DEFAULT_MAX_PAIRS = 16
 @lru_cache(maxsize=65536)
 def is_punct(token: str) -> bool:
     return all(unicodedata.category(c)[0] in "PS" for c in token)
+
+
+PAIR_SIGNALS = ("punctuation-only", "differ only in punctuation", "punctuation attached to a word")
+
+
+def _strip_punct(text: str) -> str:
+    return "".join(c for c in text.casefold() if unicodedata.category(c)[0] not in "PSZ")
+
+
+def pair_signals(pair: dict) -> list[str]:
+    """Which of `PAIR_SIGNALS` a gold pair shows: a side that is punctuation only; two sides equal but for
+    punctuation and case (a copy, not a translation: `muppets'` / `muppets`); a word that carries punctuation
+    (`“қуыршақтар`: whitespace tokens keep it)."""
+    sides = (pair["src"], pair["tgt"])
+    out = []
+    if any(all(is_punct(w) for w in side.split()) for side in sides):
+        out.append(PAIR_SIGNALS[0])
+    elif sides[0] != sides[1] and _strip_punct(sides[0]) == _strip_punct(sides[1]):
+        out.append(PAIR_SIGNALS[1])
+    if any(not is_punct(w) and (is_punct(w[0]) or is_punct(w[-1])) for side in sides for w in side.split()):
+        out.append(PAIR_SIGNALS[2])
+    return out
 
 
 def _link_lists(links, n_src: int, n_tgt: int) -> tuple[list[list[int]], list[list[int]]]:
@@ -139,8 +162,10 @@ def extract_pairs(links: Sequence[tuple[int, int]], src_tokens: Sequence[str], t
         src_words, tgt_words = _content_prefix(src_tokens), _content_prefix(tgt_tokens)
     scored = []
     for s, e, t, u in spans:
-        if not keep_punct and (src_words[e] == src_words[s] or tgt_words[u] == tgt_words[t]):
-            continue
+        if not keep_punct and (src_words[e] == src_words[s] or tgt_words[u] == tgt_words[t]
+                               or any(is_punct(w) for w in (src_tokens[s], src_tokens[e - 1], tgt_tokens[t],
+                                                            tgt_tokens[u - 1]))):
+            continue  # punctuation only, or at an edge: the pair without it is a candidate too
         fwd = tgt_sums[u] - tgt_sums[t]
         if tgt_gaps[u] != tgt_gaps[t]:  # unaligned target words: the best source word of the span
             for j in range(t, u):

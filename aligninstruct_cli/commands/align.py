@@ -10,6 +10,7 @@ from typing_extensions import Annotated
 
 from aligninstruct_cli import console
 from aligninstruct_cli.align.pipeline import AlignOptions
+from aligninstruct_cli.align.spans import PAIR_SIGNALS, pair_signals
 from aligninstruct_cli.commands._options import Extra, InputArg, OutputOpt, finish, stage_command
 from aligninstruct_cli.errors import AitError
 
@@ -59,6 +60,7 @@ def align_command(options: AlignOptions, input: str = "-", output: str = "-", sa
         if save_model:
             aligner.trained_model().save(save_model)
         n_links = n_pairs = 0
+        signals = dict.fromkeys(PAIR_SIGNALS, 0)
         with RecordWriter(output) as out:
             if options.output_format == "pharaoh":
                 for line in aligner.pharaoh_lines():
@@ -67,11 +69,16 @@ def align_command(options: AlignOptions, input: str = "-", output: str = "-", sa
                 for rec in aligner.aligned_records():
                     n_links += len(rec["links"])
                     n_pairs += len(rec["pairs"])
+                    for pair in rec["pairs"]:
+                        for signal in pair_signals(pair):
+                            signals[signal] += 1
                     out.write(rec)
         elapsed = time.perf_counter() - started
         summary = f"aligned {n:,} sentence pairs in {elapsed:,.1f}s ({n / max(elapsed, 1e-9):,.0f} sentences/s)"
         if options.output_format == "jsonl":
             summary += f"; {n_links:,} links ({options.links}), {n_pairs:,} span pairs"
+            if n_pairs:  # the gold pairs' quality signal: high shares mean the tokenization keeps punctuation
+                summary += " (" + ", ".join(f"{signals[k] / n_pairs:.1%} {k}" for k in PAIR_SIGNALS) + ")"
         if aligner.trainer is not None:
             summary += "; tension " + ", ".join(f"{name} {d.tension:.3f}" for name, d in aligner.trainer.directions.items())
         if save_model:

@@ -95,14 +95,9 @@ def run(
         if unknown:
             raise AitError(f"--only: unknown step {unknown[0]!r}", hint="the names are in `ait experiment status`")
         keys = {graph.by_name[name] for name in only}
-    if not no_preflight:
-        from aligninstruct_cli.experiment.preflight import preflight
-        from aligninstruct_cli.experiment.run import DONE, _with_inputs, step_state
-
-        wanted = set(graph.steps) if keys is None else _with_inputs(graph, keys)
-        preflight(graph, pending={k for k in wanted if step_state(graph, k) != DONE}, executor=executor)
     started = time.monotonic()
-    outcome = run_graph(graph, jobs=jobs, executor=executor, only=keys, strict=strict, progress_every=progress_every)
+    outcome = run_graph(graph, jobs=jobs, executor=executor, only=keys, strict=strict, progress_every=progress_every,
+                        preflight=not no_preflight)
     console.info(f"{len(outcome.done)} step(s) run, {len(outcome.skipped)} already done, in "
                  f"{time.monotonic() - started:.1f} s; next: ait experiment report {config}")
 

@@ -43,10 +43,15 @@ KEYS: dict[str, str] = {
     "systems": "Named systems: `model` (a hub id or directory, `{system: NAME}` for another system's fully "
                "trained model, or `{toy: {seed: N}}`), `curriculum` (none: the model as it is), `data` (curriculum "
                "name -> data set; default: the names are data sets), `val` (a data set), `train` and `translate` "
-               "(keys that override the top-level sections), `test_sets` (a subset).",
+               "(keys that override the top-level sections), `test_sets` (a subset), `seeds` (a list: one training "
+               "per seed, the tables as mean ± sd over them; experiment/seeds.py).",
     "baseline": "The system every table compares against (paired bootstrap), unless a table names its own.",
     "tables": "Named tables: `systems` (rows, default every system but the baseline), `baseline`, `score` "
-              "(`ait score` keys, e.g. layout: table1).",
+              "(`ait score` keys, e.g. layout: table1), `paper` (the published table it reproduces: `table`, "
+              "`model`, `setting`, `rows`: system -> the paper's row where the name is not the row, or is not "
+              "the row after a first word such as `3b `).",
+    "compare_to": "`paper`: the report puts the paper's published row under each reproduced row (tables with "
+                  "`paper`), with the difference, and says what cannot be compared.",
     "probe": "The layer-wise probe: `corpus`, `head` (first N pairs a language), `systems` (in order: Δ1, Δ2, "
              "...), `options` (`ait probe` keys), `plot` (true: the Δ plot in the report).",
     "health": "Thresholds of the health checks (`run` warns after each step, `--strict` fails it; the report's "
@@ -57,8 +62,9 @@ KEYS: dict[str, str] = {
 
 CORPUS_KEYS = ("file", "opus100", "flores200", "toy", "languages", "each", "direction")
 DATASET_KEYS = ("corpus", "objective", "build", "mix", "weight", "languages", "sample_with")
-SYSTEM_KEYS = ("model", "curriculum", "data", "val", "train", "translate", "test_sets")
-TABLE_KEYS = ("systems", "baseline", "score")
+SYSTEM_KEYS = ("model", "curriculum", "data", "val", "train", "translate", "test_sets", "seeds")
+TABLE_KEYS = ("systems", "baseline", "score", "paper")
+PAPER_KEYS = ("table", "model", "setting", "rows")
 PROBE_KEYS = ("corpus", "head", "systems", "options", "plot")
 TOY_KEYS = {"seen": int, "unseen": int, "dev": int, "test": int, "seed": int}
 TOY_MODEL_KEYS = {"seed": int, "vocab_size": int}  # `ait demo toy-model` options
@@ -123,6 +129,7 @@ class System:
     train: dict[str, Any]
     translate: dict[str, Any]
     test_sets: list[str]
+    seeds: list[int] | None = None  # one run per seed (expanded at load: experiment/seeds.py)
 
 
 @dataclass
@@ -131,6 +138,7 @@ class Table:
     systems: list[str]
     baseline: str | None
     score: dict[str, Any]
+    paper: dict[str, Any] | None = None  # {table, model, setting, rows: {system: paper row}} (paper_rows())
 
 
 @dataclass
@@ -164,6 +172,9 @@ class Experiment:
     probe: Probe | None = None
     slurm: dict[str, dict[str, Any]] = field(default_factory=dict)
     health: dict[str, float] = field(default_factory=dict)  # health-check thresholds (experiment/health.py)
+    compare_to: str | None = None  # "paper"
+    seed_runs: dict[str, list[str]] = field(default_factory=dict)  # seeded system -> its per-seed systems
+    seed_tables: dict[str, tuple[Any, list[str]]] = field(default_factory=dict)  # table -> (as written, per seed)
 
     def error(self, where: str, message: str, *, hint: str | None = None) -> ConfigError:
         return ConfigError(self.path, where, message, hint=hint)
@@ -328,6 +339,13 @@ def load_experiment(path: str | Path, *, output: str | None = None, overrides: l
         _read_probe(exp, r, r.mapping(raw["probe"], "probe", PROBE_KEYS))
     slurm = r.mapping(raw.get("slurm"), "slurm", ("all", "gpu"))
     exp.slurm = {k: r.mapping(v, f"slurm.{k}") for k, v in slurm.items()}
+    if raw.get("compare_to") is not None:
+        if raw["compare_to"] != "paper":
+            raise r.fail("compare_to", f"expected paper (the published scores), not {_kind(raw['compare_to'])}")
+        exp.compare_to = "paper"
+    from aligninstruct_cli.experiment.seeds import expand_seeds
+
+    expand_seeds(exp)
     from aligninstruct_cli.experiment.health import read_health_section
 
     exp.health = read_health_section(raw.get("health"), path)
@@ -346,8 +364,9 @@ def _read_corpora(exp: Experiment, r: _Reader, corpora: dict[str, Any]) -> None:
         each = spec.get("each", "language")
         if each not in ("language", "pair"):
             raise r.fail(f"{where}.each", f"expected language or pair, not {_kind(each)}")
-        if each == "pair" and kind != "flores200":
-            raise r.fail(f"{where}.each", "pair needs a flores200 source (every two languages, paired by sentence)")
+        if each == "pair" and kind not in ("flores200", "opus100"):
+            raise r.fail(f"{where}.each", "pair needs a flores200 source (every two languages, paired by sentence) "
+                         "or opus100 (its zero-shot test pairs)")
         direction = spec.get("direction", "as-is")
         if "direction" in spec:
             from aligninstruct_cli.data import FILE_DIRECTIONS
@@ -464,9 +483,17 @@ def _read_systems(exp: Experiment, r: _Reader, systems: dict[str, Any]) -> None:
         for k, test in enumerate(test_sets):
             if test not in exp.test_sets:
                 raise r.fail(f"{where}.test_sets[{k}]", f"{test!r} is not one of the experiment's test_sets")
+        seeds = spec.get("seeds")
+        if seeds is not None:
+            if (not isinstance(seeds, list) or not seeds or len(set(map(str, seeds))) != len(seeds)
+                    or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in seeds)):
+                raise r.fail(f"{where}.seeds", f"expected a list of different whole numbers ≥ 0, not {_kind(seeds)}")
+            if curriculum is None:
+                raise r.fail(f"{where}.seeds", "an untrained system has nothing the seed changes (give a curriculum)")
         exp.systems[name] = System(name, model, curriculum, data, val,
                                    r.stage(spec.get("train"), f"{where}.train", "train"),
-                                   r.stage(spec.get("translate"), f"{where}.translate", "translate"), test_sets)
+                                   r.stage(spec.get("translate"), f"{where}.translate", "translate"), test_sets,
+                                   seeds)
     for name, system in exp.systems.items():
         other = system.model.get("system") if isinstance(system.model, dict) else None
         if other is not None:
@@ -494,7 +521,52 @@ def _read_tables(exp: Experiment, r: _Reader, tables: dict[str, Any]) -> None:
             raise r.fail(f"{where}.systems", "no systems to score")
         if not exp.test_sets:
             raise r.fail("test_sets", "tables need test_sets (the corpora the systems translate)")
-        exp.tables[name] = Table(name, rows, baseline, r.stage(spec.get("score"), f"{where}.score", "score"))
+        exp.tables[name] = Table(name, rows, baseline, r.stage(spec.get("score"), f"{where}.score", "score"),
+                                 _read_paper(r, spec.get("paper"), f"{where}.paper", [baseline, *rows] if baseline else rows))
+
+
+def _read_paper(r: _Reader, value: Any, where: str, systems: list[str]) -> dict[str, Any] | None:
+    """A table's `paper` section: which published table (and model, setting) it reproduces; each system's row."""
+    if value is None:
+        return None
+    from aligninstruct_cli import paper
+
+    spec = r.mapping(value, where, PAPER_KEYS)
+    table = str(spec.get("table", "")).strip()
+    tables = list(dict.fromkeys(s.table for s in paper.paper_scores()))
+    if table not in tables:
+        raise r.fail(f"{where}.table", f"the paper has no scores for table {table!r}", hint=f"tables: {', '.join(tables)}")
+    narrow = {}
+    for key in ("model", "setting"):
+        if spec.get(key) is not None:
+            known = sorted({getattr(s, key) for s in paper.paper_table(table)} - {""})
+            narrow[key] = r.string(spec[key], f"{where}.{key}")
+            if narrow[key] not in known:
+                raise r.fail(f"{where}.{key}", f"table {table} has no {key} {narrow[key]!r}", hint=f"its {key}s: {', '.join(known)}")
+    rows = {k: r.string(v, f"{where}.rows.{k}") for k, v in r.mapping(spec.get("rows"), f"{where}.rows").items()}
+    known_rows = paper.paper_systems(table, **narrow)
+    for system, row in rows.items():
+        if system not in systems:
+            raise r.fail(f"{where}.rows.{system}", "not one of the table's systems")
+        if row not in known_rows:
+            raise r.fail(f"{where}.rows.{system}", f"table {table} has no row {row!r}", hint=f"its rows: {', '.join(known_rows)}")
+    return {"table": table, **narrow, "rows": rows}
+
+
+def paper_rows(table: Table) -> dict[str, str | None]:
+    """system -> the paper's row it reproduces (None: the paper has none): `paper.rows`, else the system's name if
+    it is a row, else its name without the first word (`3b MT+Align`, `6 MTInstruct pivot`)."""
+    from aligninstruct_cli import paper
+
+    if table.paper is None:
+        return {}
+    narrow = {k: table.paper[k] for k in ("model", "setting") if k in table.paper}
+    known = paper.paper_systems(table.paper["table"], **narrow)
+    out: dict[str, str | None] = {}
+    for system in ([table.baseline] if table.baseline else []) + table.systems:
+        rest = system.split(" ", 1)[1] if " " in system else None
+        out[system] = table.paper["rows"].get(system) or (system if system in known else rest if rest in known else None)
+    return out
 
 
 def _read_probe(exp: Experiment, r: _Reader, spec: dict[str, Any]) -> None:

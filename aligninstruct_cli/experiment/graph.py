@@ -268,7 +268,7 @@ class Builder:
             for unit in units:
                 values = dict(corpus.source)
                 if corpus.kind == "opus100":
-                    values["pair"] = f"en-{unit}"
+                    values["pair"] = unit if corpus.each == "pair" else f"en-{unit}"
                 elif corpus.each == "pair":
                     first, second = unit.split("-", 1)
                     values.update(lang=second, with_lang=first)

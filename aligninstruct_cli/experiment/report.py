@@ -53,7 +53,48 @@ def write_tables(graph: Graph) -> dict[str, dict[str, Any]]:
         _write(files["TSV"], render(report, "tsv").encode())
         _write(files["JSON"], dumps_report(report))
         tables[name] = {"files": files, "markdown": markdown, "report": report}
+        if exp.compare_to == "paper" and table.paper is not None:
+            comparison = paper_comparison(graph, table, report)
+            files["beside the paper"] = out / f"{name}.paper.md"
+            _write(files["beside the paper"], comparison.encode())
+            tables[name]["markdown"] += "\n" + comparison
     return tables
+
+
+def paper_comparison(graph: Graph, table: Any, report: dict[str, Any]) -> str:
+    """`compare_to: paper`: the paper's rows under the table's rows, with the differences (paper/compare.py)."""
+    from aligninstruct_cli.experiment.config import paper_rows
+    from aligninstruct_cli.paper.compare import render_comparison
+
+    exp = graph.exp
+    systems = [exp.systems[exp.seed_runs[s][0] if s in exp.seed_runs else s] for s in paper_rows(table)]
+    precisions = {str({**exp.translate, **s.translate}.get("precision", "auto")) for s in systems}
+    return render_comparison(report, table.paper, paper_rows(table), "/".join(sorted(precisions)))
+
+
+def seed_tables_markdown(graph: Graph, tables: dict[str, dict[str, Any]], out: Path) -> list[str]:
+    """The tables of seeded systems over their seeds (mean ± sd, Welch's t-test: experiment/seeds.py), written
+    to OUTPUT/tables/<name>.{md,json} once every seed's table is made; their report lines."""
+    from aligninstruct_cli.experiment.seeds import mean_report, over_seeds, render_over_seeds
+
+    exp = graph.exp
+    md: list[str] = []
+    for name, (table, per_seed) in exp.seed_tables.items():
+        md += [f"### {name} (over seeds)", ""]
+        if not all(t in tables for t in per_seed):
+            md += [f"Not made yet: it needs every seed's table ({', '.join(per_seed)}).", ""]
+            continue
+        reports = [tables[t]["report"] for t in per_seed]
+        summary = over_seeds(table, reports, exp.seed_runs)
+        markdown = render_over_seeds(summary)
+        if exp.compare_to == "paper" and table.paper is not None:  # the seeds' mean beside the paper
+            markdown += "\n" + paper_comparison(graph, table, mean_report(reports, exp.seed_runs))
+        _write(out / "tables" / f"{name}.md", markdown.encode())
+        _write(out / "tables" / f"{name}.json", dumps_report(summary))
+        md += [f"Rows: {', '.join(([table.baseline] if table.baseline else []) + table.systems)}; one table per "
+               f"seed below ({', '.join(per_seed)}). Files: [markdown](tables/{name}.md) · [JSON](tables/{name}.json)",
+               "", markdown.strip(), ""]
+    return md
 
 
 def training_runs(graph: Graph) -> dict[str, Path]:
@@ -132,6 +173,7 @@ def write_report(graph: Graph) -> tuple[Path, list[str]]:
           f"({n_done} of {len(rows)} steps done; `ait experiment status {exp.path}` lists them with their logs, "
           f"`ait experiment plan {exp.path}` prints every command).", ""]
     md += ["## Tables", ""]
+    md += seed_tables_markdown(graph, tables, out)
     for name, table in exp.tables.items():
         md += [f"### {name}", ""]
         if name not in tables:

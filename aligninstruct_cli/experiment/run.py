@@ -289,11 +289,13 @@ def _end_group(pgid: int, grace: float = 20.0) -> None:
 
 def run_graph(graph: Graph, *, jobs: int = 1, executor: str = "local", only: set[str] | None = None,
               echo: Callable[[str], None] = console.info, strict: bool = False,
-              live: bool | None = None, progress_every: float = 30.0) -> Outcome:
+              live: bool | None = None, progress_every: float = 30.0, preflight: bool = False) -> Outcome:
     """Run every step not done yet (with `only`: those and what they need). Raises StepsFailed when a step failed
     (the others that could run have run). After each step its health checks run (experiment/health.py): a
     warning per failed check, and with `strict` the step fails. Events and progress go to OUTPUT/run.log too
-    (experiment/live.py; `live`: the terminal display, by default when stderr is one)."""
+    (experiment/live.py; `live`: the terminal display, by default when stderr is one). With `preflight`, what the
+    steps to run need is checked first (experiment/preflight.py), after a killed run's leftovers are ended (they
+    would otherwise go on meanwhile)."""
     from aligninstruct_cli.experiment.live import StudyView
 
     started = time.monotonic()
@@ -302,6 +304,10 @@ def run_graph(graph: Graph, *, jobs: int = 1, executor: str = "local", only: set
         reap_leftovers(graph)
         todo = [k for k in graph.order if k in wanted and step_state(graph, k) != DONE]
         skipped = [k for k in graph.order if k in wanted and k not in todo]
+        if preflight:
+            from aligninstruct_cli.experiment.preflight import preflight as check_needs
+
+            check_needs(graph, pending=set(todo), executor=executor)
         for key in skipped:
             link_names(graph, key)
         view = StudyView(graph, todo, echo, live=live, every=progress_every)

@@ -25,8 +25,9 @@ from aligninstruct_cli.languages import SeenList, direction_groups, find_languag
 OVERALL = "overall"
 GROUP_ORDER = ("en→xx", "xx→en", "seen→seen", "seen→unseen", "unseen→seen", "unseen→unseen", OVERALL,
                "en→seen", "en→unseen", "seen→en", "unseen→en")  # the paper's order
-# Without --groups, ait's own layout reports what it always has: every group but `overall`.
-DEFAULT_GROUPS = tuple(name for name in GROUP_ORDER if name != OVERALL)
+# Without --groups, ait's own layout reports every group, `overall` included (formed only where zero-shot
+# directions exist).
+DEFAULT_GROUPS = GROUP_ORDER
 # Table 1's columns: OPUS-100 (in-domain) before FLORES-200; other test sets after them, by name.
 PAPER_TESTSETS = ("opus100", "flores200")
 TESTSET_FIELD = "testset"

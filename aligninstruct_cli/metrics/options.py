@@ -1,6 +1,6 @@
 """The options of `ait score`, one definition each (see `aligninstruct_cli.options`). Defaults are the
-paper's (all three metrics; its COMET model), comet's (batch size) or sacrebleu's (bootstrap resamples,
-seed), each defined where it is used and said so there."""
+paper's (all three metrics), ait's choice (the COMET checkpoint: the paper names none), comet's (batch size)
+or sacrebleu's (bootstrap resamples, seed), each defined where it is used and said so there."""
 
 from __future__ import annotations
 
@@ -114,15 +114,17 @@ class ScoreOptions(LanguagesOption):
     layout: Literal[LAYOUTS] = option(  # type: ignore[valid-type]
         "ait", help="Markdown layout: ait (a row per system, a column per group and metric), table1 (the paper's "
         "Table 1: the same with its groups and each score's 95% interval), table5 (the paper's Table 5: a row "
-        "per group, a column per system and metric, with intervals).",
-        details="table1 and table5 add the intervals (`ci95`, bootstrap percentiles) and pick the default "
-                "groups in every format, so that the JSON holds the table's numbers, and put OPUS-100 test sets "
-                "before FLORES-200, as the paper.")
+        "per group, a column per system and metric, with intervals), languages (Tables 11–13: a row per "
+        "language), directions (Tables 14–18: a row per direction, then per group).",
+        details="Every layout shows each score's 95% interval (`ci95`, bootstrap percentiles). The layout picks "
+                "the default groups in every format, so that the JSON holds the table's numbers; table1 and "
+                "table5 put OPUS-100 test sets before FLORES-200, as the paper.")
     groups: Optional[list[Literal[GROUP_ORDER]]] = option(  # type: ignore[valid-type]
         None, parse=parse_groups, cli_type=Optional[str], metavar="NAMES", default_doc="by --layout",
         help="Comma-separated direction groups to report, in this order (e.g. en→xx,xx→en,overall; -> for →).",
         details="The groups: " + ", ".join(GROUP_ORDER) + " (`overall`: every zero-shot direction). Default: "
-                "ait: every group but overall; table1: en→xx, xx→en; table5: every group. Each test set "
+                "ait: every group (overall where there are zero-shot directions); table1 and languages: en→xx, xx→en; table5 and directions: every "
+                "group. Each test set "
                 "gets the groups it has directions for. In a config file, a list.")
     baseline: Optional[str] = option(None, help="Baseline hypotheses: paired bootstrap of every system against it, "
                                      "per direction and group.")

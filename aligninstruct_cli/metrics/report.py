@@ -2,13 +2,18 @@
 
 Markdown, by layout:
 - `ait`: one row per system (the baseline first), one column group per direction group (per test set when
-  records carry one), BLEU / chrF++ / COMET inside each group, two decimals as in the paper;
-- `table1`: the same shape with the paper's Table 1 groups and test-set order, and each score's 95%
-  bootstrap interval in its cell (`18.80 [17.90, 19.70]`);
+  records carry one; `overall` where there are zero-shot directions), BLEU / chrF++ / COMET inside each
+  group, two decimals as in the paper;
+- `table1`: the same shape with the paper's Table 1 groups and test-set order;
 - `table5`: transposed as the paper's Table 5: one row per group (`overall` included), one column per
-  system and metric, with intervals.
-A score that is a significant win over the baseline (paired bootstrap, p < alpha, positive difference) gets
-a `†`. Notes on the marks and intervals, then the signatures, follow the table."""
+  system and metric, with intervals;
+- `languages`: the paper's Tables 11–13: a row per system and language, a column per test set, side
+  (en→xx, xx→en) and metric, then the groups (the paper's `avg.`);
+- `directions`: the paper's Tables 14–18: a row per direction, then per group, a column per system and
+  metric.
+Every cell carries the score's 95% bootstrap interval (`18.80 [17.90, 19.70]`). A score that is a
+significant win over the baseline (paired bootstrap, p < alpha, positive difference) gets a `†`. Notes on
+the marks and intervals, then the signatures, follow the table."""
 
 from __future__ import annotations
 
@@ -18,12 +23,13 @@ from typing import Any
 import orjson
 
 from aligninstruct_cli.metrics import METRIC_LABELS
-from aligninstruct_cli.metrics.groups import DEFAULT_GROUPS, GROUP_ORDER
+from aligninstruct_cli.metrics.groups import DEFAULT_GROUPS, GROUP_ORDER, paper_testset_rank
 
 FORMATS = ("table", "json", "markdown", "tsv")
-LAYOUTS = ("ait", "table1", "table5")
-PAPER_LAYOUTS = ("table1", "table5")  # these show every score's own 95% interval
-LAYOUT_GROUPS = {"ait": DEFAULT_GROUPS, "table1": ("en→xx", "xx→en"), "table5": GROUP_ORDER}  # without --groups
+LAYOUTS = ("ait", "table1", "table5", "languages", "directions")
+PAPER_LAYOUTS = ("table1", "table5")  # OPUS-100 before FLORES-200 in the groups' order (every layout has intervals)
+LAYOUT_GROUPS = {"ait": DEFAULT_GROUPS, "table1": ("en→xx", "xx→en"), "table5": GROUP_ORDER,  # without --groups
+                 "languages": ("en→xx", "xx→en"), "directions": GROUP_ORDER}
 WIN_MARK = "†"
 
 
@@ -103,6 +109,14 @@ def render_markdown(report: dict, layout: str = "ait") -> str:
     if layout == "table5":  # a row per group, a column per system and metric
         header = ["Group"] + [f"{s['name']} {METRIC_LABELS[m]}" for s in systems for m in metrics]
         rows = [[g] + [_cell(s, "groups", g, m) for s in systems for m in metrics] for g in groups]
+    elif layout == "directions":  # a row per direction then per group, a column per system and metric
+        header = ["Direction"] + [f"{s['name']} {METRIC_LABELS[m]}" for s in systems for m in metrics]
+        rank = {g["key"]: paper_testset_rank(g["testset"] or "") for g in report["groups"] + report["directions"]}
+        rows = [[key] + [_cell(s, scope, key, m) for s in systems for m in metrics]
+                for scope, keys in (("directions", [d["key"] for d in report["directions"]]), ("groups", groups))
+                for key in sorted(keys, key=lambda k: rank[k])]  # OPUS-100 first, as the paper (stable sort)
+    elif layout == "languages":
+        header, rows = _language_rows(report)
     else:  # ait and table1: a row per system, a column per group and metric
         header = ["System"] + [f"{g} {METRIC_LABELS[m]}" for g in groups for m in metrics]
         rows = [[s["name"]] + [_cell(s, "groups", g, m) for g in groups for m in metrics] for s in systems]
@@ -112,6 +126,34 @@ def render_markdown(report: dict, layout: str = "ait") -> str:
             lines += [note, ""]
     lines += [f"- {line}" for line in _signature_lines(report)]
     return "\n".join(lines) + "\n"
+
+
+def _language_rows(report: dict) -> tuple[list[str], list[list[str]]]:
+    """Tables 11–13: a row per system and non-English language (then the groups, `avg.`), a column per test set,
+    side (en→xx: English the source) and metric; a direction the test set lacks is an empty cell."""
+    metrics = report["metrics"]
+    testsets = sorted(dict.fromkeys(d["testset"] or "" for d in report["directions"]), key=paper_testset_rank)
+    by_lang: dict[tuple[str, str, str], str] = {}  # (testset, side, language) -> direction key
+    for d in report["directions"]:
+        if "en" in (d["src_lang"], d["tgt_lang"]):
+            side, lang = ("en→xx", d["tgt_lang"]) if d["src_lang"] == "en" else ("xx→en", d["src_lang"])
+        else:
+            side, lang = "en→xx", f"{d['src_lang']}-{d['tgt_lang']}"
+        by_lang[(d["testset"] or "", side, lang)] = d["key"]
+    languages = list(dict.fromkeys(lang for (_, _, lang) in by_lang))
+    columns = [(t, side) for t in testsets for side in ("en→xx", "xx→en")
+               if any(k[:2] == (t, side) for k in by_lang)]
+    header = ["System", "Language"] + [f"{f'{t}:' if t else ''}{side} {METRIC_LABELS[m]}" for t, side in columns
+                                       for m in metrics]
+    rows = []
+    for s in report["systems"]:
+        for lang in languages:
+            rows.append([s["name"], lang] + [_cell(s, "directions", by_lang[(t, side, lang)], m)
+                                             if (t, side, lang) in by_lang else "" for t, side in columns for m in metrics])
+        group_key = {(g["testset"] or "", g["name"]): g["key"] for g in report["groups"]}
+        rows.append([s["name"], "avg."] + [_cell(s, "groups", group_key[(t, side)], m) if (t, side) in group_key else ""
+                                           for t, side in columns for m in metrics])
+    return header, rows
 
 
 TSV_COLUMNS = ("system", "role", "scope", "key", "metric", "score", "n", "signature", "baseline", "diff",

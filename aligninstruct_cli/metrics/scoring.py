@@ -184,7 +184,7 @@ def score(hyps: Sequence[str], options: ScoreOptions, *, sentence_level: bool = 
     groups = _selected_groups(directions, seen, options)
     scored = [_score_system(testset, h, "baseline" if (baseline is not None and k == 0) else "system", texts,
                             metrics, directions) for k, (h, texts) in enumerate(zip(ordered, aligned))]
-    intervals = options.layout in PAPER_LAYOUTS
+    intervals = True  # each score's own 95% interval, in every layout (the default markdown table too)
     samples = _bootstrap(scored, directions, metrics, options) if baseline is not None or intervals else {}
     report: dict[str, Any] = {
         "metrics": list(options.metrics),

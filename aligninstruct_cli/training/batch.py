@@ -148,7 +148,7 @@ def fitting_micro_batch(options: TrainOptions, model_path: str, precision: str, 
         return BATCH_SIZE, "default"
     micro = micro_batch_for_memory(
         torch.cuda.get_device_properties(0).total_memory, **model_shape(model_path),
-        length=min(options.max_length, longest or options.max_length),
+        length=min(options.example_limit, longest or options.example_limit),
         bytes_per_value=2 if precision in ("bf16", "fp16") else 4, full=options.full, zero=options.zero,
         offload=options.offload, ranks=ranks, checkpointing=options.gradient_checkpointing)
     return micro, "memory_estimate"

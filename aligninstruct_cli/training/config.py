@@ -19,6 +19,9 @@ LORA_DROPOUT = 0.1
 EPOCHS = 5
 WARMUP_RATIO = 0.03
 MAX_LENGTH = 384
+# "Maximum input and output length were set as 384": one budget for both (ait's reading, the default) or
+# one for each side
+LENGTH_BUDGETS = ("together", "each")
 # --- not given by the paper: our choices, documented in docs/train.md -----------------------------------
 LEARNING_RATE = 2e-4  # the paper tuned the rate per experiment by validation loss (use --lr a,b,c)
 BATCH_SIZE = 8  # the paper: 8 per GPU for bloomz-3b/1b1, 4 for 7b1 (without --global-batch, or on a CPU)
@@ -273,8 +276,16 @@ class TrainOptions:
         None, min=1, default_doc="1; derived with --global-batch", help="Micro-steps per optimizer step.",
         details="Global batch = batch size × ranks × accumulation. With --global-batch it is derived from it, and "
         "giving both is an error.")
-    max_length: int = option(MAX_LENGTH, min=8, help="Longest example in tokens, input + output + EOS (paper: 384).",
-                             details="The output counts with its separator.")
+    max_length: int = option(MAX_LENGTH, min=8, help="Token budget of an example (paper: 384), as --length-budget "
+                             "reads it: input + output + EOS together (default), or each side.",
+                             details="The output counts with its separator and EOS.")
+    length_budget: Literal[LENGTH_BUDGETS] = option(  # type: ignore[valid-type]
+        "together", help="How --max-length reads the paper's \"maximum input and output length 384\": together "
+        "(ait's reading, the default: input + output + EOS in one budget) or each (the input in one, the output "
+        "with EOS in another: examples up to twice --max-length).",
+        details="The paper's sentence fits both readings. --too-long applies per side with each: truncate-input "
+        "cuts an input over the budget (keeping its end) and drops a record whose output is over it; truncate "
+        "cuts either side's end; skip and error as with together.")
     too_long: Literal[TOO_LONG] = option(  # type: ignore[valid-type]
         "truncate-input", help="A record over --max-length: truncate-input (cut the input, keep the output whole; "
         "drop the record if the output alone does not fit), error (stop before launch), skip (drop) or truncate "
@@ -376,6 +387,11 @@ class TrainOptions:
         "`train/tokens_per_s` every --log-every steps and `eval/loss` after each epoch, by the stage's optimizer "
         "step; a resumed stage drops the events past its checkpoint. Point TensorBoard's logdir at OUTPUT to watch. "
         "`pip install 'aligninstruct-cli[tensorboard]'`.")
+
+    @property
+    def example_limit(self) -> int:
+        """The longest example in tokens that --max-length and --length-budget allow."""
+        return self.max_length * (2 if self.length_budget == "each" else 1)
 
     def __post_init__(self) -> None:
         check_options(self)

@@ -183,19 +183,24 @@ def tokenizer_fingerprint(tokenizer) -> str:
     return h.hexdigest()
 
 
-def cache_key(file_hash: str, tok_fingerprint: str, max_length: int, too_long: str, chat_template: str = "") -> str:
+def cache_key(file_hash: str, tok_fingerprint: str, max_length: int, too_long: str, chat_template: str = "",
+              length_budget: str = "together") -> str:
     """`chat_template`: the template's text when inputs are rendered with it, else empty."""
     text = f"v{CACHE_VERSION}|{file_hash}|{tok_fingerprint}|{max_length}|{too_long}|{OUTPUT_SEPARATOR!r}"
+    if length_budget != "together":  # the together key stays as it was: caches made before stay valid
+        text += f"|budget:{length_budget}"
     if chat_template:
         text += f"|chat:{chat_template}"
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def tokenize_records(records: Iterable[tuple[int, dict[str, Any]]], tokenizer, *, path: str, max_length: int,
-                     too_long: str, progress: bool = True, chat_template: bool = False) -> TokenizedSet:
+                     too_long: str, progress: bool = True, chat_template: bool = False,
+                     length_budget: str = "together") -> TokenizedSet:
     """Tokenize (line, instruction record) pairs; apply the `--too-long` rule; count what it did. With
     `chat_template`, each input is the user's turn of the tokenizer's chat template (`models.chat_prompt`,
-    as `ait translate --chat-template` renders its prompts)."""
+    as `ait translate --chat-template` renders its prompts). `length_budget`: `max_length` bounds input +
+    output together, or each side (`each`)."""
     from aligninstruct_cli import console
     from aligninstruct_cli.models import chat_prompt
 
@@ -221,7 +226,23 @@ def tokenize_records(records: Iterable[tuple[int, dict[str, Any]]], tokenizer, *
             n = len(p) + len(t)
             stats["records"] += 1
             stats["max_tokens"] = max(stats["max_tokens"], n)
-            if n > max_length:
+            if length_budget == "each":
+                if len(p) <= max_length and len(t) <= max_length:
+                    pass
+                elif too_long == "error":
+                    raise InputError(path, line, f"record {rec['id']!r} has {len(p)} input and {len(t)} output "
+                                     f"tokens, more than --max-length {max_length} on a side (--length-budget each)",
+                                     hint="raise --max-length, or pass --too-long truncate-input|skip|truncate")
+                else:
+                    if len(p) > max_length and too_long != "skip":
+                        p = cut_input(p, max_length, special) if too_long == "truncate-input" else p[:max_length]
+                    if len(t) > max_length and too_long == "truncate":
+                        t = t[:max_length]
+                    if too_long == "skip" or not p or len(t) > max_length:
+                        stats["skipped_too_long"] += 1
+                        continue
+                    stats["truncated"] += 1
+            elif n > max_length:
                 if too_long == "error":
                     raise InputError(path, line, f"record {rec['id']!r} is {n} tokens, longer than "
                                      f"--max-length {max_length}",
@@ -245,6 +266,28 @@ def tokenize_records(records: Iterable[tuple[int, dict[str, Any]]], tokenizer, *
     budget = char_budget(max_length)
 
     def within_budget(line: int, rec: dict[str, Any]) -> dict[str, Any] | None:
+        if length_budget == "each":
+            return each_within_budget(line, rec)
+        return together_within_budget(line, rec)
+
+    def each_within_budget(line: int, rec: dict[str, Any]) -> dict[str, Any] | None:
+        """The `--too-long` rule per side, before tokenizing (as below, for `--length-budget each`)."""
+        n_in, n_out = len(rec["input"]), len(rec["output"])
+        if n_in <= budget and n_out <= budget:
+            return rec
+        if too_long == "error":
+            raise InputError(path, line, f"record {rec['id']!r} has {max(n_in, n_out):,} characters on a side, far "
+                             f"more than --max-length {max_length} tokens hold",
+                             hint="raise --max-length, or pass --too-long truncate-input|skip|truncate")
+        if too_long != "skip" and (n_out <= budget or too_long == "truncate"):
+            keep_end = too_long == "truncate-input"
+            return {**rec, "input": rec["input"][max(0, n_in - budget):] if keep_end else rec["input"][:budget],
+                    "output": rec["output"][:budget]}
+        stats["records"] += 1
+        stats["skipped_too_long"] += 1
+        return None
+
+    def together_within_budget(line: int, rec: dict[str, Any]) -> dict[str, Any] | None:
         """The `--too-long` rule, applied before tokenizing to a record with more characters than
         `max_length` tokens can span (`io.char_budget`): one huge line would otherwise take gigabytes to
         tokenize. The part a cut keeps is tokenized as usual (and cut again to tokens); None: dropped."""
@@ -295,7 +338,7 @@ def cut_input(prompt: list[int], room: int, special: set[int]) -> list[int]:
 
 def load_or_tokenize(path: str, tokenizer, *, max_length: int, too_long: str, cache_dir: str | os.PathLike[str],
                      tok_fingerprint: str | None = None, file_hash: str | None = None,
-                     chat_template: bool = False) -> tuple[TokenizedSet, Path]:
+                     chat_template: bool = False, length_budget: str = "together") -> tuple[TokenizedSet, Path]:
     """The tokenized form of instruction file `path`, from the cache when its content was seen before."""
     from aligninstruct_cli.io import read_records
 
@@ -303,7 +346,7 @@ def load_or_tokenize(path: str, tokenizer, *, max_length: int, too_long: str, ca
         raise AitError(f"{path}: no such file" if not Path(path).exists() else f"{path}: not a file")
     file_hash = file_hash or file_sha256(path)
     key = cache_key(file_hash, tok_fingerprint or tokenizer_fingerprint(tokenizer), max_length, too_long,
-                    str(tokenizer.chat_template) if chat_template else "")
+                    str(tokenizer.chat_template) if chat_template else "", length_budget)
     cache = Path(cache_dir) / f"{key}.tokens"
     if cache.is_dir():
         try:
@@ -312,7 +355,7 @@ def load_or_tokenize(path: str, tokenizer, *, max_length: int, too_long: str, ca
             pass  # a damaged cache entry is rebuilt
     records = read_records(path, kind="instruction", with_location=True)
     data = tokenize_records(records, tokenizer, path=path, max_length=max_length, too_long=too_long,
-                            chat_template=chat_template)
+                            chat_template=chat_template, length_budget=length_budget)
     if not len(data):
         raise AitError(f"{path}: no usable records" + (" (all too long)" if data.stats.get("records") else ""))
     Path(cache_dir).mkdir(parents=True, exist_ok=True)

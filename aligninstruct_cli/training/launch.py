@@ -223,7 +223,7 @@ def tokenize_inputs(options: TrainOptions, model_path: str, used: list[str]) -> 
         found["input_hashes"][data_name] = {"path": str(path), "sha256": file_hash}
         data, cache = load_or_tokenize(path, tokenizer, max_length=options.max_length, too_long=options.too_long,
                                        cache_dir=cache_dir, tok_fingerprint=fingerprint, file_hash=file_hash,
-                                       chat_template=options.chat_template)
+                                       chat_template=options.chat_template, length_budget=options.length_budget)
         if data_name == VAL:
             found["val_cache"] = str(cache)
         else:
@@ -234,7 +234,8 @@ def tokenize_inputs(options: TrainOptions, model_path: str, used: list[str]) -> 
         if data.stats.get("truncated") or data.stats.get("skipped_too_long"):
             cut = "with the input cut" if options.too_long == "truncate-input" else "truncated"
             report += (f" ({data.stats['truncated']} {cut}, {data.stats['skipped_too_long']} skipped: longer "
-                       f"than --max-length {options.max_length})")
+                       f"than --max-length {options.max_length}"
+                       + (" on a side" if options.length_budget == "each" else "") + ")")
         console.info(report)
     if Path(model_path).is_dir():
         found["input_hashes"]["model_config"] = {"path": model_path, "sha256": hashlib.sha256(
