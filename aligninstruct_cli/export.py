@@ -40,7 +40,8 @@ PAPER = "Mao & Yu (2024), *Tuning LLMs with Contrastive Alignment Instructions f
 _OBJECTIVE_NAMES = {"mt": "MTInstruct (translation)", "align": "AlignInstruct (word-alignment judgements)",
                     "hint": "HintInstruct (alignment hints)", "revise": "ReviseInstruct (correct a wrong word)",
                     "mono-half": "MonoInstruct (complete a half sentence)",
-                    "mono-full": "MonoInstruct (generate a sentence)"}
+                    "mono-full": "MonoInstruct (generate a sentence)",
+                    "general": "general instructions (alpaca / chat data)"}
 
 
 # ---------------------------------------------------------------------------------------------- options
@@ -138,9 +139,11 @@ def data_summary(manifest: dict) -> dict[str, dict[str, Any]]:
     """Per data name of a run: records, objectives, directions and languages, read from the instruction files
     run.json lists (skipped when a file is gone), with the tokenized sizes of run.json's data_stats."""
     from aligninstruct_cli.io import read_records
+    from aligninstruct_cli.training.data import record_converter
 
     out: dict[str, dict[str, Any]] = {}
     stats = manifest.get("data_stats") or {}
+    data_format = (manifest.get("hyperparameters") or {}).get("data_format") or "auto"
     for name, entry in (manifest.get("input_hashes") or {}).items():
         path = entry.get("path") if isinstance(entry, dict) else None
         if name == "model_config" or not path:
@@ -152,12 +155,13 @@ def data_summary(manifest: dict) -> dict[str, dict[str, Any]]:
             directions: Counter = Counter()
             languages: set[str] = set()
             try:
-                for rec in read_records(path, kind="any"):
+                for rec in read_records(path, kind="any", convert=record_converter(data_format)):
                     if isinstance(rec, dict):
-                        src, tgt = str(rec.get("src_lang", "?")), str(rec.get("tgt_lang", "?"))
                         objectives[str(rec.get("objective", "?"))] += 1
-                        directions[f"{src}-{tgt}"] += 1
-                        languages.update((src, tgt))
+                        if "src_lang" in rec or "tgt_lang" in rec:  # general instructions may have none
+                            src, tgt = str(rec.get("src_lang", "?")), str(rec.get("tgt_lang", "?"))
+                            directions[f"{src}-{tgt}"] += 1
+                            languages.update((src, tgt))
             except AitError:
                 pass  # a file changed since training: the card says less, the run is not affected
             item.update(records=sum(objectives.values()), objectives=dict(objectives.most_common()),
