@@ -461,6 +461,10 @@ class TrainOptions:
                                       help="Tokenized-data cache.",
                                       details="Keyed by the content of each file, the tokenizer, --max-length and "
                                       "--too-long.")
+    license: Optional[str] = option(None, panel=PANEL_RUN, default_doc="the base model's",
+                                    help="The license the run's model cards state (a hub license id).",
+                                    details="Default: the `license:` of the base model's card when it is at hand "
+                                            "(a local directory or the hub cache); see docs/export.md.")
     log_every: int = option(LOG_EVERY, min=1, panel=PANEL_RUN, help="Write a metrics.jsonl line every N steps.")
     log_data_ids: bool = option(False, panel=PANEL_RUN, help="Write the record ids of every step to data_ids.jsonl "
                                 "(audits order and resume).")

@@ -50,7 +50,7 @@ WORKER_MODULE = "aligninstruct_cli.training.loop"
 # Options that may differ on --resume: where the run is, how often it logs and checkpoints, and whether
 # the blocks are compiled (the same computation, up to float rounding).
 RESUME_FREE = ("output", "save_every", "log_every", "log_data_ids", "compile", "languages", "report_to",
-               "save_adapter_every")
+               "save_adapter_every", "license")
 # How the workers start may differ too: the world size is checked on its own (state.json), a DeepSpeed
 # config file by its content (the job's ds_config), the tokenized cache by the inputs' hashes.
 LAUNCH_ONLY = ("launcher", "num_gpus", "num_nodes", "hostfile", "master_port", "deepspeed_config", "cache_dir")
