@@ -100,8 +100,8 @@ def test_family_trains_translates_and_exports(family, workspace):
     test = write_jsonl(root / f"test-{family}.jsonl", [{"id": 0, "src_lang": "en", "tgt_lang": "kk",
                                                          "src": "the cat sees the dog"}])
     hyps = root / f"hyps-{family}.jsonl"
-    result = runner.invoke(app, ["-q", "translate", str(test), "--model", str(model_dir), "--adapter", str(run / "final"),
-                                 "--max-new-tokens", "4", "-o", str(hyps)])
+    result = runner.invoke(app, ["-q", "translate", str(test), "--model", str(model_dir), "--adapter",
+                                 str(run / "final"), "--max-new-tokens", "4", "-o", str(hyps)])
     assert result.exit_code == 0, result.output
     assert [r["id"] for r in read_jsonl(hyps)] == [0]
 

@@ -294,8 +294,9 @@ class TrainOptions:
     data: dict[str, str] = option(
         parse=parse_data, cli_type=Optional[list[str]], metavar="NAME=PATH",
         help="NAME=PATH of a JSONL file of instruction records (from `ait build`/`ait mix`, or alpaca, messages or "
-        "ShareGPT records: see --data-format); repeatable. NAME is used in --curriculum.", details="In a config file: a mapping of names to paths (`data: {mt: mt.jsonl}`). "
-        "Names may use letters, digits, `_`, `-` and `.`.")
+        "ShareGPT records: see --data-format); repeatable. NAME is used in --curriculum.",
+        details="In a config file: a mapping of names to paths (`data: {mt: mt.jsonl}`). Names may use letters, "
+        "digits, `_`, `-` and `.`.")
     data_format: Literal[DATA_FORMATS] = option(  # type: ignore[valid-type]
         "auto", help="The records of --data and --val files: ait (from `ait build`/`ait mix`), alpaca "
         "(instruction/input/output), messages (role/content turns), sharegpt (conversations of from/value "
