@@ -281,3 +281,18 @@ def test_general_data_in_a_curriculum_stage_beside_mt(tiny_bloom_dir, data, tmp_
     assert sorted({i.split(":")[0] for i in stage_1}) == ["chat", "general", "mt"] and len(stage_1) == 8 + 6 + 4
     card = (out / "final" / "README.md").read_text()
     assert "general instructions (alpaca / chat data): 10 records" in card
+
+
+def test_ait_mix_takes_general_instructions_without_languages(tmp_path):
+    """Other tools' data converted to instruction records (objective general, no languages) mix like any."""
+    from conftest import read_jsonl
+
+    general = write_jsonl(tmp_path / "general.jsonl", [
+        {"id": f"g{k}", "objective": "general", "input": f"say {k}", "output": str(k), "source_id": k}
+        for k in range(4)])
+    mt = Path(make_data(tmp_path, n_mt=4, n_align=1)["mt"])
+    out = tmp_path / "mixed.jsonl"
+    result = runner.invoke(app, ["-q", "mix", str(mt), str(general), "--max-per-lang", "3", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    objectives = [r["objective"] for r in read_jsonl(out)]
+    assert objectives.count("general") == 3 and objectives.count("mt") == 3  # capped per language, "" one
