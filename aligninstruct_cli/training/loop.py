@@ -303,9 +303,10 @@ def wandb_run(s: Stage):
     from aligninstruct_cli.options import to_dict
 
     out = Path(s.options.output).absolute()
+    if wandb.run is not None:  # a run an earlier failure left open in this process: one W&B run per stage
+        wandb.run.finish(exit_code=1)
     return wandb.init(project=os.environ.get("WANDB_PROJECT") or "ait", dir=str(out), group=out.name,
-                      name=f"{out.name}/{s.label.replace(' ', '/')}", config=to_dict(s.options),
-                      job_type="train", reinit="create_new")
+                      name=f"{out.name}/{s.label.replace(' ', '/')}", config=to_dict(s.options), job_type="train")
 
 
 def save_adapter_checkpoint(s: Stage, step: int) -> None:
