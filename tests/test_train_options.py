@@ -93,38 +93,43 @@ def test_cosine_schedule_in_a_run_and_adapters_saved_every_n_steps_load_in_stock
 
 
 # ------------------------------------------------------------------------------------------------ W&B
-def test_wandb_offline_logs_the_stage_figures(tiny_bloom_dir, data, tmp_path, monkeypatch):
+def test_wandb_offline_logs_each_stages_figures(tiny_bloom_dir, data, tmp_path, monkeypatch):
     pytest.importorskip("wandb")
+    from wandb.proto import wandb_internal_pb2
+    from wandb.sdk.internal import datastore
+
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.setenv("WANDB_PROJECT", "ait-test")
     out = tmp_path / "run"
     result = train(tiny_bloom_dir, out, "--report-to", "wandb", "--log-every", "1", "--batch-size", "2",
-                   data=data, cache=tmp_path / "cache")
+                   "--data", f"align={data['align']}", "--curriculum", "mt,align", data=data,
+                   cache=tmp_path / "cache")
     assert result.exit_code == 0, result.output
-    runs = sorted((out / "wandb").glob("offline-run-*"))
-    assert len(runs) == 1
-    # the run's history, as wandb wrote it for `wandb sync`: the per-step losses of metrics.jsonl
-    from wandb.sdk.internal import datastore
-    from wandb.proto import wandb_internal_pb2
-
-    store = datastore.DataStore()
-    store.open_for_scan(str(next(runs[0].glob("*.wandb"))))
-    logged = []
-    while (raw := store.scan_data()) is not None:
-        record = wandb_internal_pb2.Record()
-        record.ParseFromString(raw)
-        if record.WhichOneof("record_type") == "history":
-            items = {item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.history.item}
-            if "train/loss" in items:
-                logged.append((items["_step"], items["train/loss"]))
-        if record.WhichOneof("record_type") == "config":
-            config = {item.key: json.loads(item.value_json) for item in record.config.update}
-            assert config["lr_scheduler"] == "linear" and config["report_to"] == "wandb"
-    expected = [(r["step"], r["loss"]) for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())
-                if "loss" in r]
-    assert [s for s, _ in logged] == [s for s, _ in expected] == [1, 2, 3, 4]
-    assert [loss for _, loss in logged] == pytest.approx([loss for _, loss in expected])
+    runs = sorted((out / "wandb").glob("offline-run-*"))  # by start time: one W&B run per stage
+    assert len(runs) == 2
+    metrics = [r for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if "loss" in r]
+    for stage, run in enumerate(runs, 1):
+        # the run's history, as wandb wrote it for `wandb sync`: the stage's per-step losses of metrics.jsonl
+        store = datastore.DataStore()
+        store.open_for_scan(str(next(run.glob("*.wandb"))))
+        logged, config = [], {}
+        while (raw := store.scan_data()) is not None:
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(raw)
+            if record.WhichOneof("record_type") == "history":
+                items = {item.key or "/".join(item.nested_key): json.loads(item.value_json)
+                         for item in record.history.item}
+                if "train/loss" in items:
+                    logged.append((items["_step"], items["train/loss"]))
+            kind = record.WhichOneof("record_type")
+            if kind in ("config", "run"):  # the options: in the run record, or a config update after it
+                updates = record.config.update if kind == "config" else record.run.config.update
+                config.update({item.key: json.loads(item.value_json) for item in updates})
+        assert config["lr_scheduler"] == "linear" and config["report_to"] == "wandb"
+        expected = [(r["step"], r["loss"]) for r in metrics if r["stage"] == stage]
+        assert [s for s, _ in logged] == [s for s, _ in expected] == ([1, 2, 3, 4] if stage == 1 else [1, 2])
+        assert [loss for _, loss in logged] == pytest.approx([loss for _, loss in expected])
 
 
 # ------------------------------------------------------------------------------------------------ QLoRA
