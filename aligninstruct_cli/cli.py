@@ -37,6 +37,11 @@ def report_error(exc: AitError) -> None:
 
 
 class AitGroup(TyperGroup):
+    def parse_args(self, ctx, args):  # click API: sacrebleu's spellings rewritten before click parses them
+        from aligninstruct_cli.commands.score import sacrebleu_argv
+
+        return super().parse_args(ctx, sacrebleu_argv(list(args)))
+
     def invoke(self, ctx):  # click API; typer>=0.29 vendors click, so no click import
         try:
             return super().invoke(ctx)

@@ -40,7 +40,8 @@ PAPER = "Mao & Yu (2024), *Tuning LLMs with Contrastive Alignment Instructions f
 _OBJECTIVE_NAMES = {"mt": "MTInstruct (translation)", "align": "AlignInstruct (word-alignment judgements)",
                     "hint": "HintInstruct (alignment hints)", "revise": "ReviseInstruct (correct a wrong word)",
                     "mono-half": "MonoInstruct (complete a half sentence)",
-                    "mono-full": "MonoInstruct (generate a sentence)"}
+                    "mono-full": "MonoInstruct (generate a sentence)",
+                    "general": "general instructions (alpaca / chat data)"}
 
 
 # ---------------------------------------------------------------------------------------------- options
@@ -70,6 +71,10 @@ class ExportOptions:
                          "weights written are the same).")
     max_shard_size: str = option("5GB", help="Largest safetensors shard of the merged model (transformers' "
                                  "max_shard_size, e.g. 2GB).")
+    license: Optional[str] = option(None, default_doc="the base model's",
+                                    help="The model card's license (a hub license id, e.g. apache-2.0).",
+                                    details="Default: the `license:` of the base model's card, when its card is "
+                                            "at hand (a local directory, or the hub cache); else none is stated.")
 
     def __post_init__(self) -> None:
         check_options(self)
@@ -138,9 +143,11 @@ def data_summary(manifest: dict) -> dict[str, dict[str, Any]]:
     """Per data name of a run: records, objectives, directions and languages, read from the instruction files
     run.json lists (skipped when a file is gone), with the tokenized sizes of run.json's data_stats."""
     from aligninstruct_cli.io import read_records
+    from aligninstruct_cli.training.data import record_converter
 
     out: dict[str, dict[str, Any]] = {}
     stats = manifest.get("data_stats") or {}
+    data_format = (manifest.get("hyperparameters") or {}).get("data_format") or "auto"
     for name, entry in (manifest.get("input_hashes") or {}).items():
         path = entry.get("path") if isinstance(entry, dict) else None
         if name == "model_config" or not path:
@@ -152,12 +159,13 @@ def data_summary(manifest: dict) -> dict[str, dict[str, Any]]:
             directions: Counter = Counter()
             languages: set[str] = set()
             try:
-                for rec in read_records(path, kind="any"):
+                for rec in read_records(path, kind="any", convert=record_converter(data_format)):
                     if isinstance(rec, dict):
-                        src, tgt = str(rec.get("src_lang", "?")), str(rec.get("tgt_lang", "?"))
                         objectives[str(rec.get("objective", "?"))] += 1
-                        directions[f"{src}-{tgt}"] += 1
-                        languages.update((src, tgt))
+                        if "src_lang" in rec or "tgt_lang" in rec:  # general instructions may have none
+                            src, tgt = str(rec.get("src_lang", "?")), str(rec.get("tgt_lang", "?"))
+                            directions[f"{src}-{tgt}"] += 1
+                            languages.update((src, tgt))
             except AitError:
                 pass  # a file changed since training: the card says less, the run is not affected
             item.update(records=sum(objectives.values()), objectives=dict(objectives.most_common()),
@@ -209,16 +217,144 @@ def _scores_section(report: dict) -> list[str]:
     return lines + [""]
 
 
+# the instruction types of the objectives, as a card's title names them (paper's names)
+_METHOD_NAMES = {"mt": "MTInstruct", "align": "AlignInstruct", "hint": "HintInstruct", "revise": "ReviseInstruct",
+                 "mono-full": "MonoInstruct", "mono-half": "MonoInstruct", "general": "general instructions"}
+_ORIGIN_DEPTH = 8  # ait train runs followed back through their bases at most
+
+
+def card_base(base: str | None) -> tuple[str | None, str, str | None, str]:
+    """(hub id, name, origin, load name) of a card's base. A base that is itself an `ait train` output (a
+    run's final/ or stage directory: a `--full` run's model) is followed back through the runs' bases to the
+    model they started from, its `origin`, which names it (by hub id when it came from the hub); the name
+    says which runs trained on top of it. The load name is what loads the base itself: its hub id, else its
+    directory's name, or for an ait train output RUN/final (never an absolute path)."""
+    origin, runs = base, []
+    load_name = portable_name(base)
+    while origin and len(runs) < _ORIGIN_DEPTH and Path(origin).expanduser().is_dir():
+        run_dir = find_run(Path(origin).expanduser())
+        if run_dir is None:
+            break
+        try:
+            earlier = (json.loads((run_dir / "run.json").read_text(encoding="utf-8")).get("model") or {}).get("name")
+        except (OSError, ValueError):
+            break
+        if not isinstance(earlier, str) or not earlier:
+            break
+        if not runs:
+            load_name = f"{run_dir.name}/{Path(origin).expanduser().resolve().relative_to(run_dir.resolve())}" \
+                if Path(origin).expanduser().resolve() != run_dir.resolve() else run_dir.name
+        runs.append(run_dir.name)
+        origin = earlier
+    name = portable_name(origin)
+    if runs:
+        name += " (further trained by ait: " + " → ".join(reversed(runs)) + ")"
+    return hub_id_of(origin), name, origin, load_name
+
+
+def base_license(model: str | None) -> str | None:
+    """The `license:` of a model's card (README.md front matter): of a local directory, else of the hub
+    cache's copy of its card; None when neither is at hand (nothing is downloaded)."""
+    if not model:
+        return None
+    card = Path(model).expanduser() / CARD
+    if not card.is_file():
+        hub_id = hub_id_of(model)
+        if not hub_id:
+            return None
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            cached = try_to_load_from_cache(hub_id, CARD)
+        except Exception:  # an id the hub library refuses, an unreadable cache: no license known
+            return None
+        if not isinstance(cached, str):
+            return None
+        card = Path(cached)
+    try:
+        text = card.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    match = re.match(r"---\n(.*?)\n---", text, re.S)
+    if not match:
+        return None
+    import yaml
+
+    try:
+        meta = yaml.safe_load(match.group(1))
+    except yaml.YAMLError:
+        return None
+    value = meta.get("license") if isinstance(meta, dict) else None
+    return str(value) if isinstance(value, (str, int, float)) and str(value).strip() else None
+
+
+def _example_direction(summary: dict[str, Any]) -> tuple[str, str] | None:
+    """The direction a card's example translates: the most frequent among the data that trains MTInstruct
+    (else among all the data); None when the data names no languages."""
+    directions: Counter = Counter()
+    for wanted in (lambda item: "mt" in (item.get("objectives") or {}), lambda item: True):
+        for name, item in summary.items():
+            if not name.startswith("--") and wanted(item):
+                directions.update({d: n for d, n in (item.get("directions") or {}).items() if "?" not in d})
+        if directions:
+            src, _, tgt = directions.most_common(1)[0][0].partition("-")
+            return src, tgt
+    return None
+
+
+def _usage(kind: str, load_name: str, chat: bool, direction: tuple[str, str] | None) -> list[str]:
+    """The card's `## Use`: the ait command, and a transformers snippet that builds the prompt, generates
+    and cuts the answer as `ait translate` does (generation.clean_hypothesis). `load_name`: the base."""
+    from aligninstruct_cli.instructions.templates import MT_INPUT
+    from aligninstruct_cli.languages import language_name
+
+    src_name, tgt_name = (language_name(code) for code in direction) if direction else ("English", "Kazakh")
+    prompt = MT_INPUT.format(src_name=src_name, tgt_name=tgt_name, src="<sentence>")
+    lines = ["## Use", "", "```bash"]
+    if kind == "adapter":
+        lines.append(f"ait translate test.jsonl --model {load_name} --adapter THIS_DIR"
+                     + (" --chat-template" if chat else "") + " -o hyps.jsonl")
+    else:
+        lines.append("ait translate test.jsonl --model THIS_DIR" + (" --chat-template" if chat else "")
+                     + " -o hyps.jsonl")
+    lines += ["```", "", "```python"]
+    if kind == "adapter":
+        lines += ["from peft import PeftModel", "from transformers import AutoModelForCausalLM, AutoTokenizer", "",
+                  f"base = AutoModelForCausalLM.from_pretrained({load_name!r})",
+                  "model = PeftModel.from_pretrained(base, 'THIS_DIR')",
+                  "tokenizer = AutoTokenizer.from_pretrained('THIS_DIR')"]
+    else:
+        lines += ["from transformers import AutoModelForCausalLM, AutoTokenizer", "",
+                  "model = AutoModelForCausalLM.from_pretrained('THIS_DIR')",
+                  "tokenizer = AutoTokenizer.from_pretrained('THIS_DIR')"]
+    lines += ["", f"prompt = {prompt.replace('<sentence>', '{sentence}')!r}.format(sentence=\"...\")"]
+    if chat:
+        lines += ["prompt = tokenizer.apply_chat_template([{'role': 'user', 'content': prompt}], tokenize=False,",
+                  "                                       add_generation_prompt=True)"]
+    lines += ["inputs = tokenizer(prompt, return_tensors='pt')",
+              "output = model.generate(**inputs, max_new_tokens=256, do_sample=False)",
+              "text = tokenizer.decode(output[0, inputs['input_ids'].shape[1]:], skip_special_tokens=True)",
+              "translation = text.lstrip().split('\\n', 1)[0].rstrip()  # as ait translate cuts the answer",
+              "```", "",
+              f"The prompt is the paper's MTInstruct input (here {src_name} → {tgt_name}): "
+              f"`{prompt.replace(chr(10), chr(92) + 'n')}`; the translation follows after a space, up to the first "
+              "newline or EOS." + (" Chat-tuned: the prompt is the user's turn of the tokenizer's chat template."
+                                   if chat else ""), ""]
+    return lines
+
+
 def model_card(*, base: str | None, kind: Literal["adapter", "merged"], facts: dict[str, Any] | None = None,
-               scores: dict | None = None, title: str | None = None) -> str:
+               scores: dict | None = None, title: str | None = None, label: str | None = None,
+               license: str | None = None) -> str:
     """The README.md of an adapter or merged model: hub metadata + what it is, how it was trained, how to use
-    it. `base`: the base model as given (named portably); `facts`: `run_facts`; `scores`: an `ait score` JSON
-    report."""
+    it. `base`: the base model as given (named portably; an ait train output followed back to its base);
+    `facts`: `run_facts`; `scores`: an `ait score` JSON report; `title`: the whole title, else the base and
+    the instruction types trained, with `label` in brackets; `license`: else the base's."""
     facts = facts or {}
     manifest = facts.get("manifest") or {}
     summary = facts.get("summary") or {}
-    hub_id = hub_id_of(base)
-    base_name = portable_name(base)
+    hub_id, base_name, origin, load_name = card_base(base)
+    license = license or (manifest.get("hyperparameters") or {}).get("license") or base_license(origin)
     languages = sorted({lang for item in summary.values()
                         for lang in item.get("languages") or [part for d in item.get("directions") or {}
                                                               for part in d.split("-")] if lang and lang != "?"})
@@ -226,9 +362,15 @@ def model_card(*, base: str | None, kind: Literal["adapter", "merged"], facts: d
     for name, item in summary.items():
         if not name.startswith("--"):  # --val: the validation file is not trained on
             objectives.update(item.get("objectives") or {})
+    methods = list(dict.fromkeys(_METHOD_NAMES[o] for o in _METHOD_NAMES if o in objectives))
+    if not title:
+        title = f"{portable_name(origin)} + " + (" + ".join(methods) if methods else "ait LoRA") \
+            + (f" ({label})" if label else "")
     meta = ["---"]
     if hub_id:
         meta.append(f"base_model: {hub_id}")
+    if license:
+        meta.append(f"license: {license}")
     meta += [f"library_name: {'peft' if kind == 'adapter' else 'transformers'}", "pipeline_tag: text-generation"]
     if languages:
         meta.append("language:")
@@ -236,10 +378,12 @@ def model_card(*, base: str | None, kind: Literal["adapter", "merged"], facts: d
     meta += ["tags:", "- ait", "- aligninstruct", "- translation"] + (["- lora"] if kind == "adapter" else [])
     meta.append("---")
     what = "LoRA adapter" if kind == "adapter" else "model (LoRA adapter merged into the base weights)"
-    lines = meta + ["", f"# {title or base_name + ' + AlignInstruct'}", "",
+    lines = meta + ["", f"# {title}", "",
                     f"A {what} for machine translation, trained with ait on base model "
                     f"**{base_name}**" + ("" if hub_id else " (a local model: not on the Hugging Face hub)") + ".",
-                    f"Method: {PAPER}.", ""]
+                    f"Method: {PAPER}.", "",
+                    f"License: {license} (the base model's terms apply to this derivative)." if license else
+                    "License: not stated here; the base model's terms apply to this derivative.", ""]
     if languages:
         lines += ["## Languages", "", ", ".join(_language_names(languages)) + ".", ""]
     if manifest:
@@ -285,24 +429,7 @@ def model_card(*, base: str | None, kind: Literal["adapter", "merged"], facts: d
     if scores:
         lines += _scores_section(scores)
     chat = bool((manifest.get("hyperparameters") or {}).get("chat_template"))
-    lines += ["## Use", "", "```bash"]
-    if kind == "adapter":
-        lines.append(f"ait translate test.jsonl --model {base_name} --adapter THIS_DIR"
-                     + (" --chat-template" if chat else "") + " -o hyps.jsonl")
-    else:
-        lines.append("ait translate test.jsonl --model THIS_DIR" + (" --chat-template" if chat else "")
-                     + " -o hyps.jsonl")
-    lines += ["```", "", "```python"]
-    if kind == "adapter":
-        lines += ["from peft import PeftModel", "from transformers import AutoModelForCausalLM, AutoTokenizer", "",
-                  f"base = AutoModelForCausalLM.from_pretrained({base_name!r})",
-                  "model = PeftModel.from_pretrained(base, 'THIS_DIR')", "tokenizer = AutoTokenizer.from_pretrained('THIS_DIR')"]
-    else:
-        lines += ["from transformers import AutoModelForCausalLM, AutoTokenizer", "",
-                  "model = AutoModelForCausalLM.from_pretrained('THIS_DIR')",
-                  "tokenizer = AutoTokenizer.from_pretrained('THIS_DIR')"]
-    lines += ["```", "", "Prompts are the paper's MTInstruct input: `Translate from English to Kazakh.\\nEnglish: "
-              "<sentence>\\nKazakh:`; the translation follows after a space, up to the first newline or EOS.", ""]
+    lines += _usage(kind, load_name, chat, _example_direction(summary))
     return "\n".join(lines)
 
 
@@ -327,8 +454,8 @@ def write_run_cards(output: str | os.PathLike[str]) -> list[Path]:
     base = (manifest.get("model") or {}).get("name")
     done = []
     for config in sorted(run_dir.glob("**/adapter_config.json")):
-        title = f"{portable_name(base)} + AlignInstruct ({run_dir.name}/{config.parent.relative_to(run_dir)})"
-        write_card(config.parent, _no_local_paths(model_card(base=base, kind="adapter", facts=facts, title=title),
+        label = f"{run_dir.name}/{config.parent.relative_to(run_dir)}"
+        write_card(config.parent, _no_local_paths(model_card(base=base, kind="adapter", facts=facts, label=label),
                                                   base, str(run_dir)))
         done.append(config.parent)
     return done
@@ -413,7 +540,7 @@ def export(options: ExportOptions, source: str) -> Path:
         if src.model_dir is not None:
             base = (facts.get("manifest") or {}).get("model", {}).get("name")
         card = model_card(base=base, kind=kind, facts=facts, scores=scores,  # type: ignore[arg-type]
-                          title=f"{portable_name(base)} + AlignInstruct ({out.name})")
+                          label=out.name, license=options.license)
         (tmp / CARD).write_text(_no_local_paths(card, base, str(src.run_dir) if src.run_dir else None,
                                                 str(src.adapter or src.model_dir)), encoding="utf-8")
         record = {"kind": kind, "base_model": portable_name(base), "base_model_hub_id": hub_id_of(base),

@@ -30,7 +30,7 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, BinaryIO, Iterable, Iterator, Literal, Optional
+from typing import IO, Any, BinaryIO, Callable, Iterable, Iterator, Literal, Optional
 
 import orjson
 
@@ -303,6 +303,70 @@ def _parse_jsonl(path: str, line_no: int, raw: bytes | str) -> Any:
         raise InputError(path, line_no, f"malformed JSON: {exc}") from None
 
 
+def _starts_json_array(path: str) -> bool:
+    """Whether the file's first non-blank character is `[`: one JSON array of records (alpaca's
+    alpaca_data.json), not JSON lines. stdin is never taken for one."""
+    if path == STDIO:
+        return False
+    try:
+        with open_binary_input(path) as stream:
+            while True:
+                chunk = stream.read(1 << 12)
+                if not chunk:
+                    return False
+                stripped = chunk.lstrip()
+                if stripped:
+                    return stripped[:1] == b"["
+    except (OSError, EOFError, gzip.BadGzipFile):
+        return False  # the line reader reports it
+
+
+def _json_array_items(path: str, where: str) -> Iterator[tuple[int, int, Any]]:
+    """(line number, character offset, value) of each element of a file holding one JSON array. The file is
+    read whole (such files are what fits in memory, e.g. alpaca's 52k records in 22 MB); each element's
+    line is where it starts, so errors name FILE:LINE as for JSON lines."""
+    import bisect
+    import json
+    import re
+
+    with open_binary_input(path) as stream:
+        raw = stream.read()
+    text = _decode(where, 1, raw) if raw else ""
+    if "\r" in text:
+        line_no = text.count("\n", 0, text.index("\r")) + 1
+        raise InputError(where, line_no, "line ends in CRLF (Windows line ending)",
+                         hint="convert the file first, e.g. `sed -i 's/\\r$//' FILE` or dos2unix")
+    newlines = [m.start() for m in re.finditer("\n", text)]
+    decoder = json.JSONDecoder()
+
+    def line_of(pos: int) -> int:
+        return bisect.bisect_left(newlines, pos) + 1
+
+    def skip_space(pos: int) -> int:
+        while pos < len(text) and text[pos] in " \t\n":
+            pos += 1
+        return pos
+
+    pos = skip_space(0) + 1  # past the '['
+    pos = skip_space(pos)
+    if pos < len(text) and text[pos] == "]":
+        return
+    while True:
+        try:
+            value, end = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as exc:
+            raise InputError(where, line_of(exc.pos), f"malformed JSON: {exc.msg}") from None
+        yield line_of(pos), pos, value
+        pos = skip_space(end)
+        if pos < len(text) and text[pos] == ",":
+            pos = skip_space(pos + 1)
+            continue
+        if pos < len(text) and text[pos] == "]" and not text[skip_space(pos + 1):].strip():
+            return
+        raise InputError(where, line_of(pos), "malformed JSON: expected ',' or a final ']' after an element of "
+                         "the array")
+
+
 def _parse_pair(path: str, line_no: int, text: str, fmt: str, src_lang: str, tgt_lang: str,
                 id_prefix: str) -> Record:
     sep = "\t" if fmt == "tsv" else " ||| "
@@ -322,7 +386,8 @@ def read_records(path: str, kind: str = "any", *, fmt: str = "auto", src_lang: s
                  tgt_lang: str | None = None, policy: ErrorPolicy | None = None,
                  id_prefix: str = "", with_location: bool = False,
                  with_offset: bool = False, name: str | None = None, unique_ids: bool | None = None,
-                 max_chars: dict[str, int] | None = None) -> Iterator[Any]:
+                 max_chars: dict[str, int] | None = None,
+                 convert: Callable[[Any, int], Any] | None = None) -> Iterator[Any]:
     """Stream validated records of `kind` (see records.VALIDATORS) from `path`.
 
     TSV and fast_align input makes parallel records whose id is `id_prefix` + line number; those
@@ -337,7 +402,12 @@ def read_records(path: str, kind: str = "any", *, fmt: str = "auto", src_lang: s
     the file has is a bad record (`policy`; FILE:LINE of the second one). Ids are compared as text
     (`1` and `"1"` are the same id, as in the instruction ids `ait build` makes from them) through their
     64-bit hashes: about 60 bytes a record. `max_chars` ({field: most characters}, e.g. from `char_budget`):
-    a longer field is a bad record, before anything tokenizes it."""
+    a longer field is a bad record, before anything tokenizes it.
+
+    JSON input may also be one JSON array of records (a file whose first character is `[`, as alpaca's
+    data files are): read whole, each element's line is where it starts. `convert(value, ordinal)` turns
+    each parsed value (the `ordinal`-th, from 1) into the record that is validated (another tool's format
+    into ait's, `records.instruction_from`); its `RecordError` is a bad record at that line."""
     if fmt not in FORMATS:
         raise AitError(f"unknown input format {fmt!r} (expected one of {', '.join(FORMATS)})")
     validate = VALIDATORS[kind]
@@ -349,16 +419,26 @@ def read_records(path: str, kind: str = "any", *, fmt: str = "auto", src_lang: s
     if detected not in (None, "jsonl") and not (src_lang and tgt_lang):
         raise OptionError(f"{display_path(where)}: {detected} input needs {option_ref('src_lang')} and "
                           f"{option_ref('tgt_lang')}")
-    for line_no, offset, raw in _raw_lines(path, where):
+    array = detected in (None, "jsonl") and _starts_json_array(path)
+    if array and with_offset:  # the stage re-reads records at their byte offsets: lines only
+        raise AitError(f"{display_path(where)}: one JSON array; this stage reads JSON lines (one record a line)",
+                       hint="convert it, e.g. jq -c '.[]' FILE > FILE.jsonl")
+    if array:
+        detected = "jsonl"
+    ordinal = 0
+    for line_no, offset, raw in (_json_array_items(path, where) if array else _raw_lines(path, where)):
         try:
-            if raw.isspace() or not raw:
+            if not array and (raw.isspace() or not raw):
                 continue  # blank lines carry no record
+            ordinal += 1
             if detected is None:
                 detected = detect_format(where, _decode(where, line_no, raw))
                 if detected != "jsonl" and not (src_lang and tgt_lang):
                     raise OptionError(f"{display_path(where)}: {detected} input needs {option_ref('src_lang')} "
                                       f"and {option_ref('tgt_lang')}")
-            if detected == "jsonl":
+            if array:
+                rec = raw  # parsed already
+            elif detected == "jsonl":
                 rec = _parse_jsonl(where, line_no, raw)
             elif detected == "text":
                 rec = {"id": f"{id_prefix}{line_no}", "src_lang": src_lang, "tgt_lang": tgt_lang,
@@ -367,7 +447,7 @@ def read_records(path: str, kind: str = "any", *, fmt: str = "auto", src_lang: s
                 rec = _parse_pair(where, line_no, _decode(where, line_no, raw), detected, src_lang,  # type: ignore[arg-type]
                                   tgt_lang, id_prefix)  # type: ignore[arg-type]
             try:
-                rec = validate(rec)
+                rec = validate(rec if convert is None else convert(rec, ordinal))
             except RecordError as exc:
                 raise InputError(where, line_no, exc.message, field=exc.field, hint=exc.hint) from None
             for field_name, most in limits:

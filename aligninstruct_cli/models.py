@@ -198,6 +198,8 @@ def check_lora_targets(model: str, targets: list[str]) -> None:
     import torch
     from transformers import AutoModelForCausalLM
 
+    if targets == ["all-linear"]:  # PEFT's shortcut (training/config.ALL_LINEAR): any model has linear layers
+        return
     config = load_config(model)
     try:
         with torch.device("meta"):
@@ -212,9 +214,10 @@ def check_lora_targets(model: str, targets: list[str]) -> None:
                           f"({config.model_type})", hint=f"its linear layers: {', '.join(linear)}")
 
 
-def load_causal_lm(model: str, precision: str, *, device=None):
+def load_causal_lm(model: str, precision: str, *, device=None, quantization_config=None):
     """`AutoModelForCausalLM.from_pretrained` in `precision` (resolved: bf16/fp16/fp32), straight onto
-    `device` when it is a GPU and accelerate is installed."""
+    `device` when it is a GPU and accelerate is installed; `quantization_config` (a BitsAndBytesConfig)
+    quantizes it while loading, onto `device`."""
     import transformers
     from transformers import AutoModelForCausalLM
 
@@ -223,11 +226,39 @@ def load_causal_lm(model: str, precision: str, *, device=None):
     kwargs: dict[str, Any] = {dtype_key: torch_dtype(precision)}
     if device is not None and device.type == "cuda" and importlib.util.find_spec("accelerate") is not None:
         kwargs["device_map"] = {"": str(device)}  # load straight onto the GPU, not through CPU memory
+    if quantization_config is not None:
+        kwargs["quantization_config"] = quantization_config
+        if device is not None:
+            kwargs["device_map"] = {"": str(device)}  # quantized weights are made on the device they live on
     try:
         return AutoModelForCausalLM.from_pretrained(model, **kwargs)
     except (OSError, ValueError) as exc:
         raise OptionError(f"{option_ref('model')} {model}: cannot load: {_first_line(exc)}",
                           hint="pass a local model directory or a hub id available offline") from None
+
+
+def backbone_of(lm):
+    """The decoder stack of a causal LM: the module whose forward gives the last hidden states, under the
+    output head. transformers' `get_decoder()` where the class has one, else the child module holding the
+    input embeddings: found by structure, never through `base_model_prefix`, which some classes name
+    wrongly (Gemma 3's text model says `language_model` and holds `model`)."""
+    embeddings = lm.get_input_embeddings()
+
+    def holds_embeddings(module) -> bool:
+        return module is not lm and any(m is embeddings for m in module.modules())
+
+    get_decoder = getattr(lm, "get_decoder", None)
+    if callable(get_decoder):
+        try:
+            decoder = get_decoder()
+        except (AttributeError, NotImplementedError):  # a generic accessor that finds nothing
+            decoder = None
+        if decoder is not None and holds_embeddings(decoder):
+            return decoder
+    for child in lm.children():
+        if holds_embeddings(child):
+            return child
+    raise AitError(f"cannot find the decoder of {type(lm).__name__}: no submodule holds its input embeddings")
 
 
 # ---------------------------------------------------------------------------------------------- adapters

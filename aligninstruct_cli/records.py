@@ -21,6 +21,12 @@ SCHEMA_VERSION = 1
 MAX_CHARS_PER_TOKEN = 64
 
 OBJECTIVES = ("mt", "align", "hint", "revise", "mono-full", "mono-half")
+# The objective of instruction data from other tools (alpaca, messages, ShareGPT records) that `ait train`
+# reads beside ait's own: general instructions, mixed in e.g. against forgetting. No ait stage builds it.
+GENERAL = "general"
+TRAIN_OBJECTIVES = OBJECTIVES + (GENERAL,)
+# `ait train --data-format`: ait's instruction records, or another tool's (converted when read)
+DATA_FORMATS = ("auto", "ait", "alpaca", "messages", "sharegpt")
 
 
 class ParallelRecord(TypedDict):
@@ -171,11 +177,12 @@ def validate_instruction(rec: Record) -> Record:
         raise RecordError(f"expected a JSON object, got {type(rec).__name__}")
     _ident(rec)
     objective = _text(rec, "objective")
-    if objective not in OBJECTIVES:
-        raise RecordError(f"unknown objective {objective!r} (expected one of {', '.join(OBJECTIVES)})",
+    if objective not in TRAIN_OBJECTIVES:
+        raise RecordError(f"unknown objective {objective!r} (expected one of {', '.join(TRAIN_OBJECTIVES)})",
                           field="objective")
-    _lang(rec, "src_lang")
-    _lang(rec, "tgt_lang")
+    for field in ("src_lang", "tgt_lang"):  # general instructions need not be in any one language
+        if objective != GENERAL or field in rec:
+            _lang(rec, field)
     _text(rec, "input")
     _text(rec, "output")
     _ident(rec, "source_id")
@@ -187,6 +194,94 @@ def validate_hypothesis(rec: Record) -> Record:
     validate_source(rec)
     _text(rec, "hyp", allow_empty=True)
     return rec
+
+
+# ---------------------------------------------------------------------------------- other tools' formats
+_ROLES = {"system": "system", "user": "user", "human": "user", "assistant": "assistant", "gpt": "assistant",
+          "model": "assistant"}
+_TURNS = {"messages": ("messages", "role", "content"), "sharegpt": ("conversations", "from", "value")}
+
+
+def detect_data_format(rec: Any) -> str:
+    """Which format a training record is in: `messages` (a list of role/content turns), `sharegpt`
+    (`conversations` of from/value turns), `alpaca` (instruction/input/output) or `ait`."""
+    if isinstance(rec, dict):
+        if "messages" in rec:
+            return "messages"
+        if "conversations" in rec:
+            return "sharegpt"
+        if "instruction" in rec and "objective" not in rec:
+            return "alpaca"
+    return "ait"
+
+
+def _single_turn(rec: Record, fmt: str) -> tuple[str, str]:
+    """(input, output) of a one-turn conversation: an optional system turn (or a top-level `system`, as
+    LLaMA-Factory's ShareGPT has), one user turn, one assistant turn. The system text goes before the
+    user's, a blank line between."""
+    field, role_key, content_key = _TURNS[fmt]
+    turns = rec.get(field)
+    if not isinstance(turns, list) or not turns:
+        raise RecordError("expected a non-empty list of turns", field=field)
+    roles, texts = [], []
+    for k, turn in enumerate(turns):
+        if not isinstance(turn, dict):
+            raise RecordError(f"expected an object with {role_key!r} and {content_key!r}", field=f"{field}[{k}]")
+        role = _ROLES.get(str(turn.get(role_key)).lower()) if isinstance(turn.get(role_key), str) else None
+        if role is None:
+            raise RecordError(f"unknown role {turn.get(role_key)!r} (expected system, user or assistant"
+                              + (", or human, gpt)" if fmt == "sharegpt" else ")"), field=f"{field}[{k}].{role_key}")
+        roles.append(role)
+        try:
+            texts.append(_text(turn, content_key, allow_empty=role == "system"))
+        except RecordError as exc:
+            raise RecordError(exc.message, field=f"{field}[{k}].{content_key}") from None
+    system = [texts.pop(0)] if roles[0] == "system" else []
+    roles = roles[len(system):]
+    if roles != ["user", "assistant"]:
+        raise RecordError(f"expected one user turn then one assistant turn (after an optional system turn), got "
+                          f"{' → '.join(roles) or 'none'}", field=field,
+                          hint="ait trains one input → output pair a record: split multi-turn conversations")
+    top = rec.get("system")
+    if top is not None:
+        system = [_text(rec, "system", allow_empty=True)] + system
+    prefix = "\n\n".join(t for t in system if t.strip())
+    return (prefix + "\n\n" + texts[0] if prefix else texts[0]), texts[1]
+
+
+def instruction_from(rec: Any, fmt: str, ordinal: int) -> Record:
+    """An ait instruction record from another tool's training record (`fmt`: alpaca, messages, sharegpt;
+    `ait` records are returned as they are): objective `general`, the input and output the tool would train
+    on, id the record's own `id` or else `ordinal` (its 1-based position in the file); `src_lang`/`tgt_lang`
+    kept when the record has them. An alpaca input is `instruction`, then a newline and `input` when it has
+    one (LLaMA-Factory's layout), after an optional `system`."""
+    if fmt == "ait":
+        return rec
+    if not isinstance(rec, dict):
+        raise RecordError(f"expected a JSON object, got {type(rec).__name__}")
+    if fmt == "alpaca":
+        instruction = _text(rec, "instruction")
+        extra = _text(rec, "input", allow_empty=True) if "input" in rec else ""
+        output = _text(rec, "output")
+        history = rec.get("history")
+        if history:
+            raise RecordError("multi-turn alpaca records are not supported", field="history",
+                              hint="ait trains one input → output pair a record: give each turn its own record")
+        text = instruction + ("\n" + extra if extra.strip() else "")
+        system = _text(rec, "system", allow_empty=True) if "system" in rec else ""
+        text = system + "\n\n" + text if system.strip() else text
+    elif fmt in _TURNS:
+        text, output = _single_turn(rec, fmt)
+    else:
+        raise RecordError(f"unknown data format {fmt!r} (expected one of {', '.join(DATA_FORMATS)})")
+    own_id = rec.get("id")
+    ident = own_id if (type(own_id) is str and own_id) or type(own_id) is int else ordinal
+    out: Record = {"id": ident, "objective": GENERAL, "input": text, "output": output, "source_id": ident,
+                   "format": fmt}
+    for field in ("src_lang", "tgt_lang"):
+        if field in rec:
+            out[field] = rec[field]
+    return out
 
 
 VALIDATORS: dict[str, Callable[[Record], Record]] = {

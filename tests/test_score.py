@@ -472,7 +472,7 @@ def test_options_from_a_config_file_equal_flags_and_checks_name_fields(tmp_path,
     assert from_file == from_flags and from_file["metrics"] == ["chrf", "bleu"]
     assert from_file["systems"][1]["name"] == "mine"
     for kwargs, message in (({"alpha": 1.0}, "alpha must be below 1"), ({"bootstrap_samples": 0}, "bootstrap_samples"),
-                            ({"metrics": "bleu,ter"}, "metrics 'bleu,ter'"), ({"tokenize": "nope"}, "tokenize 'nope'")):
+                            ({"metrics": "bleu,meteor"}, "metrics 'bleu,meteor'"), ({"tokenize": "nope"}, "tokenize 'nope'")):
         with pytest.raises(OptionError, match=message) as caught:
             ScoreOptions(**kwargs)
         assert "--" not in str(caught.value)
@@ -517,7 +517,7 @@ def test_bad_input_is_a_clean_error_and_writes_nothing(tmp_path, case):
         write_jsonl(hyps, _records() + _records(1))
         message = "h.jsonl:4: field 'id': duplicate id 'r0'"
     elif case == "metrics":
-        args, message = ["--metrics", "bleu,ter"], "--metrics"
+        args, message = ["--metrics", "bleu,meteor"], "--metrics"
     elif case == "format":
         args, message = ["--format", "html"], "--format"
     elif case == "direction":

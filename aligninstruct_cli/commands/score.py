@@ -17,8 +17,39 @@ from aligninstruct_cli.metrics.options import ScoreOptions
 
 HELP = """Score hypotheses with BLEU, chrF++ and COMET per direction and per direction group.
 
-Plain text works as with sacrebleu: `ait score HYP.txt --refs REF.txt --src-lang en --tgt-lang kk -m bleu,chrf`
-gives sacrebleu's numbers and signatures."""
+Plain text works as with sacrebleu: `ait score HYP.txt --refs REF.txt --src-lang en --tgt-lang kk -m bleu chrf`
+gives sacrebleu's numbers and signatures (several --refs, -b, -w, --confidence, TER too); comet-score's -s, -t,
+-r, --model and --gpus are understood."""
+
+METRIC_FLAGS = ("-m", "--metrics")
+
+
+def sacrebleu_argv(args: list[str]) -> list[str]:
+    """`ait ... score` arguments with sacrebleu's space-separated metric list (`-m bleu chrf`) joined into
+    ait's one value (`-m bleu,chrf`): the words after -m that name metrics and no existing file. Other
+    commands' arguments are returned as they are."""
+    import os
+
+    from aligninstruct_cli.metrics import METRICS
+
+    command = next((k for k, arg in enumerate(args) if not arg.startswith("-")), None)
+    if command is None or args[command] != "score":
+        return args
+    out = list(args[:command + 1])
+    rest = args[command + 1:]
+    k = 0
+    while k < len(rest):
+        out.append(rest[k])
+        if rest[k] in METRIC_FLAGS and k + 1 < len(rest):
+            names = [rest[k + 1]]
+            k += 2
+            while k < len(rest) and rest[k].lower() in METRICS and not os.path.exists(rest[k]):
+                names.append(rest[k])
+                k += 1
+            out.append(",".join(names))
+            continue
+        k += 1
+    return out
 
 
 def score_command(options: ScoreOptions, hyps: list[str] | None = None, output: str = STDIO,
@@ -33,12 +64,16 @@ def score_command(options: ScoreOptions, hyps: list[str] | None = None, output: 
     if not options.metrics_given and text_without_sources(hyps, options):
         options = replace(options, metrics=["bleu", "chrf"])
         console.info("plain-text hypotheses without --src: scoring BLEU and chrF++ (COMET needs the sources)")
+    if not options.metrics_given and len(options.refs or []) > 1 and "comet" in options.metrics:
+        options = replace(options, metrics=[m for m in options.metrics if m != "comet"])
+        console.info(f"{len(options.refs)} references: scoring BLEU and chrF++ (COMET takes one reference)")
 
     if sentence_level == STDIO and output == STDIO:
         raise AitError("--sentence-level - and the report both go to stdout", hint="give one of them a file")
     report, sentence_records = scoring.score(hyps, options, sentence_level=sentence_level is not None,
                                              progress=not console.is_quiet() and console.stderr.is_terminal)
-    text = report_mod.render(report, options.format, options.layout)
+    text = report_mod.render(report, options.format, options.layout, width=options.width,
+                             score_only=options.score_only)
     if sentence_level is not None:
         write_records(sentence_level, sentence_records)
     with RecordWriter(output) as out:
@@ -58,5 +93,6 @@ def register(app: typer.Typer) -> None:
             "--sentence-level", help="Also write one JSONL record per system and segment with its scores to this "
             "file (- for stdout; then -o must be a file).")], None),
         Extra("inputs", Annotated[Optional[List[str]], typer.Option(
-            "--input", "-i", metavar="FILE", show_default=False,
-            help="Hypothesis file, as sacrebleu's -i (repeatable); the same as naming it in HYPS.")], None)))
+            "--input", "-i", "--translations", "-t", metavar="FILE", show_default=False,
+            help="Hypothesis file, as sacrebleu's -i or comet-score's -t (repeatable); the same as naming it in "
+                 "HYPS.")], None)))

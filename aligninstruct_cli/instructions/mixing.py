@@ -215,7 +215,9 @@ class Categories:
         raw = (objective, src_lang, tgt_lang)
         cat = self._ids.get(raw)
         if cat is None:
-            canon = (objective, get_language(src_lang).code, get_language(tgt_lang).code)
+            # general instructions (records.GENERAL) may name no language: "" counts as one language
+            canon = (objective, get_language(src_lang).code if src_lang else "",
+                     get_language(tgt_lang).code if tgt_lang else "")
             cat = self._ids.get(canon)
             if cat is None:
                 cat = self._ids[canon] = len(self.keys)
@@ -236,7 +238,7 @@ def index_input(source: MixInput, categories: Categories, *, tmp_dir: str, polic
                            name=source.path, unique_ids=False)
     for offset, rec in console.track(records, f"index {source.name}", every=20000):
         offsets.append(offset)
-        cats.append(category(rec["objective"], rec["src_lang"], rec["tgt_lang"]))
+        cats.append(category(rec["objective"], rec.get("src_lang", ""), rec.get("tgt_lang", "")))
         ids.append(hash(str(rec["id"])) & 0xFFFF_FFFF_FFFF_FFFF)
         if hash_key is not None:
             digest = blake(str(rec["source_id"]).encode(), digest_size=8, key=hash_key).digest()

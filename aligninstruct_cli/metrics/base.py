@@ -34,6 +34,8 @@ class Metric(ABC):
     name: ClassVar[str]  # as in --metrics and the report's keys
     label: ClassVar[str]  # as in table headers and signature lines
     loads_a_model: ClassVar[bool] = False  # made after the others, so that their checks come before a long load
+    multi_reference: ClassVar[bool] = False  # scores a segment against several references (`more_refs`)
+    higher_is_better: ClassVar[bool] = True  # TER: lower is better (a win is a negative difference)
 
     @classmethod
     def from_options(cls, options: ScoreOptions, *, progress: bool = False) -> Metric:

@@ -1,10 +1,13 @@
-"""BLEU and chrF++ through sacrebleu, exactly as `sacrebleu` computes them.
+"""BLEU, chrF++ and TER through sacrebleu, exactly as `sacrebleu` computes them.
 
 BLEU's tokenizer follows the target language (zh → zh, ja → ja-mecab, ko → ko-mecab, every other language
 13a, sacrebleu's own recommendation) unless the `tokenize` option overrides it. sacrebleu's SentencePiece
 tokenizers (flores200 = spBLEU, flores101, spm) need its model file: at sacrebleu's own cache path
 (downloaded there once, as sacrebleu does) or given as `spm_model`; either is checked before anything is
-scored. chrF++ is `CHRF(word_order=2)`. Every corpus score carries sacrebleu's signature string.
+scored. chrF++ is `CHRF(word_order=2)` (`chrf_word_order` changes it: 0 is chrF). TER is sacrebleu's
+default TER. Every corpus score carries sacrebleu's signature string: `nrefs` counts the reference streams
+(several `--refs`: each segment is scored against all of them, as sacrebleu does), `bs` and `seed` are
+there when `--confidence` resampled the score.
 Sentence-level BLEU uses `effective_order=True` (sacrebleu's advice for single sentences), which its
 signature states (`eff:yes`).
 
@@ -169,9 +172,15 @@ def bleu_tokenizer(tgt_lang: str, override: str | None = None) -> str:
 
 class SacrebleuMetric(Metric):
     """A sacrebleu metric: its statistics, its arithmetic, its signatures. Subclasses say which sacrebleu
-    object a target language needs (`_variant`) and make it (`_make`)."""
+    object a target language needs (`_variant`) and make it (`_make`). `nrefs`: reference streams per
+    segment; `bootstrap` (resamples, seed): what `--confidence` resampled with, for the signature."""
 
-    def __init__(self) -> None:
+    multi_reference = True
+    stats_dtype: Any = STATS_DTYPE
+
+    def __init__(self, *, nrefs: int = 1, bootstrap: tuple[int, int] | None = None) -> None:
+        self.nrefs = nrefs
+        self.bootstrap = bootstrap
         self._objects: dict[tuple[Any, bool], Any] = {}
         self._scorer = self._make(self._scoring_variant(), sentence=False)
         self._sentence_scorer = self._make(self._scoring_variant(), sentence=True)
@@ -195,21 +204,24 @@ class SacrebleuMetric(Metric):
         if key not in self._objects:
             try:
                 metric = self._make(key[0], sentence=sentence)
-                metric.corpus_score(["a"], [["a"]])
+                metric.corpus_score(["a"], [["a"]] * self.nrefs)
             except (ImportError, RuntimeError) as exc:  # only BLEU's tokenizers can be missing
                 raise AitError(f"{self.label} tokenizer {key[0]!r} (target language {tgt_lang}) is unavailable: "
                                f"{str(exc).strip().splitlines()[0]}",
                                hint="pip install 'sacrebleu[ja]' (ja) or 'sacrebleu[ko]' (ko), "
                                     "or pass --tokenize") from None
+            if self.bootstrap and not sentence:  # as sacrebleu's corpus_score(n_bootstrap=...) leaves them
+                metric.n_bootstrap, metric.seed = self.bootstrap[0], str(self.bootstrap[1])
             self._objects[key] = metric
         return self._objects[key]
 
     def segment_stats(self, srcs: Sequence[str], hyps: Sequence[str], refs: Sequence[str],
-                      tgt_langs: Sequence[str]) -> np.ndarray:
+                      tgt_langs: Sequence[str], more_refs: Sequence[Sequence[str]] = ()) -> np.ndarray:
         """sacrebleu's statistics, `STATS_CHUNK` segments at a time: sacrebleu keeps the n-gram counts of every
         reference it is given (Python Counters, kilobytes a segment), so a whole large test set at once would
         need memory in proportion; each segment's row does not depend on the others, so chunks give the same
-        numbers. Rows are int32 (counts of one segment's n-grams)."""
+        numbers. Rows are int32 (counts of one segment's n-grams; TER's float64). `more_refs`: further
+        reference streams, each in the order of `refs`."""
         variants = {lang: self._variant(lang) for lang in dict.fromkeys(tgt_langs)}
         members: dict[Any, list[int]] = {}
         for k, lang in enumerate(tgt_langs):
@@ -219,12 +231,13 @@ class SacrebleuMetric(Metric):
             metric = self._object(tgt_langs[idx[0]])
             for start in range(0, len(idx), STATS_CHUNK):
                 chunk = idx[start:start + STATS_CHUNK]
-                stats = metric._extract_corpus_statistics([hyps[k] for k in chunk], [[refs[k] for k in chunk]])
-                rows = np.array(stats, dtype=np.int64)
+                streams = [[stream[k] for k in chunk] for stream in (refs, *more_refs)]
+                stats = metric._extract_corpus_statistics([hyps[k] for k in chunk], streams)
+                rows = np.array(stats, dtype=np.int64 if self.stats_dtype is STATS_DTYPE else np.float64)
                 if out is None:
-                    out = np.zeros((len(hyps), rows.shape[1]), dtype=STATS_DTYPE)
+                    out = np.zeros((len(hyps), rows.shape[1]), dtype=self.stats_dtype)
                 out[chunk] = rows
-        return out if out is not None else np.zeros((0, 0), dtype=STATS_DTYPE)
+        return out if out is not None else np.zeros((0, 0), dtype=self.stats_dtype)
 
     def corpus_score(self, stats: np.ndarray) -> float:
         return self._scorer._compute_score_from_stats([int(v) for v in stats.sum(axis=0, dtype=np.int64)]).score
@@ -248,19 +261,20 @@ class BLEU(SacrebleuMetric):
     name = "bleu"
     label = "BLEU"
 
-    def __init__(self, tokenize: str | None = None, spm_model: str | None = None, lowercase: bool = False) -> None:
+    def __init__(self, tokenize: str | None = None, spm_model: str | None = None, lowercase: bool = False,
+                 **common: Any) -> None:
         """`spm_model`: the model file of a SentencePiece `tokenize` (default: sacrebleu's); `lowercase`:
-        sacrebleu's -lc."""
+        sacrebleu's -lc; `common`: SacrebleuMetric's."""
         self.tokenize = check_tokenizer(tokenize) if tokenize else None
         self.spm_model = spm_model
         self.lowercase = lowercase
         if self.tokenize in spm_tokenizers():
             check_spm_model(self.tokenize, spm_model)
-        super().__init__()
+        super().__init__(**common)
 
     @classmethod
     def from_options(cls, options: ScoreOptions, *, progress: bool = False) -> BLEU:
-        return cls(options.tokenize, options.spm_model, options.lowercase)
+        return cls(options.tokenize, options.spm_model, options.lowercase, **sacrebleu_settings(options))
 
     def _variant(self, tgt_lang: str) -> str:
         return bleu_tokenizer(tgt_lang, self.tokenize)
@@ -275,11 +289,55 @@ class BLEU(SacrebleuMetric):
             return SacreBLEU(tokenize=tokenizer, effective_order=sentence, lowercase=self.lowercase)
 
 
+def sacrebleu_settings(options: ScoreOptions) -> dict[str, Any]:
+    """What every sacrebleu metric takes from the options: the number of reference streams, and the
+    resamples and seed of `--confidence`."""
+    return {"nrefs": len(options.refs or [None]),
+            "bootstrap": (options.bootstrap_samples, options.seed) if options.confidence else None}
+
+
 class CHRF(SacrebleuMetric):
     name = "chrf"
     label = "chrF++"
 
+    def __init__(self, word_order: int = CHRF_WORD_ORDER, **common: Any) -> None:
+        """`word_order`: word n-grams added to chrF's characters (2: chrF++, 0: chrF)."""
+        self.word_order = word_order
+        if word_order != CHRF_WORD_ORDER:
+            self.label = "chrF" + "+" * word_order
+        super().__init__(**common)
+
+    @classmethod
+    def from_options(cls, options: ScoreOptions, *, progress: bool = False) -> CHRF:
+        return cls(options.chrf_word_order, **sacrebleu_settings(options))
+
     def _make(self, variant: None, *, sentence: bool) -> Any:
         from sacrebleu.metrics import CHRF as SacreCHRF
 
-        return SacreCHRF(word_order=CHRF_WORD_ORDER)
+        return SacreCHRF(word_order=self.word_order)
+
+
+class TER(SacrebleuMetric):
+    """Translation edit rate (lower is better): sacrebleu's TER, its defaults. A segment's statistics are
+    its edits and its (average) reference length, fractional with several references: float64 rows."""
+
+    name = "ter"
+    label = "TER"
+    higher_is_better = False
+    stats_dtype = np.float64
+
+    @classmethod
+    def from_options(cls, options: ScoreOptions, *, progress: bool = False) -> TER:
+        return cls(**sacrebleu_settings(options))
+
+    def _make(self, variant: None, *, sentence: bool) -> Any:
+        from sacrebleu.metrics import TER as SacreTER
+
+        return SacreTER()
+
+    def corpus_score(self, stats: np.ndarray) -> float:
+        # summed in order, as sacrebleu's sum_of_lists does (the lengths are fractional: order matters)
+        return self._scorer._compute_score_from_stats([sum(column.tolist()) for column in stats.T]).score
+
+    def sentence_score(self, row: np.ndarray) -> float:
+        return self._sentence_scorer._compute_score_from_stats(list(row)).score

@@ -129,7 +129,7 @@ class COMET(Metric):
 
     @classmethod
     def from_options(cls, options: ScoreOptions, *, progress: bool = False) -> COMET:
-        return cls(options.comet_model, batch_size=options.comet_batch_size, progress=progress)
+        return cls(options.comet_model, batch_size=options.comet_batch_size, gpus=options.comet_gpus, progress=progress)
 
     def segment_scores(self, srcs: Sequence[str], hyps: Sequence[str], refs: Sequence[str]) -> list[float]:
         """COMET ×100 for each segment, in input order."""

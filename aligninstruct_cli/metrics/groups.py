@@ -23,6 +23,7 @@ from typing import Iterable, Sequence
 from aligninstruct_cli.languages import SeenList, direction_groups, find_language, get_language
 
 OVERALL = "overall"
+UNKNOWN_LANGUAGE = "?"  # plain-text hypotheses scored without --src-lang/--tgt-lang (BLEU's tokenizer given)
 GROUP_ORDER = ("en→xx", "xx→en", "seen→seen", "seen→unseen", "unseen→seen", "unseen→unseen", OVERALL,
                "en→seen", "en→unseen", "seen→en", "unseen→en")  # the paper's order
 # Without --groups, ait's own layout reports every group, `overall` included (formed only where zero-shot
@@ -72,10 +73,14 @@ def _is_language_pair(part: str) -> bool:
 
 
 def direction_of(rec: dict) -> Direction:
+    if rec.get("src_lang") is None and rec.get("tgt_lang") is None and "src_lang" in rec:
+        return Direction(testset_of(rec), UNKNOWN_LANGUAGE, UNKNOWN_LANGUAGE)
     return Direction(testset_of(rec), get_language(rec["src_lang"]).code, get_language(rec["tgt_lang"]).code)
 
 
 def groups_of(direction: Direction, seen: SeenList | None) -> list[Group]:
+    if UNKNOWN_LANGUAGE in (direction.src, direction.tgt):
+        return []
     names = direction_groups(direction.src, direction.tgt, seen)
     if "en" not in (direction.src, direction.tgt):
         names.append(OVERALL)

@@ -9,7 +9,7 @@ from typing import Any, Literal, Optional
 
 from aligninstruct_cli.io import known_language
 from aligninstruct_cli.languages import LanguagesOption, get_language
-from aligninstruct_cli.metrics import METRICS, significance
+from aligninstruct_cli.metrics import DEFAULT_METRICS, METRICS, significance
 from aligninstruct_cli.metrics.bleu_chrf import check_tokenizer, spm_tokenizers
 from aligninstruct_cli.metrics.comet import DEFAULT_COMET_MODEL, comet_batch_size_option
 from aligninstruct_cli.metrics.groups import GROUP_ORDER
@@ -27,6 +27,15 @@ def parse_metrics(value: Any) -> list[str]:
     if not names or any(m not in METRICS for m in names):
         raise OptionError(f"{option_ref('metrics')} {value!r}: expected a comma-separated subset of {', '.join(METRICS)}")
     return names
+
+
+def parse_refs(value: Any) -> list[str] | None:
+    """`--refs A --refs B` (CLI), a path or a list of paths (config) → the reference files, in order."""
+    if value is None or isinstance(value, str):
+        return [value] if value else None
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
+        raise OptionError(f"{option_ref('refs')} must be a file or a list of files")
+    return list(value) or None
 
 
 def parse_names(value: Any) -> list[str]:
@@ -67,15 +76,20 @@ class ScoreOptions(LanguagesOption):
     """The options of `ait score`. `metrics` left out: all three, as the paper (`metrics_given` is False then,
     so that the command can leave COMET out for plain-text hypotheses without sources)."""
 
-    refs: Optional[str] = option(None, flags=("--refs", "-r"),
-                                 help="References: JSONL with id and tgt (matched by id) or plain text, one a "
-                                 "line (matched by position). Default: each record's tgt.")
+    refs: Optional[list[str]] = option(
+        None, flags=("--refs", "-r", "--references"), parse=parse_refs, cli_type=Optional[list[str]],
+        metavar="FILE", help="References: JSONL with id and tgt (matched by id) or plain text, one a line (matched "
+        "by position); repeat for several references per segment. Default: each record's tgt.",
+        details="Several files (`--refs A --refs B`; a list in a config file) score every segment against all of "
+                "them, as sacrebleu does with several references (`nrefs:2` in the signatures); BLEU, chrF and "
+                "TER take them, COMET one. `--references` is comet-score's spelling.")
     metrics: Optional[list[Literal[METRICS]]] = option(  # type: ignore[valid-type]
         None, flags=("--metrics", "-m"), parse=parse_metrics, cli_type=Optional[list[str]],
         default_doc="bleu,chrf,comet",
-        help="Comma-separated (or repeated: -m bleu -m chrf): bleu, chrf (chrF++), comet. Default: all three, as "
-             "the paper; bleu,chrf for plain-text hypotheses without --src.",
-        details="In a config file, a list.")
+        help="Comma-separated, space-separated as sacrebleu (-m bleu chrf) or repeated (-m bleu -m chrf): bleu, "
+             "chrf (chrF++), comet, ter. Default: bleu,chrf,comet, as the paper; bleu,chrf for plain-text "
+             "hypotheses without --src.",
+        details="In a config file, a list. TER is sacrebleu's (lower is better: a significant win is a drop).")
     tokenize: Optional[str] = option(None, flags=("--tokenize", "-tok"), parse=check_tokenizer,
                                      help="sacrebleu BLEU tokenizer for every direction (default: zh, ja-mecab, "
                                           "ko-mecab by target language, else 13a).",
@@ -88,19 +102,23 @@ class ScoreOptions(LanguagesOption):
         "auto", panel=TEXT_PANEL,
         help="Hypotheses: jsonl (from `ait translate`), text (one hypothesis a line, as sacrebleu reads them), or "
              "auto: jsonl for .jsonl/.json/.ndjson, text for .txt, else by the first line.")
-    src: Optional[str] = option(None, metavar="FILE", panel=TEXT_PANEL,
+    src: Optional[str] = option(None, flags=("--src", "-s", "--sources"), metavar="FILE", panel=TEXT_PANEL,
                                 help="Plain-text hypotheses: their source sentences, one a line (COMET needs them).")
     src_lang: Optional[str] = option(None, parse=known_language, panel=TEXT_PANEL,
                                      help="Plain-text hypotheses: the source language (ISO 639 or FLORES code).")
     tgt_lang: Optional[str] = option(None, parse=known_language, panel=TEXT_PANEL,
-                                     help="Plain-text hypotheses: the target language (it picks BLEU's tokenizer).")
+                                     help="Plain-text hypotheses: the target language (it picks BLEU's tokenizer).",
+                                     details="Plain text needs --src-lang and --tgt-lang unless --tokenize names "
+                                             "BLEU's tokenizer: then the direction is shown as `?-?` and forms "
+                                             "no group.")
     spm_model: Optional[str] = option(None, metavar="PATH",
                                       help="The SentencePiece model file of --tokenize flores200 (flores101, spm), "
                                            "for a machine without network access.",
                                       details="Default: sacrebleu's own copy ($SACREBLEU or ~/.sacrebleu, under "
                                               "models/), downloaded there on first use; the signature says "
                                               "tok:flores200 either way.")
-    comet_model: str = option(DEFAULT_COMET_MODEL, help="COMET model: hub name, model directory or checkpoint file.",
+    comet_model: str = option(DEFAULT_COMET_MODEL, flags=("--comet-model", "--model"),
+                              help="COMET model: hub name, model directory or checkpoint file.",
                               details="The default is ait's choice: the paper cites COMET (Rei et al., 2020) but "
                                       "names no checkpoint.")
     comet_batch_size: str = option(
@@ -109,6 +127,27 @@ class ScoreOptions(LanguagesOption):
              "longest segments, from 256 down), on a CPU comet's default 16.",
         details="Batches are length-sorted (comet's length batching). Padding moves segment scores in the last "
                 "digits, so the batch size used is part of the signature.")
+    comet_gpus: Optional[int] = option(None, flags=("--comet-gpus", "--gpus"), min=0, default_doc="1 if a GPU is "
+                                       "visible, else 0", help="GPUs COMET runs on (0: the CPU), as comet-score's "
+                                       "--gpus.")
+    chrf_word_order: int = option(2, flags=("--chrf-word-order", "-cw"), min=0,
+                                  help="Word n-gram order of chrF (sacrebleu's -cw): 2 is chrF++ (the paper's), 0 "
+                                       "is chrF.", details="The label follows it (chrF, chrF+, chrF++); the "
+                                                           "signature says nw:N.")
+    confidence: bool = option(False, flags=("--confidence", "-ci"),
+                              help="Each score's 95% bootstrap interval as sacrebleu prints it: (μ = mean ± "
+                                   "half-width), from --bootstrap-samples resamples drawn with --seed.",
+                              details="As sacrebleu's --confidence: per system and direction, the resamples "
+                                      "`default_rng(seed).choice(n, (samples, n))` (sacrebleu's own, so the "
+                                      "numbers are its), their mean and half the distance between the 2.5th and "
+                                      "97.5th percentiles; BLEU/chrF/TER signatures gain bs and seed. In JSON "
+                                      "`confidence_mean` and `confidence_var`, sacrebleu's keys.")
+    score_only: bool = option(False, flags=("--score-only", "-b"),
+                              help="Print only the scores, one a line (sacrebleu's -b): per system, direction "
+                                   "and metric, in that order.")
+    width: Optional[int] = option(None, flags=("--width", "-w"), min=0, max=10, default_doc="2",
+                                  help="Decimals of the printed scores (sacrebleu's -w).",
+                                  details="Table, markdown and --score-only output; JSON and TSV keep every digit.")
     format: Literal[FORMATS] = option(  # type: ignore[valid-type]
         "table", flags=("--format", "-f"), help="table | json | markdown (the paper's Tables 1/5: see --layout) | tsv.")
     layout: Literal[LAYOUTS] = option(  # type: ignore[valid-type]
@@ -155,7 +194,10 @@ class ScoreOptions(LanguagesOption):
         check_options(self)
         self.metrics_given = self.metrics is not None
         if self.metrics is None:
-            self.metrics = list(METRICS)
+            self.metrics = list(DEFAULT_METRICS)
+        if self.refs and len(self.refs) > 1 and "comet" in self.metrics and self.metrics_given:
+            raise OptionError(f"COMET scores against one reference, and {option_ref('refs')} gives {len(self.refs)}",
+                              hint="score COMET with one --refs, and BLEU/chrF/TER with several (-m bleu chrf)")
         if self.spm_model is not None and self.tokenize not in spm_tokenizers():
             others = ", ".join(t for t in spm_tokenizers() if t != "flores200")
             raise OptionError(f"{option_ref('spm_model')} is the model of a SentencePiece tokenizer: give "

@@ -37,26 +37,53 @@ def dumps_report(report: dict) -> bytes:
     return orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n"
 
 
-def render(report: dict, fmt: str, layout: str = "ait") -> str:
+DEFAULT_WIDTH = 2  # decimals of a printed score (--width)
+
+
+def render(report: dict, fmt: str, layout: str = "ait", *, width: int | None = None, score_only: bool = False) -> str:
+    """The report as `fmt`; `width`: decimals of printed scores (table, markdown, score-only); `score_only`:
+    only the scores, one a line (sacrebleu's -b), whatever `fmt`."""
+    width = DEFAULT_WIDTH if width is None else width
+    if score_only:
+        return render_scores_only(report, width)
     if fmt == "json":
         return dumps_report(report).decode("utf-8")
     if fmt == "markdown":
-        return render_markdown(report, layout)
+        return render_markdown(report, layout, width)
     if fmt == "tsv":
         return render_tsv(report)
     if fmt == "table":
-        return render_table(report)
+        return render_table(report, width)
     raise ValueError(fmt)
 
 
-def _cell(system: dict, scope: str, key: str, metric: str) -> str:
+def _label(report: dict, metric: str) -> str:
+    """The metric's label in this report (chrF's follows its word order), else the default one."""
+    return (report.get("labels") or {}).get(metric) or METRIC_LABELS[metric]
+
+
+def _score_text(value: dict, width: int) -> str:
+    """`20.31`, with --confidence as sacrebleu prints it: `20.31 (μ = 20.29 ± 0.84)`."""
+    text = f"{value['score']:.{width}f}"
+    if "confidence_mean" in value:
+        text += f" (μ = {value['confidence_mean']:.{width}f} ± {value['confidence_var']:.{width}f})"
+    return text
+
+
+def _cell(system: dict, scope: str, key: str, metric: str, width: int = DEFAULT_WIDTH) -> str:
     """`12.28†`, or with the score's own interval (paper layouts) `12.28† [11.91, 12.66]`."""
     value = system[scope][key][metric]
     sig = system.get("significance", {}).get(scope, {}).get(key, {}).get(metric)
-    cell = f"{value['score']:.2f}" + (WIN_MARK if sig and sig["better"] else "")
+    cell = _score_text(value, width) + (WIN_MARK if sig and sig["better"] else "")
     if "ci95" in value:
-        cell += f" [{value['ci95'][0]:.2f}, {value['ci95'][1]:.2f}]"
+        cell += f" [{value['ci95'][0]:.{width}f}, {value['ci95'][1]:.{width}f}]"
     return cell
+
+
+def render_scores_only(report: dict, width: int = DEFAULT_WIDTH) -> str:
+    """sacrebleu's -b: one score a line, per system, direction and metric (in the order of --metrics)."""
+    return "".join(_score_text(scores[metric], width) + "\n" for system in report["systems"]
+                   for scores in system["directions"].values() for metric in report["metrics"])
 
 
 def _signature_lines(report: dict) -> list[str]:
@@ -67,7 +94,7 @@ def _signature_lines(report: dict) -> list[str]:
             for scores in system["directions"].values():
                 if scores[metric]["signature"] not in sigs:
                     sigs.append(scores[metric]["signature"])
-        lines += [f"{METRIC_LABELS[metric]} signature: {s}" for s in sigs]
+        lines += [f"{_label(report, metric)} signature: {s}" for s in sigs]
     return lines + ([seen_line(report["seen_list"])] if "seen_list" in report else [])
 
 
@@ -102,24 +129,24 @@ def _markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
             + ["| " + " | ".join(cells) + " |" for cells in rows])
 
 
-def render_markdown(report: dict, layout: str = "ait") -> str:
+def render_markdown(report: dict, layout: str = "ait", width: int = DEFAULT_WIDTH) -> str:
     metrics = report["metrics"]
     groups = [g["key"] for g in report["groups"]]
     systems = report["systems"]
     if layout == "table5":  # a row per group, a column per system and metric
-        header = ["Group"] + [f"{s['name']} {METRIC_LABELS[m]}" for s in systems for m in metrics]
-        rows = [[g] + [_cell(s, "groups", g, m) for s in systems for m in metrics] for g in groups]
+        header = ["Group"] + [f"{s['name']} {_label(report, m)}" for s in systems for m in metrics]
+        rows = [[g] + [_cell(s, "groups", g, m, width) for s in systems for m in metrics] for g in groups]
     elif layout == "directions":  # a row per direction then per group, a column per system and metric
-        header = ["Direction"] + [f"{s['name']} {METRIC_LABELS[m]}" for s in systems for m in metrics]
+        header = ["Direction"] + [f"{s['name']} {_label(report, m)}" for s in systems for m in metrics]
         rank = {g["key"]: paper_testset_rank(g["testset"] or "") for g in report["groups"] + report["directions"]}
-        rows = [[key] + [_cell(s, scope, key, m) for s in systems for m in metrics]
+        rows = [[key] + [_cell(s, scope, key, m, width) for s in systems for m in metrics]
                 for scope, keys in (("directions", [d["key"] for d in report["directions"]]), ("groups", groups))
                 for key in sorted(keys, key=lambda k: rank[k])]  # OPUS-100 first, as the paper (stable sort)
     elif layout == "languages":
-        header, rows = _language_rows(report)
+        header, rows = _language_rows(report, width)
     else:  # ait and table1: a row per system, a column per group and metric
-        header = ["System"] + [f"{g} {METRIC_LABELS[m]}" for g in groups for m in metrics]
-        rows = [[s["name"]] + [_cell(s, "groups", g, m) for g in groups for m in metrics] for s in systems]
+        header = ["System"] + [f"{g} {_label(report, m)}" for g in groups for m in metrics]
+        rows = [[s["name"]] + [_cell(s, "groups", g, m, width) for g in groups for m in metrics] for s in systems]
     lines = _markdown_table(header, rows) + [""]
     for note in (_significance_note(report), _interval_note(report)):
         if note:
@@ -128,7 +155,7 @@ def render_markdown(report: dict, layout: str = "ait") -> str:
     return "\n".join(lines) + "\n"
 
 
-def _language_rows(report: dict) -> tuple[list[str], list[list[str]]]:
+def _language_rows(report: dict, width: int = DEFAULT_WIDTH) -> tuple[list[str], list[list[str]]]:
     """Tables 11–13: a row per system and non-English language (then the groups, `avg.`), a column per test set,
     side (en→xx: English the source) and metric; a direction the test set lacks is an empty cell."""
     metrics = report["metrics"]
@@ -143,15 +170,15 @@ def _language_rows(report: dict) -> tuple[list[str], list[list[str]]]:
     languages = list(dict.fromkeys(lang for (_, _, lang) in by_lang))
     columns = [(t, side) for t in testsets for side in ("en→xx", "xx→en")
                if any(k[:2] == (t, side) for k in by_lang)]
-    header = ["System", "Language"] + [f"{f'{t}:' if t else ''}{side} {METRIC_LABELS[m]}" for t, side in columns
+    header = ["System", "Language"] + [f"{f'{t}:' if t else ''}{side} {_label(report, m)}" for t, side in columns
                                        for m in metrics]
     rows = []
     for s in report["systems"]:
         for lang in languages:
-            rows.append([s["name"], lang] + [_cell(s, "directions", by_lang[(t, side, lang)], m)
+            rows.append([s["name"], lang] + [_cell(s, "directions", by_lang[(t, side, lang)], m, width)
                                              if (t, side, lang) in by_lang else "" for t, side in columns for m in metrics])
         group_key = {(g["testset"] or "", g["name"]): g["key"] for g in report["groups"]}
-        rows.append([s["name"], "avg."] + [_cell(s, "groups", group_key[(t, side)], m) if (t, side) in group_key else ""
+        rows.append([s["name"], "avg."] + [_cell(s, "groups", group_key[(t, side)], m, width) if (t, side) in group_key else ""
                                            for t, side in columns for m in metrics])
     return header, rows
 
@@ -189,7 +216,7 @@ def render_tsv(report: dict) -> str:
     return "\n".join(rows) + "\n"
 
 
-def render_table(report: dict) -> str:
+def render_table(report: dict, width: int = DEFAULT_WIDTH) -> str:
     from rich.console import Console
     from rich.table import Table
 
@@ -202,15 +229,15 @@ def render_table(report: dict) -> str:
         table.add_column("system")
         table.add_column("group" if scope == "groups" else "direction")
         for metric in metrics:
-            table.add_column(METRIC_LABELS[metric], justify="right")
+            table.add_column(_label(report, metric), justify="right")
             if has_baseline:
-                table.add_column(f"Δ {METRIC_LABELS[metric]} [95% CI] p", justify="right")
+                table.add_column(f"Δ {_label(report, metric)} [95% CI] p", justify="right")
         for system in report["systems"]:
             label = system["name"] + (" (baseline)" if system["role"] == "baseline" else "")
             for key in system[scope]:
                 row = [label, key]
                 for metric in metrics:
-                    row.append(_cell(system, scope, key, metric))
+                    row.append(_cell(system, scope, key, metric, width))
                     if has_baseline:
                         c = system.get("significance", {}).get(scope, {}).get(key, {}).get(metric)
                         row.append(f"{c['diff']:+.2f} [{c['ci95'][0]:+.2f}, {c['ci95'][1]:+.2f}] {c['p']:.3f}"

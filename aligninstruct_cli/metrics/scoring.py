@@ -47,7 +47,7 @@ def read_systems(hyps: Sequence[str], options: ScoreOptions) -> tuple[list[Hypot
     names = options.names if options.names is not None else [None] * len(hyps)
     if len(names) != len(hyps):
         raise OptionError(f"{option_ref('names')} gives {len(names)} name(s) for {len(hyps)} file(s)")
-    inputs = list(hyps) + [p for p in (options.baseline, options.refs) if p]
+    inputs = list(hyps) + [p for p in [options.baseline, *(options.refs or [])] if p]
     if sum(p == STDIO for p in inputs) > 1:
         raise AitError("only one input can be stdin (-)")
     systems = [read_hypotheses(path, system_name, options) for path, system_name in zip(hyps, names)]
@@ -102,7 +102,12 @@ def _score_system(testset: TestSet, system: Hypotheses, role: str, texts: list[s
                   directions: dict[Direction, list[int]]) -> _SystemScores:
     """`texts`: the system's hypotheses in test-set order."""
     tgt_langs = [d.tgt for d in testset.directions]
-    stats = {m.name: m.segment_stats(testset.srcs, texts, testset.refs, tgt_langs) for m in metrics}
+    for m in metrics:
+        if testset.more_refs and not m.multi_reference:
+            raise OptionError(f"{m.label} scores against one reference, and {option_ref('refs')} gives "
+                              f"{1 + len(testset.more_refs)}", hint="score it with one --refs")
+    more = {"more_refs": testset.more_refs} if testset.more_refs else {}
+    stats = {m.name: m.segment_stats(testset.srcs, texts, testset.refs, tgt_langs, **more) for m in metrics}
     result = _SystemScores(system.name, system.path, role, stats)
     for d, idx in directions.items():
         result.direction_scores[d] = {m.name: CorpusScore(m.corpus_score(stats[m.name][idx]), m.signature(d.tgt))
@@ -147,14 +152,44 @@ def _significance(base: _SystemScores, system: _SystemScores, samples: Samples, 
 
     out: dict[str, Any] = {"baseline": base.name, "n_samples": options.bootstrap_samples, "seed": options.seed,
                            "alpha": options.alpha, "directions": {}, "groups": {}}
+    def judged(comparison: significance.Comparison, metric: Metric) -> dict:
+        result = comparison.as_dict()
+        if not metric.higher_is_better:  # TER: a win is a significant drop
+            result["better"] = bool(result["significant"] and result["diff"] < 0)
+        return result
+
     for d in directions:
         for m in metrics:
             out["directions"].setdefault(d.key, {})[m.name] = \
-                significance.compare_resampled(paired(d, m.name), options.alpha).as_dict()
+                judged(significance.compare_resampled(paired(d, m.name), options.alpha), m)
     for g, members in groups.items():
         for m in metrics:
             r = significance.group_resampled([paired(d, m.name) for d in members])
-            out["groups"].setdefault(g.key, {})[m.name] = significance.compare_resampled(r, options.alpha).as_dict()
+            out["groups"].setdefault(g.key, {})[m.name] = judged(significance.compare_resampled(r, options.alpha), m)
+    return out
+
+
+def _confidence(scored: Sequence[_SystemScores], directions: dict[Direction, list[int]], metrics: Sequence[Metric],
+                options: ScoreOptions) -> dict[tuple[str, Direction, str], tuple[float, float]]:
+    """`--confidence`, as sacrebleu computes it for one system: per system and direction, the resamples of
+    `default_rng(seed).choice(n, (samples, n))` (a fresh generator each, as each sacrebleu corpus_score call
+    makes one), drawn a block of rows at a time (the same stream); → (mean, half-width of the 95% interval)."""
+    import statistics
+
+    out = {}
+    for s in scored:
+        for d, idx in directions.items():
+            rng = np.random.default_rng(options.seed)
+            rows = max(1, RESAMPLE_CHUNK_ELEMENTS // max(1, len(idx)))
+            parts: dict[str, list[np.ndarray]] = {m.name: [] for m in metrics}
+            for start in range(0, options.bootstrap_samples, rows):
+                indices = significance.resample_indices(len(idx), min(rows, options.bootstrap_samples - start), rng)
+                for m in metrics:
+                    parts[m.name].append(significance.resampled_scores(m, s.stats[m.name][idx], indices))
+            for m in metrics:
+                samples = np.concatenate(parts[m.name])
+                low, high = significance.interval(samples)
+                out[(s.name, d, m.name)] = (statistics.mean(samples.tolist()), 0.5 * (high - low))  # as sacrebleu
     return out
 
 
@@ -176,7 +211,7 @@ def score(hyps: Sequence[str], options: ScoreOptions, *, sentence_level: bool = 
     system and segment with its scores. `progress`: COMET's progress bar."""
     systems, baseline = read_systems(hyps, options)
     ordered = ([baseline] if baseline else []) + list(systems)
-    testset = build_testset(ordered[0], options.refs)
+    testset = build_testset(ordered[0], options.refs)  # several --refs: more_refs
     aligned = [align_hypotheses(testset, h, check_tgt=options.refs is None) for h in ordered]
     seen = run_seen_list(ordered, options)
     metrics = make_metrics(options, progress=progress)
@@ -186,8 +221,10 @@ def score(hyps: Sequence[str], options: ScoreOptions, *, sentence_level: bool = 
                             metrics, directions) for k, (h, texts) in enumerate(zip(ordered, aligned))]
     intervals = True  # each score's own 95% interval, in every layout (the default markdown table too)
     samples = _bootstrap(scored, directions, metrics, options) if baseline is not None or intervals else {}
+    confidence = _confidence(scored, directions, metrics, options) if options.confidence else {}
     report: dict[str, Any] = {
         "metrics": list(options.metrics),
+        "labels": {m.name: m.label for m in metrics},
         "references": testset.ref_source,
         "n_segments": len(testset.ids),
         "seen_list": seen_list_record(seen),
@@ -198,6 +235,7 @@ def score(hyps: Sequence[str], options: ScoreOptions, *, sentence_level: bool = 
                     "directions": [d.key for d in members]} for g, members in groups.items()],
         **({"intervals": {"level": 0.95, "n_samples": options.bootstrap_samples, "seed": options.seed}}
            if intervals else {}),
+        **({"confidence": {"n_samples": options.bootstrap_samples, "seed": options.seed}} if confidence else {}),
         "systems": [],
     }
     for s in scored:
@@ -207,6 +245,9 @@ def score(hyps: Sequence[str], options: ScoreOptions, *, sentence_level: bool = 
             if intervals:
                 for m, value in entry["directions"][d.key].items():
                     value["ci95"] = list(significance.interval(samples[(s.name, d, m)]))
+            if confidence:  # sacrebleu's JSON keys
+                for m, value in entry["directions"][d.key].items():
+                    value["confidence_mean"], value["confidence_var"] = confidence[(s.name, d, m)]
         for g, members in groups.items():
             entry["groups"][g.key] = {
                 m: {"score": mean([s.direction_scores[d][m].score for d in members]),
@@ -227,6 +268,8 @@ def score(hyps: Sequence[str], options: ScoreOptions, *, sentence_level: bool = 
                 rec = dict(by_id[id_key(seg_id)])
                 rec["system"] = s.name
                 rec["ref"] = testset.refs[k]
+                if testset.more_refs:
+                    rec["refs"] = [testset.refs[k]] + [stream[k] for stream in testset.more_refs]
                 for m in metrics:
                     rec[m.name] = m.sentence_score(s.stats[m.name][k])
                 sentence_records.append(rec)

@@ -7,7 +7,7 @@ counts, missing fields and unknown languages all stop the run with the file, lin
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
 
 from aligninstruct_cli.errors import AitError, InputError, display_path
@@ -38,7 +38,8 @@ class TestSet:
     srcs: list[str]
     refs: list[str]
     directions: list[Direction]
-    ref_source: str  # "tgt field of FILE" or the --refs path
+    ref_source: str  # "tgt field of FILE" or the --refs path(s)
+    more_refs: list[list[str]] = field(default_factory=list)  # further reference streams (several --refs)
 
 
 def read_hypotheses(path: str, name: str | None = None, options: ScoreOptions | None = None) -> Hypotheses:
@@ -98,9 +99,11 @@ def _text_lines(path: str) -> list[str]:
 def read_text_hypotheses(path: str, name: str | None, options: ScoreOptions) -> Hypotheses:
     """Plain-text hypotheses as records: ids 1..n (line numbers), the languages of `options`, sources from
     `options.src` (line by line) or empty."""
-    if not (options.src_lang and options.tgt_lang):
+    if not (options.src_lang and options.tgt_lang) and not (options.tokenize and not (options.src_lang or
+                                                                                      options.tgt_lang)):
         raise OptionError(f"{display_path(path)}: plain-text hypotheses need {option_ref('src_lang')} and "
-                          f"{option_ref('tgt_lang')}", hint="e.g. --src-lang en --tgt-lang kk")
+                          f"{option_ref('tgt_lang')} (or, without languages, {option_ref('tokenize')})",
+                          hint="e.g. --src-lang en --tgt-lang kk, or -tok 13a")
     if options.src and options.src == path == STDIO:
         raise AitError("only one input can be stdin (-)")
     hyps = _text_lines(path)
@@ -116,6 +119,7 @@ def read_text_hypotheses(path: str, name: str | None, options: ScoreOptions) -> 
                           f"give {option_ref('src')} FILE, or {option_ref('metrics')} bleu,chrf")
     else:
         srcs = [""] * len(hyps)
+    # without languages (-tok given): src_lang/tgt_lang None, an unknown direction (groups.direction_of)
     records = [{"id": k, "src_lang": options.src_lang, "tgt_lang": options.tgt_lang, "src": src, "hyp": hyp}
                for k, (src, hyp) in enumerate(zip(srcs, hyps), 1)]
     return Hypotheses(name or ("stdin" if path == STDIO else file_stem(path).removesuffix(".txt")), path, records,
@@ -177,10 +181,15 @@ def read_references(path: str, hyps: Hypotheses) -> list[str]:
     return refs
 
 
-def build_testset(first: Hypotheses, refs_path: str | None = None) -> TestSet:
-    if refs_path:
-        refs = read_references(refs_path, first)
-        source = refs_path
+def build_testset(first: Hypotheses, refs_paths: Sequence[str] | None = None) -> TestSet:
+    """The segments of `first` with their references: from `refs_paths` (each file one reference per
+    segment; several: the first is `refs`, the others `more_refs`), else from its records' tgt."""
+    if refs_paths:
+        streams = [read_references(path, first) for path in refs_paths]
+        refs, more = streams[0], streams[1:]
+        source = ", ".join(refs_paths)
+        return TestSet([r["id"] for r in first.records], [r["src"] for r in first.records], refs,
+                       [direction_of(r) for r in first.records], source, more)
     else:
         refs = []
         for rec, line_no in zip(first.records, first.lines):

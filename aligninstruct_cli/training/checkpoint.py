@@ -55,6 +55,15 @@ def stage_output(options: TrainOptions, lr_index: int, stage: int) -> Path:
     return base / stage_dir_name(stage, options.curriculum[stage])
 
 
+def adapter_checkpoint_dir(options: TrainOptions, lr_index: int, stage: int, step: int) -> Path:
+    """Where `save_adapter_every` writes the adapter after `step` of a stage:
+    OUTPUT/adapters/[lr-X/]stage-K-*/checkpoint-STEP/."""
+    base = Path(options.output) / "adapters"
+    if len(options.lr) > 1:
+        base = base / lr_tag(options.lr[lr_index])
+    return base / stage_dir_name(stage, options.curriculum[stage]) / f"checkpoint-{step}"
+
+
 def metrics_path(output: str | os.PathLike[str]) -> Path:
     return Path(output) / "metrics.jsonl"
 

@@ -11,6 +11,7 @@ from typing import Any, Literal, Optional
 from aligninstruct_cli.languages import languages_field
 from aligninstruct_cli.models import PRECISIONS, precision_field
 from aligninstruct_cli.options import OptionError, check_options, option, option_ref
+from aligninstruct_cli.records import DATA_FORMATS
 
 # --- paper defaults (PAPER.md, "Training (paper's App. B)") ---------------------------------------------
 LORA_R = 8
@@ -44,13 +45,20 @@ LORA_TARGETS: dict[str, list[str]] = {
     **{arch: ["q_proj", "k_proj", "v_proj"] for arch in (
         "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma", "gemma2",
         "gemma3_text", "olmo", "olmo2", "opt", "gptj", "phi", "stablelm", "starcoder2", "cohere", "granite",
-        "xglm", "codegen", "smollm3")},
+        "xglm", "smollm3")},
+    "codegen": ["qkv_proj"],
 }
 
 COMPILE = ("auto", "on", "off")
 TOO_LONG = ("truncate-input", "error", "skip", "truncate")
 OFFLOAD = ("none", "optimizer", "all")
-REPORT_TO = ("none", "tensorboard")
+REPORT_TO = ("none", "tensorboard", "wandb")
+LR_SCHEDULERS = ("linear", "cosine", "constant")
+QUANTIZE = ("none", "4bit", "8bit")
+# PEFT's shortcut for every linear layer but the output head, and the spellings other tools use for it
+# (LLaMA-Factory's `lora_target: all`)
+ALL_LINEAR = "all-linear"
+ALL_LINEAR_SPELLINGS = ("all-linear", "all_linear", "all")
 
 PANEL_MODEL = "Model and LoRA"
 PANEL_LAUNCH = "Launch (DeepSpeed)"
@@ -160,11 +168,17 @@ def parse_epochs(value: Any) -> list[int]:
 
 
 def parse_names(value: Any) -> list[str] | None:
-    """`a,b` or a list → ["a", "b"]; nothing given → None."""
+    """`a,b` or a list → ["a", "b"]; `all-linear` (PEFT's shortcut; also `all`, `all_linear`) →
+    ["all-linear"]; nothing given → None."""
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, (list, tuple)):
         raise OptionError(f"{option_ref('lora_targets')} must be comma-separated names or a list")
     names = [str(item).strip() for item in items if str(item).strip()]
+    if any(name.lower() in ALL_LINEAR_SPELLINGS for name in names):
+        if len(names) > 1:
+            raise OptionError(f"{option_ref('lora_targets')} {value!r}: {ALL_LINEAR} already names every linear "
+                              "layer; give it alone")
+        return [ALL_LINEAR]
     return names or None
 
 
@@ -213,11 +227,61 @@ def lora_targets_for(model_type: str, override: list[str] | None = None) -> list
 
 
 def lora_config(targets: list[str], *, r: int = LORA_R, alpha: int = LORA_ALPHA, dropout: float = LORA_DROPOUT):
-    """The peft LoraConfig ait trains with (defaults = the paper's)."""
+    """The peft LoraConfig ait trains with (defaults = the paper's). [all-linear] is PEFT's own shortcut
+    string (every Linear / Conv1D layer but the output head)."""
     from peft import LoraConfig
 
-    return LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(targets), bias="none",
+    modules: Any = ALL_LINEAR if list(targets) == [ALL_LINEAR] else list(targets)
+    return LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=modules, bias="none",
                       task_type="CAUSAL_LM")
+
+
+def check_wandb() -> None:
+    """`report_to` wandb needs the wandb package: say so before launch."""
+    import importlib.util
+
+    if importlib.util.find_spec("wandb") is None:
+        raise OptionError(f"{option_ref('report_to')} wandb needs the wandb package, which is not installed",
+                          hint="pip install 'aligninstruct-cli[wandb]' (or: pip install wandb)")
+
+
+def check_quantize(quantize: str, *, cuda: bool) -> None:
+    """`quantize` 4bit/8bit loads the base through bitsandbytes, which needs a CUDA GPU and the package:
+    refused here, before anything is tokenized or loaded."""
+    if quantize == "none":
+        return
+    import importlib.util
+
+    if not cuda:
+        raise OptionError(f"{option_ref('quantize')} {quantize} loads the base model's weights through bitsandbytes, "
+                          "whose quantized layers run on a CUDA GPU only, and this machine has none: train on a GPU "
+                          f"machine, or leave {option_ref('quantize')} out (a CPU trains the base in full precision)")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise OptionError(f"{option_ref('quantize')} {quantize} needs the bitsandbytes package, which is not installed",
+                          hint="pip install 'aligninstruct-cli[qlora]' (or: pip install bitsandbytes)")
+
+
+def quantization_kwargs(quantize: str, compute_precision: str) -> dict[str, Any] | None:
+    """The BitsAndBytesConfig arguments of `quantize` (None for none): QLoRA's 4-bit NF4 with double
+    quantization and `compute_precision` (bf16/fp16/fp32) as the compute type, or LLM.int8()'s 8-bit."""
+    if quantize == "none":
+        return None
+    if quantize == "8bit":
+        return {"load_in_8bit": True}
+    from aligninstruct_cli.models import torch_dtype
+
+    return {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": True,
+            "bnb_4bit_compute_dtype": torch_dtype(compute_precision)}
+
+
+def quantization_config(quantize: str, compute_precision: str):
+    """transformers' BitsAndBytesConfig of `quantization_kwargs` (it needs bitsandbytes installed); None for none."""
+    kwargs = quantization_kwargs(quantize, compute_precision)
+    if kwargs is None:
+        return None
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(**kwargs)
 
 
 # ------------------------------------------------------------------------------------------ the options
@@ -232,9 +296,21 @@ class TrainOptions:
     languages: Optional[str] = languages_field()
     data: dict[str, str] = option(
         parse=parse_data, cli_type=Optional[list[str]], metavar="NAME=PATH",
-        help="NAME=PATH of a JSONL file of instruction records (from `ait build`/`ait mix`); repeatable. NAME is "
-        "used in --curriculum.", details="In a config file: a mapping of names to paths (`data: {mt: mt.jsonl}`). "
-        "Names may use letters, digits, `_`, `-` and `.`.")
+        help="NAME=PATH of a JSONL file of instruction records (from `ait build`/`ait mix`, or alpaca, messages or "
+        "ShareGPT records: see --data-format); repeatable. NAME is used in --curriculum.",
+        details="In a config file: a mapping of names to paths (`data: {mt: mt.jsonl}`). Names may use letters, "
+        "digits, `_`, `-` and `.`.")
+    data_format: Literal[DATA_FORMATS] = option(  # type: ignore[valid-type]
+        "auto", help="The records of --data and --val files: ait (from `ait build`/`ait mix`), alpaca "
+        "(instruction/input/output), messages (role/content turns), sharegpt (conversations of from/value "
+        "turns), or auto: each file by its first record.",
+        details="Another tool's records become instruction records of objective `general` (see formats.md): "
+        "alpaca's input is `instruction`, a newline and `input` (when it has one), after an optional `system`; a "
+        "conversation must be one user turn and one assistant turn, after an optional system turn (a system "
+        "text goes before the user's, a blank line between); multi-turn records are an error naming FILE:LINE. "
+        "The id is the record's own `id`, else its position in the file. A file may also hold one JSON array "
+        "of records (alpaca_data.json). Such data takes part in --curriculum stages like any other "
+        "(e.g. `mt+general,mt`).")
     output: str = option(flags=("--output", "-o"), help="Run directory: stage-K-*/, final/, run.json, "
                          "metrics.jsonl, checkpoints/.", details="It must be new unless --resume (see Output below).")
     curriculum: Optional[list[list[str]]] = option(
@@ -301,8 +377,12 @@ class TrainOptions:
     seed: int = option(0, help="Seed of data order, LoRA initialisation and dropout.",
                        details="The data order is seeded per stage and epoch.")
     warmup_ratio: float = option(WARMUP_RATIO, min=0.0, max=1.0, max_open=True,
-                                 help="Share of steps for linear warm-up (paper: 0.03); then linear decay to 0.",
-                                 details="Of each stage's optimizer steps; the HF Trainer's default schedule.")
+                                 help="Share of steps for linear warm-up (paper: 0.03); then --lr-scheduler.",
+                                 details="Of each stage's optimizer steps; every --lr-scheduler keeps it.")
+    lr_scheduler: Literal[LR_SCHEDULERS] = option(  # type: ignore[valid-type]
+        "linear", help="After the warm-up: linear (decay to 0, the HF Trainer's default), cosine (half a cosine "
+        "down to 0) or constant (the peak rate).",
+        details="The HF Trainer's `linear`, `cosine` and `constant_with_warmup` schedules, per curriculum stage.")
     weight_decay: float = option(WEIGHT_DECAY, min=0.0, help="AdamW weight decay.",
                                  details="Betas 0.9/0.999, eps 1e-8.")
     grad_clip: float = option(GRAD_CLIP, min=0.0, help="Gradient norm clipping (0: none).")
@@ -319,8 +399,10 @@ class TrainOptions:
                                  help="LoRA dropout (paper: 0.1).")
     lora_targets: Optional[list[str]] = option(
         None, parse=parse_names, cli_type=Optional[str], panel=PANEL_MODEL, default_doc="per architecture",
-        help="Comma-separated module names for LoRA; default per architecture (BLOOM: query_key_value).",
-        details="The defaults are the attention input projections: BLOOM, GPT-NeoX, Falcon `query_key_value` "
+        help="Comma-separated module names for LoRA, or all-linear (every linear layer but the head); default per "
+        "architecture (BLOOM: query_key_value).",
+        details="`all-linear` is PEFT's shortcut (`all` and `all_linear` are read as it too), for any "
+        "architecture. The defaults are the attention input projections: BLOOM, GPT-NeoX, Falcon `query_key_value` "
         "(the paper's), GPT-2 / BigCode `c_attn`, MPT `Wqkv`, Phi-3 `qkv_proj`, Llama / Mistral / Qwen / Gemma / "
         "OPT / GPT-J / Phi / OLMo and similar `q_proj,k_proj,v_proj`. Another architecture needs this option.")
     chat_template: bool = option(
@@ -329,6 +411,14 @@ class TrainOptions:
         details="The input becomes the user's message and the output the assistant's answer (after the template's "
         "generation prompt), + EOS. `ait translate --chat-template` renders its prompts the same way, so an "
         "adapter trained with it must be used with it. Base models (BLOOM, Llama, Qwen2 base) need no template.")
+    quantize: Literal[QUANTIZE] = option(  # type: ignore[valid-type]
+        "none", panel=PANEL_MODEL, help="Load the base model in 4bit (QLoRA: NF4, double quantization) or 8bit "
+        "through bitsandbytes and train LoRA on it; needs a CUDA GPU.",
+        details="The base is prepared for k-bit training (PEFT's `prepare_model_for_kbit_training`: layer norms "
+        "and the head in fp32, input gradients on); LoRA weights train in fp32, the quantized layers compute "
+        "in --precision, and DeepSpeed's own bf16/fp16 casting is off. Not with --full or --zero 3. On a "
+        "machine without a CUDA GPU it stops before anything is loaded. "
+        "`pip install 'aligninstruct-cli[qlora]'`.")
     gradient_checkpointing: bool = option(False, panel=PANEL_MODEL, help="Recompute activations in the backward "
                                           "pass (less memory, ~30% slower).")
     compile: Literal[COMPILE] = option(  # type: ignore[valid-type]
@@ -372,21 +462,35 @@ class TrainOptions:
         "ait's warm-up + linear decay schedule always applies.")
     save_every: int = option(0, min=0, panel=PANEL_RUN, help="Checkpoint every N optimizer steps for --resume (0: "
                              "only finished stages).")
+    save_adapter_every: int = option(
+        0, min=0, panel=PANEL_RUN, help="Also save the LoRA adapter every N optimizer steps as a PEFT adapter "
+        "directory, OUTPUT/adapters/[lr-X/]stage-K-*/checkpoint-N/ (0: none).",
+        details="Each is a standard adapter directory (adapter_config.json, adapter_model.safetensors, tokenizer) "
+        "that `ait translate --adapter` and PEFT's `PeftModel.from_pretrained` load; N counts the stage's own "
+        "optimizer steps. Not with --full.")
     cache_dir: Optional[str] = option(None, panel=PANEL_RUN, metavar="DIR",
                                       default_doc="$XDG_CACHE_HOME/ait/tokenized or ~/.cache/ait/tokenized",
                                       help="Tokenized-data cache.",
                                       details="Keyed by the content of each file, the tokenizer, --max-length and "
                                       "--too-long.")
+    license: Optional[str] = option(None, panel=PANEL_RUN, default_doc="the base model's",
+                                    help="The license the run's model cards state (a hub license id).",
+                                    details="Default: the `license:` of the base model's card when it is at hand "
+                                            "(a local directory or the hub cache); see docs/export.md.")
     log_every: int = option(LOG_EVERY, min=1, panel=PANEL_RUN, help="Write a metrics.jsonl line every N steps.")
     log_data_ids: bool = option(False, panel=PANEL_RUN, help="Write the record ids of every step to data_ids.jsonl "
                                 "(audits order and resume).")
     report_to: Literal[REPORT_TO] = option(  # type: ignore[valid-type]
-        "none", panel=PANEL_RUN, help="none, or tensorboard: also write TensorBoard event files to OUTPUT/tensorboard/ "
-        "(needs the tensorboard package).",
+        "none", panel=PANEL_RUN, help="none; tensorboard: also write TensorBoard event files to OUTPUT/tensorboard/; "
+        "wandb: also log to Weights & Biases (OUTPUT/wandb/; WANDB_MODE=offline works without network).",
         details="One TensorBoard run per curriculum stage (and learning rate): `train/loss`, `train/learning_rate`, "
         "`train/tokens_per_s` every --log-every steps and `eval/loss` after each epoch, by the stage's optimizer "
         "step; a resumed stage drops the events past its checkpoint. Point TensorBoard's logdir at OUTPUT to watch. "
-        "`pip install 'aligninstruct-cli[tensorboard]'`.")
+        "`pip install 'aligninstruct-cli[tensorboard]'`. wandb: the same figures, one W&B run per stage (and "
+        "learning rate) named after it, grouped by the output folder's name, with the options as its config; "
+        "project $WANDB_PROJECT (default `ait`), files in OUTPUT/wandb/; WANDB_MODE=offline writes them for "
+        "`wandb sync` later. A resumed stage's W&B run logs its steps again. `pip install "
+        "'aligninstruct-cli[wandb]'`.")
 
     @property
     def example_limit(self) -> int:
@@ -426,6 +530,14 @@ class TrainOptions:
                               "block's weights)", hint="use ZeRO stage 2, or compile off")
         if self.report_to == "tensorboard":
             check_tensorboard()
+        if self.report_to == "wandb":
+            check_wandb()
+        if self.quantize != "none" and (self.full or self.zero == 3):
+            raise OptionError(f"{option_ref('quantize')} {self.quantize} trains LoRA on frozen quantized weights: not "
+                              f"with {option_ref('full') if self.full else option_ref('zero') + ' 3'}")
+        if self.save_adapter_every and self.full:
+            raise OptionError(f"{option_ref('save_adapter_every')} saves LoRA adapters; with {option_ref('full')} "
+                              f"use {option_ref('save_every')}")
         if len(self.lr) > 1 and not self.val:
             raise OptionError(f"several {option_ref('lr')} values need {option_ref('val')} to choose between them")
         if self.launcher == "none" and (self.num_gpus or self.num_nodes or self.hostfile):

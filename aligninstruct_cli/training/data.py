@@ -184,13 +184,15 @@ def tokenizer_fingerprint(tokenizer) -> str:
 
 
 def cache_key(file_hash: str, tok_fingerprint: str, max_length: int, too_long: str, chat_template: str = "",
-              length_budget: str = "together") -> str:
+              length_budget: str = "together", data_format: str = "auto") -> str:
     """`chat_template`: the template's text when inputs are rendered with it, else empty."""
     text = f"v{CACHE_VERSION}|{file_hash}|{tok_fingerprint}|{max_length}|{too_long}|{OUTPUT_SEPARATOR!r}"
     if length_budget != "together":  # the together key stays as it was: caches made before stay valid
         text += f"|budget:{length_budget}"
     if chat_template:
         text += f"|chat:{chat_template}"
+    if data_format != "auto":
+        text += f"|format:{data_format}"
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
@@ -336,24 +338,44 @@ def cut_input(prompt: list[int], room: int, special: set[int]) -> list[int]:
     return prompt[:head] + prompt[len(prompt) - keep:] if keep >= 1 else []
 
 
+def record_converter(data_format: str):
+    """`io.read_records`' `convert` for `--data-format`: another tool's records (alpaca, messages, ShareGPT)
+    into instruction records (`records.instruction_from`); `auto` takes the format of the file's first
+    record (`records.detect_data_format`) for all of them; None for ait's own records."""
+    from aligninstruct_cli.records import detect_data_format, instruction_from
+
+    if data_format == "ait":
+        return None
+    chosen: list[str] = [] if data_format == "auto" else [data_format]
+
+    def convert(rec: Any, ordinal: int) -> Any:
+        if not chosen:
+            chosen.append(detect_data_format(rec))
+        return instruction_from(rec, chosen[0], ordinal)
+
+    return convert
+
+
 def load_or_tokenize(path: str, tokenizer, *, max_length: int, too_long: str, cache_dir: str | os.PathLike[str],
                      tok_fingerprint: str | None = None, file_hash: str | None = None,
-                     chat_template: bool = False, length_budget: str = "together") -> tuple[TokenizedSet, Path]:
-    """The tokenized form of instruction file `path`, from the cache when its content was seen before."""
+                     chat_template: bool = False, length_budget: str = "together",
+                     data_format: str = "auto") -> tuple[TokenizedSet, Path]:
+    """The tokenized form of instruction file `path` (ait's records, or another tool's: `data_format`), from
+    the cache when its content was seen before."""
     from aligninstruct_cli.io import read_records
 
     if not Path(path).is_file():
         raise AitError(f"{path}: no such file" if not Path(path).exists() else f"{path}: not a file")
     file_hash = file_hash or file_sha256(path)
     key = cache_key(file_hash, tok_fingerprint or tokenizer_fingerprint(tokenizer), max_length, too_long,
-                    str(tokenizer.chat_template) if chat_template else "", length_budget)
+                    str(tokenizer.chat_template) if chat_template else "", length_budget, data_format)
     cache = Path(cache_dir) / f"{key}.tokens"
     if cache.is_dir():
         try:
             return TokenizedSet.load(cache), cache
         except (OSError, ValueError, KeyError):
             pass  # a damaged cache entry is rebuilt
-    records = read_records(path, kind="instruction", with_location=True)
+    records = read_records(path, kind="instruction", with_location=True, convert=record_converter(data_format))
     data = tokenize_records(records, tokenizer, path=path, max_length=max_length, too_long=too_long,
                             chat_template=chat_template, length_budget=length_budget)
     if not len(data):

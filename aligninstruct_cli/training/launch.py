@@ -42,14 +42,15 @@ from aligninstruct_cli.options import to_dict as plain_options
 from aligninstruct_cli.provenance import RunManifest, file_sha256, installed_version
 from aligninstruct_cli.training import checkpoint as ckpt
 from aligninstruct_cli.training.batch import BatchPlan, describe_batch, plan_batch
-from aligninstruct_cli.training.config import TrainOptions, lora_targets_for
+from aligninstruct_cli.training.config import TrainOptions, check_quantize, lora_targets_for
 from aligninstruct_cli.training.distributed import LAUNCHING_PID_ENV, process_alive, set_parent_death_signal
 from aligninstruct_cli.training.job import Job
 
 WORKER_MODULE = "aligninstruct_cli.training.loop"
 # Options that may differ on --resume: where the run is, how often it logs and checkpoints, and whether
 # the blocks are compiled (the same computation, up to float rounding).
-RESUME_FREE = ("output", "save_every", "log_every", "log_data_ids", "compile", "languages", "report_to")
+RESUME_FREE = ("output", "save_every", "log_every", "log_data_ids", "compile", "languages", "report_to",
+               "save_adapter_every", "license")
 # How the workers start may differ too: the world size is checked on its own (state.json), a DeepSpeed
 # config file by its content (the job's ds_config), the tokenized cache by the inputs' hashes.
 LAUNCH_ONLY = ("launcher", "num_gpus", "num_nodes", "hostfile", "master_port", "deepspeed_config", "cache_dir")
@@ -167,6 +168,7 @@ def prepare(options: TrainOptions, *, tokenize: bool = True, command: list[str] 
             quiet: bool = False) -> Job:
     """Check the inputs and build the job (tokenizing the data, unless `tokenize` is off: a dry run)."""
     check_output_folder(options)
+    check_quantize(options.quantize, cuda=_cuda_available())
     if options.hostfile and not Path(options.hostfile).is_file():
         raise OptionError(f"{option_ref('hostfile')} {options.hostfile}: no such file")
     check_data_files(options)
@@ -223,7 +225,8 @@ def tokenize_inputs(options: TrainOptions, model_path: str, used: list[str]) -> 
         found["input_hashes"][data_name] = {"path": str(path), "sha256": file_hash}
         data, cache = load_or_tokenize(path, tokenizer, max_length=options.max_length, too_long=options.too_long,
                                        cache_dir=cache_dir, tok_fingerprint=fingerprint, file_hash=file_hash,
-                                       chat_template=options.chat_template, length_budget=options.length_budget)
+                                       chat_template=options.chat_template, length_budget=options.length_budget,
+                                       data_format=options.data_format)
         if data_name == VAL:
             found["val_cache"] = str(cache)
         else:
@@ -266,8 +269,10 @@ def build_ds_config(options: TrainOptions, precision: str, user_file: str | None
         "zero_allow_untested_optimizer": True,
         "zero_force_ds_cpu_optimizer": False,
         "zero_optimization": {"stage": options.zero},
-        "bf16": {"enabled": precision == "bf16"},
-        "fp16": {"enabled": precision == "fp16"},
+        # a quantized base computes in `precision` inside its layers; DeepSpeed must not cast it (nor the
+        # fp32 LoRA weights and norms prepare_model_for_kbit_training leaves)
+        "bf16": {"enabled": precision == "bf16" and options.quantize == "none"},
+        "fp16": {"enabled": precision == "fp16" and options.quantize == "none"},
     }
     zero = generated["zero_optimization"]
     pin = _cuda_available()  # pinned host memory speeds GPU↔CPU copies; there is nothing to pin for on a CPU
@@ -459,7 +464,13 @@ def launch(job: Job, launch_command: list[str]) -> None:
     if job.options.launcher == "none":
         from aligninstruct_cli.training.loop import run_job
 
-        run_job(job)
+        try:
+            run_job(job)
+        except Exception as exc:  # a rank's failure, here in this process: reported as the launcher's would be
+            raise LaunchError(f"training failed in this process (--launcher none): "
+                              f"{failure_summary(exc)}; {resume_advice(job.options.output)}", 1) from None
+        except SystemExit as exc:  # the worker's own refusals (check_world_size)
+            raise LaunchError(f"{exc.code}; {resume_advice(job.options.output)}", 1) from None
         return
     if multi_node(job.options):
         check_multi_node_cwd()
@@ -467,7 +478,28 @@ def launch(job: Job, launch_command: list[str]) -> None:
     rc = run_launcher(launch_command, env={**os.environ, LAUNCHING_PID_ENV: str(os.getpid())})
     if rc != 0:
         raise LaunchError(f"training failed: the deepspeed launcher exited with code {rc} (a rank failed; "
-                          f"see its messages above); resume with --resume", rc if rc > 0 else 1)
+                          f"see its messages above); {resume_advice(job.options.output)}", rc if rc > 0 else 1)
+
+
+def resume_advice(output: str) -> str:
+    """What to do after a failed launch: --resume only where it has something to continue from (a finished
+    stage or a checkpoint); else the same command again, which starts the run over."""
+    state = ckpt.read_state(output)
+    if state.get("done") or state.get("resume"):
+        what = "checkpoint" if state.get("resume") else "finished stage"
+        return f"once the cause is fixed, continue from the last {what} with --resume"
+    return ("nothing was saved that --resume could continue from: fix the cause and run the same command again "
+            "(a run that never finished a step starts over)")
+
+
+def failure_summary(exc: BaseException) -> str:
+    """`Type: first line of the message (at file:line)`, the innermost frame of ait's or the library's code."""
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+    message = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {message}{where}" if message else f"{type(exc).__name__}{where}"
 
 
 def _die_with_parent() -> None:

@@ -33,7 +33,7 @@ import numpy as np
 from aligninstruct_cli import console, models
 from aligninstruct_cli.training import checkpoint as ckpt
 from aligninstruct_cli.training.checkpoint import Position, lr_tag, stage_dir_name
-from aligninstruct_cli.training.config import TrainOptions, lora_config, resolve_compile
+from aligninstruct_cli.training.config import TrainOptions, lora_config, quantization_config, resolve_compile
 from aligninstruct_cli.training.data import (Geometry, TokenizedSet, collate, epoch_plan, output_tokens,
                                              split_global_batch, steps_per_epoch)
 from aligninstruct_cli.training.distributed import Dist, init_distributed, single_process_env
@@ -88,6 +88,8 @@ def train_stage(job: Job, dist: Dist, lr_index: int, stage: int, resume: dict[st
                 if s.checkpoint_due(position.global_step):
                     ckpt.save_checkpoint(s.engine, s.options.output, lr_tag(s.lr), lr_index, stage, position,
                                          rank=dist.rank, barrier=dist.barrier)
+                if s.adapter_due(position.global_step):
+                    save_adapter_checkpoint(s, position.global_step)
                 kill_if_asked(position.global_step, dist)
             if s.val is not None:
                 val_loss = evaluate(s.engine, s.val, s.geometry, dist, s.pad_id, s.pad_multiple)
@@ -164,6 +166,10 @@ class Stage:
         every = self.options.save_every
         return bool(every) and step % every == 0 and step < self.total_steps
 
+    def adapter_due(self, step: int) -> bool:
+        every = self.options.save_adapter_every
+        return bool(every) and step % every == 0
+
 
 def set_up_stage(job: Job, dist: Dist, lr_index: int, stage: int) -> Stage:
     """The stage's data and geometry; then its model (base + fresh LoRA, or the previous stage's result),
@@ -180,14 +186,14 @@ def set_up_stage(job: Job, dist: Dist, lr_index: int, stage: int) -> Stage:
               tokenizer=models.load_tokenizer(job.model_path), steps_per_epoch=steps_per_epoch(len(data), geometry))
     torch.manual_seed(options.seed * 1009 + stage)  # identical LoRA initialisation on every rank
     s.zero3_context = zero3_loading(job)
-    s.model = load_model(job, lr_index, stage)
+    s.model = load_model(job, lr_index, stage, dist.device)
     s.flops_per_token = flops_per_token(compute_params(s.model), _parts(s.model)[2], float(data.lengths.mean()))
     if resolve_compile(options.compile, dist.device.type, 3 if job.zero3 else 0, options.gradient_checkpointing):
         s.compiled = compile_blocks(s.model, fall_back=options.compile == "auto")
     s.peak = device_peak_flops(dist.device)
     s.loss_module = build_loss_module(s.model, recompute_chunks=not job.zero3)
-    s.engine, s.scheduler = make_engine(s.model, s.loss_module, options.weight_decay, job.ds_config, s.lr, s.warmup,
-                                       s.total_steps, dist.device)
+    s.engine, s.scheduler = make_engine(s.model, s.loss_module, options.weight_decay, job.ds_config, s.lr,
+                                       lr_schedule(options.lr_scheduler, s.warmup, s.total_steps), dist.device)
     return s
 
 
@@ -219,6 +225,7 @@ class StageLog:
         self.meter = Meter()
         self.status = ""  # the last metrics line, shown as the bar's rate
         self.tensorboard = tensorboard_writer(s, position) if self.writes else None
+        self.wandb = wandb_run(s) if self.writes else None
         self.bar = console.Bar(s.label, total=s.total_steps, unit="steps", completed=position.global_step)
         g = s.geometry
         console.info(f"[bold]{s.label}[/bold]: {len(s.data):,} records, {s.steps_per_epoch:,} steps/epoch × "
@@ -242,6 +249,9 @@ class StageLog:
             if self.tensorboard is not None:
                 for name in ("loss", "learning_rate", "tokens_per_s"):
                     self.tensorboard.add_scalar(f"train/{name}", record[name], step)
+            if self.wandb is not None:
+                self.wandb.log({f"train/{name}": record[name] for name in ("loss", "learning_rate", "tokens_per_s")},
+                               step=step)
             self.status = f"loss {record['loss']:.4f} · {record['tokens_per_s']:,.0f} tok/s" + (
                 f" · MFU {record['mfu']:.2f}" if record["mfu"] else "")
             if not self.bar.enabled:
@@ -255,12 +265,16 @@ class StageLog:
                               {**self.s.tag, "epoch": epoch + 1, "step": step, "val_loss": val_loss})
         if self.tensorboard is not None:
             self.tensorboard.add_scalar("eval/loss", val_loss, step)
+        if self.wandb is not None:
+            self.wandb.log({"eval/loss": val_loss}, step=step)
         console.info(f"  epoch {epoch + 1}: validation loss {val_loss:.4f}")
         self.meter.restart()
 
     def close(self) -> None:
         if self.tensorboard is not None:
             self.tensorboard.close()
+        if self.wandb is not None:
+            self.wandb.finish()
 
 
 def tensorboard_writer(s: Stage, position: Position):
@@ -276,6 +290,34 @@ def tensorboard_writer(s: Stage, position: Position):
     run = run / stage_dir_name(s.index, s.options.curriculum[s.index])
     return SummaryWriter(str(run), purge_step=position.global_step + 1 if position.global_step else None,
                          flush_secs=10)
+
+
+def wandb_run(s: Stage):
+    """With `report_to` wandb: a W&B run for this stage (and learning rate), named as its folder, grouped by
+    the output folder's name, the options as its config, files under OUTPUT/wandb/ (WANDB_MODE=offline:
+    only there). None otherwise."""
+    if s.options.report_to != "wandb":
+        return None
+    import wandb
+
+    from aligninstruct_cli.options import to_dict
+
+    out = Path(s.options.output).absolute()
+    if wandb.run is not None:  # a run an earlier failure left open in this process: one W&B run per stage
+        wandb.run.finish(exit_code=1)
+    return wandb.init(project=os.environ.get("WANDB_PROJECT") or "ait", dir=str(out), group=out.name,
+                      name=f"{out.name}/{s.label.replace(' ', '/')}", config=to_dict(s.options), job_type="train")
+
+
+def save_adapter_checkpoint(s: Stage, step: int) -> None:
+    """`save_adapter_every`: the adapter as it is after `step`, a PEFT adapter directory
+    (`checkpoint.adapter_checkpoint_dir`). Every rank calls it (ZeRO-3 gathers); rank 0 writes."""
+    out_dir = ckpt.adapter_checkpoint_dir(s.options, s.lr_index, s.index, step)
+    if s.dist.rank == 0:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+    ckpt.save_stage_model(s.engine.module.model, s.tokenizer, out_dir, full=False, zero3=s.job.zero3,
+                          rank=s.dist.rank)
+    s.dist.barrier()
 
 
 def save_stage(s: Stage, val_loss: float | None) -> None:
@@ -378,7 +420,7 @@ def to_device(batch: dict[str, Any], device) -> dict[str, Any]:
 def _parts(model):
     """(backbone, lm_head, config) of a causal LM, looking through a PEFT wrapper."""
     lm = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return getattr(lm, lm.base_model_prefix), lm.get_output_embeddings(), lm.config
+    return models.backbone_of(lm), lm.get_output_embeddings(), lm.config
 
 
 def _chunk_loss(lm_head, hidden, targets, softcap: float | None, logit_scale: float | None):
@@ -461,14 +503,22 @@ def zero3_loading(job: Job):
     return HfDeepSpeedConfig(job.ds_config)
 
 
-def load_model(job: Job, lr_index: int, stage: int):
+def load_model(job: Job, lr_index: int, stage: int, device=None):
     """The stage's trainable model: base + fresh LoRA (stage 1), base + the previous stage's adapter
-    (stage k > 1), or with `full` the base / previous stage's full model."""
+    (stage k > 1), or with `full` the base / previous stage's full model. With `quantize`, the base is
+    loaded quantized onto `device` and prepared for k-bit training (QLoRA)."""
     options = job.options
     previous = str(ckpt.stage_output(options, lr_index, stage - 1)) if stage > 0 else None
     source = previous if (options.full and previous) else job.model_path
-    lm = models.load_causal_lm(source, job.precision)
-    if options.gradient_checkpointing:
+    quantized = quantization_config(options.quantize, job.precision)
+    lm = models.load_causal_lm(source, job.precision, device=device if quantized else None,
+                               quantization_config=quantized)
+    if quantized is not None:
+        from peft import prepare_model_for_kbit_training
+
+        lm = prepare_model_for_kbit_training(lm, use_gradient_checkpointing=options.gradient_checkpointing,
+                                             gradient_checkpointing_kwargs={"use_reentrant": False})
+    elif options.gradient_checkpointing:
         lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if options.full:
         return lm
@@ -481,16 +531,15 @@ def load_model(job: Job, lr_index: int, stage: int):
 
 
 # ------------------------------------------------------------------------------------------ the engine
-def make_engine(model, loss_module, weight_decay: float, ds_config: dict[str, Any], lr: float, warmup: int,
-                total_steps: int, device):
+def make_engine(model, loss_module, weight_decay: float, ds_config: dict[str, Any], lr: float, schedule, device):
     """deepspeed.initialize with a client torch AdamW (nothing to JIT-compile), or DeepSpeed's own optimizer
-    when the config names one (--offload, or a user config); linear warm-up then decay either way."""
+    when the config names one (--offload, or a user config); `schedule` (step → factor of the peak rate,
+    `lr_schedule`) either way."""
     import deepspeed
     import torch
     from torch.optim.lr_scheduler import LambdaLR
 
     trainable = [p for p in model.parameters() if p.requires_grad]
-    schedule = linear_schedule(warmup, total_steps)
     if "optimizer" in ds_config:
         ds_config = {**ds_config, "optimizer": {**ds_config["optimizer"], "params": {
             **ds_config["optimizer"].get("params", {}), "lr": lr}}}
@@ -505,12 +554,19 @@ def make_engine(model, loss_module, weight_decay: float, ds_config: dict[str, An
     return engine, scheduler
 
 
-def linear_schedule(warmup: int, total: int):
-    """Linear warm-up to the peak rate, then linear decay to 0 (the HF Trainer's default schedule)."""
+def lr_schedule(kind: str, warmup: int, total: int):
+    """Step → factor of the peak rate: linear warm-up to the peak, then (`lr_scheduler`) linear decay to 0
+    (the HF Trainer's default schedule), half a cosine down to 0 (its `cosine`) or the peak (its
+    `constant_with_warmup`)."""
     def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
-        return max(0.0, (total - step) / max(1, total - warmup))
+        progress = (step - warmup) / max(1, total - warmup)
+        if kind == "constant":
+            return 1.0
+        if kind == "cosine":
+            return max(0.0, 0.5 * (1.0 + math.cos(math.pi * progress)))
+        return max(0.0, 1.0 - progress)
 
     return factor
 
