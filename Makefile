@@ -41,8 +41,10 @@ $(TF5_STAMP): pyproject.toml constraints-tf5.txt
 	$(TF5)/bin/python -m pip install -q -c constraints-tf5.txt -e . pytest hypothesis
 	touch $(TF5_STAMP)
 
-test-transformers5: $(TF5_STAMP)
-	$(TF5)/bin/python -m pytest -q $(TF5_TESTS) $(PYTEST_ARGS)
+# the COMET cross-check across environments: comet's own scores from .venv (transformers 4.x), ait's under 5.x
+test-transformers5: $(TF5_STAMP) $(STAMP)
+	$(PY) tests/comet_reference.py $(TF5)/comet-reference
+	AIT_COMET_REFERENCE=$(TF5)/comet-reference $(TF5)/bin/python -m pytest -q $(TF5_TESTS) $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	@echo "see benchmarks/README.md; each script prints figures side by side"
