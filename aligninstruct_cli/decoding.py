@@ -150,6 +150,10 @@ class GreedyDecoder:
         bucket.graph = graph
         self.captured += 1
 
+    def release(self) -> None:
+        """Drop every bucket's cache and graph (after CUDA out-of-memory: the next batches are smaller)."""
+        self.buckets.clear()
+
     # ----------------------------------------------------------------------------------------- decoding
     def _bucket(self, batch: int, width: int, max_new_tokens: int) -> _Bucket:
         key = (batch, width, max_new_tokens)

@@ -316,6 +316,8 @@ class Translator:
             if len(batch_ids) == 1:
                 raise OptionError(f"CUDA out of memory on a single sentence: lower {option_ref('max_new_tokens')} or "
                                   f"{option_ref('num_beams')}, or use {option_ref('precision')} bf16") from None
+            if self._decoder is not None:
+                self._decoder.release()  # its caches and graphs were sized for the larger batch
             torch.cuda.empty_cache()
             self.batch_size = max(1, len(batch_ids) // 2)
             self.stats.oom_halvings += 1

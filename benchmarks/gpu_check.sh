@@ -254,7 +254,7 @@ for name in ${GPU_CHECK_STEPS:-env chain zero3 offload}; do
     run_step "$name"
 done
 if ls "$OUT"/gen-*.json "$OUT"/train-global.json "$OUT"/comet-*.json "$OUT"/fp16-resume.json \
-    "$OUT"/experiment.json >/dev/null 2>&1; then
+    "$OUT"/experiment.json 2>/dev/null | grep -q .; then  # any of them
     $PY "$REPO/benchmarks/gpu_summary.py" "$OUT" | tee -a "$OUT/summary.txt"  # issues 15 and 25's figures
 fi
 rm -rf "$WORK"

@@ -129,3 +129,28 @@ def test_generation_settings_that_change_the_logits_keep_generate(noisy_models, 
         assert "sets repetition_penalty" in capsys.readouterr().err
     finally:
         loaded.model.generation_config.repetition_penalty = 1.0
+
+
+def test_cuda_oom_in_the_loop_releases_its_caches_and_halves_the_batch(noisy_models, monkeypatch):
+    import torch
+
+    import aligninstruct_cli.decoding as D
+
+    loaded = load_model(str(noisy_models["bloom"]), precision="fp32")
+    prompts = prompts_for(Translator(loaded), 10)
+    expected = Translator(loaded, batch_size=2, max_new_tokens=8, cache="dynamic").generate_token_ids(prompts)
+    real_bucket, released = D._Bucket, []
+
+    def bucket(model, batch, *args):
+        if batch > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real_bucket(model, batch, *args)
+
+    monkeypatch.setattr(D, "_Bucket", bucket)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    translator = Translator(loaded, batch_size=8, max_new_tokens=8, cache="static")
+    monkeypatch.setattr(translator.decoder(), "release", lambda: released.append(True))
+    got = translator.generate_token_ids(prompts)
+    assert translator.batch_size == 2 and translator.stats.oom_halvings == 2 and len(released) == 2
+    trim = [[t for t in row if t != loaded.tokenizer.pad_token_id] for row in got]
+    assert trim == [[t for t in row if t != loaded.tokenizer.pad_token_id] for row in expected]
