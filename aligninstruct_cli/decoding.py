@@ -48,7 +48,11 @@ def unsupported_generation_settings(model) -> list[str]:
 
 
 def _forward_parameters(model) -> set[str]:
-    return set(inspect.signature(model.forward).parameters)
+    """The keyword arguments the transformers model's forward names (under a PEFT wrapper: its base model's,
+    which the wrapper passes them on to)."""
+    from aligninstruct_cli.generation import _base_model
+
+    return set(inspect.signature(_base_model(model).forward).parameters)
 
 
 class _Bucket:
@@ -93,7 +97,9 @@ class GreedyDecoder:
         self.graphs = graphs and getattr(device, "type", "cpu") == "cuda"
         self.check_every = max(1, check_every)
         self.is_stop = is_stop  # the exact text rule on a row's generated ids (`_StopAtNewline`'s)
-        vocab = int(model.get_output_embeddings().weight.shape[0])
+        from aligninstruct_cli.generation import _base_model
+
+        vocab = int(_base_model(model).get_output_embeddings().weight.shape[0])
         self.newline = torch.zeros(max(vocab, int(newline_ids.max()) + 1 if newline_ids.numel() else vocab),
                                    dtype=torch.bool, device=device)
         if newline_ids.numel():

@@ -154,3 +154,24 @@ def test_cuda_oom_in_the_loop_releases_its_caches_and_halves_the_batch(noisy_mod
     assert translator.batch_size == 2 and translator.stats.oom_halvings == 2 and len(released) == 2
     trim = [[t for t in row if t != loaded.tokenizer.pad_token_id] for row in got]
     assert trim == [[t for t in row if t != loaded.tokenizer.pad_token_id] for row in expected]
+
+
+def test_an_unmerged_adapter_decodes_as_generate_does(noisy_models, tmp_path):
+    """--no-merge: the loop runs through the PEFT wrapper (the arguments it passes on are read from the base
+    model's forward)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(3)
+    lora = get_peft_model(AutoModelForCausalLM.from_pretrained(noisy_models["llama"]),
+                          LoraConfig(r=4, lora_alpha=16, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM",
+                                     init_lora_weights=False))
+    lora.save_pretrained(tmp_path / "adapter")
+    loaded = load_model(str(noisy_models["llama"]), str(tmp_path / "adapter"), precision="fp32")
+    assert hasattr(loaded.model, "get_base_model")  # unmerged
+    ours = Translator(loaded, batch_size=4, max_new_tokens=12, cache="static")
+    theirs = Translator(loaded, batch_size=4, max_new_tokens=12, cache="dynamic")
+    theirs.fixed_shapes = True
+    prompts = prompts_for(ours, 8)
+    assert ours.own_loop and ours.generate_token_ids(prompts) == theirs.generate_token_ids(prompts)

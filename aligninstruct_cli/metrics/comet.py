@@ -97,15 +97,16 @@ def _encoder_of(hparams: Path) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _load_scorer(model: str, checkpoint: str, implementation: str):
-    """ait's scorer for a model it implements (implementation auto or ait), else unbabel-comet's model."""
+def _load_scorer(model: str, checkpoint: str, implementation: str, device: str):
+    """ait's scorer (on `device`) for a model it implements (implementation auto or ait), else unbabel-comet's
+    model."""
     from aligninstruct_cli.metrics.comet_model import CometScorer, UnsupportedCometModel
 
     if implementation not in ("auto", "ait", "unbabel-comet"):
         raise ValueError(f"implementation {implementation!r}")
     if implementation != "unbabel-comet":
         try:
-            return CometScorer(checkpoint)
+            return CometScorer(checkpoint, device=device)
         except UnsupportedCometModel as exc:
             if implementation == "ait":
                 raise
@@ -145,10 +146,10 @@ class COMET(Metric):
         checkpoint = resolve_checkpoint(model)  # first: a missing model fails before a slow import
         import torch
 
-        self.model = _load_scorer(model, checkpoint, implementation)
+        self.gpus = (1 if torch.cuda.is_available() else 0) if gpus is None else gpus
+        self.model = _load_scorer(model, checkpoint, implementation, device="cuda" if self.gpus else "cpu")
         self.implementation = getattr(self.model, "implementation", "unbabel-comet")
         self.model_name = model
-        self.gpus = (1 if torch.cuda.is_available() else 0) if gpus is None else gpus
         batch_size = comet_batch_size_option(batch_size)
         # auto on a CPU is comet's default; on a GPU it is found on the first segments scored
         self.batch_size: int | str = (int(batch_size) if batch_size != "auto" else
