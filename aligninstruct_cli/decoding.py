@@ -90,6 +90,8 @@ class GreedyDecoder:
                  note: Callable[[str], None] | None = None):
         import torch
 
+        from aligninstruct_cli.generation import _base_model
+
         self.model = model
         self.pad = pad_token_id
         self.eos = eos_token_id
@@ -97,13 +99,11 @@ class GreedyDecoder:
         self.graphs = graphs and getattr(device, "type", "cpu") == "cuda"
         self.check_every = max(1, check_every)
         self.is_stop = is_stop  # the exact text rule on a row's generated ids (`_StopAtNewline`'s)
-        from aligninstruct_cli.generation import _base_model
-
-        vocab = int(_base_model(model).get_output_embeddings().weight.shape[0])
-        self.newline = torch.zeros(max(vocab, int(newline_ids.max()) + 1 if newline_ids.numel() else vocab),
-                                   dtype=torch.bool, device=device)
+        size = int(_base_model(model).get_output_embeddings().weight.shape[0])  # the logits' width
         if newline_ids.numel():
-            self.newline[newline_ids.to(device)] = True
+            size = max(size, int(newline_ids.max()) + 1)
+        self.newline = torch.zeros(size, dtype=torch.bool, device=device)  # token id -> holds a newline
+        self.newline[newline_ids.to(device)] = True
         parameters = _forward_parameters(model)
         self.takes_position_ids = "position_ids" in parameters  # as generate: only where forward names them
         self.takes_cache_position = "cache_position" in parameters  # transformers 4.x; 5.x caches count themselves
