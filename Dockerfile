@@ -11,7 +11,7 @@ WORKDIR /opt/ait
 COPY pyproject.toml README.md constraints.txt ./
 COPY aligninstruct_cli ./aligninstruct_cli
 # Keep the image's CUDA torch: constrain torch to the installed version, take the rest from the
-# package's own (loose) requirements plus the GPU extras (deepspeed, COMET, plotting, datasets).
+# package's own (loose) requirements plus the GPU extras (deepspeed, plotting, datasets; COMET is ait's own).
 RUN python -c "import torch; print('torch==' + torch.__version__.split('+')[0])" > /tmp/torch-pin.txt \
  && pip install -c /tmp/torch-pin.txt ".[gpu]"
 

@@ -119,12 +119,12 @@ class DecodingOptions:
     chat_template: bool = option(False, help="Wrap each prompt in the tokenizer's chat template (a user turn), for "
                                  "chat-tuned models and adapters trained with `ait train --chat-template`.")
     cache: Literal[CACHES] = option(  # type: ignore[valid-type]
-        "auto", help="KV cache: static (fixed-size, so transformers compiles the decoding step with CUDA graphs on a "
-        "GPU), dynamic (plain generate), or auto: static on a GPU for greedy search where the model supports it.",
+        "auto", help="KV cache: static (fixed-size: ait's greedy decoding loop, each step one CUDA graph on a GPU), "
+        "dynamic (plain generate), or auto: static on a GPU for greedy search where the model supports it.",
         details="Static keeps each batch full (the last one padded with copies) and rounds prompt widths up to "
-                f"{STATIC_WIDTH_STEP} tokens, so few shapes are compiled; the output is the same tokens as plain "
-                "generate on the same batches. Beam search and models without a static cache take dynamic, with a "
-                "note. See *Speed*.")
+                f"{STATIC_WIDTH_STEP} tokens, so few shapes are captured; the output is the same tokens as plain "
+                "generate on the same batches. On a CPU `--cache static` runs the same loop without graphs. Beam "
+                "search and models without a static cache take dynamic, with a note. See *Speed*.")
 
     def __post_init__(self) -> None:
         check_options(self)
@@ -192,10 +192,15 @@ class _StopAtNewline:
                 self.done[self.real_rows:] = True
         candidates = torch.isin(input_ids[:, -1], self.newline_ids) & ~self.done
         for row in candidates.nonzero().flatten().tolist():
-            text = self.tokenizer.decode(input_ids[row, self.prompt_len:], skip_special_tokens=True)
-            if "\n" in text.lstrip():
+            if stops_at_newline(self.tokenizer, input_ids[row, self.prompt_len:]):
                 self.done[row] = True
         return self.done.clone()
+
+
+def stops_at_newline(tokenizer, new_ids) -> bool:
+    """The stop rule on a row's generated ids: a newline after some non-whitespace text (where
+    `clean_hypothesis` cuts); `_StopAtNewline` and ait's decoding loop both ask it."""
+    return "\n" in tokenizer.decode(new_ids, skip_special_tokens=True).lstrip()
 
 
 class Translator:
@@ -217,7 +222,11 @@ class Translator:
         self._newline_ids = None
         self.static_cache = self._resolve_cache()
         self.fixed_shapes = self.static_cache  # full batches, rounded widths (a benchmark sets it to compare)
-        self.compile_config = None  # transformers' CompileConfig for the decoding step; None: its default
+        # static cache: ait's decoding loop (decoding.py), unless the model's generation config changes the
+        # logits (then `generate` with a static cache); a benchmark sets it False to time generate's static path
+        self.own_loop = self.static_cache and self._own_loop_applies()
+        self.compile_config = None  # transformers' CompileConfig for generate's static path; None: its default
+        self._decoder = None
 
     def _resolve_cache(self) -> bool:
         """Whether batches use a static KV cache (see `DecodingOptions.cache`); a one-line note where auto or
@@ -237,6 +246,30 @@ class Translator:
             console.info(f"generation: dynamic KV cache ({reason}); the static-cache fast path is for greedy search")
             return False
         return True
+
+    def _own_loop_applies(self) -> bool:
+        from aligninstruct_cli.decoding import unsupported_generation_settings
+
+        settings = unsupported_generation_settings(_base_model(self.loaded.model))
+        if settings:
+            console.info(f"generation: transformers' generate with a static cache (the model's generation config "
+                         f"sets {', '.join(settings)}, which ait's decoding loop does not apply)")
+        return not settings
+
+    def decoder(self):
+        """ait's greedy decoding loop for this model (built on first use): CUDA graphs and a look at the tokens
+        every CHECK_EVERY steps on a GPU, plain steps looked at one by one on a CPU."""
+        from aligninstruct_cli.decoding import CHECK_EVERY, GreedyDecoder
+
+        if self._decoder is None:
+            tok = self.loaded.tokenizer
+            on_gpu = getattr(self.loaded.device, "type", "cpu") == "cuda"
+            self._decoder = GreedyDecoder(
+                self.loaded.model, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+                newline_ids=self._newline_token_ids(), is_stop=lambda ids: stops_at_newline(tok, ids),
+                device=self.loaded.device, graphs=on_gpu, check_every=CHECK_EVERY if on_gpu else 1,
+                note=console.info)
+        return self._decoder
 
     # -- low level: prompts -> texts
     def generate(self, prompts: Sequence[str], names: Sequence[str] | None = None) -> list[str]:
@@ -285,6 +318,8 @@ class Translator:
             if len(batch_ids) == 1:
                 raise OptionError(f"CUDA out of memory on a single sentence: lower {option_ref('max_new_tokens')} or "
                                   f"{option_ref('num_beams')}, or use {option_ref('precision')} bf16") from None
+            if self._decoder is not None:
+                self._decoder.release()  # its caches and graphs were sized for the larger batch
             torch.cuda.empty_cache()
             self.batch_size = max(1, len(batch_ids) // 2)
             self.stats.oom_halvings += 1
@@ -318,7 +353,7 @@ class Translator:
             # ALiBi counts positions from the first real token, the others take position ids from the mask).
             rows += [rows[-1]] * (self.batch_size - len(rows))
             width = -(-width // STATIC_WIDTH_STEP) * STATIC_WIDTH_STEP
-        if self.static_cache:
+        if self.static_cache and not self.own_loop:
             kwargs["cache_implementation"] = "static"
             if self.compile_config is not None:
                 kwargs["compile_config"] = self.compile_config
@@ -331,10 +366,13 @@ class Translator:
             kwargs["stopping_criteria"] = StoppingCriteriaList(
                 [_StopAtNewline(tok, self._newline_token_ids(), width, real_rows=len(batch_ids))])
         started = time.perf_counter()
-        with torch.inference_mode():
-            output = model.generate(input_ids=input_ids.to(self.loaded.device),
-                                    attention_mask=mask.to(self.loaded.device), **kwargs)
-        new = output[:len(batch_ids), width:].tolist()
+        if self.own_loop:
+            new = self.decoder().decode(input_ids, mask, self.options.max_new_tokens, real_rows=len(batch_ids))
+        else:
+            with torch.inference_mode():
+                output = model.generate(input_ids=input_ids.to(self.loaded.device),
+                                        attention_mask=mask.to(self.loaded.device), **kwargs)
+            new = output[:len(batch_ids), width:].tolist()
         self.stats.seconds += time.perf_counter() - started
         counts = [_count_generated(row, eos, pad) for row in new]
         n_tokens = sum(counts)

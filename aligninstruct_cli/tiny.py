@@ -130,9 +130,8 @@ def sample_texts(n: int = 400, seed: int = 0) -> list[str]:
 def build_tiny_comet(out_dir: str | Path, *, texts: Iterable[str] | None = None, seed: int = 0) -> Path:
     """A randomly initialised COMET regression metric on a 2-layer XLM-R, laid out as a COMET model dir
     (`hparams.yaml`, `checkpoints/model.ckpt`, plus `encoder/` with the XLM-R config and a locally trained
-    tokenizer that `pretrained_model` points at). Returns the checkpoint path; no download involved."""
-    import torch
-    import yaml
+    tokenizer that `pretrained_model` points at). Returns the checkpoint path; no download involved, and no
+    unbabel-comet needed (the checkpoint is one comet's `load_from_checkpoint` reads too)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import XLMRobertaConfig, XLMRobertaTokenizerFast
 
@@ -155,17 +154,6 @@ def build_tiny_comet(out_dir: str | Path, *, texts: Iterable[str] | None = None,
                      intermediate_size=64, max_position_embeddings=130, pad_token_id=1, bos_token_id=0,
                      eos_token_id=2, type_vocab_size=1).save_pretrained(encoder)
 
-    from comet.models import RegressionMetric
+    from aligninstruct_cli.metrics.comet_model import build_random_comet
 
-    torch.manual_seed(seed)
-    model = RegressionMetric(pretrained_model=str(encoder), load_pretrained_weights=False, local_files_only=True,
-                             hidden_sizes=[16], nr_frozen_epochs=0)
-    hparams = {**dict(model.hparams), "class_identifier": "regression_metric"}
-    (out / "hparams.yaml").write_text(yaml.safe_dump(hparams), encoding="utf-8")
-    checkpoint = out / "checkpoints" / "model.ckpt"
-    checkpoint.parent.mkdir(exist_ok=True)
-    import pytorch_lightning
-
-    torch.save({"state_dict": model.state_dict(), "hyper_parameters": hparams,
-                "pytorch-lightning_version": pytorch_lightning.__version__}, checkpoint)
-    return checkpoint
+    return build_random_comet(out, encoder, hidden_sizes=(16,), seed=seed)

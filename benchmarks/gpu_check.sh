@@ -10,14 +10,25 @@
 #      batch 32, 64 new tokens, identical greedy output asserted) and train-global (train_throughput.py
 #      --global-batch 512 at the 7b1 shape: a plain loop accumulating micro-batches of 4 vs ait with the
 #      micro-batch it chooses and compiled blocks).
+#   6. issue 25's: gen-1b1 and gen-7b1 now time ait's own decoding loop (CUDA graphs) against plain generate
+#      and print HF generate's agreement with itself across two batchings beside ait's (GEN_HF_STATIC=1 adds
+#      transformers' static path as a third row); comet: COMET segments/s of ait's scorer and of comet's own
+#      predict at batch 16 on the same 512 segments with a random-weight COMET of wmt22-comet-da's shape
+#      (XLM-R large), ait under the image's transformers and both in a side environment with transformers
+#      4.57 + unbabel-comet installed from the wheels in $WHEELS (benchmarks/gpu_wheels.sh makes them; without
+#      them comet's figure is skipped); fp16-resume: `ait train --precision fp16` straight, killed after step 8
+#      and `--resume`d (DeepSpeed's fp16 checkpoint through ait's torch.load allow-list), adapters compared;
+#      experiment: `ait experiment run` of the demo's config on one GPU, per-step times from its done.json.
 # Each step has its own time limit and log (OUT_DIR/<step>.log); a summary goes to stdout.
 #
 #   bash benchmarks/gpu_check.sh OUT_DIR [FLORES_DIR]                          # env chain zero3 offload
 #   GPU_CHECK_STEPS="env bench-560m bench-1b1 bench-7b1" bash benchmarks/gpu_check.sh OUT_DIR
 #   GPU_CHECK_STEPS="env gen-1b1 gen-7b1 train-global" bash benchmarks/gpu_check.sh OUT_DIR   # issue 15 (~9 min)
+#   GPU_CHECK_STEPS="env gen-1b1 gen-7b1" bash benchmarks/gpu_check.sh OUT_DIR                # issue 25, part 1
+#   WHEELS=gpu-wheels GPU_CHECK_STEPS="comet chain fp16-resume experiment" bash benchmarks/gpu_check.sh OUT_DIR
 #
-# Either set fits one 10-minute command (about 9 and 8 minutes at most on an H100); the limits are
-# LIMIT_<STEP> variables (seconds). zero3 and offload reuse what chain made.
+# Each set fits one 10-minute command (issue 25's sets by their limits, not yet measured); the limits are
+# LIMIT_<STEP> variables (seconds). zero3, offload and fp16-resume reuse what chain made.
 # FLORES_DIR holds dev/ and devtest/ with eng_Latn and kaz_Cyrl (default ../shared/data/flores200).
 # `ait` runs as `python3 -m aligninstruct_cli` from this checkout, so nothing needs installing but the
 # packages. GPU_CHECK_SMALL=1 runs the same steps with tiny shapes (to try the script on a CPU).
@@ -59,11 +70,81 @@ gen() {  # gen PRESET: generation speed and identical output (translate_speed.py
         set -- tiny --sentences 24 --batch-size 8 --max-new-tokens 16 --cache static
     else
         set -- "$1" --sentences "${GEN_SENTENCES:-256}" --batch-size 32 --max-new-tokens 64 \
-            --compile-backend "${GEN_BACKENDS:-inductor}"
+            --compile-backend "${GEN_BACKENDS:-inductor}" ${GEN_HF_STATIC:+--hf-static}
     fi
     local preset=$1
     shift
     $PY "$REPO/benchmarks/translate_speed.py" --preset "$preset" "$@" --comet-segments 0 --json "$OUT/gen-$preset.json"
+}
+
+comet_bench() {  # COMET segments/s: ait's scorer here; ait's and comet's predict in a transformers-4.57 side env
+    set -ex
+    if [ "$SMALL" = 1 ]; then
+        local args="--comet-segments 48 --comet-shape toy"
+    else
+        local args="--comet-segments ${COMET_SEGMENTS:-512} --comet-shape large --comet-dir $WORK/comet-large"
+    fi
+    $PY "$REPO/benchmarks/translate_speed.py" --comet-only $args --comet-batch-size 16 --json "$OUT/comet-image.json"
+    if [ -z "$WHEELS" ] || ! ls "$WHEELS"/unbabel_comet-*.whl >/dev/null 2>&1; then
+        echo "comet predict: skipped (no unbabel-comet wheels in WHEELS='$WHEELS'; benchmarks/gpu_wheels.sh)"
+        return 0
+    fi
+    # the image's torch (and numpy, pandas, scipy where it has them) + transformers 4.57 and comet from the wheels
+    $PY -m venv --system-site-packages "$WORK/comet-env"
+    "$WORK/comet-env/bin/python" -m pip install -q --no-index --no-deps "$WHEELS"/transformers-4.*.whl \
+        "$WHEELS"/tokenizers-0.22*.whl "$WHEELS"/huggingface_hub-0.*.whl "$WHEELS"/unbabel_comet-*.whl \
+        "$WHEELS"/pytorch_lightning-*.whl "$WHEELS"/lightning_utilities-*.whl "$WHEELS"/torchmetrics-*.whl \
+        "$WHEELS"/entmax-*.whl "$WHEELS"/jsonargparse-*.whl
+    "$WORK/comet-env/bin/python" "$REPO/benchmarks/translate_speed.py" --comet-only $args --comet-batch-size 16 \
+        --json "$OUT/comet-side.json"
+}
+
+fp16_resume() {  # ait train --precision fp16: straight, and killed after step 8 then --resume'd; same adapter?
+    set -ex
+    cd "$WORK"
+    local precision=fp16
+    if [ "$SMALL" = 1 ]; then precision=fp32; fi  # no fp16 training on a CPU
+    local common="--model base --data mt=mt.jsonl --curriculum mt --epochs 1 --batch-size 16 --lr 1e-3
+        --precision $precision --save-every 4 --log-every 1 --num-gpus 1 --seed 3"
+    $AIT train $common -o runs/fp16-straight
+    AIT_DEBUG_KILL_AFTER_STEP=8 $AIT train $common -o runs/fp16-resumed || echo "killed as planned (rc $?)"
+    $PY -c "import json; print('checkpoint:', json.load(open('runs/fp16-resumed/checkpoints/state.json'))['resume'])"
+    $AIT train $common -o runs/fp16-resumed --resume
+    $PY - <<'EOF'
+import json, os
+from safetensors.torch import load_file
+a = load_file("runs/fp16-straight/final/adapter_model.safetensors")
+b = load_file("runs/fp16-resumed/final/adapter_model.safetensors")
+diff = max((a[k].float() - b[k].float()).abs().max().item() for k in a)
+losses = [[json.loads(line)["loss"] for line in open(f"runs/{r}/metrics.jsonl") if '"loss"' in line]
+          for r in ("fp16-straight", "fp16-resumed")]
+same = losses[0] == losses[1]
+print("fp16 resume: adapter max |straight - resumed| =", diff, "; losses identical:", same)
+json.dump({"max_abs_diff": diff, "losses_identical": same, "steps": len(losses[0])},
+          open(os.environ["OUT"] + "/fp16-resume.json", "w"))
+EOF
+}
+
+experiment() {  # the demo's study on one GPU; per-step times from each step's done.json
+    set -ex
+    cd "$WORK"
+    local small=()
+    if [ "$SMALL" = 1 ]; then small=(--set toy.seen=2000 --set toy.unseen=300 --set toy.dev=40 --set toy.test=40); fi
+    $AIT experiment run "$REPO/examples/demo.yaml" -o "$WORK/demo-gpu" --set train.num_gpus=1 \
+        --set env.OMP_NUM_THREADS=4 "${small[@]}"
+    $PY - <<'EOF'
+import json, os
+from pathlib import Path
+steps = []
+for done in sorted(Path(os.environ["WORK"], "demo-gpu").rglob("done.json")):
+    record = json.loads(done.read_text())
+    steps.append({"step": ", ".join(record["names"]), "kind": record["kind"], "seconds": record["seconds"]})
+steps.sort(key=lambda s: -s["seconds"])
+for s in steps:
+    print(f"{s['seconds']:8.1f} s  {s['kind']:<10} {s['step']}")
+print(f"{sum(s['seconds'] for s in steps):8.1f} s  total over {len(steps)} steps")
+json.dump({"steps": steps}, open(os.environ["OUT"] + "/experiment.json", "w"), indent=1)
+EOF
 }
 
 train_global() {  # the paper's global batch: plain accumulation vs ait's chosen micro-batch (train_throughput.py)
@@ -148,7 +229,8 @@ offload() {
 }
 
 export OUT FLORES REPO PY AIT WORK SMALL
-export -f bench gen train_global chain zero3 offload
+export WHEELS="${WHEELS:-}"
+export -f bench gen train_global chain zero3 offload comet_bench fp16_resume experiment
 : >"$OUT/summary.txt"
 run_step() {
     case $1 in
@@ -157,7 +239,10 @@ run_step() {
         bench-1b1) step bench-1b1 "${LIMIT_1B1:-120}" bench 1b1 16,64 1024 ;;
         bench-7b1) step bench-7b1 "${LIMIT_7B1:-180}" bench 7b1 4,16 512 ;;
         gen-1b1) step gen-1b1 "${LIMIT_GEN_1B1:-150}" gen 1b1 ;;
-        gen-7b1) step gen-7b1 "${LIMIT_GEN_7B1:-210}" gen 7b1 ;;
+        gen-7b1) step gen-7b1 "${LIMIT_GEN_7B1:-270}" gen 7b1 ;;
+        comet) step comet "${LIMIT_COMET:-240}" comet_bench ;;
+        fp16-resume) step fp16-resume "${LIMIT_FP16:-180}" fp16_resume ;;
+        experiment) step experiment "${LIMIT_EXPERIMENT:-300}" experiment ;;
         train-global) step train-global "${LIMIT_TRAIN_GLOBAL:-200}" train_global ;;
         chain) step chain "${LIMIT_CHAIN:-270}" chain ;;
         zero3) step zero3 "${LIMIT_ZERO3:-90}" zero3 ;;
@@ -168,7 +253,8 @@ run_step() {
 for name in ${GPU_CHECK_STEPS:-env chain zero3 offload}; do
     run_step "$name"
 done
-if ls "$OUT"/gen-*.json "$OUT"/train-global.json >/dev/null 2>&1; then
-    $PY "$REPO/benchmarks/gpu_summary.py" "$OUT" | tee -a "$OUT/summary.txt"  # issue 15's figures, one table
+if ls "$OUT"/gen-*.json "$OUT"/train-global.json "$OUT"/comet-*.json "$OUT"/fp16-resume.json \
+    "$OUT"/experiment.json 2>/dev/null | grep -q .; then  # any of them
+    $PY "$REPO/benchmarks/gpu_summary.py" "$OUT" | tee -a "$OUT/summary.txt"  # issues 15 and 25's figures
 fi
 rm -rf "$WORK"

@@ -270,16 +270,16 @@ def test_comet_equals_comets_own_predict(tmp_path, tiny_comet, synthetic_directi
     direct = model.predict([{"src": r["src"], "mt": r["hyp"], "ref": r["tgt"]} for r in system], batch_size=4,
                            gpus=0, progress_bar=False)
     expected = [100 * s for s in direct.scores]
-    got = [json.loads(line) for line in sentences.read_text().splitlines() if '"system":"sys"' in line]
-    assert [r["comet"] for r in got] == expected
+    got = [json.loads(line)["comet"] for line in sentences.read_text().splitlines() if '"system":"sys"' in line]
+    assert got == pytest.approx(expected, abs=1e-3)  # ait's scorer: comet's scores to 1e-5 (×100 here)
     ours = report["systems"][1]
-    assert ours["directions"]["en-kk"]["comet"]["score"] == pytest.approx(np.mean(expected[:12]), abs=1e-9)
-    assert ours["directions"]["kk-en"]["comet"]["score"] == pytest.approx(np.mean(expected[12:]), abs=1e-9)
+    assert ours["directions"]["en-kk"]["comet"]["score"] == pytest.approx(np.mean(got[:12]), abs=1e-9)
+    assert ours["directions"]["kk-en"]["comet"]["score"] == pytest.approx(np.mean(got[12:]), abs=1e-9)
     assert ours["groups"]["en→xx"]["comet"]["score"] == ours["directions"]["en-kk"]["comet"]["score"]
     assert np.mean([ours["directions"][d]["comet"]["score"] for d in directions]) == \
-        pytest.approx(100 * direct.system_score, abs=1e-9)
+        pytest.approx(100 * direct.system_score, abs=1e-3)
     signature = ours["directions"]["en-kk"]["comet"]["signature"]
-    assert signature.startswith(f"model:{tiny_comet}|batch:4|unbabel-comet:2.")
+    assert signature.startswith(f"model:{tiny_comet}|batch:4|ait-comet:")
     c = ours["significance"]["directions"]["en-kk"]["comet"]
     assert c["diff"] == pytest.approx(ours["directions"]["en-kk"]["comet"]["score"]
                                       - report["systems"][0]["directions"]["en-kk"]["comet"]["score"])

@@ -51,18 +51,31 @@ def test_static_cache_gives_the_tokens_of_plain_generate(noisy_dirs, family):
 
 
 def test_static_batches_are_full_and_widths_rounded(noisy_dirs, monkeypatch):
+    from aligninstruct_cli.decoding import GreedyDecoder
+
     loaded = load_model(str(noisy_dirs["bloom"]))
     seen = []
-    real_generate = loaded.model.generate
+    real_generate, real_decode = loaded.model.generate, GreedyDecoder.decode
 
     def spy(**kwargs):
         seen.append((tuple(kwargs["input_ids"].shape), kwargs.get("cache_implementation")))
         return real_generate(**kwargs)
 
+    def spy_loop(self, input_ids, attention_mask, max_new_tokens, real_rows=None):
+        seen.append((tuple(input_ids.shape), "ait loop"))
+        return real_decode(self, input_ids, attention_mask, max_new_tokens, real_rows)
+
     monkeypatch.setattr(loaded.model, "generate", spy)
+    monkeypatch.setattr(GreedyDecoder, "decode", spy_loop)
     Translator(loaded, batch_size=4, max_new_tokens=4, cache="static").generate_token_ids(["a b c"] * 5)
+    assert [shape[0] for shape, _ in seen] == [4, 4]  # ait's decoding loop, in full batches
+    assert all(shape[1] % STATIC_WIDTH_STEP == 0 and how == "ait loop" for shape, how in seen)
+    seen.clear()
+    translator = Translator(loaded, batch_size=4, max_new_tokens=4, cache="static")
+    translator.own_loop = False  # transformers' static path (what a benchmark compares against)
+    translator.generate_token_ids(["a b c"] * 5)
     assert [shape[0] for shape, _ in seen] == [4, 4]
-    assert all(shape[1] % STATIC_WIDTH_STEP == 0 and cache == "static" for shape, cache in seen)
+    assert all(shape[1] % STATIC_WIDTH_STEP == 0 and how == "static" for shape, how in seen)
 
 
 def test_cache_auto_and_its_fallbacks(noisy_dirs, monkeypatch, capsys):

@@ -1,12 +1,17 @@
-"""COMET through unbabel-comet: wmt22-comet-da by default (ait's choice: the paper does not name its
-checkpoint), or any local checkpoint.
+"""COMET: wmt22-comet-da by default (ait's choice: the paper does not name its checkpoint), or any local checkpoint.
+
+Who scores: regression models with an XLM-R encoder (wmt22-comet-da and its kind) are scored by ait itself in
+plain torch (`comet_model.py`: weights read with torch.load(weights_only=True), transformers 4.x or 5.x, no
+unbabel-comet needed); other model kinds (cometkiwi, xcomet, ranking, other encoders) by unbabel-comet when it is
+installed, else an error says so. The signature names the implementation: `ait-comet:VERSION|transformers:..`
+or `unbabel-comet:VERSION`.
 
 Scores are reported ×100 (as in the paper's tables). A segment's statistics are its score; a corpus score
 is the mean of its segments' scores, as comet's own `system_score`. A system's segments are scored in
 `predict` calls of STREAM_CHUNK segments at fixed positions (padding in a batch moves segment scores in the
 last digits, so batches must not depend on how the test set is split into directions; the chunks bound
-the memory comet's data loading takes for a million segments). A score's signature names the model, the batch size and the
-package versions. A GPU is used when one is visible (`gpus=1`), else the CPU."""
+the memory a million segments take). A score's signature names the model, the batch size, the implementation
+and the package versions. A GPU is used when one is visible, else the CPU."""
 
 from __future__ import annotations
 
@@ -71,11 +76,11 @@ def resolve_checkpoint(model: str) -> str:
         if encoder and not Path(encoder).expanduser().exists():
             hub.require(encoder, what=f"the encoder of COMET model {model!r},", fix=fix)
         return str(cached / "checkpoints" / "model.ckpt")
-    from comet import download_model
-
     try:
-        return download_model(model)
-    except Exception as exc:  # comet turns every failure into KeyError; hub errors vary
+        from huggingface_hub import snapshot_download
+
+        return str(Path(snapshot_download(model)) / "checkpoints" / "model.ckpt")
+    except Exception as exc:  # hub errors vary
         raise OptionError(f"{option_ref('comet_model')} {model}: cannot get this COMET model ({exc})",
                           hint="download it once with network access, or pass a local checkpoint "
                                "(DIR or DIR/checkpoints/model.ckpt); --metrics bleu,chrf skips COMET") from None
@@ -92,6 +97,41 @@ def _encoder_of(hparams: Path) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def _load_scorer(model: str, checkpoint: str, implementation: str, device: str):
+    """ait's scorer (on `device`) for a model it implements (implementation auto or ait), else unbabel-comet's
+    model."""
+    from aligninstruct_cli.metrics.comet_model import CometScorer, UnsupportedCometModel
+
+    if implementation not in ("auto", "ait", "unbabel-comet"):
+        raise ValueError(f"implementation {implementation!r}")
+    if implementation != "unbabel-comet":
+        try:
+            return CometScorer(checkpoint, device=device)
+        except UnsupportedCometModel as exc:
+            if implementation == "ait":
+                raise
+            reason = exc.message
+        except AitError as exc:
+            raise OptionError(f"{option_ref('comet_model')} {model}: {exc.message}", hint=exc.hint) from None
+    else:
+        reason = None
+    _quiet_lightning()
+    try:
+        import comet
+    except ImportError:
+        raise AitError(f"COMET model {model} needs unbabel-comet" + (f" ({reason})" if reason else ""),
+                       hint="pip install 'aligninstruct-cli[comet]' (it needs transformers<5), or --metrics "
+                            "bleu,chrf") from None
+    if reason:
+        console.info(f"COMET: scored by unbabel-comet {comet.__version__} ({reason})")
+    _quiet_lightning()  # comet's import configures logging itself
+    try:
+        return comet.load_from_checkpoint(checkpoint)
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise OptionError(f"{option_ref('comet_model')} {model}: cannot load {checkpoint}: "
+                          f"{str(exc).splitlines()[0]}") from None
+
+
 class COMET(Metric):
     """A loaded COMET model as a metric; `segment_scores` scores (src, hyp, ref) triples."""
 
@@ -100,31 +140,32 @@ class COMET(Metric):
     loads_a_model = True
 
     def __init__(self, model: str = DEFAULT_COMET_MODEL, *, batch_size: int | str = "auto",
-                 gpus: int | None = None, progress: bool = False):
-        """`batch_size`: a number, or "auto" (see `ScoreOptions.comet_batch_size`)."""
-        checkpoint = resolve_checkpoint(model)  # first: a missing model fails before comet's slow import
-        _quiet_lightning()
-        try:
-            import comet
-        except ImportError:
-            raise AitError("COMET needs unbabel-comet", hint="pip install 'aligninstruct-cli[comet]', or "
-                                                            "--metrics bleu,chrf") from None
+                 gpus: int | None = None, progress: bool = False, implementation: str = "auto"):
+        """`batch_size`: a number, or "auto" (see `ScoreOptions.comet_batch_size`). `implementation`: auto (ait's
+        scorer for the models it implements, else unbabel-comet), ait, or unbabel-comet (the cross-check)."""
+        checkpoint = resolve_checkpoint(model)  # first: a missing model fails before a slow import
         import torch
 
-        _quiet_lightning()  # comet's import configures logging itself
-        try:
-            self.model = comet.load_from_checkpoint(checkpoint)
-        except (OSError, ValueError, KeyError, RuntimeError) as exc:
-            raise OptionError(f"{option_ref('comet_model')} {model}: cannot load {checkpoint}: "
-                              f"{str(exc).splitlines()[0]}") from None
-        self.model_name = model
         self.gpus = (1 if torch.cuda.is_available() else 0) if gpus is None else gpus
+        self.model = _load_scorer(model, checkpoint, implementation, device="cuda" if self.gpus else "cpu")
+        self.implementation = getattr(self.model, "implementation", "unbabel-comet")
+        self.model_name = model
         batch_size = comet_batch_size_option(batch_size)
         # auto on a CPU is comet's default; on a GPU it is found on the first segments scored
         self.batch_size: int | str = (int(batch_size) if batch_size != "auto" else
                                       "auto" if self.gpus else DEFAULT_COMET_BATCH_SIZE)
         self.progress = progress
-        self.versions = f"unbabel-comet:{comet.__version__}|torch:{torch.__version__}"
+        if self.implementation == "ait":
+            import transformers
+
+            from aligninstruct_cli import __version__
+
+            self.versions = (f"ait-comet:{__version__}|transformers:{transformers.__version__}|"
+                             f"torch:{torch.__version__}")
+        else:
+            import comet
+
+            self.versions = f"unbabel-comet:{comet.__version__}|torch:{torch.__version__}"
         self.last_rate: float | None = None  # segments/s of the last segment_scores call
 
     @classmethod
