@@ -166,3 +166,42 @@ def test_scores_equal_comets_predict_from_another_environment():
     data = json.loads((Path(reference) / "reference.json").read_text(encoding="utf-8"))
     got = CometScorer(data["checkpoint"]).predict(data["samples"], batch_size=4).scores
     assert max(abs(a - b) for a, b in zip(got, data["scores"])) <= 1e-5
+
+
+def test_a_toy_comet_built_with_a_relative_output_scores_from_any_directory(tmp_path, monkeypatch):
+    """`ait demo toy-comet -o toy-comet` run in one folder, `ait score --comet-model toy-comet` (or the folder's
+    absolute path) from another: the checkpoint names its encoder so that it loads from anywhere, and an
+    older checkpoint that names `toy-comet/encoder` (relative to where it was built) is found beside it."""
+    import yaml
+
+    from aligninstruct_cli.metrics.comet_model import CometHparams
+    from aligninstruct_cli.tiny import build_tiny_comet
+
+    build_dir = tmp_path / "built-here"
+    build_dir.mkdir()
+    monkeypatch.chdir(build_dir)
+    checkpoint = build_tiny_comet(Path("toy-comet"))
+    hparams = build_dir / "toy-comet" / "hparams.yaml"
+    stored = yaml.safe_load(hparams.read_text())["pretrained_model"]
+    assert Path(stored).is_absolute() and Path(stored) == build_dir / "toy-comet" / "encoder"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert CometHparams.read(hparams).pretrained_model == str(build_dir / "toy-comet" / "encoder")
+    for old_style in ("toy-comet/encoder", "encoder"):  # as written before, and relative to the model's folder
+        data = yaml.safe_load(hparams.read_text())
+        data["pretrained_model"] = old_style
+        hparams.write_text(yaml.safe_dump(data))
+        assert CometHparams.read(hparams).pretrained_model == str(build_dir / "toy-comet" / "encoder")
+    assert (build_dir / checkpoint).is_file()
+    from typer.testing import CliRunner
+
+    from aligninstruct_cli.cli import app
+    from conftest import write_jsonl
+
+    hyps = write_jsonl(elsewhere / "hyps.jsonl", [{"id": "a", "src_lang": "en", "tgt_lang": "kk", "src": "a cat",
+                                                    "tgt": "a cat", "hyp": "a cat"}])
+    result = CliRunner().invoke(app, ["score", str(hyps), "--metrics", "comet", "--comet-model",
+                                      str(build_dir / "toy-comet"), "-f", "json"])
+    assert result.exit_code == 0, result.output
+    assert '"comet"' in result.stdout

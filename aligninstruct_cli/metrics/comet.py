@@ -26,6 +26,7 @@ import numpy as np
 from aligninstruct_cli import console
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.metrics.base import Metric
+from aligninstruct_cli.metrics.comet_model import encoder_location
 from aligninstruct_cli.options import OptionError, option_ref
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ def resolve_checkpoint(model: str) -> str:
     cached = hub.require(model, what="COMET model", files=("checkpoints/model.ckpt",), fix=fix)
     if cached is not None:  # its encoder's tokenizer (xlm-roberta-large for wmt22) comes from the hub too
         encoder = _encoder_of(cached / "hparams.yaml")
-        if encoder and not Path(encoder).expanduser().exists():
+        if encoder and not Path(encoder_location(encoder, cached)).expanduser().exists():
             hub.require(encoder, what=f"the encoder of COMET model {model!r},", fix=fix)
         return str(cached / "checkpoints" / "model.ckpt")
     try:

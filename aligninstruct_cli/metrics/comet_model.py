@@ -73,7 +73,7 @@ class CometHparams:
                                         f"{encoder} encoder; ait scores {SUPPORTED_CLASS} models with an "
                                         f"{SUPPORTED_ENCODER} encoder itself")
         hp = cls(
-            pretrained_model=str(data.get("pretrained_model") or "xlm-roberta-large"),
+            pretrained_model=encoder_location(str(data.get("pretrained_model") or "xlm-roberta-large"), path.parent),
             layer=data.get("layer", "mix"),
             layer_transformation=str(data.get("layer_transformation", "softmax")),
             layer_norm=bool(data.get("layer_norm", True)),
@@ -330,6 +330,19 @@ def _xlmr_tokenizer(name: str):
                                                 bos_token="<s>", eos_token="</s>")
 
 
+def encoder_location(pretrained_model: str, model_dir: Path) -> str:
+    """Where a checkpoint's `pretrained_model` is: a hub id, or a directory. A relative directory is looked for
+    from here, then in the COMET model's folder (`encoder` beside hparams.yaml), then beside that folder (a
+    checkpoint built with a relative `-o DIR` names `DIR/encoder`), so a local checkpoint scores from anywhere."""
+    path = Path(pretrained_model).expanduser()
+    if path.is_absolute() or path.is_dir():
+        return pretrained_model
+    for base in (model_dir, model_dir.parent):
+        if (base / path).is_dir():
+            return str((base / path).resolve())
+    return pretrained_model  # a hub id (or a missing folder: loading it says so)
+
+
 def build_random_comet(out_dir: str | Path, encoder_dir: str | Path, *, hidden_sizes=(16,), seed: int = 0,
                        layer_norm: bool = True, pool: str = "avg", layer_transformation: str = "softmax") -> Path:
     """A randomly initialised COMET regression model over the XLM-R config and tokenizer in `encoder_dir`, laid
@@ -339,6 +352,7 @@ def build_random_comet(out_dir: str | Path, encoder_dir: str | Path, *, hidden_s
     import yaml
     from transformers import XLMRobertaConfig
 
+    encoder_dir = Path(encoder_dir).resolve()  # hparams.yaml names it absolutely: comet's own loader reads it as is
     hp = CometHparams(pretrained_model=str(encoder_dir), hidden_sizes=tuple(hidden_sizes), layer_norm=layer_norm,
                       pool=pool, layer_transformation=layer_transformation)
     torch.manual_seed(seed)
