@@ -575,6 +575,20 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             os.unlink(tmp)
 
 
+def concat_files(paths: Iterable[str], output: str, *, head: int | None = None) -> int:
+    """The lines of `paths` (each cut to its first `head` lines), one after the other, written atomically to
+    `output` (what a study's test file and probe pairs are made of; no shell); the number of lines."""
+    count = 0
+    with atomic_path(output) as tmp, open(tmp, "wb") as out:
+        for path in paths:
+            for line_no, _, raw in _raw_lines(path):
+                if head is not None and line_no > head:
+                    break
+                out.write(raw if raw.endswith(b"\n") else raw + b"\n")
+                count += 1
+    return count
+
+
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:
     """Write one JSON document (indented, sorted keys) atomically."""
     with atomic_path(path) as tmp:

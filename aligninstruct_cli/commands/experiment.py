@@ -94,8 +94,9 @@ def status(config: ConfigArg, output: OutputOpt = None, overrides: SetOpt = None
     graph = load(config, output, overrides)
     rows = status_rows(graph)
     width = max(len(r[0]) for r in rows) if rows else 4
-    for names, state, out, log in rows:
-        sys.stdout.write(f"{names:<{width}}  {state:<8} {out}" + (f"  log: {log}" if log else "") + "\n")
+    for names, state, out, log, why in rows:
+        sys.stdout.write(f"{names:<{width}}  {state:<8} {out}" + (f"  log: {log}" if log else "")
+                         + (f"  ({why})" if why else "") + "\n")
     counts: dict[str, int] = {}
     for r in rows:
         counts[r[1]] = counts.get(r[1], 0) + 1
@@ -113,6 +114,19 @@ def report(config: ConfigArg, output: OutputOpt = None, overrides: SetOpt = None
     if missing:
         console.warn(f"not made yet: {', '.join(missing)} (run `ait experiment run {config}`)")
     console.info(f"report: {path}")
+
+
+@experiment_app.command("concat", hidden=True, help="The lines of FILES one after the other (each cut to its first "
+                        "--head lines) into one file: a study's test file and probe pairs (a step of the plan).")
+def concat(
+    files: Annotated[List[str], typer.Argument(metavar="FILES", help="Input files (.gz ok).")],
+    output: Annotated[str, typer.Option("--output", "-o", help="Output file (written atomically).")],
+    head: Annotated[Optional[int], typer.Option("--head", min=1, help="Keep each file's first N lines.")] = None,
+) -> None:
+    from aligninstruct_cli.io import check_outputs_are_not_inputs, concat_files
+
+    check_outputs_are_not_inputs(files, [("-o", output)])
+    concat_files(files, output, head=head)
 
 
 def register(app: typer.Typer) -> None:

@@ -17,8 +17,8 @@ from typing import Any
 
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.experiment.graph import Graph
-from aligninstruct_cli.experiment.run import (_log_header, finish_step, link_names, log_path, prepare_step,
-                                              step_env)
+from aligninstruct_cli.experiment.run import (_log_header, check_spec, finish_step, link_names, log_path,
+                                              prepare_step, step_env)
 
 POLL_SECONDS = 1.0
 
@@ -42,8 +42,8 @@ def run_step_job(spec: dict[str, Any]) -> None:
         _log_header(log, " ".join(argv))
         rc = subprocess.call(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=spec["env"],
                              cwd=spec["cwd"])  # the config's relative paths are relative to where `run` was started
-    finish_step(Path(spec["directory"]), spec["names"], spec["kind"], spec["key"], spec["shell"], rc,
-                time.monotonic() - started, spec["log"])
+    rc = finish_step(Path(spec["directory"]), spec["names"], spec["kind"], spec["key"], spec["shell"], rc,
+                     time.monotonic() - started, spec["log"], spec["check"])
     if rc != 0:
         raise RuntimeError(f"{spec['names'][0]} exited with code {rc}; see {spec['log']}")
 
@@ -55,7 +55,8 @@ def _spec(graph: Graph, key: str) -> dict[str, Any]:
         argv = argv[:-1]  # decided when the job starts (its directory may change until then)
     return {"argv": argv, "resume": step.kind == "train", "directory": str(graph.directory(key)),
             "names": step.names, "kind": step.kind, "key": key, "shell": graph.shell(key),
-            "log": str(log_path(graph, key)), "env": step_env(graph), "cwd": os.getcwd()}
+            "log": str(log_path(graph, key)), "env": step_env(graph, key), "cwd": os.getcwd(),
+            "check": check_spec(graph, key)}
 
 
 def _executor(graph: Graph, cluster: str, device: bool):
