@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from aligninstruct_cli.errors import AitError
-from aligninstruct_cli.options import OptionError, coerce, option_fields, read_config_file, type_hints
+from aligninstruct_cli.options import (OptionError, yaml_text, coerce, option_fields, read_config_file,
+                                       type_hints)
 
 # top-level key -> what it holds (docs/experiment.md's key table is checked against this)
 KEYS: dict[str, str] = {
@@ -308,7 +309,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str], path: str) -> dic
         if not sep or not dotted.strip():
             raise AitError(f"--set {item!r}: expected KEY.PATH=VALUE, e.g. train.epochs=1")
         try:
-            value = yaml.safe_load(text)
+            value = yaml_text(text, f"--set {dotted.strip()}")
         except yaml.YAMLError as exc:
             raise AitError(f"--set {item!r}: the value is not YAML: {exc}") from None
         node = raw
