@@ -187,11 +187,16 @@ def coerce(value: Any, hint: Any, field_name: str) -> Any:
     return value
 
 
+MAX_INT = 2**63 - 1
+
+
 def check_range(value: Any, spec: OptionSpec, field_name: str) -> None:
     if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
         return
     if isinstance(value, float) and math.isnan(value):
         raise OptionError(f"{option_ref(field_name)} must be a number, not nan")
+    if isinstance(value, int) and abs(value) > MAX_INT:  # seeds, counts and limits all end in 64-bit integers
+        raise OptionError(f"{option_ref(field_name)} is too large ({len(str(abs(value)))} digits; at most 2^63-1)")
     low, high = spec.min, spec.max
     if low is not None and (value < low or (spec.min_open and value == low)):
         raise OptionError(f"{option_ref(field_name)} must be {'above' if spec.min_open else 'at least'} {low:g}, "

@@ -12,7 +12,7 @@ from typing_extensions import Annotated
 from aligninstruct_cli import console
 from aligninstruct_cli.commands._options import Extra, OutputOpt, stage_command
 from aligninstruct_cli.errors import AitError
-from aligninstruct_cli.io import STDIO, RecordWriter, write_records
+from aligninstruct_cli.io import STDIO, RecordWriter, regular_files, write_records
 from aligninstruct_cli.metrics.options import ScoreOptions
 
 HELP = """Score hypotheses with BLEU, chrF++ and COMET per direction and per direction group.
@@ -23,6 +23,16 @@ gives sacrebleu's numbers and signatures."""
 
 def score_command(options: ScoreOptions, hyps: list[str] | None = None, output: str = STDIO,
                   sentence_level: str | None = None, inputs: list[str] | None = None) -> None:
+    # a pipe given as a file name (/dev/stdin, <(cmd)) is read once: the format check must not consume it
+    with regular_files([*(hyps or []), *(inputs or []), options.baseline, options.refs, options.src]) as copy:
+        options = replace(options, **{f: copy[getattr(options, f)] for f in ("baseline", "refs", "src")
+                                      if getattr(options, f) in copy})
+        _score(options, [copy.get(h, h) for h in hyps or []], output, sentence_level,
+               [copy.get(i, i) for i in inputs or []])
+
+
+def _score(options: ScoreOptions, hyps: list[str], output: str, sentence_level: str | None,
+           inputs: list[str]) -> None:
     from aligninstruct_cli.metrics import report as report_mod
     from aligninstruct_cli.metrics import scoring
     from aligninstruct_cli.metrics.testset import text_without_sources

@@ -1,0 +1,158 @@
+"""Every command's options, walked from the options dataclasses (`commands._options.REGISTRY`), given extreme and
+hostile values (huge numbers, NaN, infinities, empty text, control characters, non-UTF-8 and hostile paths): each
+run ends with exit 0, 1 or 2 and a one-paragraph message, never a traceback. In-process (CliRunner); the
+inputs do not exist or are tiny, so no model is ever loaded. Also: the outputs of one command are distinct,
+checked before any work, and `score` reads a pipe once."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import typing
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from aligninstruct_cli.cli import app
+from aligninstruct_cli.commands._options import REGISTRY
+from aligninstruct_cli.options import flag_of, option_fields, spec_of, strip_optional, type_hints
+
+runner = CliRunner()
+
+# how each command is reached, and the words that make it run up to its first use of an input (which does not
+# exist, so that no model or data is loaded once the options pass)
+COMMANDS = {
+    "align": ["align", "missing.jsonl"],
+    "build-instructions": ["build-instructions", "missing.jsonl"],
+    "build": ["build", "missing.jsonl"],
+    "mix": ["mix", "a=missing.jsonl"],
+    "train": ["train", "--model", "missing-model/", "--data", "mt=missing.jsonl", "--output", "run-out"],
+    "translate": ["translate", "missing.jsonl", "--model", "missing-model/"],
+    "score": ["score", "missing.jsonl"],
+    "probe": ["probe", "missing.jsonl", "--model", "missing-model/"],
+    "export": ["export", "missing-run", "--output", "export-out"],
+    "opus100": ["data", "opus100", "--pair", "en-kk", "--data-dir", "missing-dir", "-o", "o.jsonl"],
+    "flores200": ["data", "flores200", "--lang", "kk", "--data-dir", "missing-dir", "-o", "o.jsonl"],
+    "languages": ["languages"],
+}
+NUMBERS = ["0", "-1", "99999999999999999999999", "-99999999999999999999999", "nan", "inf", "-inf", "1e309", ""]
+TEXTS = ["", "\x01\x07\x1b[2J\n", "../../../../tmp/ait-fuzz/x", "/dev/null/x", "x" * 5000, "\udcff\udcfe.jsonl",
+         "-", "a$(touch CANARY)`touch CANARY`;"]
+
+
+def values_for(cls: type, f) -> list[str]:
+    hint, _ = strip_optional(spec_of(f).cli_type or type_hints(cls)[f.name])
+    if hint is bool:
+        return []
+    if hint in (int, float):
+        return NUMBERS
+    if typing.get_origin(hint) is typing.Literal:
+        return ["", "nope", "\udcff"]
+    return TEXTS + ["nan", ",,", "a=1e309", "=", "x=nan"]
+
+
+def cases(full: bool):
+    """Every field of every command; `full`: with every value of its kind (slow), else one of them, a different
+    one for each field in turn (so that most values are tried on some field of each command)."""
+    for command, cls in REGISTRY.items():
+        assert command in COMMANDS, f"the fuzz test does not know how to reach {command}: add it to COMMANDS"
+        for index, f in enumerate(option_fields(cls)):
+            values = values_for(cls, f)
+            if not full and values:
+                values = [values[index % len(values)]]
+            for value in values:
+                yield pytest.param(command, flag_of(f), value, id=f"{command}-{f.name}-{value[:12]!a}",
+                                   marks=[pytest.mark.slow] if full else [])
+
+
+def test_every_command_is_covered():
+    assert set(COMMANDS) == set(REGISTRY)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    return tmp_path_factory.mktemp("fuzz")
+
+
+@pytest.mark.parametrize("command, flag, value", list(cases(full=False)))
+def test_extreme_option_values_end_in_a_message_not_a_traceback(workdir, monkeypatch, command, flag, value):
+    check_option_value(workdir, monkeypatch, command, flag, value)
+
+
+@pytest.mark.parametrize("command, flag, value", [
+    c for c in cases(full=True) if c.values not in {q.values for q in cases(full=False)}])
+def test_every_extreme_option_value_ends_in_a_message_not_a_traceback(workdir, monkeypatch, command, flag, value):
+    check_option_value(workdir, monkeypatch, command, flag, value)
+
+
+def check_option_value(workdir, monkeypatch, command, flag, value):
+    monkeypatch.chdir(workdir)
+    args = COMMANDS[command]
+    if flag in args:  # replace the value the base command line gives
+        args = list(args)
+        args[args.index(flag) + 1] = value
+    else:
+        args = [*args, flag, value]
+    result = runner.invoke(app, args)
+    assert result.exit_code in (0, 1, 2), (args, result.exit_code, result.output)
+    assert result.exception is None or isinstance(result.exception, SystemExit), (args, repr(result.exception))
+    assert "Traceback" not in result.output
+    assert not (workdir / "CANARY").exists()
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+@pytest.mark.parametrize("path", ["", "\udcff\udcfe.jsonl", "/dev/null/x", ".", "x" * 5000, "/proc/version"])
+def test_hostile_input_paths_end_in_a_message_not_a_traceback(workdir, monkeypatch, command, path):
+    monkeypatch.chdir(workdir)
+    args = list(COMMANDS[command])
+    if "missing.jsonl" in args:
+        args[args.index("missing.jsonl")] = path
+    elif "a=missing.jsonl" in args:
+        args[args.index("a=missing.jsonl")] = f"a={path}"
+    elif "missing-run" in args:
+        args[args.index("missing-run")] = path
+    else:
+        args += ["--config", path]
+    result = runner.invoke(app, args)
+    assert result.exit_code in (0, 1, 2), (args, result.exit_code, result.output)
+    assert result.exception is None or isinstance(result.exception, SystemExit), (args, repr(result.exception))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["mix", "a=in.jsonl", "-o", "x.jsonl", "--summary", "x.jsonl"], "-o and --summary name one file"),
+    (["score", "in.jsonl", "-o", "x.json", "--sentence-level", "./x.json"], "-o and --sentence-level name one file"),
+    (["align", "in.jsonl", "-o", "x", "--save-model", "x"], "-o and --save-model name one file"),
+    (["align", "in.jsonl", "-o", "x/a.jsonl", "--save-model", "x"], "-o x/a.jsonl lies inside --save-model x"),
+    (["train", "--model", "base", "--data", "mt=in.jsonl", "--output", "base"], "-o base is the folder of --model base"),
+    (["train", "--model", "base", "--data", "mt=in.jsonl", "--output", "base/run"],
+     "-o base/run is inside the folder of --model base"),
+])
+def test_the_outputs_of_one_command_are_distinct_and_checked_before_any_work(tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in.jsonl").write_text('{"id": "1", "src_lang": "en", "tgt_lang": "kk", "src": "a", "tgt": "b"}\n')
+    (tmp_path / "base").mkdir()
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["base", "in.jsonl"]  # nothing written
+
+
+def test_score_reads_a_pipe_given_as_a_file_name_once(tmp_path):
+    lines = [f'{{"id": "{i}", "src_lang": "en", "tgt_lang": "kk", "src": "s {i}", "tgt": "the ref {i}", '
+             f'"hyp": "the ref {i}"}}\n' for i in range(20)]
+    hyps = "".join(lines)
+    result = subprocess.run([sys.executable, "-m", "aligninstruct_cli", "score", "/dev/stdin", "-m", "bleu",
+                             "-f", "json"], input=hyps, capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    import json
+
+    assert json.loads(result.stdout)["n_segments"] == 20
+
+
+def test_a_non_utf8_file_name_in_an_error_is_shown_escaped(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    name = os.fsdecode(b"\xff\xfe.jsonl")
+    result = runner.invoke(app, ["build", name])
+    assert result.exit_code == 2 and "\\udcff" in result.output
