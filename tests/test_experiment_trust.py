@@ -433,3 +433,15 @@ def test_a_pid_file_is_acted_on_only_while_its_process_is_the_same(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_the_slurm_executor_without_slurm_is_a_one_line_error(tmp_path, monkeypatch):
+    submitit = pytest.importorskip("submitit")
+
+    def no_slurm(*args, **kwargs):
+        raise RuntimeError('Could not detect "srun", are you indeed on a slurm cluster?')
+
+    monkeypatch.setattr(submitit, "AutoExecutor", no_slurm)
+    graph = chain(tmp_path)
+    with pytest.raises(AitError, match='--executor slurm: Could not detect "srun"'):
+        run_graph(graph, executor="slurm", echo=lambda _: None)

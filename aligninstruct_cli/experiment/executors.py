@@ -62,7 +62,10 @@ def _spec(graph: Graph, key: str) -> dict[str, Any]:
 def _executor(graph: Graph, cluster: str, device: bool):
     submitit = _submitit()
     folder = Path(graph.exp.output) / "submitit"
-    executor = submitit.AutoExecutor(folder=str(folder), cluster="local" if cluster == "submitit-local" else cluster)
+    try:
+        executor = submitit.AutoExecutor(folder=str(folder), cluster="local" if cluster == "submitit-local" else cluster)
+    except RuntimeError as exc:  # submitit: 'Could not detect "srun", are you indeed on a slurm cluster?'
+        raise AitError(f"--executor {cluster}: {exc}", hint="run on a Slurm login node, or use --executor local") from None
     params = {"timeout_min": 24 * 60, **graph.exp.slurm.get("all", {}), **(graph.exp.slurm.get("gpu", {}) if device
                                                                           else {})}
     additional = dict(params.pop("slurm_additional_parameters", {}) or {})
