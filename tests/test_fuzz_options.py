@@ -156,3 +156,52 @@ def test_a_non_utf8_file_name_in_an_error_is_shown_escaped(tmp_path, monkeypatch
     name = os.fsdecode(b"\xff\xfe.jsonl")
     result = runner.invoke(app, ["build", name])
     assert result.exit_code == 2 and "\\udcff" in result.output
+
+
+def fake_adapter(folder: Path, *, cut: int = 0) -> Path:
+    """An adapter folder as PEFT writes it (safetensors' 0600 weights), `cut` bytes short of whole."""
+    import json
+
+    folder.mkdir(parents=True)
+    (folder / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "some/model",
+                                                             "peft_type": "LORA"}))
+    header = json.dumps({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}).encode()
+    data = len(header).to_bytes(8, "little") + header + bytes(16)
+    (folder / "adapter_model.safetensors").write_bytes(data[:len(data) - cut])
+    (folder / "adapter_model.safetensors").chmod(0o600)
+    return folder
+
+
+def test_export_respects_the_umask_and_refuses_a_truncated_adapter_or_a_linked_output(tmp_path):
+    old = os.umask(0o022)
+    try:
+        result = runner.invoke(app, ["export", str(fake_adapter(tmp_path / "a")), "--adapter-only",
+                                     "-o", str(tmp_path / "out")])
+        assert result.exit_code == 0, result.output
+        assert (tmp_path / "out").stat().st_mode & 0o777 == 0o755
+        assert {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "out").iterdir()}["adapter_model.safetensors"] \
+            == 0o644
+    finally:
+        os.umask(old)
+    result = runner.invoke(app, ["export", str(fake_adapter(tmp_path / "cut", cut=5)), "--adapter-only",
+                                 "-o", str(tmp_path / "out2")])
+    assert result.exit_code == 2
+    assert "adapter_model.safetensors: incomplete safetensors file: its tensors need" in result.output
+    assert not (tmp_path / "out2").exists()
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "empty")
+    result = runner.invoke(app, ["export", str(tmp_path / "a"), "--adapter-only", "-o", str(tmp_path / "link")])
+    assert result.exit_code == 2 and "is a symlink" in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["mix", "a=in.jsonl", "--weight", "a=1e309", "-o", "o.jsonl"], "weight '1e309' is too large"),
+    (["mix", "a=in.jsonl", "--seed", str(2**64), "-o", "o.jsonl"], "--seed is too large (20 digits; at most 2^63-1)"),
+])
+def test_numbers_beyond_any_use_are_refused(tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in.jsonl").write_text('{"id": "1", "objective": "mt", "src_lang": "en", "tgt_lang": "kk", '
+                                       '"input": "a", "output": "b", "source_id": "1"}\n')
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert not (tmp_path / "o.jsonl").exists()
