@@ -105,6 +105,8 @@ HOSTILE_REFUSED = [
     (lambda c: c.update(env={"A": {"b": 1}}), "env.A: expected text or a number"),
     (lambda c: c.update(env={"A": "x\0y"}), "env.A: the value holds a NUL character"),
     (lambda c: c.update(env={1: "x"}), "env: the key 1 is a number"),
+    (lambda c: c.update(output="out\0x"), "output: the text holds a NUL character"),
+    (lambda c: c["corpora"]["t1"].update(file="a\0b"), "corpora.t1.file: the text holds a NUL character"),
 ]
 
 

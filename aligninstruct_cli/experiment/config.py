@@ -248,6 +248,8 @@ class _Reader:
     def string(self, value: Any, where: str) -> str:
         if not isinstance(value, str) or not value.strip():
             raise self.fail(where, f"expected text, not {_kind(value)}")
+        if "\0" in value:
+            raise self.fail(where, "the text holds a NUL character")
         return value.strip()
 
     def strings(self, value: Any, where: str) -> list[str]:
@@ -378,16 +380,17 @@ def load_experiment(path: str | Path, *, output: str | None = None, overrides: l
 
 
 def _read_env(r: _Reader, env: dict[str, Any]) -> dict[str, str]:
-    """Environment variables: names a shell accepts, values text or numbers (no NUL: exec refuses it)."""
+    """Environment variables: names a shell accepts, values text, numbers or true/false (no NUL: exec refuses
+    it)."""
     out = {}
     for key, value in env.items():
         if not ENV_NAME.fullmatch(key):
             raise r.fail(f"env.{key}", "not a variable name (letters, digits and _, not starting with a digit)")
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        if not isinstance(value, (str, int, float, bool)):
             raise r.fail(f"env.{key}", f"expected text or a number, not {_kind(value)}")
         if "\0" in str(value):
             raise r.fail(f"env.{key}", "the value holds a NUL character")
-        out[key] = str(value)
+        out[key] = ("true" if value else "false") if isinstance(value, bool) else str(value)  # as YAML spells it
     return out
 
 

@@ -17,8 +17,8 @@ from typing import Any
 
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.experiment.graph import Graph
-from aligninstruct_cli.experiment.run import (_log_header, check_spec, finish_step, link_names, log_path,
-                                              prepare_step, step_env)
+from aligninstruct_cli.experiment.run import (_log_header, check_spec, finish_step, inside_output, link_names,
+                                              log_path, prepare_step, step_env)
 
 POLL_SECONDS = 1.0
 
@@ -61,7 +61,7 @@ def _spec(graph: Graph, key: str) -> dict[str, Any]:
 
 def _executor(graph: Graph, cluster: str, device: bool):
     submitit = _submitit()
-    folder = Path(graph.exp.output) / "submitit"
+    folder = inside_output(graph.exp.output, Path(graph.exp.output) / "submitit")
     try:
         executor = submitit.AutoExecutor(folder=str(folder), cluster="local" if cluster == "submitit-local" else cluster)
     except RuntimeError as exc:  # submitit: 'Could not detect "srun", are you indeed on a slurm cluster?'
