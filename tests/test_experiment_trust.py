@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import tracemalloc
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from typer.testing import CliRunner
 from aligninstruct_cli.cli import app
 from aligninstruct_cli.commands.experiment import load
 from aligninstruct_cli.errors import AitError
-from aligninstruct_cli.experiment.run import (DONE, FAILED, PENDING, STALE, check_outputs, finish_step, is_ours,
+from aligninstruct_cli.experiment.run import (DONE, STALE, check_outputs, finish_step, is_ours,
                                               pid_record, process_start, reap_leftovers, run_graph, status_rows,
                                               step_state)
 from aligninstruct_cli.options import read_config_file
