@@ -149,6 +149,12 @@ def test_score_reads_a_pipe_given_as_a_file_name_once(tmp_path):
     import json
 
     assert json.loads(result.stdout)["n_segments"] == 20
+    (tmp_path / "sys.jsonl").write_text(hyps)
+    result = subprocess.run([sys.executable, "-m", "aligninstruct_cli", "score", "sys.jsonl", "--baseline",
+                             "/dev/stdin", "-m", "bleu", "-f", "json", "--bootstrap-samples", "10"], input=hyps,
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["n_segments"] == 20
 
 
 def test_a_non_utf8_file_name_in_an_error_is_shown_escaped(tmp_path, monkeypatch):

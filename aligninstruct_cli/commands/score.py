@@ -25,8 +25,11 @@ def score_command(options: ScoreOptions, hyps: list[str] | None = None, output: 
                   sentence_level: str | None = None, inputs: list[str] | None = None) -> None:
     # a pipe given as a file name (/dev/stdin, <(cmd)) is read once: the format check must not consume it
     with regular_files([*(hyps or []), *(inputs or []), options.baseline, options.refs, options.src]) as copy:
-        options = replace(options, **{f: copy[getattr(options, f)] for f in ("baseline", "refs", "src")
-                                      if getattr(options, f) in copy})
+        copied = {f: copy[getattr(options, f)] for f in ("baseline", "refs", "src") if getattr(options, f) in copy}
+        if copied:  # (a replace() makes the options again: metrics_given would read as given)
+            given = options.metrics_given
+            options = replace(options, **copied)
+            options.metrics_given = given
         _score(options, [copy.get(h, h) for h in hyps or []], output, sentence_level,
                [copy.get(i, i) for i in inputs or []])
 
