@@ -38,7 +38,7 @@ COMMANDS = {
     "languages": ["languages"],
 }
 NUMBERS = ["0", "-1", "99999999999999999999999", "-99999999999999999999999", "nan", "inf", "-inf", "1e309", ""]
-TEXTS = ["", "\x01\x07\x1b[2J\n", "../../../../tmp/ait-fuzz/x", "/dev/null/x", "x" * 5000, "\udcff\udcfe.jsonl",
+TEXTS = ["", "\x01\x07\x1b[2J\n", "../fuzz-escape/x", "/dev/null/x", "x" * 5000, "\udcff\udcfe.jsonl",
          "-", "a$(touch CANARY)`touch CANARY`;"]
 
 
@@ -67,8 +67,69 @@ def cases(full: bool):
                                    marks=[pytest.mark.slow] if full else [])
 
 
+# the commands that are not a stage (no options dataclass): their base command lines, every option fuzzed from
+# the click parameters instead
+OTHER_COMMANDS = {
+    "experiment plan": ["experiment", "plan", "missing.yaml"],
+    "experiment run": ["experiment", "run", "missing.yaml"],
+    "experiment status": ["experiment", "status", "missing.yaml"],
+    "experiment report": ["experiment", "report", "missing.yaml"],
+    "experiment concat": ["experiment", "concat", "missing.jsonl", "-o", "c.jsonl"],
+    "demo run": ["demo", "run", "--show-config"],  # never the demo itself
+    "demo toy-data": ["demo", "toy-data", "-o", "toy", "--seen", "1", "--unseen", "1", "--dev", "1", "--test", "1"],
+    "demo toy-model": ["demo", "toy-model", "--data", "missing", "-o", "model"],
+    "demo toy-comet": ["demo", "toy-comet", "--data", "missing", "-o", "comet"],
+}
+
+
+def other_cases(full: bool):
+    from aligninstruct_cli.docgen import leaf_commands
+
+    for name, command in sorted(leaf_commands().items()):
+        if name.split()[-1] in REGISTRY or name == "languages":
+            continue
+        assert name in OTHER_COMMANDS, f"the fuzz test does not know how to reach `ait {name}`"
+        for index, param in enumerate(command.params):
+            if param.param_type_name != "option" or param.is_flag or param.opts[0] == "--help":
+                continue
+            hint, _ = strip_optional(param.type_descriptor.annotation)
+            values = NUMBERS if hint in (int, float) else TEXTS
+            for value in values if full else values[index % len(values)::4]:
+                yield pytest.param(name, param.opts[0], value, id=f"{name}-{param.opts[0]}-{value[:12]!a}",
+                                   marks=[pytest.mark.slow] if full else [])
+
+
 def test_every_command_is_covered():
+    from aligninstruct_cli.docgen import leaf_commands
+
     assert set(COMMANDS) == set(REGISTRY)
+    stages = {name for name in leaf_commands() if name.split()[-1] in REGISTRY}
+    assert set(leaf_commands()) == stages | set(OTHER_COMMANDS)
+
+
+@pytest.mark.parametrize("command, flag, value", list(other_cases(full=False)))
+def test_extreme_values_for_the_other_commands_end_in_a_message_not_a_traceback(workdir, monkeypatch, command,
+                                                                                   flag, value):
+    check_other_value(workdir, monkeypatch, command, flag, value)
+
+
+@pytest.mark.parametrize("command, flag, value", [
+    c for c in other_cases(full=True) if c.values not in {q.values for q in other_cases(full=False)}])
+def test_every_extreme_value_for_the_other_commands_ends_in_a_message(workdir, monkeypatch, command, flag, value):
+    check_other_value(workdir, monkeypatch, command, flag, value)
+
+
+def check_other_value(workdir, monkeypatch, command, flag, value):
+    monkeypatch.chdir(workdir)
+    args = list(OTHER_COMMANDS[command])
+    if flag in args:
+        args[args.index(flag) + 1] = value
+    else:
+        args += [flag, value]
+    result = runner.invoke(app, args)
+    assert result.exit_code in (0, 1, 2), (args, result.exit_code, result.output)
+    assert result.exception is None or isinstance(result.exception, SystemExit), (args, repr(result.exception))
+    assert "Traceback" not in result.output
 
 
 @pytest.fixture(scope="module")

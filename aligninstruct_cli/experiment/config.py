@@ -73,8 +73,9 @@ DATASET_KEYS = ("corpus", "objective", "build", "mix", "weight", "languages", "s
 SYSTEM_KEYS = ("model", "curriculum", "data", "val", "train", "translate", "test_sets")
 TABLE_KEYS = ("systems", "baseline", "score")
 PROBE_KEYS = ("corpus", "head", "systems", "options", "plot")
-TOY_KEYS = {"seen": int, "unseen": int, "dev": int, "test": int, "seed": int}
-TOY_MODEL_KEYS = {"seed": int, "vocab_size": int}  # `ait demo toy-model` options
+# key -> the whole numbers it may be (the ranges of `ait demo toy-data` and `ait demo toy-model`)
+TOY_KEYS = {"seen": (1, 10**7), "unseen": (1, 10**7), "dev": (1, 10**7), "test": (1, 10**7), "seed": (0, 2**63 - 1)}
+TOY_MODEL_KEYS = {"seed": (0, 2**32 - 1), "vocab_size": (300, 10**6)}
 ALIGNED_OBJECTIVES = ("align", "hint", "revise")  # the objectives built from `ait align` output
 
 # keys of a stage section that the experiment fills in itself -> where to say it instead
@@ -259,6 +260,11 @@ class _Reader:
             raise self.fail(where, f"expected a list of names, not {_kind(value)}")
         return [v.strip() for v in value]
 
+    def whole(self, value: Any, where: str, low: int, high: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise self.fail(where, f"expected a whole number from {low:,} to {high:,}, not {_kind(value)}")
+        return value
+
     def languages(self, value: Any, where: str) -> list[str]:
         """Language codes (they name files and steps: safe names)."""
         codes = self.strings(value, where)
@@ -350,8 +356,7 @@ def load_experiment(path: str | Path, *, output: str | None = None, overrides: l
     if "toy" in raw:
         toy = r.mapping(raw["toy"], "toy", tuple(TOY_KEYS))
         for key, value in toy.items():
-            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if key == "seed" else 1):
-                raise r.fail(f"toy.{key}", f"expected a whole number{'' if key == 'seed' else ' ≥ 1'}, not {_kind(value)}")
+            r.whole(value, f"toy.{key}", *TOY_KEYS[key])
         exp.toy = toy
         r.toy_missing = False
     _read_corpora(exp, r, r.named(raw.get("corpora"), "corpora"))
@@ -493,8 +498,7 @@ def _read_systems(exp: Experiment, r: _Reader, systems: dict[str, Any]) -> None:
                                  "trained on the toy data)")
                 toy = r.mapping(model["toy"], f"{where}.model.toy", tuple(TOY_MODEL_KEYS))
                 for key, value in toy.items():
-                    if isinstance(value, bool) or not isinstance(value, int):
-                        raise r.fail(f"{where}.model.toy.{key}", f"expected a whole number, not {_kind(value)}")
+                    r.whole(value, f"{where}.model.toy.{key}", *TOY_MODEL_KEYS[key])
                 model = {"toy": toy}
             else:
                 model = {"system": r.string(model["system"], f"{where}.model.system")}
