@@ -283,7 +283,7 @@ def test_a_damaged_output_is_stale_and_redone_with_its_dependants(tmp_path, dama
             fh.write("more\n")
     else:
         (directory / "done.json").write_text("")
-    rows = {row[0]: row for row in status_rows(graph)}
+    rows = {row[0]: row for row in status_rows(graph, reasons=True)}
     assert {name for name, row in rows.items() if row[1] == STALE} == set(redone)
     assert all(rows[name][4] for name in redone)  # each says why
     outcome = run_graph(graph, echo=lambda _: None)
@@ -296,7 +296,7 @@ def test_status_shows_why_a_step_is_stale(tmp_path):
     graph = chain(tmp_path)
     run_graph(graph, echo=lambda _: None)
     (graph.directory(graph.by_name["b"]) / "x").write_text("")
-    rows = {row[0]: row for row in status_rows(graph)}
+    rows = {row[0]: row for row in status_rows(graph, reasons=True)}
     assert rows["b"][4] == "x is 0 bytes, not the 4 it had when done"
     assert rows["c"][4] == "its input b is stale"
 

@@ -92,7 +92,7 @@ def status(config: ConfigArg, output: OutputOpt = None, overrides: SetOpt = None
     from aligninstruct_cli.experiment.run import status_rows
 
     graph = load(config, output, overrides)
-    rows = status_rows(graph)
+    rows = status_rows(graph, reasons=True)
     width = max(len(r[0]) for r in rows) if rows else 4
     for names, state, out, log, why in rows:
         sys.stdout.write(f"{names:<{width}}  {state:<8} {out}" + (f"  log: {log}" if log else "")

@@ -256,7 +256,7 @@ def write_report(graph: Graph) -> tuple[Path, list[str]]:
                 _write(out / "probe.png", plot.read_bytes())
                 md += ["![probe](probe.png)", ""]
     md += ["## Steps", "", "| step | state | output | log |", "|---|---|---|---|"]
-    for names, state, output, log, _ in rows:
+    for names, state, output, log in rows:
         md.append(f"| {names} | {state} | `{os.path.relpath(output, out)}` | "
                   + (f"`{os.path.relpath(log, out)}`" if log else "") + " |")
     md.append("")

@@ -295,7 +295,8 @@ def done_problem(graph: Graph, key: str, memo: dict[str, str | None]) -> str | N
         problem = "its done.json is another step's"
     else:
         problem = changed_outputs(graph.directory(key), marker["outputs"])
-        for k in graph.steps[key].inputs if problem is None else ():
+        # the inputs it recorded (all of them, when a run made it; none for a done.json written by hand)
+        for k in [k for k in graph.steps[key].inputs if k in marker["inputs"]] if problem is None else ():
             name = graph.steps[k].name
             if not (graph.directory(k) / "done.json").exists():
                 problem = f"its input {name} is not done"
@@ -367,15 +368,16 @@ def _pid_alive(graph: Graph, key: str) -> bool:
     return record is not None and is_ours(record)
 
 
-def status_rows(graph: Graph) -> list[tuple[str, str, str, str, str]]:
-    """(names, state, output, log, why it is stale) per step, in the plan's order."""
+def status_rows(graph: Graph, *, reasons: bool = False) -> list[tuple[str, ...]]:
+    """(names, state, output, log) per step, in the plan's order; with `reasons`, then why it is stale ("" when
+    it is not)."""
     rows = []
     memo: dict[str, str | None] = {}
     for step in graph:
         log = log_path(graph, step.key)
         state, why = step_status(graph, step.key, memo)
-        rows.append((", ".join(step.names), state, str(graph.output(step.key)), str(log) if log.exists() else "",
-                     why))
+        rows.append((", ".join(step.names), state, str(graph.output(step.key)), str(log) if log.exists() else "")
+                    + ((why,) if reasons else ()))
     return rows
 
 
@@ -423,12 +425,13 @@ def finish_step(directory: Path, names: list[str], kind: str, key: str, shell: s
                 log: str, spec: dict[str, Any] | None = None) -> int:
     """Record the outcome in the step's directory: done.json (exit 0 and outputs complete: `check_outputs`)
     with each output's fingerprint and those of its inputs, or failed.json. Returns the exit code, 1 for a
-    command that exited 0 without a complete output."""
+    command that exited 0 without a complete output. `spec` (`check_spec`): what to check; without it (a
+    step marked done by hand, in tests) nothing is checked and no input recorded."""
     record: dict[str, Any] = {"names": names, "kind": kind, "key": key, "command": shell, "seconds": round(seconds, 1),
                               "log": log}
-    spec = spec or {"kind": kind, "main": "", "inputs": {}}
     if rc == 0:
-        problem = check_outputs(directory, spec)
+        problem = check_outputs(directory, spec) if spec is not None else None
+        spec = spec or {"inputs": {}}
         if problem is not None:
             _write_json(directory / "failed.json", {**record, "exit_code": rc, "incomplete": problem})
             with open(log, "ab") as fh:
