@@ -153,6 +153,17 @@ def output_files(directory: Path) -> dict[str, str]:
     return dict(sorted(out.items()))
 
 
+_FINGERPRINTS: dict[tuple, str] = {}  # this process's: a status or report checks each file once, not per step
+
+
+def _checked_fingerprint(path: Path) -> str:
+    st = path.stat()
+    stamp = (str(path.resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    if stamp not in _FINGERPRINTS:
+        _FINGERPRINTS[stamp] = fingerprint(path)
+    return _FINGERPRINTS[stamp]
+
+
 def outputs_digest(marker: dict[str, Any]) -> str:
     """One hash of what a done.json records of a step's outputs (its dependants record it)."""
     return hashlib.sha256(orjson.dumps(marker.get("outputs"), option=orjson.OPT_SORT_KEYS)).hexdigest()
@@ -168,7 +179,7 @@ def changed_outputs(directory: Path, recorded: dict[str, Any]) -> str | None:
         head = str(recorded_print).split(":", 1)[0]
         if not head.isdigit() or size != int(head):
             return f"{rel} is {size:,} bytes, not the {head} it had when done"
-        if fingerprint(path) != recorded_print:
+        if _checked_fingerprint(path) != recorded_print:
             return f"{rel} was changed after it was done"
     return None
 
