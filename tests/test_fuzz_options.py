@@ -110,26 +110,13 @@ def test_every_command_is_covered():
 @pytest.mark.parametrize("command, flag, value", list(other_cases(full=False)))
 def test_extreme_values_for_the_other_commands_end_in_a_message_not_a_traceback(workdir, monkeypatch, command,
                                                                                    flag, value):
-    check_other_value(workdir, monkeypatch, command, flag, value)
+    check_value(workdir, monkeypatch, OTHER_COMMANDS[command], flag, value)
 
 
 @pytest.mark.parametrize("command, flag, value", [
     c for c in other_cases(full=True) if c.values not in {q.values for q in other_cases(full=False)}])
 def test_every_extreme_value_for_the_other_commands_ends_in_a_message(workdir, monkeypatch, command, flag, value):
-    check_other_value(workdir, monkeypatch, command, flag, value)
-
-
-def check_other_value(workdir, monkeypatch, command, flag, value):
-    monkeypatch.chdir(workdir)
-    args = list(OTHER_COMMANDS[command])
-    if flag in args:
-        args[args.index(flag) + 1] = value
-    else:
-        args += [flag, value]
-    result = runner.invoke(app, args)
-    assert result.exit_code in (0, 1, 2), (args, result.exit_code, result.output)
-    assert result.exception is None or isinstance(result.exception, SystemExit), (args, repr(result.exception))
-    assert "Traceback" not in result.output
+    check_value(workdir, monkeypatch, OTHER_COMMANDS[command], flag, value)
 
 
 @pytest.fixture(scope="module")
@@ -139,23 +126,24 @@ def workdir(tmp_path_factory):
 
 @pytest.mark.parametrize("command, flag, value", list(cases(full=False)))
 def test_extreme_option_values_end_in_a_message_not_a_traceback(workdir, monkeypatch, command, flag, value):
-    check_option_value(workdir, monkeypatch, command, flag, value)
+    check_value(workdir, monkeypatch, COMMANDS[command], flag, value)
 
 
 @pytest.mark.parametrize("command, flag, value", [
     c for c in cases(full=True) if c.values not in {q.values for q in cases(full=False)}])
 def test_every_extreme_option_value_ends_in_a_message_not_a_traceback(workdir, monkeypatch, command, flag, value):
-    check_option_value(workdir, monkeypatch, command, flag, value)
+    check_value(workdir, monkeypatch, COMMANDS[command], flag, value)
 
 
-def check_option_value(workdir, monkeypatch, command, flag, value):
+def check_value(workdir, monkeypatch, base: list[str], flag: str, value: str) -> None:
+    """`base` with `flag value` (replacing the value the base command line gives) ends in exit 0, 1 or 2, never a
+    traceback, and runs nothing a value holds."""
     monkeypatch.chdir(workdir)
-    args = COMMANDS[command]
-    if flag in args:  # replace the value the base command line gives
-        args = list(args)
+    args = list(base)
+    if flag in args:
         args[args.index(flag) + 1] = value
     else:
-        args = [*args, flag, value]
+        args += [flag, value]
     result = runner.invoke(app, args)
     assert result.exit_code in (0, 1, 2), (args, result.exit_code, result.output)
     assert result.exception is None or isinstance(result.exception, SystemExit), (args, repr(result.exception))
