@@ -150,8 +150,8 @@ def test_hostile_values_stay_inert_and_nothing_is_written_outside_output(tmp_pat
     config["corpora"]["t1"]["file"] = str(hostile_file)
     config["output"] = "out dir $(touch CANARY) `touch CANARY`; touch CANARY"
     config["env"] = {"HOSTILE": "$(touch CANARY); `touch CANARY`\ntouch CANARY"}
-    config["systems"]["other (v2) → x"] = config["systems"].pop("other")
-    config["tables"] = {"main table": {"systems": ["other (v2) → x"]}}
+    config["systems"]["other (v2)/../../../x → y"] = config["systems"].pop("other")
+    config["tables"] = {"main table w/o /tmp": {"systems": ["other (v2)/../../../x → y"]}}
     path = write_config(work / "paper.yaml", config)
     before = listing(tmp_path)
     result = ait("experiment", "plan", "paper.yaml")

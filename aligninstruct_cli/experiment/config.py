@@ -60,11 +60,12 @@ KEYS: dict[str, str] = {
 # So no name can leave OUTPUT (`..`, `/`), hide a file, read as an option, or carry a shell character.
 SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]{0,63}")
 SAFE_NAME_RULE = "letters, digits and . _ + - only, not starting with . or -, at most 64 characters"
-# System and table names are labels (the rows and titles of the tables, as the paper writes them: `no fine-tuning`,
-# `MT+Align→MT`): also letters of any script, spaces, `→` and parentheses, starting with a letter, digit, `_` or
-# `+`. They reach files only through `graph.slug` (`MT+Align_MT`), and two that give one file name are refused.
-LABEL = re.compile(r"(?=.{1,64}\Z)[\w+](?:[\w .+\-→()]*[\w+)])?")
-LABEL_RULE = ("letters, digits, spaces and . _ + - → ( ) only, starting with a letter, digit, _ or +, at most 64 "
+# System and table names are labels (the rows and titles of the tables, as the paper writes them: `w/o
+# fine-tuning`, `MT+Align→MT`): also letters of any script, spaces, `/`, `→` and parentheses, starting with a
+# letter, digit, `_` or `+`. They reach files only through `graph.slug` (`w_o_fine-tuning`: one path component),
+# and two that give one file name are refused.
+LABEL = re.compile(r"(?=.{1,64}\Z)[\w+](?:[\w .+\-→()/]*[\w+)])?")
+LABEL_RULE = ("letters, digits, spaces and . _ + - / → ( ) only, starting with a letter, digit, _ or +, at most 64 "
               "characters")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 

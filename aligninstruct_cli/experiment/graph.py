@@ -526,7 +526,8 @@ def build_graph(exp: Experiment, hasher: Any = None) -> Graph:
 
 
 def slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._+-]+", "_", name).strip("_") or "step"
+    """A name as one path component: no `/`, nothing but letters, digits and `._+-`, not starting with `.`."""
+    return re.sub(r"[^A-Za-z0-9._+-]+", "_", name).strip("_").lstrip(".-_") or "step"
 
 
 def link_name(step: Step, name: str) -> str:
