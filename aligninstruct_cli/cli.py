@@ -1,10 +1,12 @@
 """The `ait` Typer app: one command per stage, registered from `aligninstruct_cli.commands`.
 
-User errors (`AitError`) become one message on stderr and exit code 2; a closed output pipe ends the
-run quietly with exit code 0; anything else is a bug and keeps its traceback."""
+User errors (`AitError`) become one message on stderr and exit code 2, and so do the system's refusals of a
+file (permission denied, a read-only file system, a name too long, a disk full: `ENVIRONMENT_ERRNOS`); a
+closed output pipe ends the run quietly with exit code 0; anything else is a bug and keeps its traceback."""
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import sys
@@ -31,9 +33,22 @@ def _silence_stdout() -> None:
         pass
 
 
-def report_error(exc: AitError) -> None:
-    sys.stderr.write(f"ait: error: {exc}\n")
+# errors the system gives for a file the user named, never a bug of ait's
+ENVIRONMENT_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENAMETOOLONG, errno.ENOSPC, errno.EDQUOT,
+                      errno.EFBIG, errno.ELOOP, errno.EISDIR, errno.ENOTDIR, errno.EMFILE, errno.ENFILE, errno.ENOENT,
+                      errno.ENXIO)
+
+
+def report_error(exc: Exception) -> None:
+    # a file name that is not UTF-8 (surrogate-escaped bytes) is shown escaped, not a UnicodeEncodeError
+    text = f"ait: error: {exc}\n".encode("utf-8", "backslashreplace").decode("utf-8")
+    sys.stderr.write(text)
     sys.stderr.flush()
+
+
+def environment_error(exc: OSError) -> AitError:
+    where = f"{exc.filename}: " if exc.filename else ""
+    return AitError(f"{where}{exc.strerror or exc}")
 
 
 class AitGroup(TyperGroup):
@@ -51,6 +66,12 @@ class AitGroup(TyperGroup):
         except BrokenPipeError:
             _silence_stdout()
             raise typer.Exit(0) from None
+        except OSError as exc:
+            if exc.errno not in ENVIRONMENT_ERRNOS:
+                raise
+            error = environment_error(exc)
+            report_error(error)
+            raise typer.Exit(error.exit_code) from None
         except KeyboardInterrupt:
             sys.stderr.write("ait: interrupted\n")
             raise typer.Exit(130) from None

@@ -488,6 +488,9 @@ def resolve_source(source: str) -> Source:
 
 def _check_output(output: str) -> Path:
     out = Path(output).expanduser()
+    if out.is_symlink():
+        raise OptionError(f"{option_ref('output')} {output} is a symlink; give a new directory (ait does not write "
+                          "through links)")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise OptionError(f"{option_ref('output')} {output} already exists and is not empty",
                           hint="choose a new directory")
@@ -521,14 +524,24 @@ def export(options: ExportOptions, source: str) -> Path:
     """`ait export`: see the module docstring. Returns the output directory."""
     from aligninstruct_cli.provenance import package_versions
 
+    from aligninstruct_cli.io import output_error, umask_permissions
+    from aligninstruct_cli.models import check_adapter_files, check_model_files
+
     out = _check_output(options.output)
     src = resolve_source(source)
+    if src.adapter is not None:
+        check_adapter_files(src.adapter)  # a truncated adapter is an error here, not an export of it
+    if src.model_dir is not None:
+        check_model_files(str(src.model_dir))
     facts = run_facts(src.run_dir)
     scores = _read_json(Path(options.scores)) if options.scores else None
     if options.scores and not (isinstance(scores, dict) and "systems" in scores):
         raise OptionError(f"{option_ref('scores')} {options.scores}: not an `ait score -f json` report")
     base = _base_of(src, options, facts) if src.adapter is not None else None
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.resolve().parent))
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.resolve().parent))
+    except OSError as exc:
+        raise output_error(out, exc) from None
     try:
         precision = None
         if src.adapter is not None and options.adapter_only:
@@ -548,6 +561,7 @@ def export(options: ExportOptions, source: str) -> Path:
                   "scores": Path(options.scores).name if options.scores else None,
                   "versions": package_versions()}
         (tmp / "export.json").write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        umask_permissions(tmp)  # the libraries' 0600 files and mkdtemp's 0700 folder: what every writer gives
         if out.exists():
             out.rmdir()  # empty (checked above)
         os.replace(tmp, out)

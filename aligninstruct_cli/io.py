@@ -142,6 +142,38 @@ def check_outputs_are_not_inputs(inputs: Iterable[str], outputs: Iterable[tuple[
                                "its inputs", hint="write to another file (and rename it afterwards if you must)")
 
 
+def check_distinct_outputs(outputs: Iterable[tuple[str, str]], folders: Iterable[tuple[str, str]] = ()) -> None:
+    """Refuse (exit 2, before any work) two outputs of one command that are one file (by resolved path or
+    inode), or one that is (or lies inside) an input folder that must stay as it is (`folders`: a base model)
+    or inside another output. `outputs`, `folders`: (how the command line names it, path)."""
+    def ident(path: str) -> tuple[str, Any]:
+        try:
+            st = os.stat(path)
+            return os.path.realpath(path), (st.st_dev, st.st_ino)
+        except OSError:
+            return os.path.realpath(path), None
+
+    named = [(flag, path, *ident(path)) for flag, path in outputs if path and path != STDIO]
+    for k, item in enumerate(named):
+        for other in named[:k]:
+            if item[2] == other[2] or (item[3] is not None and item[3] == other[3]):
+                raise AitError(f"{other[0]} and {item[0]} name one file ({item[1]}): each output needs its own",
+                               hint="give them different file names")
+            for inner, outer in ((item, other), (other, item)):
+                if Path(outer[2]) in Path(inner[2]).parents:
+                    raise AitError(f"{inner[0]} {inner[1]} lies inside {outer[0]} {outer[1]}: each output needs "
+                                   "a place of its own")
+    for folder_flag, folder in folders:
+        if not folder or not os.path.isdir(folder):
+            continue
+        root = Path(os.path.realpath(folder))
+        for flag, path, real, _ in named:
+            if Path(real) == root or root in Path(real).parents:
+                raise AitError(f"{flag} {path} is {'' if Path(real) == root else 'inside '}the folder of "
+                               f"{folder_flag} {folder}; ait never writes into what it reads",
+                               hint="write to a folder of its own")
+
+
 def char_budget(max_tokens: int) -> int:
     """The most characters a text of `max_tokens` tokens plausibly spans (records.MAX_CHARS_PER_TOKEN each):
     a longer field is rejected or cut before a tokenizer sees it, so one huge line cannot exhaust memory."""
@@ -653,6 +685,59 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def concat_files(paths: Iterable[str], output: str, *, head: int | None = None) -> int:
+    """The lines of `paths` (each cut to its first `head` lines), one after the other, written atomically to
+    `output` (what a study's test file and probe pairs are made of; no shell); the number of lines."""
+    count = 0
+    with atomic_path(output) as tmp, open(tmp, "wb") as out:
+        for path in paths:
+            for line_no, _, raw in _raw_lines(path):
+                if head is not None and line_no > head:
+                    break
+                out.write(raw if raw.endswith(b"\n") else raw + b"\n")
+                count += 1
+    return count
+
+
+@contextmanager
+def regular_files(paths: Iterable[str | None]) -> Iterator[dict[str, str]]:
+    """path -> a regular file with its content, for inputs a command reads more than once (a format check, then
+    the records): a pipe (a FIFO, /dev/stdin, `<(cmd)`) is read once into a temporary folder (under the same
+    file name) and removed afterwards; a regular file, `-` (peeked at, not reread) or a missing path is itself."""
+    mapping: dict[str, str] = {}
+    folder: str | None = None
+    try:
+        for path in paths:
+            if not path or path == STDIO or path in mapping:
+                continue
+            try:
+                regular = stat.S_ISREG(os.stat(path).st_mode)
+            except OSError:
+                regular = True  # the reader names the problem
+            if regular:
+                continue
+            folder = folder or tempfile.mkdtemp(prefix="ait-pipe-")
+            os.mkdir(os.path.join(folder, str(len(mapping))))
+            copy = os.path.join(folder, str(len(mapping)), os.path.basename(path) or "pipe")
+            with open(path, "rb") as src, open(copy, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+            mapping[path] = copy
+        yield mapping
+    finally:
+        if folder:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def umask_permissions(folder: Path) -> None:
+    """Files the libraries wrote with their own modes (safetensors' 0600, mkdtemp's 0700 folder) get what the
+    umask gives a new file or folder, like their siblings."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in [folder, *folder.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)
 
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:

@@ -394,6 +394,71 @@ def check_adapter_base(adapter: str, model_id: str) -> None:
                           hint=f"pass the base it was trained on as {option_ref('model')}")
 
 
+SAFETENSORS_HEADER_MAX = 100 << 20  # safetensors' own limit on the JSON header
+
+
+def check_safetensors(path: str | os.PathLike[str]) -> None:
+    """A safetensors file is whole: its header parses and the file is exactly as long as the tensors it lists
+    (a truncated copy or an interrupted save is an AitError naming the file, not a loader's traceback)."""
+    import struct
+
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            prefix = fh.read(8)
+            if len(prefix) < 8:
+                raise AitError(f"{path}: not a safetensors file (only {size} bytes): truncated?")
+            (header_len,) = struct.unpack("<Q", prefix)
+            if header_len > min(SAFETENSORS_HEADER_MAX, size - 8):
+                raise AitError(f"{path}: corrupt safetensors file (a {header_len:,}-byte header in a {size:,}-byte "
+                               "file): truncated or not safetensors")
+            header = json.loads(fh.read(header_len))
+    except OSError as exc:
+        raise AitError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except (ValueError, UnicodeDecodeError):
+        raise AitError(f"{path}: corrupt safetensors file (its header is not JSON)") from None
+    if not isinstance(header, dict):
+        raise AitError(f"{path}: corrupt safetensors file (its header is not a mapping)")
+    end = 0
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        offsets = info.get("data_offsets") if isinstance(info, dict) else None
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)):
+            raise AitError(f"{path}: corrupt safetensors file (tensor {name!r} has no data offsets)")
+        end = max(end, offsets[1])
+    if 8 + header_len + end != size:
+        raise AitError(f"{path}: incomplete safetensors file: its tensors need {8 + header_len + end:,} bytes, the "
+                       f"file has {size:,}", hint="the file was truncated or is still being written; copy or save it "
+                       "again")
+
+
+def check_adapter_files(adapter: str | os.PathLike[str]) -> None:
+    """An adapter folder is complete: adapter_config.json parses and its safetensors weights are whole."""
+    folder = Path(adapter)
+    config = folder / "adapter_config.json"
+    try:
+        json.loads(config.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise AitError(f"{folder}: no adapter_config.json: not a complete adapter") from None
+    except (OSError, ValueError) as exc:
+        raise AitError(f"{config}: unreadable or not JSON ({_first_line(exc)})") from None
+    weights = folder / "adapter_model.safetensors"
+    if weights.exists():
+        check_safetensors(weights)
+    elif not (folder / "adapter_model.bin").is_file():
+        raise AitError(f"{folder}: no adapter weights (adapter_model.safetensors)")
+
+
+def check_model_files(model: str) -> None:
+    """A local model folder's safetensors weights are whole (a hub id: nothing to check here)."""
+    folder = Path(model).expanduser()
+    if folder.is_dir():
+        for weights in sorted(folder.glob("*.safetensors")):
+            check_safetensors(weights)
+
+
 def check_adapter_shapes(adapter: str, model: Any, model_id: str) -> None:
     """Every LoRA matrix of the adapter fits the loaded base model's layer (A: r × in, B: out × r), so a
     mismatch is one `ait: error` naming both instead of PEFT's size-mismatch traceback."""
@@ -455,7 +520,9 @@ def load_model(model_id: str, adapter: str | None = None, *, merge: bool = False
         raise OptionError(f"{option_ref('model')} {model_id}: no such directory",
                           hint="pass a local model directory or a hub id such as bigscience/bloomz-7b1")
     if adapter:
+        check_adapter_files(adapter)
         check_adapter_base(adapter, model_id)
+    check_model_files(model_id)
     check_hub_model(model_id)
     dev = pick_device(device)
     resolved = resolve_precision(precision, dev.type)

@@ -187,11 +187,16 @@ def coerce(value: Any, hint: Any, field_name: str) -> Any:
     return value
 
 
+MAX_INT = 2**63 - 1
+
+
 def check_range(value: Any, spec: OptionSpec, field_name: str) -> None:
     if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
         return
     if isinstance(value, float) and math.isnan(value):
         raise OptionError(f"{option_ref(field_name)} must be a number, not nan")
+    if isinstance(value, int) and abs(value) > MAX_INT:  # seeds, counts and limits all end in 64-bit integers
+        raise OptionError(f"{option_ref(field_name)} is too large ({len(str(abs(value)))} digits; at most 2^63-1)")
     low, high = spec.min, spec.max
     if low is not None and (value < low or (spec.min_open and value == low)):
         raise OptionError(f"{option_ref(field_name)} must be {'above' if spec.min_open else 'at least'} {low:g}, "
@@ -251,21 +256,137 @@ def _plain(value: Any) -> Any:
 CONFIG_SUFFIXES = (".yaml", ".yml", ".json", ".toml")
 
 
+CONFIG_MAX_BYTES = 10 << 20  # a config is a few KB; anything this big is not one
+YAML_MAX_ALIASES = 1000  # aliases (*name) in one YAML config
+YAML_MAX_NODES = 1_000_000  # values once every alias is expanded (a "billion laughs" file has 10^9)
+
+
+def _config_text(path: str | Path) -> str:
+    """A config file's text: strict UTF-8, no NUL byte (a binary file), at most CONFIG_MAX_BYTES."""
+    p = Path(path)
+    try:
+        if p.stat().st_size > CONFIG_MAX_BYTES:
+            raise AitError(f"{path}: {p.stat().st_size:,} bytes: too large for a config file "
+                           f"(at most {CONFIG_MAX_BYTES >> 20} MB)")
+        data = p.read_bytes()
+    except OSError as exc:
+        raise AitError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if b"\0" in data:
+        raise AitError(f"{path}: a binary file, not a config (YAML, JSON or TOML text)")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise AitError(f"{path}:{line}: not UTF-8 text (byte {exc.start}); a config file is UTF-8 YAML, JSON or "
+                       "TOML") from None
+
+
+def yaml_text(text: str, path: str | Path) -> Any:
+    """YAML through the safe loader, with its aliases bounded (count, and values once expanded: no "billion
+    laughs") and duplicate keys refused (FILE:LINE), before any Python object is built."""
+    import yaml
+
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_yaml_node(node, str(path))
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _check_yaml_node(root: Any, path: str) -> None:
+    import yaml
+
+    sizes: dict[int, int] = {}  # node id -> values under it, aliases expanded (each node counted once here)
+    seen_ids: set[int] = set()
+    aliases = 0
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:  # iterative: a deeply nested file must not overflow Python's stack
+        node, children_done = stack.pop()
+        if children_done:
+            children = _yaml_children(node)
+            sizes[id(node)] = min(1 + sum(sizes[id(c)] for c in children), YAML_MAX_NODES + 1)
+            if sizes[id(node)] > YAML_MAX_NODES:
+                raise AitError(f"{path}: more than {YAML_MAX_NODES:,} values once its aliases are expanded: not a "
+                               "config (an alias bomb?)")
+            continue
+        if id(node) in seen_ids:
+            aliases += 1  # a node reached again is an alias (the composer shares the anchored node)
+            if aliases > YAML_MAX_ALIASES:
+                raise AitError(f"{path}:{node.start_mark.line + 1}: more than {YAML_MAX_ALIASES:,} aliases "
+                               "(*name): not a config")
+            if id(node) not in sizes:
+                raise AitError(f"{path}:{node.start_mark.line + 1}: a recursive alias")
+            continue
+        seen_ids.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            keys: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                    key = (key_node.tag, key_node.value)
+                    if key in keys:
+                        raise AitError(f"{path}:{key_node.start_mark.line + 1}: duplicate key {key_node.value!r} "
+                                       f"(first at line {keys[key]})")
+                    keys[key] = key_node.start_mark.line + 1
+        stack.append((node, True))
+        stack.extend((c, False) for c in _yaml_children(node))
+
+
+def _yaml_children(node: Any) -> list[Any]:
+    import yaml
+
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _json_config(text: str, path: str | Path) -> Any:
+    """JSON with duplicate keys refused (FILE:LINE of the second), as YAML's."""
+    import json
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in items:
+            if key in out:
+                raise _DuplicateKey(key)
+            out[key] = value
+        return out
+
+    try:
+        return json.loads(text, object_pairs_hook=pairs)
+    except _DuplicateKey as exc:
+        import re
+
+        hits = [m.start() for m in re.finditer(re.escape(json.dumps(exc.key)) + r"\s*:", text)]
+        line = text[:hits[1]].count("\n") + 1 if len(hits) > 1 else None
+        raise AitError(f"{path}{f':{line}' if line else ''}: duplicate key {exc.key!r}") from None
+    except json.JSONDecodeError as exc:
+        raise AitError(f"{path}:{exc.lineno}: malformed JSON: {exc.msg}") from None
+    except RecursionError:
+        raise AitError(f"{path}: nested too deeply for a config") from None
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str):
+        self.key = key
+
+
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """A config file (YAML, JSON or TOML, by suffix; YAML otherwise) as a mapping; AitError naming the file
-    (and line, where the parser gives one) when it cannot be read."""
+    (and line, where the parser gives one) when it cannot be read, is not UTF-8 text, repeats a key or expands
+    its YAML aliases beyond any config's size. Every `--config FILE` and experiment config is read here."""
     p = Path(path)
     if not p.is_file():
         raise AitError(f"{path}: no such config file")
-    text = p.read_text(encoding="utf-8")
+    text = _config_text(p)
     suffix = p.suffix.lower()
     if suffix == ".json":
-        import json
-
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise AitError(f"{path}:{exc.lineno}: malformed JSON: {exc.msg}") from None
+        data = _json_config(text, path)
     elif suffix == ".toml":
         import tomllib
 
@@ -273,16 +394,20 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise AitError(f"{path}: malformed TOML: {exc}") from None
+        except RecursionError:
+            raise AitError(f"{path}: nested too deeply for a config") from None
     else:
         import yaml
 
         try:
-            data = yaml.safe_load(text)
+            data = yaml_text(text, path)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
             problem = getattr(exc, "problem", None) or str(exc)
             raise AitError(f"{where}: malformed YAML: {problem}") from None
+        except RecursionError:
+            raise AitError(f"{path}: nested too deeply for a config") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -20,8 +20,8 @@ from aligninstruct_cli.cli import app
 from aligninstruct_cli.commands.experiment import load
 from aligninstruct_cli.experiment.config import KEYS, Experiment, load_experiment
 from aligninstruct_cli.experiment.graph import Graph, Step, build_graph, render_plan
-from aligninstruct_cli.experiment.run import (DONE, FAILED, PENDING, STALE, StepsFailed, run_graph, status_rows,
-                                              step_state)
+from aligninstruct_cli.experiment.run import (DONE, FAILED, PENDING, STALE, StepsFailed, log_path, read_pid_file,
+                                              run_graph, status_rows, step_state)
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "examples" / "demo.yaml"
@@ -343,6 +343,11 @@ def test_killed_during_training_then_run_again_finishes_and_reruns_nothing(tiny_
         time.sleep(0.02)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "training ended before the kill: make it longer"
+    # the orphan is stopped, so that it is still there (mid-training) however fast this machine trains; the next
+    # run must end it all the same (SIGTERM, then SIGCONT) before resuming
+    orphan = read_pid_file(log_path(graph, train).with_suffix(".pid"))
+    assert orphan is not None
+    os.killpg(orphan["pgid"], signal.SIGSTOP)
     second = experiment_cli("run", str(config))
     out, _ = second.communicate(timeout=600)
     assert second.returncode == 0, out

@@ -202,6 +202,10 @@ def test_export_of_an_uncached_hub_base_offline_stops_at_once(tmp_path, monkeypa
     adapter = tmp_path / "adapter"
     adapter.mkdir()
     (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "bigscience/bloomz-560m"}))
+    import torch
+    from safetensors.torch import save_file
+
+    save_file({"base_model.model.lora_A.weight": torch.zeros(2, 2)}, str(adapter / "adapter_model.safetensors"))
     result = runner.invoke(app, ["export", str(adapter), "--model", "bigscience/bloomz-560m",
                                  "-o", str(tmp_path / "out")])
     assert result.exit_code == 2, result.output

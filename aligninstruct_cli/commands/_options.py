@@ -19,7 +19,7 @@ from typing_extensions import Annotated
 
 from aligninstruct_cli import console
 from aligninstruct_cli.errors import AitError
-from aligninstruct_cli.io import ErrorPolicy, check_outputs_are_not_inputs
+from aligninstruct_cli.io import ErrorPolicy, check_distinct_outputs, check_outputs_are_not_inputs
 from aligninstruct_cli.options import (OptionError, default_of, describe_range, flag_of, flags_of, has_default,
                                        load_config, option_fields, spec_of, to_dict, type_hints)
 
@@ -38,7 +38,10 @@ REGISTRY: dict[str, type] = {}
 # The parameters (extras or options) that name a command's input files and its output files: an output
 # may never be one of the inputs (`io.check_outputs_are_not_inputs`, before anything is read).
 INPUT_PARAMETERS = ("input", "inputs", "hyps", "baseline", "refs")
-OUTPUT_PARAMETERS = {"output": "-o", "sentence_level": "--sentence-level", "plot": "--plot", "summary": "--summary"}
+OUTPUT_PARAMETERS = {"output": "-o", "sentence_level": "--sentence-level", "plot": "--plot", "summary": "--summary",
+                     "save_model": "--save-model"}
+# Input folders no output may be or lie inside (`train --output` in the base model's folder would fill it).
+FOLDER_PARAMETERS = {"model": "--model"}
 
 
 def _paths(value: Any) -> list[str]:
@@ -50,7 +53,8 @@ def _paths(value: Any) -> list[str]:
 
 
 def check_no_overwrite(options: Any, extras: dict[str, Any]) -> None:
-    """The command's outputs are none of its inputs (named by the parameters above)."""
+    """The command's outputs are none of its inputs, each is a file of its own, and none is in the model's
+    folder (named by the parameters above); checked before any work."""
     def value(name: str) -> Any:
         return extras[name] if name in extras else getattr(options, name, None)
 
@@ -58,6 +62,8 @@ def check_no_overwrite(options: Any, extras: dict[str, Any]) -> None:
     outputs = [(flag, p) for name, flag in OUTPUT_PARAMETERS.items() for p in _paths(value(name))]
     if inputs and outputs:
         check_outputs_are_not_inputs(inputs, outputs)
+    folders = [(flag, p) for name, flag in FOLDER_PARAMETERS.items() for p in _paths(value(name))]
+    check_distinct_outputs(outputs, folders)
 
 
 def finish(policy: ErrorPolicy) -> None:

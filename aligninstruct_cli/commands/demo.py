@@ -50,14 +50,22 @@ def run(
     console.info(f"demo finished in {time.monotonic() - started:.0f} s; report: {path}")
 
 
+TOY_MAX = 10_000_000  # pairs per toy file (generated in memory-light streams, but time grows with it)
+
+
 @demo_app.command("toy-data")
 def toy_data(
     output: Annotated[str, typer.Option("--output", "-o", help="Directory for the toy corpora.")],
-    seen: Annotated[int, typer.Option("--seen", help="English-Sunlandic training pairs.")] = 20000,
-    unseen: Annotated[int, typer.Option("--unseen", help="English-Moonlandic training pairs.")] = 3000,
-    dev: Annotated[int, typer.Option("--dev", help="English-Moonlandic pairs for the probe.")] = 200,
-    test: Annotated[int, typer.Option("--test", help="Held-out English-Moonlandic test pairs.")] = 200,
-    seed: Annotated[int, typer.Option("--seed", help="Sentence seed (lexicons are fixed).")] = 0,
+    seen: Annotated[int, typer.Option("--seen", min=1, max=TOY_MAX, help="English-Sunlandic training pairs.")]
+        = 20000,
+    unseen: Annotated[int, typer.Option("--unseen", min=1, max=TOY_MAX, help="English-Moonlandic training pairs.")]
+        = 3000,
+    dev: Annotated[int, typer.Option("--dev", min=1, max=TOY_MAX, help="English-Moonlandic pairs for the probe.")]
+        = 200,
+    test: Annotated[int, typer.Option("--test", min=1, max=TOY_MAX, help="Held-out English-Moonlandic test pairs.")]
+        = 200,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=2**63 - 1, help="Sentence seed (lexicons are fixed).")]
+        = 0,
 ) -> None:
     """Generate the toy parallel corpora (parallel JSONL, English source)."""
     from aligninstruct_cli.demo.build import make_toy_data
@@ -75,8 +83,9 @@ DataOpt = Annotated[str, typer.Option("--data", metavar="DIR_OR_FILE", help=(
 def toy_model(
     data: DataOpt,
     output: Annotated[str, typer.Option("--output", "-o", help="Directory for the untrained model.")],
-    seed: Annotated[int, typer.Option("--seed", help="Weight initialisation seed.")] = 0,
-    vocab_size: Annotated[int, typer.Option("--vocab-size", min=300, help="Tokenizer vocabulary size.")] = 2000,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=2**32 - 1, help="Weight initialisation seed.")] = 0,
+    vocab_size: Annotated[int, typer.Option("--vocab-size", min=300, max=1_000_000,
+                                            help="Tokenizer vocabulary size.")] = 2000,
 ) -> None:
     """Train a byte-level tokenizer on the corpus (the demo's: English + Sunlandic) and save an untrained tiny
     BLOOM (hidden 128, 2 layers) for a quick offline run of the whole chain; see docs/getting-started.md for

@@ -144,5 +144,18 @@ def report(config: ConfigArg, output: OutputOpt = None, overrides: SetOpt = None
     console.info(f"report: {path}")
 
 
+@experiment_app.command("concat", hidden=True, help="The lines of FILES one after the other (each cut to its first "
+                        "--head lines) into one file: a study's test file and probe pairs (a step of the plan).")
+def concat(
+    files: Annotated[List[str], typer.Argument(metavar="FILES", help="Input files (.gz ok).")],
+    output: Annotated[str, typer.Option("--output", "-o", help="Output file (written atomically).")],
+    head: Annotated[Optional[int], typer.Option("--head", min=1, help="Keep each file's first N lines.")] = None,
+) -> None:
+    from aligninstruct_cli.io import check_outputs_are_not_inputs, concat_files
+
+    check_outputs_are_not_inputs(files, [("-o", output)])
+    concat_files(files, output, head=head)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(experiment_app, name="experiment")

@@ -12,7 +12,7 @@ from typing_extensions import Annotated
 from aligninstruct_cli import console
 from aligninstruct_cli.commands._options import Extra, OutputOpt, stage_command
 from aligninstruct_cli.errors import AitError
-from aligninstruct_cli.io import STDIO, RecordWriter, write_records
+from aligninstruct_cli.io import STDIO, RecordWriter, regular_files, write_records
 from aligninstruct_cli.metrics.options import ScoreOptions
 
 HELP = """Score hypotheses with BLEU, chrF++ and COMET per direction and per direction group.
@@ -54,6 +54,22 @@ def sacrebleu_argv(args: list[str]) -> list[str]:
 
 def score_command(options: ScoreOptions, hyps: list[str] | None = None, output: str = STDIO,
                   sentence_level: str | None = None, inputs: list[str] | None = None) -> None:
+    # a pipe given as a file name (/dev/stdin, <(cmd)) is read once: the format check must not consume it
+    refs = list(options.refs or [])  # several references (sacrebleu's nrefs)
+    with regular_files([*(hyps or []), *(inputs or []), options.baseline, *refs, options.src]) as copy:
+        copied = {f: copy[getattr(options, f)] for f in ("baseline", "src") if getattr(options, f) in copy}
+        if any(r in copy for r in refs):
+            copied["refs"] = [copy.get(r, r) for r in refs]
+        if copied:  # (a replace() makes the options again: metrics_given would read as given)
+            given = options.metrics_given
+            options = replace(options, **copied)
+            options.metrics_given = given
+        _score(options, [copy.get(h, h) for h in hyps or []], output, sentence_level,
+               [copy.get(i, i) for i in inputs or []])
+
+
+def _score(options: ScoreOptions, hyps: list[str], output: str, sentence_level: str | None,
+           inputs: list[str]) -> None:
     from aligninstruct_cli.metrics import report as report_mod
     from aligninstruct_cli.metrics import scoring
     from aligninstruct_cli.metrics.testset import text_without_sources

@@ -11,12 +11,14 @@ Every error names the file and the key path: `paper.yaml: systems.MT+Align.curri
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aligninstruct_cli.errors import AitError
-from aligninstruct_cli.options import OptionError, coerce, option_fields, read_config_file, type_hints
+from aligninstruct_cli.options import (OptionError, yaml_text, coerce, option_fields, read_config_file,
+                                       type_hints)
 
 # top-level key -> what it holds (docs/experiment.md's key table is checked against this)
 KEYS: dict[str, str] = {
@@ -60,14 +62,29 @@ KEYS: dict[str, str] = {
              "probe and score steps), e.g. {all: {slurm_partition: x}, gpu: {gpus_per_node: 8}}.",
 }
 
+# Every name that becomes part of a path or a command-line word (corpora, data sets, systems, tables, language
+# codes, curriculum members): letters, digits and `_+-.`, not starting with `.` or `-`, at most 64 characters.
+# So no name can leave OUTPUT (`..`, `/`), hide a file, read as an option, or carry a shell character.
+SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]{0,63}")
+SAFE_NAME_RULE = "letters, digits and . _ + - only, not starting with . or -, at most 64 characters"
+# System and table names are labels (the rows and titles of the tables, as the paper writes them: `w/o
+# fine-tuning`, `MT+Align→MT`): also letters of any script, spaces, `/`, `→` and parentheses, starting with a
+# letter, digit, `_` or `+`. They reach files only through `graph.slug` (`w_o_fine-tuning`: one path component),
+# and two that give one file name are refused.
+LABEL = re.compile(r"(?=.{1,64}\Z)[\w+](?:[\w .+\-→()/]*[\w+)])?")
+LABEL_RULE = ("letters, digits, spaces and . _ + - / → ( ) only, starting with a letter, digit, _ or +, at most 64 "
+              "characters")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
 CORPUS_KEYS = ("file", "opus100", "flores200", "toy", "languages", "each", "direction")
 DATASET_KEYS = ("corpus", "objective", "build", "mix", "weight", "languages", "sample_with")
 SYSTEM_KEYS = ("model", "curriculum", "data", "val", "train", "translate", "test_sets", "seeds")
 TABLE_KEYS = ("systems", "baseline", "score", "paper")
 PAPER_KEYS = ("table", "model", "setting", "rows")
 PROBE_KEYS = ("corpus", "head", "systems", "options", "plot")
-TOY_KEYS = {"seen": int, "unseen": int, "dev": int, "test": int, "seed": int}
-TOY_MODEL_KEYS = {"seed": int, "vocab_size": int}  # `ait demo toy-model` options
+# key -> the whole numbers it may be (the ranges of `ait demo toy-data` and `ait demo toy-model`)
+TOY_KEYS = {"seen": (1, 10**7), "unseen": (1, 10**7), "dev": (1, 10**7), "test": (1, 10**7), "seed": (0, 2**63 - 1)}
+TOY_MODEL_KEYS = {"seed": (0, 2**32 - 1), "vocab_size": (300, 10**6)}
 ALIGNED_OBJECTIVES = ("align", "hint", "revise")  # the objectives built from `ait align` output
 
 # keys of a stage section that the experiment fills in itself -> where to say it instead
@@ -201,11 +218,39 @@ class _Reader:
     def fail(self, where: str, message: str, hint: str | None = None) -> ConfigError:
         return ConfigError(self.path, where, message, hint=hint)
 
+    def name(self, value: Any, where: str) -> str:
+        """A name that becomes part of a path (see SAFE_NAME)."""
+        if not isinstance(value, str) or not SAFE_NAME.fullmatch(value):
+            raise self.fail(where, f"{value!r} is not a safe name ({SAFE_NAME_RULE})")
+        return value
+
+    def named(self, value: Any, where: str, *, labels: bool = False) -> dict[str, Any]:
+        """A mapping whose keys are names (corpora, data sets; with `labels`, systems and tables): each key safe,
+        no two that give one file name (equal once sanitised, or but for case: a case-insensitive file system)."""
+        from aligninstruct_cli.experiment.graph import slug
+
+        data = self.mapping(value, where)
+        seen: dict[str, str] = {}
+        for key in data:
+            if labels and not LABEL.fullmatch(key):
+                raise self.fail(f"{where}.{key}", f"{key!r} is not a safe name ({LABEL_RULE})")
+            if not labels:
+                self.name(key, f"{where}.{key}")
+            file_name = slug(key).casefold()
+            if file_name in seen:
+                raise self.fail(f"{where}.{key}", f"{key!r} and {seen[file_name]!r} give one file name "
+                                f"({slug(key)}): rename one")
+            seen[file_name] = key
+        return data
+
     def mapping(self, value: Any, where: str, allowed: tuple[str, ...] | None = None) -> dict[str, Any]:
         if value is None:
             return {}
         if not isinstance(value, dict):
             raise self.fail(where, f"expected a mapping, not {_kind(value)}")
+        for key in value:
+            if not isinstance(key, str):
+                raise self.fail(where, f"the key {key!r} is {_kind(key)}; keys are text")
         if allowed is not None:
             for key in value:
                 if key not in allowed:
@@ -220,6 +265,8 @@ class _Reader:
     def string(self, value: Any, where: str) -> str:
         if not isinstance(value, str) or not value.strip():
             raise self.fail(where, f"expected text, not {_kind(value)}")
+        if "\0" in value:
+            raise self.fail(where, "the text holds a NUL character")
         return value.strip()
 
     def strings(self, value: Any, where: str) -> list[str]:
@@ -228,6 +275,18 @@ class _Reader:
         if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
             raise self.fail(where, f"expected a list of names, not {_kind(value)}")
         return [v.strip() for v in value]
+
+    def whole(self, value: Any, where: str, low: int, high: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise self.fail(where, f"expected a whole number from {low:,} to {high:,}, not {_kind(value)}")
+        return value
+
+    def languages(self, value: Any, where: str) -> list[str]:
+        """Language codes (they name files and steps: safe names)."""
+        codes = self.strings(value, where)
+        for k, code in enumerate(codes):
+            self.name(code, f"{where}[{k}]")
+        return codes
 
     def stage(self, value: Any, where: str, section: str) -> dict[str, Any]:
         """A stage section: the keys of the stage's options dataclass, each value of the field's type (what the
@@ -274,7 +333,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str], path: str) -> dic
         if not sep or not dotted.strip():
             raise AitError(f"--set {item!r}: expected KEY.PATH=VALUE, e.g. train.epochs=1")
         try:
-            value = yaml.safe_load(text)
+            value = yaml_text(text, f"--set {dotted.strip()}")
         except yaml.YAMLError as exc:
             raise AitError(f"--set {item!r}: the value is not YAML: {exc}") from None
         node = raw
@@ -304,24 +363,23 @@ def load_experiment(path: str | Path, *, output: str | None = None, overrides: l
     if not out_dir:
         raise r.fail("output", "missing: the directory for the experiment's outputs")
     exp = Experiment(path=path, output=r.string(out_dir, "output"),
-                     languages=r.strings(raw.get("languages", []), "languages"))
+                     languages=r.languages(raw.get("languages", []), "languages"))
     if raw.get("language_file") is not None:
         exp.language_file = r.string(raw["language_file"], "language_file")
         if not Path(exp.language_file).is_file():
             raise r.fail("language_file", f"{exp.language_file}: no such file")
-    exp.env = {str(k): str(v) for k, v in r.mapping(raw.get("env"), "env").items()}
+    exp.env = _read_env(r, r.mapping(raw.get("env"), "env"))
     if "toy" in raw:
         toy = r.mapping(raw["toy"], "toy", tuple(TOY_KEYS))
         for key, value in toy.items():
-            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if key == "seed" else 1):
-                raise r.fail(f"toy.{key}", f"expected a whole number{'' if key == 'seed' else ' ≥ 1'}, not {_kind(value)}")
+            r.whole(value, f"toy.{key}", *TOY_KEYS[key])
         exp.toy = toy
         r.toy_missing = False
-    _read_corpora(exp, r, r.mapping(raw.get("corpora"), "corpora"))
+    _read_corpora(exp, r, r.named(raw.get("corpora"), "corpora"))
     exp.align = r.stage(raw.get("align"), "align", "align")
-    for lang, section in r.mapping(raw.get("align_per_language"), "align_per_language").items():
+    for lang, section in r.named(raw.get("align_per_language"), "align_per_language").items():
         exp.align_per_language[lang] = r.stage(section, f"align_per_language.{lang}", "align")
-    _read_datasets(exp, r, r.mapping(raw.get("datasets"), "datasets"))
+    _read_datasets(exp, r, r.named(raw.get("datasets"), "datasets"))
     exp.train = r.stage(raw.get("train"), "train", "train")
     exp.translate = r.stage(raw.get("translate"), "translate", "translate")
     exp.score = r.stage(raw.get("score"), "score", "score")
@@ -329,12 +387,12 @@ def load_experiment(path: str | Path, *, output: str | None = None, overrides: l
     for k, name in enumerate(exp.test_sets):
         if name not in exp.corpora:
             raise r.fail(f"test_sets[{k}]", f"unknown corpus {name!r}", hint=f"the corpora: {', '.join(exp.corpora)}")
-    _read_systems(exp, r, r.mapping(raw.get("systems"), "systems"))
+    _read_systems(exp, r, r.named(raw.get("systems"), "systems", labels=True))
     if raw.get("baseline") is not None:
         exp.baseline = r.string(raw["baseline"], "baseline")
         if exp.baseline not in exp.systems:
             raise r.fail("baseline", f"unknown system {exp.baseline!r}", hint=f"the systems: {', '.join(exp.systems)}")
-    _read_tables(exp, r, r.mapping(raw.get("tables"), "tables"))
+    _read_tables(exp, r, r.named(raw.get("tables"), "tables", labels=True))
     if raw.get("probe") is not None:
         _read_probe(exp, r, r.mapping(raw["probe"], "probe", PROBE_KEYS))
     slurm = r.mapping(raw.get("slurm"), "slurm", ("all", "gpu"))
@@ -352,6 +410,21 @@ def load_experiment(path: str | Path, *, output: str | None = None, overrides: l
     return exp
 
 
+def _read_env(r: _Reader, env: dict[str, Any]) -> dict[str, str]:
+    """Environment variables: names a shell accepts, values text, numbers or true/false (no NUL: exec refuses
+    it)."""
+    out = {}
+    for key, value in env.items():
+        if not ENV_NAME.fullmatch(key):
+            raise r.fail(f"env.{key}", "not a variable name (letters, digits and _, not starting with a digit)")
+        if not isinstance(value, (str, int, float, bool)):
+            raise r.fail(f"env.{key}", f"expected text or a number, not {_kind(value)}")
+        if "\0" in str(value):
+            raise r.fail(f"env.{key}", "the value holds a NUL character")
+        out[key] = ("true" if value else "false") if isinstance(value, bool) else str(value)  # as YAML spells it
+    return out
+
+
 def _read_corpora(exp: Experiment, r: _Reader, corpora: dict[str, Any]) -> None:
     for name, spec in corpora.items():
         where = f"corpora.{name}"
@@ -360,7 +433,7 @@ def _read_corpora(exp: Experiment, r: _Reader, corpora: dict[str, Any]) -> None:
         if len(kinds) != 1:
             raise r.fail(where, "give exactly one source: file, opus100, flores200 or toy")
         kind = kinds[0]
-        languages = r.strings(spec["languages"], f"{where}.languages") if "languages" in spec else list(exp.languages)
+        languages = r.languages(spec["languages"], f"{where}.languages") if "languages" in spec else list(exp.languages)
         each = spec.get("each", "language")
         if each not in ("language", "pair"):
             raise r.fail(f"{where}.each", f"expected language or pair, not {_kind(each)}")
@@ -423,7 +496,7 @@ def _read_datasets(exp: Experiment, r: _Reader, datasets: dict[str, Any]) -> Non
             except (AitError, ValueError) as exc:
                 raise r.fail(f"{where}.weight", str(exc)) from None
             weight = str(weight)
-        languages = r.strings(spec["languages"], f"{where}.languages") if "languages" in spec else None
+        languages = r.languages(spec["languages"], f"{where}.languages") if "languages" in spec else None
         for lang in languages or ():
             if lang not in _units(exp.corpora[corpus]):
                 raise r.fail(f"{where}.languages", f"{lang!r} is not among corpus {corpus!r}'s languages "
@@ -461,8 +534,7 @@ def _read_systems(exp: Experiment, r: _Reader, systems: dict[str, Any]) -> None:
                                  "trained on the toy data)")
                 toy = r.mapping(model["toy"], f"{where}.model.toy", tuple(TOY_MODEL_KEYS))
                 for key, value in toy.items():
-                    if isinstance(value, bool) or not isinstance(value, int):
-                        raise r.fail(f"{where}.model.toy.{key}", f"expected a whole number, not {_kind(value)}")
+                    r.whole(value, f"{where}.model.toy.{key}", *TOY_MODEL_KEYS[key])
                 model = {"toy": toy}
             else:
                 model = {"system": r.string(model["system"], f"{where}.model.system")}
@@ -473,7 +545,7 @@ def _read_systems(exp: Experiment, r: _Reader, systems: dict[str, Any]) -> None:
         curriculum = spec.get("curriculum")
         if curriculum is not None and not isinstance(curriculum, (str, list)):
             raise r.fail(f"{where}.curriculum", f"expected text such as mt+align,mt or a list, not {_kind(curriculum)}")
-        data = {k: r.string(v, f"{where}.data.{k}") for k, v in r.mapping(spec.get("data"), f"{where}.data").items()}
+        data = {k: r.string(v, f"{where}.data.{k}") for k, v in r.named(spec.get("data"), f"{where}.data").items()}
         val = r.string(spec["val"], f"{where}.val") if spec.get("val") is not None else None
         for key, dataset in list(data.items()) + ([("val", val)] if val else []):
             if dataset not in exp.datasets:

@@ -18,8 +18,8 @@ from typing import Any
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.experiment.graph import Graph
 from aligninstruct_cli.experiment.health import health_failed
-from aligninstruct_cli.experiment.run import (_log_header, finish_step, link_names, log_path, prepare_step,
-                                              step_env)
+from aligninstruct_cli.experiment.run import (_log_header, check_spec, finish_step, inside_output, link_names,
+                                              log_path, prepare_step, step_env)
 
 POLL_SECONDS = 1.0
 
@@ -43,8 +43,8 @@ def run_step_job(spec: dict[str, Any]) -> None:
         _log_header(log, " ".join(argv))
         rc = subprocess.call(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=spec["env"],
                              cwd=spec["cwd"])  # the config's relative paths are relative to where `run` was started
-    finish_step(Path(spec["directory"]), spec["names"], spec["kind"], spec["key"], spec["shell"], rc,
-                time.monotonic() - started, spec["log"])
+    rc = finish_step(Path(spec["directory"]), spec["names"], spec["kind"], spec["key"], spec["shell"], rc,
+                     time.monotonic() - started, spec["log"], spec["check"])
     if rc != 0:
         raise RuntimeError(f"{spec['names'][0]} exited with code {rc}; see {spec['log']}")
 
@@ -56,13 +56,17 @@ def _spec(graph: Graph, key: str) -> dict[str, Any]:
         argv = argv[:-1]  # decided when the job starts (its directory may change until then)
     return {"argv": argv, "resume": step.kind == "train", "directory": str(graph.directory(key)),
             "names": step.names, "kind": step.kind, "key": key, "shell": graph.shell(key),
-            "log": str(log_path(graph, key)), "env": step_env(graph), "cwd": os.getcwd()}
+            "log": str(log_path(graph, key)), "env": step_env(graph, key), "cwd": os.getcwd(),
+            "check": check_spec(graph, key)}
 
 
 def _executor(graph: Graph, cluster: str, device: bool):
     submitit = _submitit()
-    folder = Path(graph.exp.output) / "submitit"
-    executor = submitit.AutoExecutor(folder=str(folder), cluster="local" if cluster == "submitit-local" else cluster)
+    folder = inside_output(graph.exp.output, Path(graph.exp.output) / "submitit")
+    try:
+        executor = submitit.AutoExecutor(folder=str(folder), cluster="local" if cluster == "submitit-local" else cluster)
+    except RuntimeError as exc:  # submitit: 'Could not detect "srun", are you indeed on a slurm cluster?'
+        raise AitError(f"--executor {cluster}: {exc}", hint="run on a Slurm login node, or use --executor local") from None
     params = {"timeout_min": 24 * 60, **graph.exp.slurm.get("all", {}), **(graph.exp.slurm.get("gpu", {}) if device
                                                                           else {})}
     additional = dict(params.pop("slurm_additional_parameters", {}) or {})

@@ -59,10 +59,6 @@ class Step:
     def device(self) -> bool:
         return self.kind in DEVICE_KINDS
 
-    @property
-    def is_shell(self) -> bool:
-        return self.argv[:2] == ["bash", "-c"]
-
 
 class Graph:
     """The steps, in an order where every step comes after its inputs (the plan's order)."""
@@ -97,10 +93,9 @@ class Graph:
         return [self.resolve(token, key) for token in self.steps[key].argv]
 
     def shell(self, key: str) -> str:
-        argv = self.argv(key)
-        if self.steps[key].is_shell:
-            return argv[2]
-        return " ".join(shlex.quote(t) for t in argv)
+        """The step's command line as one line of shell, every word quoted (the plan; the runner runs the argv
+        list itself, without a shell)."""
+        return " ".join(shlex.quote(t) for t in self.argv(key))
 
     def dependents(self, key: str) -> set[str]:
         """Every step that reads `key`'s output, directly or not."""
@@ -131,6 +126,11 @@ def _ordered(steps: dict[str, Step]) -> list[str]:
                 if not inputs:
                     heapq.heappush(heap, (KIND_ORDER.index(steps[other].kind), made[other], other))
     return order
+
+
+def argument_path(path: str) -> str:
+    """A file of yours as a command-line word that no command reads as an option (`./-x`, not `-x`)."""
+    return f"./{path}" if path.startswith("-") else path
 
 
 # ---------------------------------------------------------------------------------------------- flags
@@ -253,7 +253,7 @@ class Builder:
             parts = [(units[0], self.ref(toy, corpus.source), [toy])]
         elif corpus.kind == "file":
             for unit in units:
-                path = corpus.source.replace("{lang}", unit)
+                path = argument_path(corpus.source.replace("{lang}", unit))
                 if corpus.direction != "as-is":  # reversed or both: `ait data file` writes them
                     out = f"{name}.{unit}.jsonl"
                     languages = ["--languages", self.exp.language_file] if self.exp.language_file else []
@@ -357,19 +357,17 @@ class Builder:
         return self.memo[memo]
 
     def concat(self, name: str, parts: list[tuple[str, str, list[str]]], head: int | None = None) -> tuple[list[str], str]:
-        """(input keys, path or @{ref}) of the parts as one file: a `cat` (or `head -n`) step when several."""
+        """(input keys, path or @{ref}) of the parts as one file: an `ait experiment concat` step when several
+        (or to keep each part's first `head` lines)."""
         if len(parts) == 1 and head is None:
             unit, path, inputs = parts[0]
             return inputs, path
-        quoted = [shlex.quote(p) if not p.startswith("@{") else p for _, p, _ in parts]
         out = f"{name}.jsonl"
-        if head is None:
-            script = f"cat {' '.join(quoted)} > @{{out}}/{out}"
-        else:
-            script = "{ " + " ".join(f"head -n {head} {p};" for p in quoted) + f" }} > @{{out}}/{out}"
+        argv = [AIT, "experiment", "concat", *[argument_path(p) for _, p, _ in parts]]
+        argv += ["--head", str(head)] if head is not None else []
         inputs = [k for _, _, keys in parts for k in keys]
         files = [p for _, p, _ in parts if not p.startswith("@{")]
-        key = self.add(f"cat/{name}", "cat", ["bash", "-c", script], inputs=inputs, files=files, main=out)
+        key = self.add(f"cat/{name}", "cat", [*argv, "-o", f"@{{out}}/{out}"], inputs=inputs, files=files, main=out)
         return [key], self.ref(key, out)
 
     # --- systems
@@ -531,7 +529,34 @@ def build_graph(exp: Experiment, hasher: Any = None) -> Graph:
         b.score(table)
     if exp.probe is not None:
         b.probe()
-    return Graph(exp, b.steps)
+    graph = Graph(exp, b.steps)
+    check_distinct_links(graph)
+    return graph
+
+
+def slug(name: str) -> str:
+    """A name as one path component: no `/`, nothing but letters, digits and `._+-`, not starting with `.`."""
+    return re.sub(r"[^A-Za-z0-9._+-]+", "_", name).strip("_").lstrip(".-_") or "step"
+
+
+def link_name(step: Step, name: str) -> str:
+    """The readable name of a step under OUTPUT/<kind>/ (`train/MTInstruct` -> MTInstruct)."""
+    kind, _, rest = name.partition("/")
+    return slug(rest or kind)
+
+
+def check_distinct_links(graph: Graph) -> None:
+    """Two different steps may not get one readable link (`corpus a.b` in language `c` and `corpus a` in
+    language `b.c` both make `data/a.b.c`), not even one that differs only in case."""
+    seen: dict[tuple[str, str], tuple[str, str]] = {}
+    for step in graph:
+        for name in step.names:
+            link = (step.kind, link_name(step, name).casefold())
+            if link in seen and seen[link][0] != step.key:
+                raise graph.exp.error("", f"steps {seen[link][1]!r} and {name!r} would share the name "
+                                      f"{step.kind}/{link_name(step, name)}", hint="rename a corpus, data set, "
+                                      "system or language so that the two differ")
+            seen[link] = (step.key, name)
 
 
 def table_step(graph: Graph, table: str) -> Step:
@@ -557,7 +582,7 @@ def render_plan(graph: Graph, *, done: set[str] = frozenset()) -> str:
     for name, table in exp.tables.items():
         lines.append(f"# table {name}: {', '.join(table.systems)}"
                      + (f" against {table.baseline}" if table.baseline else ""))
-    lines += [f"export {k}={shlex.quote(v)}" for k, v in exp.env.items()]
+    lines += [f"export {k}={shlex.quote(v)}" for k, v in exp.env.items()]  # keys: checked names (config.py)
     for n, step in enumerate(graph, 1):
         names = ", ".join(step.names)
         reads = [graph.steps[k].name for k in step.inputs] + list(step.files)
@@ -569,4 +594,9 @@ def render_plan(graph: Graph, *, done: set[str] = frozenset()) -> str:
             lines.append("#   (after an interruption, the same command with --resume continues the run)")
         lines.append(f"mkdir -p {shlex.quote(str(graph.directory(step.key)))}")
         lines.append(graph.shell(step.key))
+    # a comment stays one comment line whatever a name or path holds (commands are quoted word by word)
+    lines = [_CONTROL.sub(lambda m: repr(m.group())[1:-1], line) if line.startswith("#") else line for line in lines]
     return "\n".join(lines) + "\n"
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")

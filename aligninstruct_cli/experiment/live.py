@@ -327,20 +327,21 @@ class StudyView:
 
 
 def status_text(graph: Any) -> tuple[str, str]:
-    """`ait experiment status`: (a line per step: names, state, start, duration, output, log, and for a running
-    step its progress; the counts by state)."""
+    """`ait experiment status`: (a line per step: names, state, start, duration, output, log, and why a stale step
+    is stale, and for a running step its progress; the counts by state)."""
     from aligninstruct_cli.experiment.run import RUNNING, status_rows
 
-    rows = status_rows(graph)
+    rows = status_rows(graph, reasons=True)
     width = max(len(r[0]) for r in rows) if rows else 4
     lines, counts = [], {}
     cache: dict[str, int] = {}
-    for key, (names, state, out, log) in zip(graph.order, rows):
+    for key, (names, state, out, log, why) in zip(graph.order, rows):
         counts[state] = counts.get(state, 0) + 1
         started, seconds = step_times(graph, key)
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)) if started is not None else "-"
         took = duration(seconds) if seconds is not None else "-"
-        lines.append(f"{names:<{width}}  {state:<8} {when:<19}  {took:>14}  {out}" + (f"  log: {log}" if log else ""))
+        lines.append(f"{names:<{width}}  {state:<8} {when:<19}  {took:>14}  {out}" + (f"  log: {log}" if log else "")
+                     + (f"  ({why})" if why else ""))
         if state == RUNNING:
             progress = step_progress(graph, key, cache)
             if progress is not None:

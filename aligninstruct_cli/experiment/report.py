@@ -3,7 +3,9 @@ OUTPUT/tables/, rendered by `metrics.report` from each table's `ait score` JSON:
 intervals and significance marks against the baseline), the training and validation loss of every
 trained system and stage (loss.png, from each run's metrics.jsonl: experiment/plots.py), the health checks,
 sample translations and step durations (experiment/report_sections.py), and the probe's Δ plot when the
-config asks for one. What is not made yet is listed, not invented."""
+config asks for one. What is not made yet is listed, not invented; a table whose score step is stale (its
+outputs, or the translations it scored, changed since it was done) is refused, exit 2, naming the step: a
+table is built only from verified-complete outputs. A corrupt file is one error line naming it."""
 
 from __future__ import annotations
 
@@ -13,11 +15,12 @@ from typing import Any
 
 import orjson
 
+from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.experiment.graph import Graph
 from aligninstruct_cli.experiment.plots import plot_losses
 from aligninstruct_cli.experiment.report_sections import (durations_section, health_section, samples_section,
                                                           table_notes)
-from aligninstruct_cli.experiment.run import DONE, status_rows, step_state
+from aligninstruct_cli.experiment.run import DONE, STALE, inside_output, status_rows, step_state, step_status
 from aligninstruct_cli.metrics.report import dumps_report, render
 
 
@@ -30,9 +33,31 @@ def _write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def _done(graph: Graph, name: str) -> Path | None:
+def _done(graph: Graph, name: str, memo: dict | None = None) -> Path | None:
     key = graph.by_name.get(name)
-    return graph.output(key) if key and step_state(graph, key) == DONE else None
+    return graph.output(key) if key and step_state(graph, key, memo) == DONE else None
+
+
+def read_json_file(path: Path, default: Any = None) -> Any:
+    """A JSON file a step wrote (`default` when it is not there); a corrupt one is an AitError naming it."""
+    try:
+        return orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        return default
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise AitError(f"{path}: corrupt or unreadable ({exc})",
+                       hint="delete its step's directory and run `ait experiment run` again") from None
+
+
+def _scores(graph: Graph, name: str, memo: dict) -> Path | None:
+    """A table's verified scores.json, None when its score step has not run; a stale one is refused."""
+    key = graph.by_name[f"score/{name}"]
+    state, why = step_status(graph, key, memo)
+    if state == STALE and (graph.directory(key) / "done.json").exists():
+        raise AitError(f"table {name}: step score/{name} is stale ({why}); no table is made from outputs "
+                       "that changed after they were checked", hint="run `ait experiment run` again: it redoes the "
+                       "step and what it needs")
+    return graph.output(key) if state == DONE else None
 
 
 def write_tables(graph: Graph) -> dict[str, dict[str, Any]]:
@@ -40,12 +65,16 @@ def write_tables(graph: Graph) -> dict[str, dict[str, Any]]:
     exp = graph.exp
     out = Path(exp.output) / "tables"
     tables: dict[str, dict[str, Any]] = {}
+    memo: dict = {}
     for name, table in exp.tables.items():
-        scores = _done(graph, f"score/{name}")
+        scores = _scores(graph, name, memo)
         if scores is None:
             continue
+        inside_output(exp.output, out)
         out.mkdir(parents=True, exist_ok=True)
-        report = orjson.loads(scores.read_bytes())
+        report = read_json_file(scores)
+        if not isinstance(report, dict) or not isinstance(report.get("systems"), list):
+            raise AitError(f"{scores}: not an `ait score` report")
         layout = {**exp.score, **table.score}.get("layout", "ait")
         markdown = render(report, "markdown", layout)
         files = {"markdown": out / f"{name}.md", "TSV": out / f"{name}.tsv", "JSON": out / f"{name}.json"}
@@ -110,16 +139,22 @@ def training_runs(graph: Graph) -> dict[str, Path]:
 def loss_curves(run: Path) -> list[dict[str, Any]]:
     """Per stage of the chosen learning rate: {stage, steps, loss, val_steps, val_loss}, steps counted from
     the run's start (each stage's steps follow the previous stage's)."""
-    manifest = orjson.loads((run / "run.json").read_bytes()) if (run / "run.json").exists() else {}
+    manifest = read_json_file(run / "run.json", {})
+    manifest = manifest if isinstance(manifest, dict) else {}
     lrs = manifest.get("lrs") or []
     chosen = (manifest.get("result") or {}).get("chosen_lr")
     lr_index = lrs.index(chosen) if chosen in lrs else 0
     stages: dict[int, dict[str, Any]] = {}
     path = run / "metrics.jsonl"
-    for line in path.read_bytes().splitlines() if path.exists() else []:
+    for line_no, line in enumerate(path.read_bytes().splitlines() if path.exists() else [], 1):
         if not line.strip():
             continue
-        rec = orjson.loads(line)
+        try:
+            rec = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise AitError(f"{path}:{line_no}: corrupt line ({exc})") from None
+        if not isinstance(rec, dict) or not isinstance(rec.get("step", 0), (int, float)):
+            raise AitError(f"{path}:{line_no}: not a metrics record")
         if rec.get("lr_index", 0) != lr_index:
             continue
         s = stages.setdefault(rec.get("stage", 1), {"stage": rec.get("stage", 1), "steps": [], "loss": [],
@@ -149,8 +184,8 @@ def _browse(graph: Graph, kind: str, name: str) -> str:
 
 
 def _run_summary(run: Path) -> tuple[str, str]:
-    manifest = orjson.loads((run / "run.json").read_bytes()) if (run / "run.json").exists() else {}
-    result = manifest.get("result") or {}
+    manifest = read_json_file(run / "run.json", {})
+    result = (manifest.get("result") if isinstance(manifest, dict) else None) or {}
     chosen = result.get("chosen_lr")
     losses = result.get("final_val_loss") or {}
     val = losses.get(f"{chosen:g}") if isinstance(chosen, (int, float)) else None
@@ -162,6 +197,8 @@ def write_report(graph: Graph) -> tuple[Path, list[str]]:
     exp = graph.exp
     out = Path(exp.output)
     out.mkdir(parents=True, exist_ok=True)
+    for path in (out / "report.md", out / "loss.png", out / "probe.png", out / "tables"):
+        inside_output(out, path)
     tables = write_tables(graph)
     runs = training_runs(graph)
     has_loss = plot_losses(graph, runs, out / "loss.png")
@@ -214,7 +251,7 @@ def write_report(graph: Graph) -> tuple[Path, list[str]]:
             md += ["Not made yet.", ""]
             missing.append("probe")
         else:
-            result = orjson.loads(compare.read_bytes())
+            result = read_json_file(compare)
             header = [run["label"] for run in result["runs"]] + [d["name"] for d in result["deltas"]]
             md += ["Layer-wise cosine similarity of the parallel sentences' mean-pooled hidden states; "
                    + ", ".join(f"{d['name']} = {d['to']} − {d['from']}" for d in result["deltas"]) + ".", "",

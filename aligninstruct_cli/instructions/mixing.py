@@ -153,6 +153,9 @@ def parse_inputs(specs: Sequence[str]) -> list[MixInput]:
     return inputs
 
 
+MAX_WEIGHT = 1_000_000  # beyond it a weight only exhausts memory (1e309 is a valid Fraction)
+
+
 def parse_weight(text: str) -> Fraction:
     try:
         weight = Fraction(text.strip())
@@ -160,6 +163,8 @@ def parse_weight(text: str) -> Fraction:
         raise AitError(f"weight {text!r} is not a number (use e.g. 2, 0.5 or 1/3)") from None
     if weight < 0:
         raise AitError(f"weight {text!r} is negative")
+    if weight > MAX_WEIGHT:
+        raise AitError(f"weight {text!r} is too large (at most {MAX_WEIGHT:,}: each record that many times)")
     return weight
 
 

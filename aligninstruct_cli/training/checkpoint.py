@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from aligninstruct_cli.errors import AitError
-from aligninstruct_cli.io import read_json, write_json
+from aligninstruct_cli.io import read_json, umask_permissions, write_json  # noqa: F401 (umask_permissions: here too)
 from aligninstruct_cli.training.config import TrainOptions
 
 STATE_FILE = "state.json"
@@ -460,10 +460,3 @@ def save_stage_model(model, tokenizer, out_dir: str | os.PathLike[str], *, full:
     os.replace(tmp, out)
 
 
-def umask_permissions(folder: Path) -> None:
-    """Files the libraries wrote with their own modes (safetensors' 0600) get what the umask gives a new
-    file, like their siblings."""
-    mask = os.umask(0)
-    os.umask(mask)
-    for path in [folder, *folder.rglob("*")]:
-        path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)
