@@ -25,6 +25,21 @@ def _torch_one_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture(autouse=True)
+def _hub_offline_state():
+    """`hub.go_offline` switches this process offline for good (right for one command); in-process tests get the
+    switch, and HF_HUB_OFFLINE, back as they were, so a later test sees what the user set, not what a test did."""
+    from aligninstruct_cli import hub
+
+    switched, env = hub._switched_offline, os.environ.get("HF_HUB_OFFLINE")
+    yield
+    hub._switched_offline = switched
+    if env is None:
+        os.environ.pop("HF_HUB_OFFLINE", None)
+    else:
+        os.environ["HF_HUB_OFFLINE"] = env
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """../shared/data (real FLORES-200, OPUS-100 slices, gold alignments); read-only, never copied."""
