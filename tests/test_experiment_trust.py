@@ -411,6 +411,7 @@ def test_a_link_location_holding_something_else_is_an_error_and_kept(tmp_path, w
     assert link.is_symlink() if what == "foreign link" else link.exists() and not link.is_symlink()
 
 
+@pytest.mark.slow  # the ended sleep stays our zombie child, so ending its group waits the 20 s grace
 def test_a_pid_file_is_acted_on_only_while_its_process_is_the_same(tmp_path):
     graph = shell_graph(tmp_path / "out", {"a": ("true", [])})
     logs = tmp_path / "out" / "logs"
