@@ -1,0 +1,211 @@
+"""The shell examples of README.md and docs/*.md, as the docs-examples tests see them (tests/test_docs_examples.py).
+
+Every fenced ```bash block carries a marker, an HTML comment on the line(s) right above its fence
+(docs/index.md, "Examples that are tested"):
+
+    <!-- docs-test: run; sub OLD => NEW -->       executed with bash in a fixture folder (tiny models, local data)
+    <!-- docs-test: needs hub: why -->            not executed (gpu | hub | cluster | slow | install), with why
+
+Directives are separated by `;`. `sub OLD => NEW` replaces text in the block before anything else (a hub
+model by a local one, `…` by real options, a shell function's output by its value). Whatever the marker,
+every `ait ...` command line of every block is parsed against the real CLI: the command and each flag
+exist and the values pass the options' parsers (`--print-config` where the command has it, which
+resolves and checks the options without running; otherwise click's own parse). Shell variables assigned
+in the block (`M=...`, the first word of `for X in ...`) are expanded; any other `$` in an `ait` line is
+an error that asks for a `sub`."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+REASONS = ("gpu", "hub", "cluster", "slow", "install")
+MARKER = re.compile(r"<!--\s*docs-test:(.*?)-->", re.S)
+
+
+def doc_files() -> list[Path]:
+    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+@dataclass
+class Block:
+    path: str  # relative to the repository root
+    line: int  # the fence's line, 1-based
+    text: str
+    run: bool = False
+    needs: str | None = None  # one of REASONS
+    why: str = ""
+    subs: list[tuple[str, str]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # a missing or malformed marker
+
+    @property
+    def where(self) -> str:
+        return f"{self.path}:{self.line}"
+
+    def substituted(self) -> str:
+        text = self.text
+        for old, new in self.subs:
+            if old not in text:
+                self.errors.append(f"sub {old!r}: not in the block")
+            text = text.replace(old, new)
+        return text
+
+
+def blocks(path: str, text: str) -> list[Block]:
+    """The ```bash blocks of one Markdown text, with their markers."""
+    lines = text.split("\n")
+    found = []
+    k = 0
+    while k < len(lines):
+        if lines[k].strip() != "```bash":
+            k += 1
+            continue
+        end = k + 1
+        while end < len(lines) and lines[end].strip() != "```":
+            end += 1
+        block = Block(path, k + 1, "\n".join(lines[k + 1:end]))
+        comment: list[str] = []  # the HTML comment(s) on the lines right above the fence
+        above, inside = k - 1, False
+        while above >= 0 and (inside or lines[above].strip().endswith("-->")):
+            comment.insert(0, lines[above])
+            inside = "<!--" not in lines[above]
+            above -= 1
+        markers = MARKER.findall("\n".join(comment))
+        if not markers:
+            block.errors.append("no docs-test marker above the block (`<!-- docs-test: run -->` or "
+                                f"`<!-- docs-test: needs {'|'.join(REASONS)}: why -->`)")
+        for directive in (d.strip() for m in markers for d in m.split(";")):
+            if directive == "run":
+                block.run = True
+            elif directive.startswith("needs "):
+                reason, _, why = directive[len("needs "):].partition(":")
+                if reason.strip() not in REASONS or not why.strip():
+                    block.errors.append(f"bad marker {directive!r}: needs {'|'.join(REASONS)}: why")
+                block.needs, block.why = reason.strip(), why.strip()
+            elif directive.startswith("sub ") and " => " in directive:
+                old, new = directive[len("sub "):].split(" => ", 1)
+                block.subs.append((old.strip(), new.strip()))
+            elif directive:
+                block.errors.append(f"unknown docs-test directive {directive!r}")
+        if markers and block.run == (block.needs is not None):
+            block.errors.append("a block is either `run` or `needs REASON: why`")
+        found.append(block)
+        k = end + 1
+    return found
+
+
+def all_blocks() -> list[Block]:
+    return [b for p in doc_files() for b in blocks(str(p.relative_to(ROOT)), p.read_text(encoding="utf-8"))]
+
+
+# ------------------------------------------------------------------------------------------ shell words
+def _strip_comments(text: str) -> str:
+    """Text without shell comments (`#` starting a word, outside quotes) and line continuations; an unquoted
+    newline becomes `;` (a command boundary), a quoted one a space."""
+    out, quote, k = [], None, 0
+    while k < len(text):
+        c = text[k]
+        if quote:
+            out.append(" " if c == "\n" else c)
+            if c == quote:
+                quote = None
+        elif c in "'\"":
+            quote = c
+            out.append(c)
+        elif c == "\\" and text[k + 1:k + 2] == "\n":
+            out.append(" ")
+            k += 1
+        elif c == "#" and (k == 0 or text[k - 1] in " \t\n;"):
+            while k < len(text) and text[k] != "\n":
+                k += 1
+            continue
+        elif c == "\n":
+            out.append(" ; ")
+        else:
+            out.append(c)
+        k += 1
+    return "".join(out)
+
+
+ASSIGNMENT = re.compile(r"(?:^|[\s;])([A-Za-z_]\w*)=(\"[^\"]*\"|'[^']*'|[^\s;]*)")
+FOR_LOOP = re.compile(r"\bfor\s+([A-Za-z_]\w*)\s+in\s+([^;]+);")
+VARIABLE = re.compile(r"\$\{([A-Za-z_]\w*)\}|\$([A-Za-z_]\w*)")
+
+
+def _expand(text: str, env: dict[str, str]) -> str:
+    for _ in range(5):  # values that name other variables (A=$RUNS/x)
+        text = VARIABLE.sub(lambda m: env.get(m.group(1) or m.group(2), m.group(0)), text)
+    return text
+
+
+def shell_variables(text: str, env: dict[str, str] | None = None) -> dict[str, str]:
+    """The variables a block assigns (`M=...`; a loop's variable: its first word), on top of `env` (those of
+    the page's earlier blocks, which a reader has run in the same shell)."""
+    env = dict(env or {})
+    text = _strip_comments(text)
+    for m in ASSIGNMENT.finditer(text):
+        env[m.group(1)] = _expand(m.group(2).strip("'\""), env)
+    for m in FOR_LOOP.finditer(text):  # a loop's first value stands for all
+        words = _expand(m.group(2), env).split()
+        env[m.group(1)] = words[0] if words else ""
+    return {name: _expand(value, env) for name, value in env.items()}
+
+
+def ait_commands(block: Block, env: dict[str, str] | None = None) -> list[list[str]]:
+    """The argument lists of the block's `ait` commands (after `sub`s and the shell variables)."""
+    text = _strip_comments(block.substituted())
+    env = shell_variables(text, env)
+    commands = []
+    for statement in re.split(r"(?<![<>&|;]);(?!;)|&&|\|\||(?<![<>|])\|(?!\|)|(?<![<>&])&(?!&)", text):
+        if "ait" not in statement:
+            continue
+        words = shlex.split(_expand(statement, env))
+        # redirections end the command's words (`> out.jsonl`, `2> log`)
+        for k, word in enumerate(words):
+            if word[:1] in "<>" or re.fullmatch(r"\d?[<>]+.*", word):
+                words = words[:k]
+                break
+        while words and (re.fullmatch(r"[A-Za-z_]\w*=.*", words[0]) or words[0] in ("do", "then", "else", "time")):
+            words = words[1:]
+        if words and words[0] == "ait":
+            commands.append(words[1:])
+    return commands
+
+
+# ------------------------------------------------------------------------------------------ the real CLI
+def check_command(args: list[str]) -> str:
+    """Parse `ait ARGS` against the real CLI without running it; returns how ('print-config' or 'parse'),
+    raises AssertionError naming what is wrong."""
+    from typer.main import get_command
+    from typer.testing import CliRunner
+
+    from aligninstruct_cli.cli import app
+
+    unexpanded = [a for a in args if "$" in a or "…" in a]
+    if unexpanded:
+        raise AssertionError(f"unexpanded {unexpanded}: declare `sub OLD => NEW` in the block's marker")
+    if args[:1] in (["--version"], ["--help"], ["-h"]) or "--help" in args or "-h" in args:
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        return "parse"
+    cli = get_command(app)
+    try:
+        ctx = cli.make_context("ait", list(args))
+        command, rest, parents = cli, ctx._protected_args + ctx.args, [ctx]
+        while hasattr(command, "resolve_command") and rest:
+            name, command, rest = command.resolve_command(parents[-1], rest)
+            parents.append(command.make_context(name, list(rest), parent=parents[-1]))
+            rest = parents[-1]._protected_args + parents[-1].args if hasattr(command, "resolve_command") else []
+    except Exception as exc:  # click's UsageError, BadParameter, NoSuchOption ...
+        raise AssertionError(f"ait {shlex.join(args)}: {type(exc).__name__}: {exc}") from None
+    if any(p.name == "print_config" for p in command.params) and "--print-config" not in args:
+        if "--config" in args and not Path(args[args.index("--config") + 1]).exists():
+            at = args.index("--config")  # a config file the example writes first: its values are not checked
+            args = args[:at] + args[at + 2:]
+        result = CliRunner().invoke(app, [*args, "--print-config"])
+        assert result.exit_code == 0, f"ait {shlex.join(args)} --print-config: exit {result.exit_code}: {result.output}"
+        return "print-config"
+    return "parse"
