@@ -101,6 +101,59 @@ def all_blocks() -> list[Block]:
     return [b for p in doc_files() for b in blocks(str(p.relative_to(ROOT)), p.read_text(encoding="utf-8"))]
 
 
+@dataclass
+class Output:
+    """A shown output: a plain ``` block under `<!-- docs-test: output of: COMMAND -->`, or a transcript
+    whose first line is `$ COMMAND`; the command's stderr and stdout together must be the block's text."""
+    path: str
+    line: int
+    command: str
+    expected: str
+
+    @property
+    def where(self) -> str:
+        return f"{self.path}:{self.line}"
+
+
+def fences(text: str) -> list[tuple[int, str, list[str], list[str]]]:
+    """Every fenced block: (the fence's line, its info string, its lines, the lines above it)."""
+    lines = text.split("\n")
+    out, k = [], 0
+    while k < len(lines):
+        if not lines[k].strip().startswith("```"):
+            k += 1
+            continue
+        end = k + 1
+        while end < len(lines) and lines[end].strip() != "```":
+            end += 1
+        out.append((k + 1, lines[k].strip()[3:], lines[k + 1:end], lines[:k]))
+        k = end + 1
+    return out
+
+
+def outputs(path: str, text: str) -> list[Output]:
+    found = []
+    for line, info, body, above in fences(text):
+        if info:
+            continue
+        marker = MARKER.findall(above[-1]) if above else []
+        if marker and marker[0].strip().startswith("output of:"):
+            found.append(Output(path, line, marker[0].strip()[len("output of:"):].strip(), "\n".join(body)))
+        elif body and body[0].startswith("$ ait "):
+            found.append(Output(path, line, body[0][2:], "\n".join(body[1:])))
+    return found
+
+
+def all_outputs() -> list[Output]:
+    return [o for p in doc_files() for o in outputs(str(p.relative_to(ROOT)), p.read_text(encoding="utf-8"))]
+
+
+def hidden_commands(path: str, text: str) -> list[str]:
+    """`ait` command lines in fences other than ```bash (which the collector would not see)."""
+    return [f"{path}:{line}: {row.strip()}" for line, info, body, _ in fences(text) if info != "bash"
+            for row in body if row.startswith("ait ") and not (body[0].startswith("$ ait ") or info)]
+
+
 # ------------------------------------------------------------------------------------------ shell words
 def _strip_comments(text: str) -> str:
     """Text without shell comments (`#` starting a word, outside quotes) and line continuations; an unquoted

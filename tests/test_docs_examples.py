@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from docs_examples import ROOT, Block, ait_commands, all_blocks, blocks, check_command, shell_variables
+from docs_examples import (ROOT, Block, Output, ait_commands, all_blocks, all_outputs, blocks, check_command, doc_files,
+                           hidden_commands, shell_variables)
 
 BLOCKS = all_blocks()
 
@@ -72,6 +73,13 @@ def test_a_bad_value_and_an_unexpanded_variable_fail():
         check_command(["train", "--model", "$M"])
 
 
+def test_no_ait_command_hides_in_an_untagged_fence():
+    """A shell example in a plain ``` fence would escape the collector: it must be ```bash."""
+    hidden = [h for p in doc_files() for h in hidden_commands(str(p.relative_to(ROOT)), p.read_text(encoding="utf-8"))]
+    assert not hidden, "tag these blocks ```bash and mark them:\n" + "\n".join(hidden)
+    assert hidden_commands("x.md", "```\nait align x.jsonl\n```\n") == ["x.md:1: ait align x.jsonl"]
+
+
 def test_an_unmarked_block_is_an_error():
     text = "intro\n\n```bash\nait languages\n```\n\n<!-- docs-test: needs lunch: x -->\n```bash\nait languages\n```\n"
     first, second = blocks("x.md", text)
@@ -85,33 +93,67 @@ RUN = [b for b in BLOCKS if b.run]
 
 @pytest.fixture(scope="module")
 def fixture_folder(tmp_path_factory, shared_data) -> Path:
-    """The files the `run` blocks name: 100 English-Kazakh pairs of OPUS-100's dev split (../shared/data) as
-    kk.jsonl, my-test.jsonl, big.jsonl, new.jsonl, my-pairs.tsv, and their alignment as aligned.jsonl."""
-    folder = tmp_path_factory.mktemp("docs-examples")
-    ait = str(Path(sys.executable).parent / "ait")
-    subprocess.run([ait, "data", "opus100", "--pair", "en-kk", "--split", "dev", "--source",
-                    str(shared_data / "opus100"), "-o", "all.jsonl"], cwd=folder, check=True, capture_output=True)
-    lines = (folder / "all.jsonl").read_text(encoding="utf-8").splitlines()[:100]
-    (folder / "kk.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    for name in ("my-test.jsonl", "big.jsonl", "new.jsonl"):
-        shutil.copy(folder / "kk.jsonl", folder / name)
+    """The files the `run` blocks and the shown outputs name: 100 English-Kazakh pairs of OPUS-100's dev split
+    (../shared/data, linked as opus100/) as kk.jsonl, my-test.jsonl, big.jsonl, new.jsonl; as TSV my-pairs.tsv,
+    en-kk.tsv, big.tsv, new.tsv, km.tsv, pairs.tsv; as `src ||| tgt` corpus.fa; their alignment aligned.jsonl
+    and kk.aligned.jsonl; MTInstruct and AlignInstruct records mt.jsonl (also .gz, de/nl/ru.mt.jsonl) and
+    align.jsonl; the pairs with their reference as hypothesis, hyps.jsonl."""
+    import gzip
     import json
 
-    with open(folder / "my-pairs.tsv", "w", encoding="utf-8") as tsv:
-        for line in lines:
-            record = json.loads(line)
-            tsv.write(f"{record['src']}\t{record['tgt']}\n")
-    subprocess.run([ait, "-q", "align", "kk.jsonl", "-o", "aligned.jsonl"], cwd=folder, check=True, capture_output=True)
+    folder = tmp_path_factory.mktemp("docs-examples")
+    ait = str(Path(sys.executable).parent / "ait")
+
+    def run(*args: str) -> None:
+        subprocess.run([ait, "-q", *args], cwd=folder, check=True, capture_output=True)
+
+    (folder / "opus100").symlink_to(shared_data / "opus100")
+    run("data", "opus100", "--pair", "en-kk", "--split", "dev", "--source", "opus100", "-o", "all.jsonl")
+    records = [json.loads(line) for line in (folder / "all.jsonl").read_text(encoding="utf-8").splitlines()[:100]]
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    tsv = "".join(f"{r['src']}\t{r['tgt']}\n" for r in records)
+    for name in ("kk.jsonl", "my-test.jsonl", "big.jsonl", "new.jsonl"):
+        (folder / name).write_text(text, encoding="utf-8")
+    for name in ("my-pairs.tsv", "en-kk.tsv", "big.tsv", "new.tsv", "km.tsv", "pairs.tsv"):
+        (folder / name).write_text(tsv, encoding="utf-8")
+    (folder / "corpus.fa").write_text(tsv.replace("\t", " ||| "), encoding="utf-8")
+    (folder / "hyps.jsonl").write_text("".join(json.dumps({**r, "hyp": r["tgt"]}, ensure_ascii=False) + "\n"
+                                               for r in records), encoding="utf-8")
+    run("align", "kk.jsonl", "-o", "aligned.jsonl")
+    shutil.copy(folder / "aligned.jsonl", folder / "kk.aligned.jsonl")
+    run("build", "kk.jsonl", "--objective", "mt", "-o", "mt.jsonl")
+    run("build", "aligned.jsonl", "--objective", "align", "-o", "align.jsonl")
+    for lang in ("de", "nl", "ru"):
+        shutil.copy(folder / "mt.jsonl", folder / f"{lang}.mt.jsonl")
+    (folder / "mt.jsonl.gz").write_bytes(gzip.compress((folder / "mt.jsonl").read_bytes()))
     return folder
+
+
+def _bash(command: str, folder: Path, tmp_path: Path, **extra: str) -> subprocess.CompletedProcess:
+    work = tmp_path / "work"
+    shutil.copytree(folder, work, symlinks=True)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1", **extra}
+    # `bash -e` as a reader's shell runs them (no pipefail: `cat x | ait build - | head -2` ends cat with SIGPIPE)
+    return subprocess.run(["bash", "-e", "-c", command], cwd=work, env=env, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=600)
+
+
+OUTPUTS = all_outputs()
+
+
+@pytest.mark.parametrize("shown", OUTPUTS, ids=[o.where for o in OUTPUTS])
+def test_the_outputs_shown_in_the_docs_are_what_ait_prints(shown: Output, fixture_folder: Path, tmp_path: Path):
+    """The command's stderr and stdout are the block's text; the hub cache, an empty folder here, is shown as
+    its default place (/root/.cache/huggingface)."""
+    hf_home = tmp_path / "hf-home"
+    result = _bash(shown.command, fixture_folder, tmp_path, HF_HOME=str(hf_home))
+    printed = result.stdout.replace(str(hf_home), "/root/.cache/huggingface").rstrip()
+    assert printed == shown.expected.rstrip(), f"{shown.where}: `{shown.command}` printed\n{printed}"
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("block", RUN, ids=[b.where for b in RUN])
 def test_the_run_examples_run(block: Block, fixture_folder: Path, tmp_path: Path):
-    work = tmp_path / "work"
-    shutil.copytree(fixture_folder, work)
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", block.substituted()], cwd=work, env=env,
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, f"{block.where}: exit {result.returncode}\n{result.stderr[-3000:]}"
+    result = _bash(block.substituted(), fixture_folder, tmp_path)
+    assert result.returncode == 0, f"{block.where}: exit {result.returncode}\n{result.stdout[-3000:]}"
