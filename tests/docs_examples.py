@@ -245,6 +245,12 @@ def check_command(args: list[str]) -> str:
         assert result.exit_code == 0, result.output
         return "parse"
     cli = get_command(app)
+    # eager options that act when parsed (`--install-completion` writes to ~/.bashrc): only their names checked
+    acting = {"--install-completion", "--show-completion"}
+    if acting & set(args):
+        names = {o for p in cli.params for o in p.opts}
+        assert acting & set(args) <= names, f"ait {shlex.join(args)}: no such option"
+        return "parse"
     try:
         ctx = cli.make_context("ait", list(args))
         command, rest, parents = cli, ctx._protected_args + ctx.args, [ctx]
@@ -262,3 +268,58 @@ def check_command(args: list[str]) -> str:
         assert result.exit_code == 0, f"ait {shlex.join(args)} --print-config: exit {result.exit_code}: {result.output}"
         return "print-config"
     return "parse"
+
+
+INLINE = re.compile(r"`(ait [^`]+)`")
+
+
+def inline_commands(path: str, text: str) -> list[tuple[str, list[str]]]:
+    """The `ait ...` code spans of a page's prose (fragments such as `ait train --output`, often with
+    placeholders), outside fenced blocks; a span with `:` quotes a message and is left out."""
+    prose = re.sub(r"^```.*?^```", lambda m: "\n" * m.group(0).count("\n"), text, flags=re.S | re.M)
+    found = []
+    for m in INLINE.finditer(prose):
+        if ":" in m.group(1):
+            continue
+        try:
+            words = shlex.split(m.group(1))
+        except ValueError:
+            words = m.group(1).split()
+        segment: list[str] = []
+        for word in [*words, "|"]:  # `ait align x | ait build ... > y`: each ait command on its own
+            if word in ("|", ";", "&&", "||") or word[:1] in "<>":
+                if segment[:1] == ["ait"]:
+                    found.append((f"{path}:{prose.count(chr(10), 0, m.start()) + 1}", segment[1:]))
+                segment = [] if word[:1] not in "<>" else ["<redirect>"]
+            else:
+                segment.append(word)
+    return found
+
+
+def check_names(args: list[str]) -> None:
+    """The command path of an inline `ait ...` span exists and each of its flags is an option of that
+    command (values and placeholders are not checked)."""
+    from typer.main import get_command
+
+    from aligninstruct_cli.cli import app
+    from aligninstruct_cli.commands.score import sacrebleu_argv
+
+    def options(command) -> set[str]:
+        return {o for p in command.params for o in (*p.opts, *p.secondary_opts)} | {"-h", "--help"}
+
+    command, k, path = get_command(app), 0, ["ait"]
+    while k < len(args) and args[k].startswith("-"):
+        assert args[k].split("=", 1)[0] in options(command), f"{' '.join(path)}: no option {args[k]}"
+        k += 1
+    while hasattr(command, "commands") and k < len(args) and not args[k].startswith("-"):
+        if args[k] in ("...", "…"):
+            return
+        assert args[k] in command.commands, f"{' '.join(path)}: no command {args[k]!r}"
+        command = command.commands[args[k]]
+        path.append(args[k])
+        k += 1
+    known = options(command)
+    for word in sacrebleu_argv(args[k:]) if path[-1] == "score" else args[k:]:
+        if word.startswith("-") and word != "-" and not re.fullmatch(r"-[\d.]+", word):
+            assert word.split("=", 1)[0] in known, f"{' '.join(path)}: no option {word.split('=', 1)[0]}"
+

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from docs_examples import (ROOT, Block, Output, ait_commands, all_blocks, all_outputs, blocks, check_command, doc_files,
-                           hidden_commands, shell_variables)
+from docs_examples import (ROOT, Block, Output, ait_commands, all_blocks, all_outputs, blocks, check_command, check_names,
+                           doc_files, hidden_commands, inline_commands, shell_variables)
 
 BLOCKS = all_blocks()
 
@@ -41,6 +41,26 @@ def test_every_shell_example_is_marked(block: Block):
 @pytest.mark.parametrize("where,args", COMMANDS, ids=[w for w, _ in COMMANDS])
 def test_every_ait_command_in_the_docs_parses(where: str, args: list[str]):
     check_command(args)
+
+
+INLINE = [c for p in doc_files() for c in inline_commands(str(p.relative_to(ROOT)), p.read_text(encoding="utf-8"))]
+
+
+def test_every_ait_command_named_in_the_docs_prose_exists():
+    """The `ait ...` code spans of the prose: their commands and flags exist (values are often placeholders)."""
+    wrong = []
+    for where, args in INLINE:
+        try:
+            check_names(args)
+        except AssertionError as exc:
+            wrong.append(f"{where}: {exc}")
+    assert len(INLINE) > 300 and not wrong, "\n".join(wrong)
+    with pytest.raises(AssertionError, match="no option --lower-case"):
+        check_names(["align", "x.jsonl", "--lower-case"])
+    with pytest.raises(AssertionError, match="no command 'mixx'"):
+        check_names(["mixx", "a.jsonl"])
+    assert [a for _, a in inline_commands("x.md", "`ait align x | ait build --objective align > y`")] == [
+        ["align", "x"], ["build", "--objective", "align"]]
 
 
 def test_the_docs_examples_cover_every_command_line():
@@ -78,6 +98,12 @@ def test_no_ait_command_hides_in_an_untagged_fence():
     hidden = [h for p in doc_files() for h in hidden_commands(str(p.relative_to(ROOT)), p.read_text(encoding="utf-8"))]
     assert not hidden, "tag these blocks ```bash and mark them:\n" + "\n".join(hidden)
     assert hidden_commands("x.md", "```\nait align x.jsonl\n```\n") == ["x.md:1: ait align x.jsonl"]
+
+
+def test_checking_install_completion_installs_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    check_command(["--install-completion"])
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_an_unmarked_block_is_an_error():
