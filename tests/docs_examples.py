@@ -231,7 +231,17 @@ def ait_commands(block: Block, env: dict[str, str] | None = None) -> list[list[s
 # ------------------------------------------------------------------------------------------ the real CLI
 def check_command(args: list[str]) -> str:
     """Parse `ait ARGS` against the real CLI without running it; returns how ('print-config' or 'parse'),
-    raises AssertionError naming what is wrong."""
+    raises AssertionError naming what is wrong. ait's global state (`-q`) is left as it was."""
+    from aligninstruct_cli import console
+
+    quiet = console.is_quiet()
+    try:
+        return _check_command(args)
+    finally:
+        console.set_quiet(quiet)
+
+
+def _check_command(args: list[str]) -> str:
     from typer.main import get_command
     from typer.testing import CliRunner
 
