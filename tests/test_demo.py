@@ -71,5 +71,8 @@ def test_quick_demo_runs_every_step_through_the_experiment(tmp_path):
     assert {g["key"] for g in scores["groups"]} >= {"test:en→xx", "test:xx→en"}
     report = (out / "report.md").read_text(encoding="utf-8")
     assert "### demo" in report and "Δ2" in report and "![training and validation loss](loss.png)" in report
+    # next to its table: one run, which another seed or machine moves (docs/demo.md has the spread)
+    note = report.split("### demo")[1].split("##")[0]
+    assert "One run per system" in note and "either side" in note and "seeds: [0, 1, 2]" in note
     assert " [" in (out / "tables" / "demo.md").read_text(encoding="utf-8")  # every score's interval
     assert (out / "probe.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

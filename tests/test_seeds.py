@@ -145,3 +145,24 @@ def test_three_seed_study_reports_mean_and_sd_with_welchs_test(tmp_path):
     base = next(r for r in summary["rows"] if r["system"] == "MTInstruct")["cells"][group]["bleu"]["mean"]
     assert f"| MTInstruct | ait | {base:.2f} |" in beside and "| MT long | ait |" in beside
     assert "|  | paper: MTInstruct |" in beside and "paper: no such row" in beside
+
+
+def test_a_table_of_single_runs_says_its_numbers_are_one_draw(tmp_path):
+    """Under a table of one run per trained system, the report says another seed or machine moves the numbers
+    (on toy data: by several points, either side); per-seed tables and tables of untrained rows say nothing."""
+    from aligninstruct_cli.experiment.report_sections import single_run_note
+
+    seeded = load_experiment(_config(tmp_path))
+    assert [single_run_note(seeded, f"t seed={k}", seeded.tables[f"t seed={k}"]) for k in range(3)] == [[], [], []]
+    path = _config(tmp_path, **{"MT once": {"model": "bigscience/bloomz-560m", "curriculum": "mt"}})
+    config = yaml.safe_load(path.read_text())
+    config["tables"] = {"once": {"systems": ["w/o fine-tuning", "MT once"]},
+                        "untrained": {"systems": ["w/o fine-tuning"]}}
+    path.write_text(yaml.safe_dump(config, allow_unicode=True))
+    exp = load_experiment(path)
+    note = " ".join(single_run_note(exp, "once", exp.tables["once"]))
+    assert "One run per system" in note and "another seed or another machine" in note
+    assert "seeds: [0, 1, 2]" in note and "toy data" not in note
+    assert single_run_note(exp, "untrained", exp.tables["untrained"]) == []
+    exp.toy = {"seen": 10}  # a study on the demo's toy data
+    assert "either side" in " ".join(single_run_note(exp, "once", exp.tables["once"]))

@@ -19,7 +19,7 @@ from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.experiment.graph import Graph
 from aligninstruct_cli.experiment.plots import plot_losses
 from aligninstruct_cli.experiment.report_sections import (durations_section, health_section, samples_section,
-                                                          table_notes)
+                                                          single_run_note, table_notes)
 from aligninstruct_cli.experiment.run import DONE, STALE, inside_output, status_rows, step_state, step_status
 from aligninstruct_cli.metrics.report import dumps_report, render
 
@@ -220,7 +220,8 @@ def write_report(graph: Graph) -> tuple[Path, list[str]]:
         baseline = f"; significance against **{table.baseline}**" if table.baseline else ""
         md += [f"Rows: {', '.join(table.systems)}{baseline}. Files: "
                + " · ".join(f"[{label}]({os.path.relpath(p, out)})" for label, p in files.items()), "",
-               tables[name]["markdown"].strip(), "", *table_notes(tables[name]["report"])]
+               tables[name]["markdown"].strip(), "", *table_notes(tables[name]["report"]),
+               *single_run_note(exp, name, table)]
     health, _ = health_section(graph)
     md += health + samples_section(graph)
     md += ["## Systems", "", "| system | model | curriculum | chosen lr | final validation loss | run |",

@@ -55,6 +55,22 @@ def table_notes(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def single_run_note(exp: Any, name: str, table: Any) -> list[str]:
+    """Under a table of single runs with a trained row: its numbers are one draw. Runs repeat exactly on one
+    machine, not across machines (CPU and GPU kernels differ), and another seed moves them; on toy data
+    (the demo) by several points, more than the paper's effects. Per-seed tables and untrained rows only:
+    no note (the table over seeds says the spread)."""
+    per_seed = {t for _, runs in exp.seed_tables.values() for t in runs}
+    rows = table.systems + ([table.baseline] if table.baseline else [])
+    if name in per_seed or not any(exp.systems[s].curriculum for s in rows if s in exp.systems):
+        return []
+    size = ("on toy data this small, by several points: a single run may land on either side of a difference "
+            "(docs/demo.md)" if exp.toy is not None else "by up to a point or more")
+    return [f"One run per system: these numbers repeat on this machine, but another seed or another machine "
+            f"(whose CPU or GPU kernels differ) moves them, {size}. `seeds: [0, 1, 2]` on a system gives mean ± sd "
+            "(docs/experiment.md).", ""]
+
+
 def health_section(graph: Any) -> tuple[list[str], int]:
     """The Health section: every check of every finished step (experiment/health.py); and how many failed."""
     from aligninstruct_cli.experiment.health import check_step, health_options
