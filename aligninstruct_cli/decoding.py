@@ -25,6 +25,8 @@ import inspect
 from collections import OrderedDict
 from typing import Any, Callable, Sequence
 
+from aligninstruct_cli.models import base_model_of
+
 # generation-config settings that make `generate` change the logits before the argmax (or stop otherwise);
 # a model whose config sets one of them generates with `generate` (see `unsupported_generation_settings`)
 _NEUTRAL_SETTINGS: dict[str, Any] = {
@@ -50,9 +52,7 @@ def unsupported_generation_settings(model) -> list[str]:
 def _forward_parameters(model) -> set[str]:
     """The keyword arguments the transformers model's forward names (under a PEFT wrapper: its base model's,
     which the wrapper passes them on to)."""
-    from aligninstruct_cli.generation import _base_model
-
-    return set(inspect.signature(_base_model(model).forward).parameters)
+    return set(inspect.signature(base_model_of(model).forward).parameters)
 
 
 class _Bucket:
@@ -90,8 +90,6 @@ class GreedyDecoder:
                  note: Callable[[str], None] | None = None):
         import torch
 
-        from aligninstruct_cli.generation import _base_model
-
         self.model = model
         self.pad = pad_token_id
         self.eos = eos_token_id
@@ -99,7 +97,7 @@ class GreedyDecoder:
         self.graphs = graphs and getattr(device, "type", "cpu") == "cuda"
         self.check_every = max(1, check_every)
         self.is_stop = is_stop  # the exact text rule on a row's generated ids (`_StopAtNewline`'s)
-        size = int(_base_model(model).get_output_embeddings().weight.shape[0])  # the logits' width
+        size = int(base_model_of(model).get_output_embeddings().weight.shape[0])  # the logits' width
         if newline_ids.numel():
             size = max(size, int(newline_ids.max()) + 1)
         self.newline = torch.zeros(size, dtype=torch.bool, device=device)  # token id -> holds a newline

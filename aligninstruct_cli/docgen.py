@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from aligninstruct_cli.registry import STAGE_OPTIONS
+
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 BLOCK = re.compile(r"(<!-- options: (?P<command>[\w -]+?) -->\n)(?P<table>.*?)(<!-- /options -->)", re.S)
 HEADER = "| option | default | meaning |\n|---|---|---|\n"
@@ -99,12 +101,11 @@ def _row(param: Any, fields: dict[str, Any], hints: dict[str, Any]) -> str | Non
 
 def table(command_name: str) -> str:
     """The markdown option table of `ait COMMAND_NAME`."""
-    from aligninstruct_cli.commands._options import REGISTRY
     from aligninstruct_cli.options import option_fields, type_hints
 
     command = leaf_commands()[command_name]
     leaf = command_name.split()[-1]
-    cls = REGISTRY.get(leaf) or REGISTRY.get(command_name)
+    cls = STAGE_OPTIONS.get(leaf) or STAGE_OPTIONS.get(command_name)
     fields = {f.name: f for f in option_fields(cls)} if cls else {}
     hints = type_hints(cls) if cls else {}
     rows = [r for r in (_row(p, fields, hints) for p in command.params) if r]

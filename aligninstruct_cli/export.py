@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 from aligninstruct_cli.errors import AitError
-from aligninstruct_cli.models import PRECISIONS, _HF_CACHE_DIR, looks_like_path, precision_field
+from aligninstruct_cli.models import HF_CACHE_DIR, PRECISIONS, looks_like_path, precision_field
 from aligninstruct_cli.options import OptionError, check_options, option, option_ref
 
 CARD = "README.md"
@@ -87,7 +87,7 @@ def hub_id_of(model: str | None) -> str | None:
     was loaded from (`_name_or_path`, as `save_pretrained` writes it); None for a model known only locally."""
     if not model:
         return None
-    cached = _HF_CACHE_DIR.search(model.rstrip("/") + "/")
+    cached = HF_CACHE_DIR.search(model.rstrip("/") + "/")
     if cached:
         return f"{cached.group(1)}/{cached.group(2)}"
     path = Path(model).expanduser()

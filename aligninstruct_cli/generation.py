@@ -30,7 +30,7 @@ from aligninstruct_cli import console
 from aligninstruct_cli.instructions.templates import PROMPT_PLACEHOLDERS, PROMPTS
 from aligninstruct_cli.io import FORMATS, INPUT_PANEL, ReadOptions, known_language
 from aligninstruct_cli.languages import get_language
-from aligninstruct_cli.models import MODEL_PANEL, LoadedModel, ModelOptions, oom_error_types
+from aligninstruct_cli.models import MODEL_PANEL, LoadedModel, ModelOptions, base_model_of, oom_error_types
 from aligninstruct_cli.options import OptionError, check_options, option, option_ref
 
 CUSTOM_PROMPT_NAME = "custom"
@@ -241,7 +241,7 @@ class Translator:
         if self.options.num_beams > 1:
             reason = "beam search"
         elif not supports_static_cache(self.loaded.model):
-            reason = f"{type(_base_model(self.loaded.model)).__name__} has no static cache in this transformers"
+            reason = f"{type(base_model_of(self.loaded.model)).__name__} has no static cache in this transformers"
         if reason:
             console.info(f"generation: dynamic KV cache ({reason}); the static-cache fast path is for greedy search")
             return False
@@ -250,7 +250,7 @@ class Translator:
     def _own_loop_applies(self) -> bool:
         from aligninstruct_cli.decoding import unsupported_generation_settings
 
-        settings = unsupported_generation_settings(_base_model(self.loaded.model))
+        settings = unsupported_generation_settings(base_model_of(self.loaded.model))
         if settings:
             console.info(f"generation: transformers' generate with a static cache (the model's generation config "
                          f"sets {', '.join(settings)}, which ait's decoding loop does not apply)")
@@ -441,16 +441,10 @@ def chunked(records: Iterable[dict], size: int) -> Iterator[list[dict]]:
         yield chunk
 
 
-def _base_model(model):
-    """The transformers model under a PEFT wrapper (an unmerged adapter)."""
-    get_base = getattr(model, "get_base_model", None)
-    return get_base() if callable(get_base) else model
-
-
 def supports_static_cache(model) -> bool:
     """Whether transformers can generate with a static (compilable) KV cache for this model class:
     `_can_compile_fullgraph` in transformers 4.5x and 5.x, `_supports_static_cache` before."""
-    base = _base_model(model)
+    base = base_model_of(model)
     return bool(getattr(base, "_can_compile_fullgraph", False) or getattr(base, "_supports_static_cache", False))
 
 

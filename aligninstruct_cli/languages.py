@@ -396,11 +396,11 @@ def get_language(code: str) -> Language:
     """Like `find_language`, but an unknown code raises `UnknownLanguage` suggesting near matches."""
     lang = find_language(code)
     if lang is None:
-        raise UnknownLanguage(f"unknown language {code!r}", hint=_suggest(code))
+        raise UnknownLanguage(f"unknown language {code!r}", hint=suggest_language(code))
     return lang
 
 
-def _suggest(code: str) -> str:
+def suggest_language(code: str) -> str:
     reg = _registry()
     keys = list(reg.by_key) + list(reg.by_name)
     near = difflib.get_close_matches(code.strip().lower(), keys, n=4, cutoff=0.6)

@@ -262,14 +262,14 @@ def backbone_of(lm):
 
 
 # ---------------------------------------------------------------------------------------------- adapters
-_HF_CACHE_DIR = re.compile(r"models--([^/]+)--([^/]+)/snapshots/[^/]+/?$")
+HF_CACHE_DIR = re.compile(r"models--([^/]+)--([^/]+)/snapshots/[^/]+/?$")
 
 
 def _model_name(ref: str) -> tuple[str, str]:
     """(resolved form, short name) of a model id or path, so `org/name`, a local copy `/x/name` and a
     hub cache snapshot `.../models--org--name/snapshots/<hash>` compare equal."""
     ref = ref.rstrip("/")
-    cached = _HF_CACHE_DIR.search(ref)
+    cached = HF_CACHE_DIR.search(ref)
     if cached:
         return f"{cached.group(1)}/{cached.group(2)}", cached.group(2)
     path = Path(ref).expanduser()
@@ -538,3 +538,9 @@ def load_model(model_id: str, adapter: str | None = None, *, merge: bool = False
     model.to(dev)
     model.eval()
     return LoadedModel(model, tokenizer, model_id, adapter, dev, resolved)
+
+
+def base_model_of(model):
+    """The transformers model under a PEFT wrapper (an unmerged adapter)."""
+    get_base = getattr(model, "get_base_model", None)
+    return get_base() if callable(get_base) else model

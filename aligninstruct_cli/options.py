@@ -239,14 +239,14 @@ def describe_range(spec: OptionSpec) -> str:
 
 def to_dict(obj: Any) -> dict[str, Any]:
     """The option fields of `obj` as plain JSON-ready values (for manifests and config files)."""
-    return {f.name: _plain(getattr(obj, f.name)) for f in option_fields(type(obj))}
+    return {f.name: plain_value(getattr(obj, f.name)) for f in option_fields(type(obj))}
 
 
-def _plain(value: Any) -> Any:
+def plain_value(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain_value(v) for v in value]
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain_value(v) for k, v in value.items()}
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     return str(value)

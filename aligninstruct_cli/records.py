@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Callable, TypedDict
 
 from aligninstruct_cli.errors import RecordError
-from aligninstruct_cli.languages import _suggest, find_language
+from aligninstruct_cli.languages import suggest_language, find_language
 
 SCHEMA_VERSION = 1
 
@@ -103,7 +103,7 @@ def _lang(rec: Record, field: str) -> None:
         return
     code = _text(rec, field)
     if find_language(code) is None:
-        raise RecordError(f"unknown language {code!r}", field=field, hint=_suggest(code))
+        raise RecordError(f"unknown language {code!r}", field=field, hint=suggest_language(code))
     if len(_KNOWN_LANGUAGE_STRINGS) < 10_000:
         _KNOWN_LANGUAGE_STRINGS.add(code)
 

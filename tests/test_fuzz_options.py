@@ -1,4 +1,4 @@
-"""Every command's options, walked from the options dataclasses (`commands._options.REGISTRY`), given extreme and
+"""Every command's options, walked from the options dataclasses (`registry.STAGE_OPTIONS`), given extreme and
 hostile values (huge numbers, NaN, infinities, empty text, control characters, non-UTF-8 and hostile paths): each
 run ends with exit 0, 1 or 2 and a one-paragraph message, never a traceback. In-process (CliRunner); the
 inputs do not exist or are tiny, so no model is ever loaded. Also: the outputs of one command are distinct,
@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from aligninstruct_cli.cli import app
-from aligninstruct_cli.commands._options import REGISTRY
+from aligninstruct_cli.registry import STAGE_OPTIONS as REGISTRY
 from aligninstruct_cli.options import flag_of, option_fields, spec_of, strip_optional, type_hints
 
 runner = CliRunner()

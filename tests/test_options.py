@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from aligninstruct_cli.cli import app
-from aligninstruct_cli.commands._options import REGISTRY
+from aligninstruct_cli.registry import STAGE_OPTIONS as REGISTRY
 from aligninstruct_cli.docgen import leaf_commands
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.instructions.objectives import BuildOptions

@@ -22,6 +22,7 @@ from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.io import ErrorPolicy, check_distinct_outputs, check_outputs_are_not_inputs
 from aligninstruct_cli.options import (OptionError, default_of, describe_range, flag_of, flags_of, has_default,
                                        load_config, option_fields, spec_of, to_dict, type_hints)
+from aligninstruct_cli.registry import STAGE_OPTIONS
 
 InputArg = Annotated[str, typer.Argument(help="Input file (JSONL, TSV or `src ||| tgt`; .gz ok); - for stdin.",
                                          show_default=True)]
@@ -32,9 +33,6 @@ ConfigOpt = Annotated[Optional[str], typer.Option(
 PrintConfigOpt = Annotated[bool, typer.Option(
     "--print-config", help="Print the resolved options as YAML (a config file for --config) and exit.")]
 
-# command name -> its options dataclass (for docgen and the tests that compare the two)
-REGISTRY: dict[str, type] = {}
-
 # The parameters (extras or options) that name a command's input files and its output files: an output
 # may never be one of the inputs (`io.check_outputs_are_not_inputs`, before anything is read).
 INPUT_PARAMETERS = ("input", "inputs", "hyps", "baseline", "refs")
@@ -42,6 +40,13 @@ OUTPUT_PARAMETERS = {"output": "-o", "sentence_level": "--sentence-level", "plot
                      "save_model": "--save-model"}
 # Input folders no output may be or lie inside (`train --output` in the base model's folder would fill it).
 FOLDER_PARAMETERS = {"model": "--model"}
+
+
+def _check_registered(command_name: str, cls: type) -> None:
+    """A command's options dataclass is the one the library's registry names for it (one table, not two)."""
+    if STAGE_OPTIONS.get(command_name) is not cls:
+        raise RuntimeError(f"command {command_name!r}: its options {cls.__name__} are not "
+                           f"registry.STAGE_OPTIONS[{command_name!r}]")
 
 
 def _paths(value: Any) -> list[str]:
@@ -180,14 +185,14 @@ def config_without_required(cls: type, ctx: typer.Context, values: dict[str, Any
     resolved and checked as for a run)."""
     import yaml
 
-    from aligninstruct_cli.options import _plain
+    from aligninstruct_cli.options import plain_value
 
     from_file = load_config(config, cls) if config else {}
     given = {**from_file, **{f.name: values[f.name] for f in option_fields(cls) if _given(ctx, f.name)}}
     missing = {f.name: flag_of(f) for f in option_fields(cls) if not has_default(f) and f.name not in given}
     if not missing:
         return None
-    shown = {f.name: _plain(given[f.name] if f.name in given else default_of(f) if has_default(f) else None)
+    shown = {f.name: plain_value(given[f.name] if f.name in given else default_of(f) if has_default(f) else None)
              for f in option_fields(cls)}
     lines = []
     for line in yaml.safe_dump(shown, sort_keys=False, allow_unicode=True).splitlines():
@@ -242,21 +247,9 @@ def stage_command(app: typer.Typer, command_name: str, cls: type, run: Callable[
     command.__annotations__ = {p.name: p.annotation for p in params}
     command.__name__ = command_name.replace("-", "_")
     command.__doc__ = help or run.__doc__
-    REGISTRY[command_name] = cls
+    _check_registered(command_name, cls)
     app.command(command_name, help=help or run.__doc__, short_help=short_help)(command)
     for alias in aliases:
-        REGISTRY[alias] = cls
+        _check_registered(alias, cls)
         app.command(alias, help=help or run.__doc__, short_help=f"Alias of {command_name}.")(command)
     return command
-
-
-
-# --- TEMPORARY (removed once every command derives from its dataclass) ---------------------------------
-InputFormatOpt = Annotated[str, typer.Option("--input-format", help="auto|jsonl|tsv|fast_align (auto: by file "
-                                             "name, else by the first line).")]
-SrcLangOpt = Annotated[Optional[str], typer.Option("--src-lang", help="Source language (ISO 639-1 or FLORES "
-                                                   "code) for TSV / ||| input.")]
-TgtLangOpt = Annotated[Optional[str], typer.Option("--tgt-lang", help="Target language for TSV / ||| input.")]
-OnErrorOpt = Annotated[str, typer.Option("--on-error", help="fail: stop at the first bad record; skip: count "
-                                         "bad records, report them on stderr and go on.")]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same output bytes.")]

@@ -19,6 +19,7 @@ from typing import Any
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.options import (OptionError, yaml_text, coerce, option_fields, read_config_file,
                                        type_hints)
+from aligninstruct_cli.registry import EXPERIMENT_SECTIONS
 
 # top-level key -> what it holds (docs/experiment.md's key table is checked against this)
 KEYS: dict[str, str] = {
@@ -85,7 +86,6 @@ PROBE_KEYS = ("corpus", "head", "systems", "options", "plot")
 # key -> the whole numbers it may be (the ranges of `ait demo toy-data` and `ait demo toy-model`)
 TOY_KEYS = {"seen": (1, 10**7), "unseen": (1, 10**7), "dev": (1, 10**7), "test": (1, 10**7), "seed": (0, 2**63 - 1)}
 TOY_MODEL_KEYS = {"seed": (0, 2**32 - 1), "vocab_size": (300, 10**6)}
-ALIGNED_OBJECTIVES = ("align", "hint", "revise")  # the objectives built from `ait align` output
 
 # keys of a stage section that the experiment fills in itself -> where to say it instead
 RESERVED = {
@@ -198,16 +198,9 @@ class Experiment:
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def _options_classes() -> dict[str, type]:
-    """Section name -> the stage's options dataclass (the commands' REGISTRY, so the keys cannot drift)."""
-    from aligninstruct_cli import cli
-    from aligninstruct_cli.commands._options import REGISTRY
-
-    assert cli.app  # importing the app registers every command
-
-    return {"align": REGISTRY["align"], "build": REGISTRY["build"], "mix": REGISTRY["mix"],
-            "train": REGISTRY["train"], "translate": REGISTRY["translate"], "score": REGISTRY["score"],
-            "probe": REGISTRY["probe"], "opus100": REGISTRY["opus100"], "flores200": REGISTRY["flores200"]}
+def options_classes() -> dict[str, type]:
+    """Section name -> the stage's options dataclass (the library's registry, shared with the commands)."""
+    return EXPERIMENT_SECTIONS
 
 
 class _Reader:
@@ -292,7 +285,7 @@ class _Reader:
         """A stage section: the keys of the stage's options dataclass, each value of the field's type (what the
         field's own parser accepts is checked when the graph builds the command)."""
         data = self.mapping(value, where)
-        cls = _options_classes()[section]
+        cls = options_classes()[section]
         fields = {f.name: f for f in option_fields(cls)}
         hints = type_hints(cls)
         out: dict[str, Any] = {}

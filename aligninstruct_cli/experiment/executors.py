@@ -18,8 +18,8 @@ from typing import Any
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.experiment.graph import Graph
 from aligninstruct_cli.experiment.health import health_failed
-from aligninstruct_cli.experiment.run import (_log_header, check_spec, finish_step, inside_output, link_names,
-                                              log_path, prepare_step, step_env)
+from aligninstruct_cli.experiment.run import (check_spec, finish_step, inside_output, link_names, log_path,
+                                              prepare_step, step_env, write_log_header)
 
 POLL_SECONDS = 1.0
 
@@ -40,7 +40,7 @@ def run_step_job(spec: dict[str, Any]) -> None:
     if spec["resume"] and (Path(spec["directory"]) / "job.json").exists():
         argv = [*argv, "--resume"]
     with open(spec["log"], "ab") as log:
-        _log_header(log, " ".join(argv))
+        write_log_header(log, " ".join(argv))
         rc = subprocess.call(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=spec["env"],
                              cwd=spec["cwd"])  # the config's relative paths are relative to where `run` was started
     rc = finish_step(Path(spec["directory"]), spec["names"], spec["kind"], spec["key"], spec["shell"], rc,

@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from aligninstruct_cli.experiment.config import Experiment, System, _options_classes, corpus_units
+from aligninstruct_cli.experiment.config import Experiment, System, options_classes, corpus_units
 from aligninstruct_cli.options import (OptionError, default_of, flag_of, has_default, option_fields, option_ref,
                                        spec_of, strip_optional, type_hints)
 
@@ -186,7 +186,7 @@ class Builder:
     def __init__(self, exp: Experiment, hasher: Any = None):
         self.exp = exp
         self.steps: dict[str, Step] = {}
-        self.classes = _options_classes()
+        self.classes = options_classes()
         self.hasher = hasher or (lambda path: "unhashed")
         self.memo: dict[Any, Any] = {}
 

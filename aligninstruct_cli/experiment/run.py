@@ -457,7 +457,7 @@ def finish_step(directory: Path, names: list[str], kind: str, key: str, shell: s
     return rc
 
 
-def _log_header(log, shell: str) -> None:
+def write_log_header(log, shell: str) -> None:
     log.write(f"\n# {time.strftime('%Y-%m-%d %H:%M:%S')} ait experiment: {shell}\n".encode())
     log.flush()
 
@@ -704,7 +704,7 @@ def _run_local(graph: Graph, todo: list[str], jobs: int, echo, *, view=None,
 def _start(graph: Graph, key: str, env: dict[str, str]) -> _Running:
     argv = prepare_step(graph, key)
     log = open(log_path(graph, key), "ab")
-    _log_header(log, " ".join(argv))
+    write_log_header(log, " ".join(argv))
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
                             start_new_session=True)  # its own process group: signals reach all its processes
     _write_json(_pid_path(graph, key), pid_record(proc.pid, env[TOKEN_ENV]))
