@@ -394,7 +394,7 @@ class Builder:
         if memo in self.memo:
             return self.memo[memo]
         from aligninstruct_cli.training.config import parse_curriculum
-        from aligninstruct_cli.training.launch import LAUNCH_ONLY
+        from aligninstruct_cli.training.launch import LAUNCH_ONLY, RESULT_NEUTRAL
 
         where = f"systems.{system.name}"
         try:
@@ -426,7 +426,7 @@ class Builder:
             return f"{where}.{f}" if f in ("model", "data", "curriculum", "val") else where
 
         # how the run is launched and logged does not change what it computes: not part of the key
-        skip = tuple(LAUNCH_ONLY) + ("save_every", "log_every", "log_data_ids", "compile", "report_to")
+        skip = LAUNCH_ONLY + RESULT_NEUTRAL
         flags, key_flags = self.stage_args("train", values, key_of, skip=skip)
         key = self.add(f"train/{system.name}", "train", [AIT, "train", *flags], inputs=inputs,
                        files=files + self.files_of(self.exp.language_file), key_argv=[AIT, "train", *key_flags],

@@ -43,7 +43,7 @@ from aligninstruct_cli import console
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.experiment.graph import AIT, Graph, link_name, slug
 from aligninstruct_cli.experiment.health import HEALTH_EXIT, health_failed
-from aligninstruct_cli.training.distributed import process_alive
+from aligninstruct_cli.training.distributed import end_process_group, process_alive
 
 DONE, FAILED, STALE, PENDING, RUNNING = "done", "failed", "stale", "pending", "running"
 EXECUTORS = ("local", "slurm", "submitit-local")
@@ -533,26 +533,8 @@ def reap_leftovers(graph: Graph) -> None:
         record = read_pid_file(pid_file)
         if record is not None and is_ours(record):
             console.warn(f"ending process group {record['pgid']} left running by an interrupted run ({pid_file.stem})")
-            _end_group(record["pgid"])
+            end_process_group(record["pgid"])
         pid_file.unlink(missing_ok=True)
-
-
-def _end_group(pgid: int, grace: float = 20.0) -> None:
-    try:
-        os.killpg(pgid, signal.SIGTERM)
-        os.killpg(pgid, signal.SIGCONT)  # a stopped group (Ctrl-Z, a debugger) gets the TERM only once continued
-    except OSError:
-        return
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and process_alive(pgid, group=True):
-        time.sleep(0.1)
-    if process_alive(pgid, group=True):
-        try:
-            os.killpg(pgid, signal.SIGKILL)
-        except OSError:
-            pass
-        while process_alive(pgid, group=True) and time.monotonic() < deadline + 10:
-            time.sleep(0.1)
 
 
 def run_graph(graph: Graph, *, jobs: int = 1, executor: str = "local", only: set[str] | None = None,

@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
+from typing import Callable
 
 LAUNCHING_PID_ENV = "AIT_TRAIN_PID"  # set by launch.run_launcher: the `ait train` process the ranks serve
 WATCH_INTERVAL_S = 0.5
@@ -85,6 +86,39 @@ def process_alive(pid: int, *, group: bool = False) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def wait_then_kill(pgid: int, grace_s: float, *, proc=None, after_kill_s: float = 10.0, poll_s: float = 0.1,
+                   on_kill: Callable[[], None] | None = None) -> None:
+    """The one way a process group that was asked to stop is ended: wait up to `grace_s` seconds for it (and for
+    `proc`, its leader, when given) to exit, then SIGKILL what is left (`on_kill` says so first), reap `proc`,
+    and wait up to `after_kill_s` more for the group to be gone."""
+    deadline = time.monotonic() + grace_s
+    while ((proc is not None and proc.poll() is None) or process_alive(pgid, group=True)) and \
+            time.monotonic() < deadline:
+        time.sleep(0.1)
+    if process_alive(pgid, group=True):
+        if on_kill is not None:
+            on_kill()
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except OSError:
+            pass
+    if proc is not None:
+        proc.wait()
+    while process_alive(pgid, group=True) and time.monotonic() < deadline + after_kill_s:
+        time.sleep(poll_s)
+
+
+def end_process_group(pgid: int, grace_s: float = 20.0) -> None:
+    """SIGTERM a process group (and SIGCONT it: a stopped group gets the TERM only once continued), then
+    `wait_then_kill`. Nothing to do when the group is gone already."""
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+        os.killpg(pgid, signal.SIGCONT)
+    except OSError:
+        return
+    wait_then_kill(pgid, grace_s)
 
 
 def watch_launching_process(pid: int | None = None, *, interval_s: float = WATCH_INTERVAL_S,

@@ -27,7 +27,6 @@ import shlex
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -43,14 +42,17 @@ from aligninstruct_cli.provenance import RunManifest, file_sha256, installed_ver
 from aligninstruct_cli.training import checkpoint as ckpt
 from aligninstruct_cli.training.batch import BatchPlan, describe_batch, plan_batch
 from aligninstruct_cli.training.config import TrainOptions, check_quantize, lora_targets_for
-from aligninstruct_cli.training.distributed import LAUNCHING_PID_ENV, process_alive, set_parent_death_signal
+from aligninstruct_cli.training.distributed import LAUNCHING_PID_ENV, set_parent_death_signal, wait_then_kill
 from aligninstruct_cli.training.job import Job
 
 WORKER_MODULE = "aligninstruct_cli.training.loop"
-# Options that may differ on --resume: where the run is, how often it logs and checkpoints, and whether
-# the blocks are compiled (the same computation, up to float rounding).
-RESUME_FREE = ("output", "save_every", "log_every", "log_data_ids", "compile", "languages", "report_to",
-               "save_adapter_every", "license")
+# Options that do not change what a training computes: how often it logs and checkpoints, and whether the
+# blocks are compiled (the same computation, up to float rounding). They may differ on --resume, and they stay
+# out of an experiment's cache key (experiment/graph.py) together with LAUNCH_ONLY.
+RESULT_NEUTRAL = ("save_every", "log_every", "log_data_ids", "compile", "report_to")
+# Options that may differ on --resume: the result-neutral ones, where the run is, and what it writes beside
+# the checkpoints (languages, adapter snapshots, the model card's license; these do change the output folder).
+RESUME_FREE = ("output", *RESULT_NEUTRAL, "languages", "save_adapter_every", "license")
 # How the workers start may differ too: the world size is checked on its own (state.json), a DeepSpeed
 # config file by its content (the job's ds_config), the tokenized cache by the inputs' hashes.
 LAUNCH_ONLY = ("launcher", "num_gpus", "num_nodes", "hostfile", "master_port", "deepspeed_config", "cache_dir")
@@ -533,18 +535,8 @@ def run_launcher(command: list[str], env: dict[str, str], *, grace_s: float = ST
                 break
             if rc is not None:
                 return rc
-        deadline = time.monotonic() + grace_s
-        while (proc.poll() is None or process_alive(pgid, group=True)) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if process_alive(pgid, group=True):
-            console.warn(f"the training processes did not stop within {grace_s:g}s: killing them")
-            try:
-                os.killpg(pgid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        proc.wait()
-        while process_alive(pgid, group=True) and time.monotonic() < deadline + 5:
-            time.sleep(0.05)
+        wait_then_kill(pgid, grace_s, proc=proc, after_kill_s=5, poll_s=0.05, on_kill=lambda: console.warn(
+            f"the training processes did not stop within {grace_s:g}s: killing them"))
         raise Stopped(received[0])
     finally:
         for sig, handler in previous.items():
