@@ -30,7 +30,7 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, BinaryIO, Callable, Iterable, Iterator, Literal, Optional
+from typing import IO, Any, Callable, Iterable, Iterator, Literal, Optional
 
 import orjson
 
@@ -38,8 +38,8 @@ from aligninstruct_cli.errors import AitError, InputError, RecordError, display_
 from aligninstruct_cli.languages import LanguagesOption, get_language
 from aligninstruct_cli.options import OptionError, check_options, coerce, option, option_ref
 from aligninstruct_cli.records import VALIDATORS, Record
+from aligninstruct_cli.textfile import STDIO, decode_line, iter_lines, open_binary_input, raw_lines
 
-STDIO = "-"
 FORMATS = ("auto", "jsonl", "tsv", "fast_align", "text")  # text: one source sentence a line (never auto-detected)
 PAIR_FORMATS = ("auto", "jsonl", "tsv", "fast_align")
 ON_ERROR = ("fail", "skip")
@@ -246,66 +246,6 @@ class ErrorPolicy:
 
 
 # ----------------------------------------------------------------------------------------------- input
-def open_binary_input(path: str) -> BinaryIO:
-    """Open `path` for reading bytes: `-` is stdin, `*.gz` is decompressed."""
-    if path == STDIO:
-        return sys.stdin.buffer
-    p = Path(path)
-    if not p.exists():
-        raise AitError(f"{path}: no such file")
-    if p.is_dir():
-        raise AitError(f"{path}: is a directory, expected a file")
-    if p.suffix == ".gz":
-        return gzip.open(p, "rb")  # type: ignore[return-value]
-    return open(p, "rb")
-
-
-def _raw_lines(path: str, name: str | None = None) -> Iterator[tuple[int, int, bytes]]:
-    """(line number, byte offset, line bytes INCLUDING its LF, if any) for each line of `path`.
-
-    The newline is kept so that JSONL lines go to orjson without a copy (JSON ignores it); `_decode`
-    drops it. CRLF endings are rejected rather than stripped: a silent `\\r` would end up inside
-    target sentences of TSV input, and a file that mixes endings is usually damaged. The offset counts
-    bytes of the (decompressed) stream, so a plain file can be re-read at a line with `seek`."""
-    stream = open_binary_input(path)
-    where = path if name is None else name
-    try:
-        offset = 0
-        for line_no, raw in enumerate(stream, 1):
-            start = offset
-            offset += len(raw)
-            if raw.endswith(b"\r\n") or raw.endswith(b"\r"):
-                raise InputError(where, line_no, "line ends in CRLF (Windows line ending)",
-                                 hint="convert the file first, e.g. `sed -i 's/\\r$//' FILE` or dos2unix")
-            yield line_no, start, raw
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        if isinstance(exc, BrokenPipeError):
-            raise
-        raise AitError(f"{display_path(where)}: cannot read: {exc}") from None
-    finally:
-        if stream is not sys.stdin.buffer:
-            stream.close()
-
-
-def _decode(path: str, line_no: int, raw: bytes) -> str:
-    """The text of a line from `_raw_lines` (strict UTF-8, trailing LF removed)."""
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(path, line_no, f"invalid UTF-8 at byte {exc.start}") from None
-    return text[:-1] if text.endswith("\n") else text
-
-
-def iter_lines(path: str, *, skip_blank: bool = False) -> Iterator[tuple[int, str]]:
-    """(line number, text) for each line of `path`, newline removed, strictly UTF-8, LF only (CRLF is
-    an error, see `_raw_lines`)."""
-    for line_no, _, raw in _raw_lines(path):
-        text = _decode(path, line_no, raw)
-        if skip_blank and not text.strip():
-            continue
-        yield line_no, text
-
-
 def detect_format(path: str, first_line: str | None) -> str:
     """jsonl / tsv / fast_align from the file name, else from the first line."""
     name = path.lower().removesuffix(".gz")
@@ -331,7 +271,7 @@ def _parse_jsonl(path: str, line_no: int, raw: bytes | str) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         if isinstance(raw, bytes):
-            _decode(path, line_no, raw)  # name a UTF-8 problem as such
+            decode_line(path, line_no, raw)  # name a UTF-8 problem as such
         raise InputError(path, line_no, f"malformed JSON: {exc}") from None
 
 
@@ -363,7 +303,7 @@ def _json_array_items(path: str, where: str) -> Iterator[tuple[int, int, Any]]:
 
     with open_binary_input(path) as stream:
         raw = stream.read()
-    text = _decode(where, 1, raw) if raw else ""
+    text = decode_line(where, 1, raw) if raw else ""
     if "\r" in text:
         line_no = text.count("\n", 0, text.index("\r")) + 1
         raise InputError(where, line_no, "line ends in CRLF (Windows line ending)",
@@ -385,7 +325,7 @@ def _json_array_items(path: str, where: str) -> Iterator[tuple[int, int, Any]]:
         return
     while True:
         try:
-            value, end = decoder.raw_decode(text, pos)
+            value, end = decoder.rawdecode_line(text, pos)
         except json.JSONDecodeError as exc:
             raise InputError(where, line_of(exc.pos), f"malformed JSON: {exc.msg}") from None
         yield line_of(pos), pos, value
@@ -458,13 +398,13 @@ def read_records(path: str, kind: str = "any", *, fmt: str = "auto", src_lang: s
     if array:
         detected = "jsonl"
     ordinal = 0
-    for line_no, offset, raw in (_json_array_items(path, where) if array else _raw_lines(path, where)):
+    for line_no, offset, raw in (_json_array_items(path, where) if array else raw_lines(path, where)):
         try:
             if not array and (raw.isspace() or not raw):
                 continue  # blank lines carry no record
             ordinal += 1
             if detected is None:
-                detected = detect_format(where, _decode(where, line_no, raw))
+                detected = detect_format(where, decode_line(where, line_no, raw))
                 if detected != "jsonl" and not (src_lang and tgt_lang):
                     raise OptionError(f"{display_path(where)}: {detected} input needs {option_ref('src_lang')} "
                                       f"and {option_ref('tgt_lang')}")
@@ -474,9 +414,9 @@ def read_records(path: str, kind: str = "any", *, fmt: str = "auto", src_lang: s
                 rec = _parse_jsonl(where, line_no, raw)
             elif detected == "text":
                 rec = {"id": f"{id_prefix}{line_no}", "src_lang": src_lang, "tgt_lang": tgt_lang,
-                       "src": _decode(where, line_no, raw)}
+                       "src": decode_line(where, line_no, raw)}
             else:
-                rec = _parse_pair(where, line_no, _decode(where, line_no, raw), detected, src_lang,  # type: ignore[arg-type]
+                rec = _parse_pair(where, line_no, decode_line(where, line_no, raw), detected, src_lang,  # type: ignore[arg-type]
                                   tgt_lang, id_prefix)  # type: ignore[arg-type]
             try:
                 rec = validate(rec if convert is None else convert(rec, ordinal))
@@ -693,7 +633,7 @@ def concat_files(paths: Iterable[str], output: str, *, head: int | None = None) 
     count = 0
     with atomic_path(output) as tmp, open(tmp, "wb") as out:
         for path in paths:
-            for line_no, _, raw in _raw_lines(path):
+            for line_no, _, raw in raw_lines(path):
                 if head is not None and line_no > head:
                     break
                 out.write(raw if raw.endswith(b"\n") else raw + b"\n")

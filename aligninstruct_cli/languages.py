@@ -27,6 +27,7 @@ from typing import Iterable, Literal, Optional
 
 from aligninstruct_cli.errors import AitError, InputError
 from aligninstruct_cli.options import check_options, option
+from aligninstruct_cli.textfile import iter_lines
 
 
 BUILT_IN, LIBRARY = "built-in", "langcodes"  # a Language's source; a user file's is its path
@@ -208,6 +209,9 @@ class _Registry:
 
 
 _REGISTRY: _Registry | None = None
+# codes records.py found in the table (its fast path; bounded by the distinct codes in use): emptied whenever
+# the table changes, so every code is checked again against the new one
+CHECKED_CODES: set[str] = set()
 
 
 def _registry() -> _Registry:
@@ -229,9 +233,7 @@ def use_language_file(path: str) -> None:
     _REGISTRY = _Registry()
     _REGISTRY.add_user(langs, path)
     os.environ[LANGUAGES_ENV] = str(Path(path).resolve())
-    from aligninstruct_cli import records
-
-    records.forget_checked_languages()
+    CHECKED_CODES.clear()
 
 
 def reset_languages() -> None:
@@ -239,9 +241,7 @@ def reset_languages() -> None:
     global _REGISTRY
     _REGISTRY = None
     os.environ.pop(LANGUAGES_ENV, None)
-    from aligninstruct_cli import records
-
-    records.forget_checked_languages()
+    CHECKED_CODES.clear()
 
 
 def _language_file_option(path: str) -> str:
@@ -277,8 +277,6 @@ def read_language_file(path: str) -> list[Language]:
     """The languages of a user TSV file (header: code, flores, name, optional seen and override). A bad
     file is an error naming FILE:LINE: a missing column, a duplicate code, or a code or name that is
     already a different language without `override: yes`."""
-    from aligninstruct_cli.io import iter_lines
-
     if not Path(path).is_file():
         raise AitError(f"{path}: no such language file")
     rows = iter(iter_lines(path, skip_blank=True))

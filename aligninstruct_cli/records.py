@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Callable, TypedDict
 
 from aligninstruct_cli.errors import RecordError
-from aligninstruct_cli.languages import suggest_language, find_language
+from aligninstruct_cli.languages import CHECKED_CODES, find_language, suggest_language
 
 SCHEMA_VERSION = 1
 
@@ -89,23 +89,15 @@ def _ident(rec: Record, field: str = "id") -> None:
         raise RecordError("expected a non-empty string or integer", field=field)
 
 
-_KNOWN_LANGUAGE_STRINGS: set[str] = set()  # codes already checked (bounded by the distinct codes in use)
-
-
-def forget_checked_languages() -> None:
-    """After the language table changed (a user file): check every code again."""
-    _KNOWN_LANGUAGE_STRINGS.clear()
-
-
 def _lang(rec: Record, field: str) -> None:
     code = rec.get(field)
-    if type(code) is str and code in _KNOWN_LANGUAGE_STRINGS:
+    if type(code) is str and code in CHECKED_CODES:
         return
     code = _text(rec, field)
     if find_language(code) is None:
         raise RecordError(f"unknown language {code!r}", field=field, hint=suggest_language(code))
-    if len(_KNOWN_LANGUAGE_STRINGS) < 10_000:
-        _KNOWN_LANGUAGE_STRINGS.add(code)
+    if len(CHECKED_CODES) < 10_000:
+        CHECKED_CODES.add(code)
 
 
 def _source_fields(rec: Record) -> None:

@@ -21,13 +21,12 @@ LAYERS = (
     ("stages", r"(align|instructions|training|metrics|demo|paper)(\..+)?|generation|decoding|translate_pool|probe"
                r"|export|data|tiny"),
     ("core", r"io|records|languages|models|hub|provenance"),
-    ("base", r"|options|console|errors"),
+    ("base", r"|options|console|errors|textfile"),
 )
 
 # Cycles not yet broken (issue #23): each entry is one strongly connected set of modules. The test fails on any
 # other cycle, and on an entry here that is no longer a cycle (so the list only shrinks).
 KNOWN_CYCLES: list[set[str]] = [
-    {"io", "languages", "records"},
     {"metrics", "metrics.base", "metrics.bleu_chrf", "metrics.comet", "metrics.options", "metrics.report",
      "metrics.significance"},
     {"experiment.config", "experiment.executors", "experiment.graph", "experiment.health", "experiment.live",
