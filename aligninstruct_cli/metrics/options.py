@@ -9,7 +9,8 @@ from typing import Any, Literal, Optional
 
 from aligninstruct_cli.io import known_language
 from aligninstruct_cli.languages import LanguagesOption, get_language
-from aligninstruct_cli.metrics import DEFAULT_METRICS, METRICS, significance
+from aligninstruct_cli.metrics import significance
+from aligninstruct_cli.metrics.catalog import DEFAULT_METRICS, METRICS
 from aligninstruct_cli.metrics.bleu_chrf import check_tokenizer, spm_tokenizers
 from aligninstruct_cli.metrics.comet import DEFAULT_COMET_MODEL, comet_batch_size_option
 from aligninstruct_cli.metrics.groups import GROUP_ORDER

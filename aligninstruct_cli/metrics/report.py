@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from aligninstruct_cli.metrics import METRIC_LABELS
+from aligninstruct_cli.metrics.catalog import METRIC_LABELS
 from aligninstruct_cli.metrics.groups import DEFAULT_GROUPS, GROUP_ORDER, paper_testset_rank
 
 FORMATS = ("table", "json", "markdown", "tsv")

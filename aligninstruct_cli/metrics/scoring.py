@@ -22,8 +22,9 @@ from aligninstruct_cli import console
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.io import STDIO
 from aligninstruct_cli.languages import SeenList, is_bloom_model, seen_list
-from aligninstruct_cli.metrics import METRIC_TYPES, significance
+from aligninstruct_cli.metrics import significance
 from aligninstruct_cli.metrics.base import CorpusScore, Metric
+from aligninstruct_cli.metrics.catalog import METRIC_TYPES
 from aligninstruct_cli.metrics.groups import Direction, Group, group_directions, mean
 from aligninstruct_cli.metrics.options import ScoreOptions
 from aligninstruct_cli.metrics.report import LAYOUT_GROUPS, PAPER_LAYOUTS
