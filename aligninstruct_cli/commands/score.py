@@ -72,17 +72,11 @@ def _score(options: ScoreOptions, hyps: list[str], output: str, sentence_level: 
            inputs: list[str]) -> None:
     from aligninstruct_cli.metrics import report as report_mod
     from aligninstruct_cli.metrics import scoring
-    from aligninstruct_cli.metrics.testset import text_without_sources
 
     hyps = list(hyps or []) + list(inputs or [])
     if not hyps:
         raise AitError("no hypotheses: give HYPS files (or -i FILE); - reads stdin")
-    if not options.metrics_given and text_without_sources(hyps, options):
-        options = replace(options, metrics=["bleu", "chrf"])
-        console.info("plain-text hypotheses without --src: scoring BLEU and chrF++ (COMET needs the sources)")
-    if not options.metrics_given and len(options.refs or []) > 1 and "comet" in options.metrics:
-        options = replace(options, metrics=[m for m in options.metrics if m != "comet"])
-        console.info(f"{len(options.refs)} references: scoring BLEU and chrF++ (COMET takes one reference)")
+    options = scoring.metrics_that_can_score(hyps, options)
 
     if sentence_level == STDIO and output == STDIO:
         raise AitError("--sentence-level - and the report both go to stdout", hint="give one of them a file")

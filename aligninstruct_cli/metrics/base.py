@@ -35,6 +35,7 @@ class Metric(ABC):
     label: ClassVar[str]  # as in table headers and signature lines
     loads_a_model: ClassVar[bool] = False  # made after the others, so that their checks come before a long load
     multi_reference: ClassVar[bool] = False  # scores a segment against several references (`more_refs`)
+    needs_sources: ClassVar[bool] = False  # scores with the source sentence (plain-text hypotheses need --src)
     higher_is_better: ClassVar[bool] = True  # TER: lower is better (a win is a negative difference)
 
     @classmethod

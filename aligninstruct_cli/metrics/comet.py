@@ -139,6 +139,7 @@ class COMET(Metric):
     name = "comet"
     label = "COMET"
     loads_a_model = True
+    needs_sources = True
 
     def __init__(self, model: str = DEFAULT_COMET_MODEL, *, batch_size: int | str = "auto",
                  gpus: int | None = None, progress: bool = False, implementation: str = "auto"):

@@ -13,7 +13,7 @@ direction scores, resamples and sentence scores all come from them (see `base.Me
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -29,7 +29,7 @@ from aligninstruct_cli.metrics.groups import Direction, Group, group_directions,
 from aligninstruct_cli.metrics.options import ScoreOptions
 from aligninstruct_cli.metrics.report import LAYOUT_GROUPS, PAPER_LAYOUTS
 from aligninstruct_cli.metrics.testset import (Hypotheses, TestSet, align_hypotheses, build_testset, id_key,
-                                               read_hypotheses)
+                                               read_hypotheses, text_without_sources)
 from aligninstruct_cli.options import OptionError, option_ref
 
 
@@ -204,6 +204,30 @@ def _selected_groups(directions: dict[Direction, list[int]], seen: SeenList | No
     if missing:
         console.warn(f"no directions for group(s) {', '.join(missing)}: left out of the report")
     return groups
+
+
+def metrics_that_can_score(hyps: Sequence[str], options: ScoreOptions) -> ScoreOptions:
+    """Without --metrics, the default metrics less those the inputs cannot feed, each said on stderr: one that
+    `needs_sources` when plain-text hypotheses come without --src, one that is not `multi_reference` when
+    several references are given. Metrics asked for by name are kept (and fail with their own message)."""
+    if options.metrics_given:
+        return options
+    if text_without_sources(hyps, options):
+        kept = [m for m in options.metrics if not METRIC_TYPES[m].needs_sources]
+        dropped = [m for m in options.metrics if METRIC_TYPES[m].needs_sources]
+        options = replace(options, metrics=kept)
+        console.info(f"plain-text hypotheses without --src: scoring {_labels(kept)} ({_labels(dropped)} needs "
+                     "the sources)")
+    single = [m for m in options.metrics if not METRIC_TYPES[m].multi_reference]
+    if len(options.refs or []) > 1 and single:
+        options = replace(options, metrics=[m for m in options.metrics if m not in single])
+        console.info(f"{len(options.refs)} references: scoring {_labels(options.metrics)} ({_labels(single)} takes "
+                     "one reference)")
+    return options
+
+
+def _labels(metric_names: Sequence[str]) -> str:
+    return " and ".join(METRIC_TYPES[m].label for m in metric_names)
 
 
 def score(hyps: Sequence[str], options: ScoreOptions, *, sentence_level: bool = False,

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from aligninstruct_cli.errors import AitError, InputError, display_path
 from aligninstruct_cli.io import STDIO, file_stem, iter_lines, read_records
+from aligninstruct_cli.metrics.catalog import METRIC_TYPES
 from aligninstruct_cli.metrics.groups import Direction, direction_of
 from aligninstruct_cli.options import OptionError, option_ref
 
@@ -114,9 +115,9 @@ def read_text_hypotheses(path: str, name: str | None, options: ScoreOptions) -> 
         if len(srcs) != len(hyps):
             raise AitError(f"{display_path(path)} has {len(hyps)} hypotheses but {display_path(options.src)} has "
                            f"{len(srcs)} source lines", hint="plain-text sources pair with hypotheses line by line")
-    elif "comet" in options.metrics:
-        raise OptionError(f"COMET needs the source sentences of the plain-text hypotheses in {display_path(path)}: "
-                          f"give {option_ref('src')} FILE, or {option_ref('metrics')} bleu,chrf")
+    elif needing := [METRIC_TYPES[m].label for m in options.metrics if METRIC_TYPES[m].needs_sources]:
+        raise OptionError(f"{' and '.join(needing)} needs the source sentences of the plain-text hypotheses in "
+                          f"{display_path(path)}: give {option_ref('src')} FILE, or {option_ref('metrics')} bleu,chrf")
     else:
         srcs = [""] * len(hyps)
     # without languages (-tok given): src_lang/tgt_lang None, an unknown direction (groups.direction_of)
@@ -127,7 +128,8 @@ def read_text_hypotheses(path: str, name: str | None, options: ScoreOptions) -> 
 
 
 def text_without_sources(hyps: Sequence[str], options: ScoreOptions) -> bool:
-    """Whether some hypotheses are plain text and no sources are given (then COMET cannot score them)."""
+    """Whether some hypotheses are plain text and no sources are given (then a metric that `needs_sources`
+    cannot score them)."""
     paths = list(hyps) + ([options.baseline] if options.baseline else [])
     return not options.src and any(hypotheses_format(p, options.input_format) == "text" for p in paths)
 
