@@ -624,8 +624,8 @@ def _merged_precision(precision: str, model: str) -> str:
     """`auto`: the precision the base model's config names (torch_dtype / dtype), else fp32."""
     if precision != "auto":
         return precision
-    from aligninstruct_cli.models import load_config
+    from aligninstruct_cli.models import load_model_config
 
-    values = load_config(model).to_dict()
+    values = load_model_config(model).to_dict()
     dtype = str(values.get("dtype") or values.get("torch_dtype") or "float32")
     return {"torch.bfloat16": "bf16", "bfloat16": "bf16", "torch.float16": "fp16", "float16": "fp16"}.get(dtype, "fp32")

@@ -135,7 +135,8 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).splitlines() or [type(exc).__name__])[0]
 
 
-def load_config(model: str):
+def load_model_config(model: str):
+    """The model's transformers config (config.json), with a clear error for a model that is not there."""
     from transformers import AutoConfig
 
     try:
@@ -200,7 +201,7 @@ def check_lora_targets(model: str, targets: list[str]) -> None:
 
     if targets == ["all-linear"]:  # PEFT's shortcut (training/config.ALL_LINEAR): any model has linear layers
         return
-    config = load_config(model)
+    config = load_model_config(model)
     try:
         with torch.device("meta"):
             lm = AutoModelForCausalLM.from_config(config)
@@ -334,7 +335,7 @@ def weights_sample(model_dir: str | os.PathLike[str]) -> str | None:
 
 def base_fingerprint(model: str) -> dict[str, Any]:
     """What an adapter records of its base (`BASE_FINGERPRINT_FILE`): architecture and weights sample."""
-    return {"architecture": architecture_fingerprint(load_config(model)), "weights": weights_sample(model)}
+    return {"architecture": architecture_fingerprint(load_model_config(model)), "weights": weights_sample(model)}
 
 
 def write_base_fingerprint(adapter_dir: str | os.PathLike[str], base: str) -> None:

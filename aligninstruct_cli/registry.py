@@ -12,7 +12,7 @@ from aligninstruct_cli.generation import TranslateOptions
 from aligninstruct_cli.instructions.mixing import MixOptions
 from aligninstruct_cli.instructions.objectives import BuildOptions
 from aligninstruct_cli.languages import ListOptions
-from aligninstruct_cli.metrics.options import ScoreOptions
+from aligninstruct_cli.metrics.score_options import ScoreOptions
 from aligninstruct_cli.probe import ProbeOptions
 from aligninstruct_cli.training.config import TrainOptions
 

@@ -269,7 +269,7 @@ def test_per_language_and_per_direction_layouts(tmp_path):
     """`languages` (Tables 11–13): a row per language with en→xx and xx→en per test set, then avg.;
     `directions` (Tables 14–18): a row per direction, then the groups."""
     from aligninstruct_cli.metrics.report import render
-    from aligninstruct_cli.metrics.options import ScoreOptions
+    from aligninstruct_cli.metrics.score_options import ScoreOptions
     from aligninstruct_cli.metrics.scoring import score
 
     hyps = tmp_path / "h.jsonl"

@@ -387,7 +387,7 @@ def test_score_statistics_in_chunks_equal_all_at_once(monkeypatch):
 
 def test_bootstrap_in_blocks_draws_the_same_resamples(tmp_path, monkeypatch):
     from aligninstruct_cli.metrics import scoring
-    from aligninstruct_cli.metrics.options import ScoreOptions
+    from aligninstruct_cli.metrics.score_options import ScoreOptions
 
     rng = np.random.default_rng(1)
     records = [parallel(i, tgt=" ".join(rng.choice(["a", "b", "c", "d"], 5)), hyp=" ".join(rng.choice(["a", "b", "c"], 5)))

@@ -436,7 +436,7 @@ def test_layouts_reproduce_the_papers_tables(tmp_path, synthetic_directions):
 
 
 def test_groups_option_orders_and_checks_names(tmp_path, synthetic_directions):
-    from aligninstruct_cli.metrics.options import ScoreOptions
+    from aligninstruct_cli.metrics.score_options import ScoreOptions
     from aligninstruct_cli.options import OptionError
 
     hyps = write_jsonl(tmp_path / "a.jsonl", make_system(synthetic_directions, drop=0.2, seed=1))
@@ -459,7 +459,7 @@ def test_groups_option_orders_and_checks_names(tmp_path, synthetic_directions):
 
 # ------------------------------------------------------------------------------------------------ options
 def test_options_from_a_config_file_equal_flags_and_checks_name_fields(tmp_path, synthetic_directions):
-    from aligninstruct_cli.metrics.options import ScoreOptions
+    from aligninstruct_cli.metrics.score_options import ScoreOptions
     from aligninstruct_cli.options import OptionError
 
     a = write_jsonl(tmp_path / "a.jsonl", make_system(synthetic_directions, drop=0.2, seed=1))

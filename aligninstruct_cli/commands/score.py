@@ -13,7 +13,7 @@ from aligninstruct_cli import console
 from aligninstruct_cli.commands._options import Extra, OutputOpt, stage_command
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.io import STDIO, RecordWriter, regular_files, write_records
-from aligninstruct_cli.metrics.options import ScoreOptions
+from aligninstruct_cli.metrics.score_options import ScoreOptions
 
 HELP = """Score hypotheses with BLEU, chrF++ and COMET per direction and per direction group.
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, ClassVar, Sequence
 import numpy as np
 
 if TYPE_CHECKING:
-    from aligninstruct_cli.metrics.options import ScoreOptions
+    from aligninstruct_cli.metrics.score_options import ScoreOptions
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from aligninstruct_cli.metrics.base import Metric
 from aligninstruct_cli.options import OptionError, option_ref
 
 if TYPE_CHECKING:
-    from aligninstruct_cli.metrics.options import ScoreOptions
+    from aligninstruct_cli.metrics.score_options import ScoreOptions
 
 # Target language → sacrebleu BLEU tokenizer; every other language gets DEFAULT_TOKENIZER.
 BLEU_TOKENIZER_BY_LANG = {"zh": "zh", "ja": "ja-mecab", "ko": "ko-mecab"}

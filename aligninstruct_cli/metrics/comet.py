@@ -30,7 +30,7 @@ from aligninstruct_cli.metrics.comet_model import encoder_location
 from aligninstruct_cli.options import OptionError, option_ref
 
 if TYPE_CHECKING:
-    from aligninstruct_cli.metrics.options import ScoreOptions
+    from aligninstruct_cli.metrics.score_options import ScoreOptions
 
 DEFAULT_COMET_MODEL = "Unbabel/wmt22-comet-da"  # ait's choice: the paper cites COMET but names no checkpoint
 DEFAULT_COMET_BATCH_SIZE = 16  # comet's own default, and ait's on a CPU

@@ -26,8 +26,8 @@ from aligninstruct_cli.metrics import significance
 from aligninstruct_cli.metrics.base import CorpusScore, Metric
 from aligninstruct_cli.metrics.catalog import METRIC_TYPES
 from aligninstruct_cli.metrics.groups import Direction, Group, group_directions, mean
-from aligninstruct_cli.metrics.options import ScoreOptions
 from aligninstruct_cli.metrics.report import LAYOUT_GROUPS, PAPER_LAYOUTS
+from aligninstruct_cli.metrics.score_options import ScoreOptions
 from aligninstruct_cli.metrics.testset import (Hypotheses, TestSet, align_hypotheses, build_testset, id_key,
                                                read_hypotheses, text_without_sources)
 from aligninstruct_cli.options import OptionError, option_ref

@@ -20,7 +20,7 @@ from aligninstruct_cli.options import OptionError, option_ref
 REPEATED_FIELDS = ("src_lang", "tgt_lang", "model", "adapter", "prompt_name", "testset")
 
 if TYPE_CHECKING:
-    from aligninstruct_cli.metrics.options import ScoreOptions
+    from aligninstruct_cli.metrics.score_options import ScoreOptions
 
 
 @dataclass

@@ -160,7 +160,7 @@ def model_shape(model_path: str) -> dict[str, int]:
     and counting a 7b1's parameters on the meta device takes about two seconds)."""
     from aligninstruct_cli import models
 
-    config = models.load_config(model_path)
+    config = models.load_model_config(model_path)
     return {"params": parameter_count(config), "layers": _first(config, "num_hidden_layers", "n_layer"),
             "hidden": _first(config, "hidden_size", "n_embd"), "heads": _first(config, "num_attention_heads", "n_head")}
 

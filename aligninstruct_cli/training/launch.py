@@ -179,7 +179,7 @@ def prepare(options: TrainOptions, *, tokenize: bool = True, command: list[str] 
     if unused:
         console.warn(f"data {', '.join(map(repr, unused))} not used by the curriculum")
     model_path = models.resolve_model(options.model)
-    model_type = models.load_config(model_path).model_type
+    model_type = models.load_model_config(model_path).model_type
     if options.lora_targets and not options.full:
         models.check_lora_targets(model_path, options.lora_targets)
     precision = models.resolve_precision(options.precision)
