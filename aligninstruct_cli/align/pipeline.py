@@ -15,24 +15,26 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Literal, Optional
 
 import numpy as np
 import orjson
 
+from aligninstruct_cli import console
 from aligninstruct_cli.align import spans as spans_mod
 from aligninstruct_cli.align.corpus import CellLayout, EncodedCorpus, Vocab
 from aligninstruct_cli.align.model import UNSEEN_T, EMOptions, EMTrainer
 from aligninstruct_cli.align.persist import AlignmentModel
 from aligninstruct_cli.align.symmetrize import DEFAULT_HEURISTIC, HEURISTICS, needs, symmetrize
 from aligninstruct_cli.align.tokenize import get_tokenizer, get_word_splitter, parse_tokenize_option
-from aligninstruct_cli.errors import RecordError
+from aligninstruct_cli.errors import AitError, InputError, RecordError
 
 # ait's defaults, the paper configs' settings: estimation on normalised tokens (punctuation split off,
 # lowercased); the output's tokens and span texts are the sentence's own
 DEFAULT_TOKENIZE = ("simple", "simple")
-from aligninstruct_cli.io import ReadOptions
+from aligninstruct_cli.io import ErrorPolicy, ReadOptions, RecordWriter, read_records
 from aligninstruct_cli.options import OptionError, option, option_fields, option_ref
 
 BACKENDS = ("fast_align", "eflomal")
@@ -437,3 +439,64 @@ def align_records(records: Iterable[dict], config: AlignOptions | None = None,
         for record in records:
             aligner.add(dict(record))
         return list(aligner.aligned_records())
+
+
+def align_file(options: AlignOptions, input: str, output: str, save_model: str | None = None, *,
+               policy: ErrorPolicy) -> str | None:
+    """`ait align` on files: align the parallel records of `input` (a loaded `--model`, or one trained here and
+    saved to `save_model`) and write aligned records or Pharaoh lines to `output`. Bad records go to `policy`.
+    Returns the summary line for stderr; None when there was nothing to align (an empty output is written)."""
+    if options.model and save_model:
+        raise AitError("--model and --save-model exclude each other (a loaded model is not retrained)")
+    if save_model and options.backend != "fast_align":
+        raise AitError("--save-model needs --backend fast_align (eflomal keeps no model)")
+    loaded = AlignmentModel.load(options.model) if options.model else None
+    if loaded is not None:
+        if options.tokenize is not None and tuple(options.tokenize) != tuple(loaded.tokenize):
+            console.warn(f"--tokenize {','.join(options.tokenize)} ignored: the model was trained with "
+                         f"{','.join(loaded.tokenize)}")
+        if options.lowercase is not None and options.lowercase != loaded.lowercase:
+            console.warn("--lowercase/--no-lowercase ignored: the model decides")
+    started = time.perf_counter()
+    with CorpusAligner(options, loaded) as aligner:
+        located = read_records(input, "parallel", fmt=options.input_format, src_lang=options.src_lang,
+                               tgt_lang=options.tgt_lang, policy=policy, with_location=True)
+        for line_no, record in console.track(located, "reading", unit="sentences", every=4096):
+            try:
+                aligner.add(record)
+            except RecordError as exc:
+                policy.handle(InputError(input, line_no, exc.message, field=exc.field, hint=exc.hint))
+        n = len(aligner)
+        if n == 0:
+            console.warn(f"{input}: no sentence pairs to align; the output is empty")
+            with RecordWriter(output):
+                pass
+            return None
+        aligner.fit()
+        if save_model:
+            aligner.trained_model().save(save_model)
+        n_links = n_pairs = 0
+        signals = dict.fromkeys(spans_mod.PAIR_SIGNALS, 0)
+        with RecordWriter(output) as out:
+            if options.output_format == "pharaoh":
+                for line in aligner.pharaoh_lines():
+                    out.write_line(line)
+            else:
+                for rec in aligner.aligned_records():
+                    n_links += len(rec["links"])
+                    n_pairs += len(rec["pairs"])
+                    for pair in rec["pairs"]:
+                        for signal in spans_mod.pair_signals(pair):
+                            signals[signal] += 1
+                    out.write(rec)
+        elapsed = time.perf_counter() - started
+        summary = f"aligned {n:,} sentence pairs in {elapsed:,.1f}s ({n / max(elapsed, 1e-9):,.0f} sentences/s)"
+        if options.output_format == "jsonl":
+            summary += f"; {n_links:,} links ({options.links}), {n_pairs:,} span pairs"
+            if n_pairs:  # the gold pairs' quality signal: high shares mean the tokenization keeps punctuation
+                summary += " (" + ", ".join(f"{signals[k] / n_pairs:.1%} {k}" for k in spans_mod.PAIR_SIGNALS) + ")"
+        if aligner.trainer is not None:
+            summary += "; tension " + ", ".join(f"{name} {d.tension:.3f}" for name, d in aligner.trainer.directions.items())
+        if save_model:
+            summary += f"; model saved to {save_model}"
+    return summary
