@@ -18,7 +18,7 @@ LAYERS = (
     ("entry", r"(cli|__main__|commands(\..+)?|completions|docgen)"),
     ("experiment", r"experiment(\..+)?"),
     ("registry", r"registry"),
-    ("stages", r"(align|instructions|training|metrics|demo|paper)(\..+)?|generation|decoding|translate_pool|probe"
+    ("stages", r"(align|instructions|training|metrics|demo|paper)(\..+)?|generation|decoding|translate_pool|translate_file|probe"
                r"|export|data|tiny"),
     ("core", r"io|records|languages|models|hub|provenance"),
     ("base", r"|options|console|errors|textfile"),
