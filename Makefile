@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo venv clean bench completions docs test-transformers5
+.PHONY: test test-fast demo venv clean bench completions docs test-transformers5
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,11 @@ venv: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# the tests without the long ones (`@pytest.mark.slow`: over ~10 s each, trainings and launches); `make test` is the
+# whole suite, as CI runs it
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 # the demo experiment (docs/demo.md): writes demo-out/report.md; a second run redoes nothing
 demo: $(STAMP)
