@@ -178,3 +178,48 @@ def test_the_architecture_page_names_every_module():
     assert not missing, f"docs/architecture.md does not name {missing}"
     for name, _ in LAYERS:
         assert f"\n## {name}\n" in page, f"docs/architecture.md has no section for the {name} layer"
+
+
+# The modules that change os.environ, and why (docs/architecture.md, "Process-wide state"): the entry point's
+# settings for the libraries it imports later, and the training launcher's for the processes it starts.
+ENVIRON_WRITERS = {
+    "console": "HF_HUB_DISABLE_PROGRESS_BARS, from set_quiet (cli.main, a training rank's start)",
+    "hub": "HF_HUB_OFFLINE, from go_offline (a model or data set found only in the local cache)",
+    "languages": "AIT_LANGUAGES, the user language file the processes a command starts inherit",
+    "training.batch": "DS_ACCELERATOR=cpu before counting a machine's ranks, as the launcher does",
+    "training.distributed": "a one-process rendezvous (RANK, MASTER_PORT, ...), restored on exit",
+    "training.launch": "DS_ACCELERATOR=cpu for the deepspeed launcher on a machine without CUDA",
+}
+
+
+def environ_writes(path: Path) -> list[int]:
+    """Lines of `path` that change os.environ: an item assigned or deleted, update/setdefault/pop/clear."""
+    def is_environ(node: ast.AST) -> bool:
+        return isinstance(node, ast.Attribute) and node.attr == "environ" and isinstance(node.value, ast.Name) \
+            and node.value.id == "os"
+
+    lines = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        targets = node.targets if isinstance(node, (ast.Assign, ast.Delete)) else \
+            [node.target] if isinstance(node, ast.AugAssign) else []
+        if any(isinstance(t, ast.Subscript) and is_environ(t.value) for t in targets):
+            lines.append(node.lineno)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and (
+                (is_environ(node.func.value) and node.func.attr in ("update", "setdefault", "pop", "clear"))
+                or (isinstance(node.func.value, ast.Name) and node.func.value.id == "os"
+                    and node.func.attr in ("putenv", "unsetenv"))):
+            lines.append(node.lineno)
+    return sorted(lines)
+
+
+def test_only_the_listed_modules_change_the_environment():
+    writers = {name for name, path in MODULES.items() if environ_writes(path)}
+    assert writers == set(ENVIRON_WRITERS), (sorted(writers - set(ENVIRON_WRITERS)),
+                                             sorted(set(ENVIRON_WRITERS) - writers))
+
+
+def test_environment_writes_are_found(tmp_path):
+    path = tmp_path / "mod.py"
+    path.write_text("import os\nos.environ['A'] = '1'\nos.environ.setdefault('B', '2')\nx = os.environ.get('C')\n"
+                    "del os.environ['A']\n")
+    assert environ_writes(path) == [2, 3, 5]
