@@ -325,7 +325,7 @@ def _json_array_items(path: str, where: str) -> Iterator[tuple[int, int, Any]]:
         return
     while True:
         try:
-            value, end = decoder.rawdecode_line(text, pos)
+            value, end = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
             raise InputError(where, line_of(exc.pos), f"malformed JSON: {exc.msg}") from None
         yield line_of(pos), pos, value
