@@ -326,6 +326,7 @@ def experiment_cli(*args: str, **kwargs) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
 
 
+@pytest.mark.slow  # a training killed and rerun: ~27 s
 def test_killed_during_training_then_run_again_finishes_and_reruns_nothing(tiny_experiment):
     """SIGKILL of `ait experiment run` during training; `run` again ends the orphaned training, resumes it
     (ait train --resume) and finishes; the adapter equals an uninterrupted training's, bit for bit. Then a

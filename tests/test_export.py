@@ -74,6 +74,7 @@ def no_local_paths(text: str, *roots: Path) -> bool:
     return not any(str(r) in text for r in roots) and "/tmp/" not in text
 
 
+@pytest.mark.slow  # two-rank DeepSpeed trainings per architecture: ~27 s
 @pytest.mark.parametrize("arch", ["llama", "qwen2"])
 def test_two_ranks_train_then_translate_probe_export(arch, trained, tmp_path):
     import torch

@@ -1,4 +1,5 @@
-"""`ait train`: configuration, data pipeline, loss, launch plumbing and input errors (fast; no launch).
+"""`ait train`: configuration, data pipeline, loss, launch plumbing and input errors (no launch; the one test
+that trains twice in this process is marked slow).
 
 The launches themselves (two CPU ranks, resume after SIGKILL, ZeRO-3) are in test_train_launch.py."""
 
@@ -720,6 +721,7 @@ def test_compile_is_on_for_gpus_but_not_under_zero3_nor_on_cpus():
         options(compile="yes")
 
 
+@pytest.mark.slow  # two trainings, one with compiled blocks: ~18 s
 def test_compiled_blocks_train_the_same_adapter(tiny_bloom_dir, data, tmp_path):
     """--compile on (regional torch.compile of the decoder blocks; here inductor on the CPU) trains what eager
     mode trains: same data order and, without dropout, the same weights up to float reassociation."""
