@@ -203,19 +203,7 @@ def test_data_and_spm_models_fail_fast_offline(tmp_path, unreachable_hub):
 
 
 # ------------------------------------------------------------------------------------------------ architectures
-def test_lora_targets_per_architecture_and_override():
-    from aligninstruct_cli.options import OptionError
-    from aligninstruct_cli.training.config import lora_targets_for
-
-    assert lora_targets_for("bloom") == ["query_key_value"]  # the paper's
-    assert lora_targets_for("gpt_neox") == ["query_key_value"]
-    for arch in ("llama", "mistral", "qwen2", "gemma", "gemma2"):
-        assert lora_targets_for(arch) == ["q_proj", "k_proj", "v_proj"], arch
-    assert lora_targets_for("llama", ["q_proj", "o_proj"]) == ["q_proj", "o_proj"]
-    with pytest.raises(OptionError, match="no default LoRA targets for model type 'mamba'"):
-        lora_targets_for("mamba")
-
-
+# (lora_targets_for per architecture: tests/test_train.py)
 @pytest.fixture(scope="module")
 def tiny_llama_dir(tmp_path_factory):
     from aligninstruct_cli.tiny import build_tiny_llama, sample_texts, train_tokenizer

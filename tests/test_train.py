@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from aligninstruct_cli.cli import app
 from aligninstruct_cli.errors import AitError
+from aligninstruct_cli.options import OptionError
 from aligninstruct_cli.training import config as C
 from aligninstruct_cli.training.data import (Geometry, collate, epoch_plan, load_or_tokenize,
                                              split_global_batch, tokenize_records)
@@ -205,13 +206,18 @@ def test_default_lora_matches_the_paper_trainable_parameters(shape, expected):
     assert sum(p.numel() for p in peft_model.parameters() if p.requires_grad) == expected
 
 
-def test_lora_targets_per_architecture():
-    assert C.lora_targets_for("bloom") == ["query_key_value"]
-    assert C.lora_targets_for("llama") == ["q_proj", "k_proj", "v_proj"]
+def test_lora_targets_per_architecture_and_override():
+    assert C.lora_targets_for("bloom") == ["query_key_value"]  # the paper's
+    assert C.lora_targets_for("gpt_neox") == ["query_key_value"]
+    for arch in ("llama", "mistral", "qwen2", "gemma", "gemma2"):
+        assert C.lora_targets_for(arch) == ["q_proj", "k_proj", "v_proj"], arch
     assert C.lora_targets_for("gpt2") == ["c_attn"]
+    assert C.lora_targets_for("llama", ["q_proj", "o_proj"]) == ["q_proj", "o_proj"]
     assert C.lora_targets_for("whatever", ["a", "b"]) == ["a", "b"]
     with pytest.raises(AitError, match="lora_targets"):
         C.lora_targets_for("t5")
+    with pytest.raises(OptionError, match="no default LoRA targets for model type 'mamba'"):
+        C.lora_targets_for("mamba")
 
 
 def test_deepspeed_config(tmp_path):
