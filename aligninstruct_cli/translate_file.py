@@ -93,7 +93,7 @@ def translate_file(options: TranslateOptions, input: str, output: str, *, resume
     """`ait translate` on files: translate the source records of `input` into `output` (with `resume`: append
     to it, after the ids it holds, once its model, prompt and decoding are checked to be the same), with a
     progress bar and OUTPUT.run.json beside a file output. Bad records go to `policy`. Returns the summary line."""
-    from aligninstruct_cli.generation import Translator, resolve_prompt
+    from aligninstruct_cli.generation import resolve_prompt
     from aligninstruct_cli.models import load_model
     from aligninstruct_cli.provenance import RunManifest, file_sha256, now, package_versions
 
@@ -148,6 +148,26 @@ def translate_file(options: TranslateOptions, input: str, output: str, *, resume
     if path is not None and resume:  # the output grows as it goes: a killed run leaves its settings for the next
         manifest = previous.resumed(sys.argv).update(**this_run) if previous else begin_manifest()
     skipped = [0]
+    sources = _skip_done(records(policy), done, skipped)
+    translator, written = _translate_to(output, sources, options, loaded if options.num_gpus <= 1 else None,
+                                        total=total, append=resume, input=input, skipped=skipped)
+    stats = translator.stats
+    seconds = max(stats.seconds, 1e-9)
+    if path is not None:  # without --resume the output is atomic: its manifest appears only beside a whole file
+        (manifest or begin_manifest()).finish(records=written + skipped[0], generate_seconds=round(stats.seconds, 3),
+                                              sentences_per_s=round(stats.sentences / seconds, 2),
+                                              generated=stats.sentences, stopped_at_max_new_tokens=stats.at_limit)
+    return (f"translated {written} record(s)" + (f", {skipped[0]} already in {output}" if resume else "")
+            + f"; {stats.sentences / seconds:,.1f} sentences/s, {stats.new_tokens / seconds:,.0f} "
+              f"generated tokens/s in generate" + (" (pivot: two legs)" if options.pivot else ""))
+
+
+def _translate_to(output: str, sources: Iterable[dict], options: TranslateOptions, loaded, *, total: int | None,
+                  append: bool, input: str, skipped: list[int]):
+    """Translate `sources` into `output` (appended and synced after every chunk with `append`, else written
+    atomically) under a progress bar: (the translator, for its stats; the number of records written)."""
+    from aligninstruct_cli.generation import Translator
+
     with contextlib.ExitStack() as stack, console.Bar("translate", total=total, unit="sentences") as bar:
         started = time.perf_counter()
         counts = {"sent": 0, "tok": 0, "rate": ""}
@@ -165,25 +185,16 @@ def translate_file(options: TranslateOptions, input: str, output: str, *, resume
             translator = stack.enter_context(TranslatorPool(options, on_batch=on_batch))
         else:
             translator = Translator(loaded, options, on_batch=on_batch)
-        chunks = translator.translate_chunks(_skip_done(records(policy), done, skipped), pivot=options.pivot)
-        writer = AppendRecordWriter(output) if resume else RecordWriter(output)
+        chunks = translator.translate_chunks(sources, pivot=options.pivot)
+        writer = AppendRecordWriter(output) if append else RecordWriter(output)
         with writer as out:
             for chunk in chunks:
                 for rec in chunk:
                     out.write(rec)
-                if resume:
+                if append:
                     out.sync()
                 if options.pivot:
                     bar.advance(len(chunk), rate=counts["rate"])
             if out.count == 0 and not skipped[0]:  # raised inside: the atomic writer leaves no file
                 raise AitError(f"{input}: no records to translate")
-        written = out.count
-    stats = translator.stats
-    seconds = max(stats.seconds, 1e-9)
-    if path is not None:  # without --resume the output is atomic: its manifest appears only beside a whole file
-        (manifest or begin_manifest()).finish(records=written + skipped[0], generate_seconds=round(stats.seconds, 3),
-                                              sentences_per_s=round(stats.sentences / seconds, 2),
-                                              generated=stats.sentences, stopped_at_max_new_tokens=stats.at_limit)
-    return (f"translated {written} record(s)" + (f", {skipped[0]} already in {output}" if resume else "")
-            + f"; {stats.sentences / seconds:,.1f} sentences/s, {stats.new_tokens / seconds:,.0f} "
-              f"generated tokens/s in generate" + (" (pivot: two legs)" if options.pivot else ""))
+        return translator, out.count
