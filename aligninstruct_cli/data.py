@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Iterable, Iterator, Literal, Optional
 
 from aligninstruct_cli.errors import AitError, InputError
-from aligninstruct_cli.io import iter_lines, known_language
+from aligninstruct_cli.io import known_language
 from aligninstruct_cli.languages import Language, LanguagesOption, get_language
 from aligninstruct_cli.options import OptionError, check_options, option, option_ref
+from aligninstruct_cli.textfile import iter_lines
 
 OPUS100_HUB_ID = "Helsinki-NLP/opus-100"
 FLORES_HUB_ID = "openlanguagedata/flores_plus"

@@ -38,7 +38,7 @@ from aligninstruct_cli.errors import AitError, InputError, RecordError, display_
 from aligninstruct_cli.languages import LanguagesOption, get_language
 from aligninstruct_cli.options import OptionError, check_options, coerce, option, option_ref
 from aligninstruct_cli.records import VALIDATORS, Record
-from aligninstruct_cli.textfile import STDIO, decode_line, iter_lines, open_binary_input, raw_lines
+from aligninstruct_cli.textfile import STDIO, decode_line, open_binary_input, raw_lines
 
 FORMATS = ("auto", "jsonl", "tsv", "fast_align", "text")  # text: one source sentence a line (never auto-detected)
 PAIR_FORMATS = ("auto", "jsonl", "tsv", "fast_align")

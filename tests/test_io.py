@@ -11,8 +11,9 @@ import pytest
 
 from conftest import jsonl_bytes
 from aligninstruct_cli.errors import AitError, InputError
-from aligninstruct_cli.io import (ErrorPolicy, RecordWriter, atomic_path, detect_format, iter_lines, read_json,
-                                  read_records, write_json, write_records)
+from aligninstruct_cli.io import (ErrorPolicy, RecordWriter, atomic_path, detect_format, read_json, read_records,
+                                  write_json, write_records)
+from aligninstruct_cli.textfile import iter_lines
 
 PAR = {"id": "a", "src_lang": "en", "tgt_lang": "kk", "src": "Hello", "tgt": "Сәлем"}
 

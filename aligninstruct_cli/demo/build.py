@@ -62,7 +62,7 @@ def corpus_texts(data: str | Path, demo_file: str = "seen-train.jsonl") -> list[
     import orjson
 
     from aligninstruct_cli.errors import AitError, InputError
-    from aligninstruct_cli.io import iter_lines
+    from aligninstruct_cli.textfile import iter_lines
 
     path = Path(data)
     if path.is_dir():

@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
 
 from aligninstruct_cli.errors import AitError, InputError, display_path
-from aligninstruct_cli.io import STDIO, file_stem, iter_lines, read_records
+from aligninstruct_cli.io import STDIO, file_stem, read_records
 from aligninstruct_cli.metrics.catalog import METRIC_TYPES
 from aligninstruct_cli.metrics.groups import Direction, direction_of
 from aligninstruct_cli.options import OptionError, option_ref
+from aligninstruct_cli.textfile import iter_lines
 
 # Fields whose few values repeat on every line of a hypothesis file: interned, so 1M records hold one copy.
 REPEATED_FIELDS = ("src_lang", "tgt_lang", "model", "adapter", "prompt_name", "testset")
