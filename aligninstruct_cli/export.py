@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 from aligninstruct_cli.errors import AitError
-from aligninstruct_cli.models import HF_CACHE_DIR, PRECISIONS, looks_like_path, precision_field
+from aligninstruct_cli.models import (HF_CACHE_DIR, LICENSE_ID, PRECISIONS, license_option, looks_like_path,
+                                      precision_field)
 from aligninstruct_cli.options import OptionError, check_options, option, option_ref
 
 CARD = "README.md"
@@ -71,7 +72,7 @@ class ExportOptions:
                          "weights written are the same).")
     max_shard_size: str = option("5GB", help="Largest safetensors shard of the merged model (transformers' "
                                  "max_shard_size, e.g. 2GB).")
-    license: Optional[str] = option(None, default_doc="the base model's",
+    license: Optional[str] = option(None, default_doc="the base model's", parse=license_option,
                                     help="The model card's license (a hub license id, e.g. apache-2.0).",
                                     details="Default: the `license:` of the base model's card, when its card is "
                                             "at hand (a local directory, or the hub cache); else none is stated.")
@@ -285,7 +286,8 @@ def base_license(model: str | None) -> str | None:
     except yaml.YAMLError:
         return None
     value = meta.get("license") if isinstance(meta, dict) else None
-    return str(value) if isinstance(value, (str, int, float)) and str(value).strip() else None
+    # only an id: another card's value must not add lines to the front matter of the cards ait writes
+    return str(value) if isinstance(value, (str, int, float)) and LICENSE_ID.fullmatch(str(value)) else None
 
 
 def _example_direction(summary: dict[str, Any]) -> tuple[str, str] | None:

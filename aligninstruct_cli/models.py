@@ -28,6 +28,21 @@ MODEL_PANEL = "Model"
 LEGACY_PRECISIONS = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}  # the old --dtype values
 
 
+# A hub license id (apache-2.0, cc-by-nc-4.0, bigscience-bloom-rail-1.0, other): it goes into a model card's YAML
+# front matter, so nothing else may (a newline or a colon there would add or change card metadata).
+LICENSE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+_-]{0,63}")
+
+
+def license_option(value: Any) -> str | None:
+    """Parse a `license` option: a hub license id, or None."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not LICENSE_ID.fullmatch(value):
+        raise OptionError(f"{option_ref('license')} {value!r}: not a license id (letters, digits and . + _ -, "
+                          "e.g. apache-2.0)")
+    return value
+
+
 def precision_option(value: str) -> str:
     """Parse a precision option: one of PRECISIONS, or an old spelling (with a deprecation note)."""
     if isinstance(value, str) and value in LEGACY_PRECISIONS:

@@ -68,6 +68,26 @@ def test_license_is_the_bases_or_the_one_asked_for(tmp_path):
     assert "\nlicense: mit\n" in model_card(base=str(base), kind="adapter", license="mit")
 
 
+def test_a_license_that_is_not_an_id_never_reaches_the_cards_front_matter(tmp_path):
+    """A license is written into YAML front matter: a value with a newline or a colon (from the flag, a config file
+    or the base model's own card) would add metadata, so only a license id passes."""
+    from typer.testing import CliRunner
+
+    from aligninstruct_cli.cli import app
+
+    base = tmp_path / "my-base"
+    base.mkdir()
+    (base / "config.json").write_text("{}")
+    (base / "README.md").write_text('---\nlicense: "mit\\nbase_model: evil/model"\n---\n')
+    assert base_license(str(base)) is None
+    assert "evil" not in model_card(base=str(base), kind="adapter")
+    for command in (["export", str(tmp_path / "run"), "-o", str(tmp_path / "out")],
+                    ["train", "--model", str(base), "--data", "mt=x.jsonl", "--output", str(tmp_path / "run")]):
+        result = CliRunner().invoke(app, [*command, "--license", "mit\nbase_model: evil/model"])
+        assert result.exit_code == 2, result.output
+        assert "--license 'mit\\nbase_model: evil/model': not a license id" in result.output
+
+
 def test_the_cards_snippet_generates_and_cuts_what_ait_translate_gives(tiny_bloom_dir, tmp_path):
     card = model_card(base="x", kind="merged", facts=facts({"mt": 1}, {"en-kk": 1}))
     snippet = re.search(r"```python\n(.*?)```", card, re.S).group(1)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Optional
 
 from aligninstruct_cli.languages import languages_field
-from aligninstruct_cli.models import PRECISIONS, precision_field
+from aligninstruct_cli.models import PRECISIONS, license_option, precision_field
 from aligninstruct_cli.options import OptionError, check_options, option, option_ref
 from aligninstruct_cli.records import DATA_FORMATS
 
@@ -473,7 +473,7 @@ class TrainOptions:
                                       help="Tokenized-data cache.",
                                       details="Keyed by the content of each file, the tokenizer, --max-length and "
                                       "--too-long.")
-    license: Optional[str] = option(None, panel=PANEL_RUN, default_doc="the base model's",
+    license: Optional[str] = option(None, panel=PANEL_RUN, default_doc="the base model's", parse=license_option,
                                     help="The license the run's model cards state (a hub license id).",
                                     details="Default: the `license:` of the base model's card when it is at hand "
                                             "(a local directory or the hub cache); see docs/export.md.")
