@@ -145,20 +145,33 @@ def offline_paragraph(what: str, repo_id: str, reason: str, fix: str, *, repo_ty
             f"say where the cache is), then set HF_HUB_OFFLINE=1 to work from the cache; or {fix}.")
 
 
+def download_blocker() -> str | None:
+    """Why nothing can be downloaded from the hub now (HF_HUB_OFFLINE, or the hub unreachable); None: it can."""
+    if offline_requested():
+        return "HF_HUB_OFFLINE is set"
+    reason = unreachable_reason()
+    return f"the hub is unreachable ({reason})" if reason is not None else None
+
+
+def availability(repo_id: str, *, what: str, fix: str, repo_type: str = "model",
+                 files: tuple[str, ...] = ()) -> tuple[Path | None, str | None]:
+    """(its cached snapshot, None); (None, None) when it is not cached but can be downloaded; or (None, the
+    paragraph `require` raises: `what` `repo_id`, the cache and the fixes) when it can be had neither way."""
+    snapshot = cached_snapshot(repo_id, repo_type=repo_type, files=files)
+    if snapshot is not None:
+        return snapshot, None
+    blocker = download_blocker()
+    return None, (offline_paragraph(what, repo_id, blocker, fix, repo_type=repo_type) if blocker else None)
+
+
 def require(repo_id: str, *, what: str, fix: str, repo_type: str = "model", files: tuple[str, ...] = ()) -> Path | None:
     """Check a hub resource before a library loads it: its cached snapshot (None when it is not cached but the
     hub can be reached: the library downloads it). Raises `OfflineError` (exit 2, one paragraph naming
     `what` `repo_id`, the cache and the fixes: HF_HUB_OFFLINE=1, `fix`) when it is neither cached nor
     downloadable. When the hub cannot be reached, the hub libraries are switched to the cache only."""
-    snapshot = cached_snapshot(repo_id, repo_type=repo_type, files=files)
-    if offline_requested():
-        if snapshot is None:
-            raise OfflineError(offline_paragraph(what, repo_id, "HF_HUB_OFFLINE is set", fix, repo_type=repo_type))
-        return snapshot
-    reason = unreachable_reason()
-    if reason is not None:
-        if snapshot is None:
-            raise OfflineError(offline_paragraph(what, repo_id, f"the hub is unreachable ({reason})", fix,
-                                                 repo_type=repo_type))
+    snapshot, problem = availability(repo_id, what=what, fix=fix, repo_type=repo_type, files=files)
+    if problem is not None:
+        raise OfflineError(problem)
+    if snapshot is not None and not offline_requested() and unreachable_reason() is not None:
         go_offline()  # cached: read it without minutes of retries
     return snapshot

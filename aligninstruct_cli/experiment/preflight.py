@@ -49,43 +49,18 @@ def _size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else 0
 
 
-class _Hub:
-    """Whether a hub repository can be had: cached, or downloadable (asked once per preflight)."""
+def _model_problem(model: str, what: str, fix: str) -> tuple[str | None, Path | None]:
+    """(a problem or None, the model's directory or cached snapshot when it is at hand)."""
+    from aligninstruct_cli import hub
+    from aligninstruct_cli.models import looks_like_path
 
-    def __init__(self):
-        self._reason: Any = ...
-
-    def reason(self) -> str | None:
-        """Why the hub cannot be downloaded from (None: it can)."""
-        from aligninstruct_cli import hub
-
-        if self._reason is ...:
-            reason = None if hub.offline_requested() else hub.unreachable_reason()
-            self._reason = "HF_HUB_OFFLINE is set" if hub.offline_requested() else (
-                reason and f"the hub is unreachable ({reason})")
-        return self._reason
-
-    def problem(self, repo_id: str, what: str, fix: str, *, repo_type: str = "model",
-                files: tuple[str, ...] = ()) -> tuple[str | None, Path | None]:
-        """(a problem or None, the cached snapshot or None)."""
-        from aligninstruct_cli import hub
-
-        snapshot = hub.cached_snapshot(repo_id, repo_type=repo_type, files=files)
-        if snapshot is not None:
-            return None, snapshot
-        reason = self.reason()
-        if reason is None:
-            return None, None
-        return hub.offline_paragraph(what, repo_id, reason, fix, repo_type=repo_type), None
-
-
-def _model_problem(model: str, what: str, hub: _Hub, fix: str) -> tuple[str | None, Path | None]:
     path = Path(model).expanduser()
     if path.exists():
         return None, path
-    if model.startswith((".", "/", "~")) or model.count("/") > 1:
+    if looks_like_path(model):
         return f"{what} {model}: no such file or directory", None
-    return hub.problem(model, what, fix)
+    snapshot, problem = hub.availability(model, what=what, fix=fix)
+    return problem, snapshot
 
 
 def preflight_problems(graph: Any, *, pending: set[str] | None = None, executor: str = "local") -> list[str]:
@@ -95,7 +70,6 @@ def preflight_problems(graph: Any, *, pending: set[str] | None = None, executor:
     exp = graph.exp
     pending = set(graph.steps) if pending is None else pending
     steps = [graph.steps[k] for k in graph.order if k in pending]
-    hub = _Hub()
     problems: list[str] = []
     needed: dict[str, str] = {}  # package -> why
     seen: set[str] = set()
@@ -106,7 +80,7 @@ def preflight_problems(graph: Any, *, pending: set[str] | None = None, executor:
         model = _flag_value(argv, "--model")
         if step.kind in ("train", "translate", "probe") and model and not model.startswith("@{") and model not in seen:
             seen.add(model)
-            problem, found = _model_problem(model, f"model (needed by {step.name})", hub,
+            problem, found = _model_problem(model, f"model (needed by {step.name})",
                                             "name a local model directory in the system's `model`")
             if problem:
                 problems.append(problem)
@@ -124,7 +98,7 @@ def preflight_problems(graph: Any, *, pending: set[str] | None = None, executor:
                 needed.setdefault("comet", f"COMET ({step.name})")
                 if not comet.startswith("@{") and comet not in seen:
                     seen.add(comet)
-                    problem = _comet_problem(comet, step.name, hub)
+                    problem = _comet_problem(comet, step.name)
                     if problem:
                         problems.append(problem)
         if step.kind == "data":
@@ -134,15 +108,16 @@ def preflight_problems(graph: Any, *, pending: set[str] | None = None, executor:
                     seen.add(source)
                     problems.append(f"{step.name}: --source {source}: no such directory")
             else:
+                from aligninstruct_cli import hub
                 from aligninstruct_cli.data import FLORES_HUB_ID, OPUS100_HUB_ID
 
                 repo = OPUS100_HUB_ID if kind == "opus100" else FLORES_HUB_ID
                 needed.setdefault("datasets", f"reading {repo} from the hub ({step.name})")
                 if repo not in seen:
                     seen.add(repo)
-                    problem, _ = hub.problem(repo, f"dataset (needed by {step.name})",
-                                             "give the corpus a local `source` directory (see docs/data.md)",
-                                             repo_type="dataset")
+                    _, problem = hub.availability(repo, what=f"dataset (needed by {step.name})",
+                                                  fix="give the corpus a local `source` directory (see docs/data.md)",
+                                                  repo_type="dataset")
                     if problem:
                         problems.append(problem)
         if step.kind == "probe" and exp.probe is not None and exp.probe.plot:
@@ -164,7 +139,9 @@ def preflight_problems(graph: Any, *, pending: set[str] | None = None, executor:
     return problems
 
 
-def _comet_problem(model: str, step: str, hub: _Hub) -> str | None:
+def _comet_problem(model: str, step: str) -> str | None:
+    from aligninstruct_cli import hub
+
     path = Path(model).expanduser()
     if path.is_file():
         return None
@@ -173,9 +150,9 @@ def _comet_problem(model: str, step: str, hub: _Hub) -> str | None:
             f"COMET model {model} (needed by {step}): no checkpoints/model.ckpt in this directory")
     if model.startswith((".", "/", "~")):
         return f"COMET model {model} (needed by {step}): no such file or directory"
-    problem, _ = hub.problem(model, f"COMET model (needed by {step})",
-                             "name a local checkpoint in the config's score.comet_model, or leave COMET out of "
-                             "score.metrics (e.g. [bleu, chrf])", files=("checkpoints/model.ckpt",))
+    _, problem = hub.availability(model, what=f"COMET model (needed by {step})",
+                                  fix="name a local checkpoint in the config's score.comet_model, or leave COMET "
+                                  "out of score.metrics (e.g. [bleu, chrf])", files=("checkpoints/model.ckpt",))
     return problem
 
 

@@ -96,7 +96,7 @@ def wait_then_kill(pgid: int, grace_s: float, *, proc=None, after_kill_s: float 
     deadline = time.monotonic() + grace_s
     while ((proc is not None and proc.poll() is None) or process_alive(pgid, group=True)) and \
             time.monotonic() < deadline:
-        time.sleep(0.1)
+        time.sleep(poll_s)
     if process_alive(pgid, group=True):
         if on_kill is not None:
             on_kill()
