@@ -348,7 +348,7 @@ def test_preflight_lists_every_problem_at_once(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name in ("deepspeed", "submitit") else real(name, *a))
+                        lambda name, *a: None if name in ("deepspeed", "submitit", "comet") else real(name, *a))
     config = small_config(tmp_path, "some-org/some-model")
     problems = preflight_problems(load(str(config), None, []), executor="slurm")
     assert len(problems) == 4, problems
@@ -356,6 +356,7 @@ def test_preflight_lists_every_problem_at_once(tmp_path, monkeypatch):
     assert problems[1].startswith("COMET model (needed by score/t) 'Unbabel/wmt22-comet-da'")
     assert "training (train/MT) needs the deepspeed package, which is not installed (pip install deepspeed)" in problems
     assert "--executor slurm needs the submitit package, which is not installed (pip install submitit)" in problems
+    assert not any("unbabel-comet" in p for p in problems)  # ait scores COMET itself
     monkeypatch.setattr(importlib.util, "find_spec", real)
     local = small_config(tmp_path, str(tmp_path / "no-such-model"), score={"metrics": ["chrf"]})
     assert preflight_problems(load(str(local), None, [])) == [

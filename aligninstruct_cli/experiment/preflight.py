@@ -6,7 +6,7 @@ and `ait experiment run` (before its first step) check, for the steps not done y
   HF_HUB_OFFLINE is not set (the reading of the cache is hub.py's);
 - every hub data set (`opus100:` / `flores200:` corpora without a `source` directory) the same way, and a
   `source` directory that exists;
-- the optional packages the config needs: deepspeed (training), unbabel-comet (COMET), datasets (hub data),
+- the optional packages the config needs: deepspeed (training), datasets (hub data),
   matplotlib (the report's loss and probe plots), submitit (`--executor slurm|submitit-local`);
 - `num_gpus` against the GPUs this machine has (when it has any: on a CPU machine they are CPU ranks);
 - free disk under the output directory against a rough need (the full trainings' model copies).
@@ -22,9 +22,8 @@ from typing import Any
 
 from aligninstruct_cli.errors import AitError
 
-PACKAGES = {  # import name -> pip name
-    "deepspeed": "deepspeed", "comet": "unbabel-comet", "datasets": "datasets", "matplotlib": "matplotlib",
-    "submitit": "submitit"}
+PACKAGES = {  # import name -> pip name (COMET needs none: ait scores it itself, metrics/comet_model.py)
+    "deepspeed": "deepspeed", "datasets": "datasets", "matplotlib": "matplotlib", "submitit": "submitit"}
 FULL_COPIES = 4  # a full training keeps about this many copies of the model's size (final, stage outputs, a checkpoint)
 LORA_SHARE = 0.05  # a LoRA training: adapters and checkpoints, a small share of the base model
 
@@ -95,7 +94,6 @@ def preflight_problems(graph: Any, *, pending: set[str] | None = None, executor:
             metrics = _flag_values(argv, "--metrics") or ["bleu", "chrf", "comet"]
             comet = _flag_value(argv, "--comet-model") or DEFAULT_COMET_MODEL
             if "comet" in metrics:
-                needed.setdefault("comet", f"COMET ({step.name})")
                 if not comet.startswith("@{") and comet not in seen:
                     seen.add(comet)
                     problem = _comet_problem(comet, step.name)
