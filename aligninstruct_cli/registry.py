@@ -1,5 +1,5 @@
 """The stages' options dataclasses by command name: the one table the CLI (`commands/`), the experiment config
-(`experiment/config.py`) and the docs generator read, so a stage's name and its options cannot drift apart.
+(`experiment/study_config.py`) and the docs generator read, so a stage's name and its options cannot drift apart.
 
 A new stage = its options dataclass in its library module and one line here (plus its command)."""
 

@@ -24,13 +24,10 @@ LAYERS = (
     ("base", r"|options|console|errors|textfile"),
 )
 
-# Cycles not yet broken (issue #23): each entry is one strongly connected set of modules. The test fails on any
-# other cycle, and on an entry here that is no longer a cycle (so the list only shrinks).
-KNOWN_CYCLES: list[set[str]] = [
-    {"experiment.config", "experiment.executors", "experiment.graph", "experiment.health", "experiment.live",
-     "experiment.run", "experiment.seeds"},
-    {"experiment.plots", "experiment.report"},
-]
+# Cycles tolerated for now: each entry one strongly connected set of modules. Empty since issue #23 broke the last
+# ones (experiment/); the test fails on any cycle not listed, and on an entry that is no longer a cycle, so this list
+# stays empty: a new cycle is broken by moving the shared piece down, not by listing it here.
+KNOWN_CYCLES: list[set[str]] = []
 
 
 def module_names() -> dict[str, Path]:
@@ -163,7 +160,7 @@ def test_imports_are_found_inside_functions_and_relative(tmp_path, source, expec
 
 
 def test_an_upward_import_is_caught():
-    assert layer_of("experiment.config") > layer_of("cli")  # experiment sits below the entry layer
+    assert layer_of("experiment.study_config") > layer_of("cli")  # experiment sits below the entry layer
     assert layer_of("io") > layer_of("experiment.run") > layer_of("commands.score")
 
 

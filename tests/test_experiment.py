@@ -18,10 +18,11 @@ from typer.testing import CliRunner
 
 from aligninstruct_cli.cli import app
 from aligninstruct_cli.commands.experiment import load
-from aligninstruct_cli.experiment.config import KEYS, Experiment, load_experiment
+from aligninstruct_cli.experiment.study_config import KEYS, Experiment, load_experiment
 from aligninstruct_cli.experiment.graph import Graph, Step, build_graph, render_plan
-from aligninstruct_cli.experiment.run import (DONE, FAILED, PENDING, STALE, StepsFailed, log_path, read_pid_file,
-                                              run_graph, status_rows, step_state)
+from aligninstruct_cli.experiment.paths import log_path
+from aligninstruct_cli.experiment.run import StepsFailed, run_graph
+from aligninstruct_cli.experiment.steps import DONE, FAILED, PENDING, STALE, read_pid_file, status_rows, step_state
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "examples" / "demo.yaml"
@@ -175,7 +176,7 @@ def test_your_input_files_are_keyed_by_their_content(tmp_path):
               "datasets": {"mt": {"corpus": "train"}},
               "systems": {"s": {"model": "some/model", "curriculum": "mt"}}}
     path = write_config(tmp_path / "e.yaml", config)
-    from aligninstruct_cli.experiment.run import FileHasher
+    from aligninstruct_cli.experiment.steps import FileHasher
 
     first = build_graph(load_experiment(path), FileHasher(tmp_path / "out"))
     data.write_text('{"id": "1", "src_lang": "en", "tgt_lang": "kk", "src": "a", "tgt": "c"}\n')
@@ -433,7 +434,7 @@ def test_slurm_executor_submits_every_step_with_afterok_dependencies(tmp_path, m
 
 
 def test_loss_curves_follow_the_chosen_learning_rate_across_stages(tmp_path):
-    from aligninstruct_cli.experiment.report import loss_curves
+    from aligninstruct_cli.experiment.plots import loss_curves
 
     run = tmp_path / "run"
     run.mkdir()

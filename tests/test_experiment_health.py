@@ -112,7 +112,7 @@ def test_scripts_from_flores_codes_and_letters():
 
 
 def test_health_section_of_the_config_is_checked(tmp_path):
-    from aligninstruct_cli.experiment.health import read_health_section
+    from aligninstruct_cli.experiment.study_config import read_health_section
     from aligninstruct_cli.errors import AitError
 
     assert read_health_section({"min_loss_drop": 0.1, "max-identical": 1}, "x.yaml") == {

@@ -22,9 +22,9 @@ from typer.testing import CliRunner
 from aligninstruct_cli.cli import app
 from aligninstruct_cli.commands.experiment import load
 from aligninstruct_cli.errors import AitError
-from aligninstruct_cli.experiment.run import (DONE, STALE, check_outputs, finish_step, is_ours,
-                                              pid_record, process_start, reap_leftovers, run_graph, status_rows,
-                                              step_state)
+from aligninstruct_cli.experiment.run import reap_leftovers, run_graph
+from aligninstruct_cli.experiment.steps import (DONE, STALE, check_outputs, finish_step, is_ours, pid_record,
+                                                process_start, status_rows, step_state)
 from aligninstruct_cli.options import read_config_file
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -343,7 +343,7 @@ def fake_translation(graph, system: str, n: int | None = None) -> None:
     records = [orjson.loads(line) for line in Path(source).read_bytes().splitlines()]
     write_jsonl(directory / "hyps.jsonl", [{**r, "hyp": r["tgt"] if system == "base" else r["src"]}
                                            for r in records[:n]])
-    from aligninstruct_cli.experiment.run import check_spec
+    from aligninstruct_cli.experiment.steps import check_spec
 
     step = graph.steps[key]
     assert finish_step(directory, step.names, step.kind, key, graph.shell(key), 0, 1.0, "log", check_spec(graph, key)) == 0
@@ -381,7 +381,7 @@ def test_report_never_builds_a_table_from_fewer_segments_than_the_test_set(tmp_p
 
 
 def test_corrupt_run_files_in_report_are_one_line_errors(tmp_path):
-    from aligninstruct_cli.experiment.report import loss_curves
+    from aligninstruct_cli.experiment.plots import loss_curves
 
     run = tmp_path / "run"
     run.mkdir()

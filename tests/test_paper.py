@@ -127,7 +127,7 @@ def _plan_directions(graph, system_names) -> set[tuple[str, str, str]]:
 
 
 def _paper_tables():
-    from aligninstruct_cli.experiment.config import load_experiment
+    from aligninstruct_cli.experiment.study_config import load_experiment
 
     for path in PAPER_CONFIGS:
         exp = load_experiment(path)
@@ -140,7 +140,8 @@ def _paper_tables():
 def test_each_paper_table_plans_the_papers_rows_test_sets_and_directions(path, name):
     """Every table of every paper config (examples/paper/) against the published table it names: its systems
     are the paper's rows, and the directions its plan translates give exactly the paper's columns."""
-    from aligninstruct_cli.experiment.config import load_experiment, paper_rows
+    from aligninstruct_cli.experiment.paper_rows import paper_rows
+    from aligninstruct_cli.experiment.study_config import load_experiment
     from aligninstruct_cli.experiment.graph import build_graph
     from aligninstruct_cli.languages import bloom_seen
     from aligninstruct_cli.metrics.groups import Direction, groups_of
@@ -170,7 +171,7 @@ def test_each_paper_table_plans_the_papers_rows_test_sets_and_directions(path, n
 
 
 def test_table5_scores_30_zero_shot_and_12_supervised_opus100_directions():
-    from aligninstruct_cli.experiment.config import load_experiment
+    from aligninstruct_cli.experiment.study_config import load_experiment
     from aligninstruct_cli.experiment.graph import build_graph
 
     exp = load_experiment(Path(__file__).resolve().parents[1] / "examples" / "paper" / "bloomz3.yaml")
@@ -208,10 +209,10 @@ def test_report_with_compare_to_paper_puts_the_papers_rows_under_ours(tmp_path):
     from typer.testing import CliRunner
 
     from aligninstruct_cli.cli import app
-    from aligninstruct_cli.experiment.config import load_experiment
+    from aligninstruct_cli.experiment.study_config import load_experiment
     from aligninstruct_cli.experiment.graph import build_graph
     from aligninstruct_cli.experiment.report import write_report
-    from aligninstruct_cli.experiment.run import finish_step
+    from aligninstruct_cli.experiment.steps import finish_step
 
     test = tmp_path / "test.jsonl"
     _fake_hyps(test, 4)

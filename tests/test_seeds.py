@@ -13,10 +13,10 @@ from typer.testing import CliRunner
 
 from aligninstruct_cli.cli import app
 from aligninstruct_cli.errors import AitError
-from aligninstruct_cli.experiment.config import load_experiment
+from aligninstruct_cli.experiment.study_config import load_experiment
 from aligninstruct_cli.experiment.graph import build_graph
 from aligninstruct_cli.experiment.report import write_report
-from aligninstruct_cli.experiment.run import finish_step
+from aligninstruct_cli.experiment.steps import finish_step
 from aligninstruct_cli.experiment.seeds import mean_sd, welch_t_test
 
 LANG_PAIRS = (("en", "kk"), ("kk", "en"))

@@ -9,9 +9,13 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from rich.live import Live
+from rich.text import Text
 from typing_extensions import Annotated
 
 from aligninstruct_cli import console
+from aligninstruct_cli.errors import AitError
+from aligninstruct_cli.io import check_outputs_are_not_inputs, concat_files
 
 experiment_app = typer.Typer(
     help="Run a study from one config file: plan (the commands), run (what is missing, resumably), status, "
@@ -32,9 +36,9 @@ NoPreflightOpt = Annotated[bool, typer.Option(
 def load(config: str, output: str | None, overrides: list[str] | None, *, create: bool = False):
     """The config as a graph (your input files hashed, the hashes cached under the output directory, which
     `create` makes first)."""
-    from aligninstruct_cli.experiment.config import load_experiment
-    from aligninstruct_cli.experiment.graph import build_graph
-    from aligninstruct_cli.experiment.run import FileHasher
+    from aligninstruct_cli.experiment.graph import build_graph  # lazy: experiment/ adds ~50 ms to start-up
+    from aligninstruct_cli.experiment.steps import FileHasher  # lazy: experiment/ adds ~50 ms to start-up
+    from aligninstruct_cli.experiment.study_config import load_experiment  # lazy: experiment/ adds ~50 ms to start-up
 
     exp = load_experiment(config, output=output, overrides=overrides or [])
     if create:
@@ -49,9 +53,9 @@ def load(config: str, output: str | None, overrides: list[str] | None, *, create
                         "inputs and output.")
 def plan(config: ConfigArg, output: OutputOpt = None, overrides: SetOpt = None,
          no_preflight: NoPreflightOpt = False) -> None:
-    from aligninstruct_cli.experiment.graph import render_plan
-    from aligninstruct_cli.experiment.preflight import preflight
-    from aligninstruct_cli.experiment.run import DONE, step_state
+    from aligninstruct_cli.experiment.graph import render_plan  # lazy: experiment/ adds ~50 ms to start-up
+    from aligninstruct_cli.experiment.preflight import preflight  # lazy: experiment/ adds ~50 ms to start-up
+    from aligninstruct_cli.experiment.steps import DONE, step_state  # lazy: experiment/ adds ~50 ms to start-up
 
     graph = load(config, output, overrides)
     done = {k for k in graph.steps if step_state(graph, k) == DONE}
@@ -83,8 +87,7 @@ def run(
         "--progress-every", metavar="SECONDS", min=1, help="Without a terminal: a progress line (steps done, "
         "ETA, each running step's progress) at most every SECONDS, on stderr and in OUTPUT/run.log.")] = 30.0,
 ) -> None:
-    from aligninstruct_cli.errors import AitError
-    from aligninstruct_cli.experiment.run import EXECUTORS, run_graph
+    from aligninstruct_cli.experiment.run import EXECUTORS, run_graph  # lazy: experiment/ adds ~50 ms to start-up
 
     if executor not in EXECUTORS:
         raise AitError(f"--executor {executor!r}: expected one of {', '.join(EXECUTORS)}")
@@ -107,7 +110,7 @@ def run(
 def status(config: ConfigArg, output: OutputOpt = None, overrides: SetOpt = None,
            watch: Annotated[Optional[float], typer.Option(
                "--watch", metavar="SECONDS", min=0.5, help="Show it again every SECONDS until Ctrl-C.")] = None) -> None:
-    from aligninstruct_cli.experiment.live import status_text
+    from aligninstruct_cli.experiment.live import status_text  # lazy: experiment/ adds ~50 ms to start-up
 
     graph = load(config, output, overrides)
     if watch is None:
@@ -115,8 +118,6 @@ def status(config: ConfigArg, output: OutputOpt = None, overrides: SetOpt = None
         sys.stdout.write(text)
         console.info(summary)
         return
-    from rich.live import Live
-    from rich.text import Text
 
     def screen() -> Text:
         text, summary = status_text(graph)
@@ -135,7 +136,7 @@ def status(config: ConfigArg, output: OutputOpt = None, overrides: SetOpt = None
                         "with intervals and significance against the baseline, the loss plot per system and stage, "
                         "the probe.")
 def report(config: ConfigArg, output: OutputOpt = None, overrides: SetOpt = None) -> None:
-    from aligninstruct_cli.experiment.report import write_report
+    from aligninstruct_cli.experiment.report import write_report  # lazy: experiment/ adds ~50 ms to start-up
 
     graph = load(config, output, overrides)
     path, missing = write_report(graph)
@@ -151,8 +152,6 @@ def concat(
     output: Annotated[str, typer.Option("--output", "-o", help="Output file (written atomically).")],
     head: Annotated[Optional[int], typer.Option("--head", min=1, help="Keep each file's first N lines.")] = None,
 ) -> None:
-    from aligninstruct_cli.io import check_outputs_are_not_inputs, concat_files
-
     check_outputs_are_not_inputs(files, [("-o", output)])
     concat_files(files, output, head=head)
 

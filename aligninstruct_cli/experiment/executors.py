@@ -18,15 +18,15 @@ from typing import Any
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.experiment.graph import Graph
 from aligninstruct_cli.experiment.health import health_failed
-from aligninstruct_cli.experiment.run import (check_spec, finish_step, inside_output, link_names, log_path,
-                                              prepare_step, step_env, write_log_header)
+from aligninstruct_cli.experiment.paths import inside_output, log_path, write_log_header
+from aligninstruct_cli.experiment.steps import check_spec, finish_step, link_names, prepare_step, step_env
 
 POLL_SECONDS = 1.0
 
 
 def _submitit():
     try:
-        import submitit
+        import submitit  # lazy: submitit, optional (the Slurm executors only)
     except ImportError:
         raise AitError("--executor slurm needs submitit, which is not installed",
                        hint="pip install 'aligninstruct-cli[slurm]' (or: pip install submitit)") from None

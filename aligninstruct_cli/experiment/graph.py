@@ -26,9 +26,13 @@ from typing import Any
 
 import orjson
 
-from aligninstruct_cli.experiment.config import Experiment, System, options_classes, corpus_units
+from aligninstruct_cli.experiment.paths import slug
+from aligninstruct_cli.experiment.study_config import Experiment, System, corpus_units, options_classes
+from aligninstruct_cli.instructions.objectives import INPUT_KIND
 from aligninstruct_cli.options import (OptionError, default_of, flag_of, has_default, option_fields, option_ref,
                                        spec_of, strip_optional, type_hints)
+from aligninstruct_cli.training.config import parse_curriculum
+from aligninstruct_cli.training.launch import LAUNCH_ONLY, RESULT_NEUTRAL
 
 KEY_VERSION = 1  # bump when the way steps are made changes what they compute
 KEY_LENGTH = 16
@@ -301,8 +305,6 @@ class Builder:
         memo = ("built", dataset_name)
         if memo in self.memo:
             return self.memo[memo]
-        from aligninstruct_cli.instructions.objectives import INPUT_KIND
-
         dataset = self.exp.datasets[dataset_name]
         out: dict[str, tuple[str, str]] = {}
         for unit, path, inputs in self.corpus(dataset.corpus):
@@ -393,9 +395,6 @@ class Builder:
         memo = ("train", system.name)
         if memo in self.memo:
             return self.memo[memo]
-        from aligninstruct_cli.training.config import parse_curriculum
-        from aligninstruct_cli.training.launch import LAUNCH_ONLY, RESULT_NEUTRAL
-
         where = f"systems.{system.name}"
         try:
             stages = parse_curriculum(system.curriculum) or []
@@ -534,11 +533,6 @@ def build_graph(exp: Experiment, hasher: Any = None) -> Graph:
     return graph
 
 
-def slug(name: str) -> str:
-    """A name as one path component: no `/`, nothing but letters, digits and `._+-`, not starting with `.`."""
-    return re.sub(r"[^A-Za-z0-9._+-]+", "_", name).strip("_").lstrip(".-_") or "step"
-
-
 def link_name(step: Step, name: str) -> str:
     """The readable name of a step under OUTPUT/<kind>/ (`train/MTInstruct` -> MTInstruct)."""
     kind, _, rest = name.partition("/")
@@ -582,7 +576,7 @@ def render_plan(graph: Graph, *, done: set[str] = frozenset()) -> str:
     for name, table in exp.tables.items():
         lines.append(f"# table {name}: {', '.join(table.systems)}"
                      + (f" against {table.baseline}" if table.baseline else ""))
-    lines += [f"export {k}={shlex.quote(v)}" for k, v in exp.env.items()]  # keys: checked names (config.py)
+    lines += [f"export {k}={shlex.quote(v)}" for k, v in exp.env.items()]  # keys: checked names (study_config.py)
     for n, step in enumerate(graph, 1):
         names = ", ".join(step.names)
         reads = [graph.steps[k].name for k in step.inputs] + list(step.files)

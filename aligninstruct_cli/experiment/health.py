@@ -26,6 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+from aligninstruct_cli.experiment.paths import log_path, read_marker
+from aligninstruct_cli.io import read_records
+from aligninstruct_cli.languages import find_language, use_language_file
 from aligninstruct_cli.options import check_options, option
 
 REPEAT_WORDS = 4  # a unit of 1-4 words repeated this many times in a row is degenerate
@@ -80,8 +83,6 @@ def _pct(x: float) -> str:
 # ---------------------------------------------------------------------------------------------- train
 def run_stages(run: Path) -> tuple[list[str], list[float]]:
     """(the curriculum's stage names, e.g. ["mt+align", "mt"]; the learning rates) from the run's run.json."""
-    from aligninstruct_cli.experiment.run import read_marker
-
     manifest = read_marker(run / "run.json") or {}
     curriculum = manifest.get("curriculum") or []
     return (["+".join(s) if isinstance(s, list) else str(s) for s in curriculum], list(manifest.get("lrs") or []))
@@ -91,8 +92,6 @@ def check_training(step: str, run: Path, options: HealthOptions) -> list[Finding
     """The loss checks over a run's metrics.jsonl, per learning rate and stage."""
     stages, lrs = run_stages(run)
     groups: dict[tuple[int, int], dict[str, list[float]]] = defaultdict(lambda: {"loss": [], "val_loss": []})
-    from aligninstruct_cli.io import read_records
-
     metrics = run / "metrics.jsonl"
     for rec in read_records(str(metrics), "any") if metrics.exists() else ():
         for name in ("loss", "val_loss"):
@@ -146,8 +145,6 @@ SCRIPTS: dict[str, tuple[str, ...]] = {
 def target_script(lang: str) -> str | None:
     """The script tag of a language's FLORES-200 code (kaz_Cyrl → Cyrl; a language file's `flores` column), or
     None when unknown."""
-    from aligninstruct_cli.languages import find_language
-
     language = find_language(lang)
     flores = language.flores if language is not None else (lang if "_" in lang else None)
     tag = flores.rsplit("_", 1)[-1] if flores and "_" in flores else None
@@ -219,8 +216,6 @@ def translation_stats(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
 
 def check_translations(step: str, hyps: Path, options: HealthOptions) -> list[Finding]:
     """The output checks over a translation's hypotheses (and, for max_new_tokens, its manifest)."""
-    from aligninstruct_cli.io import read_records
-
     stats = translation_stats(read_records(str(hyps), "hypothesis"))
     total, per = stats["total"], stats["per"]
     n = total["n"]
@@ -239,8 +234,6 @@ def check_translations(step: str, hyps: Path, options: HealthOptions) -> list[Fi
                                 value, limit, value > limit))
 
     share_check("empty hypotheses", "empty", options.max_empty)
-    from aligninstruct_cli.experiment.run import read_marker
-
     manifest = read_marker(Path(f"{hyps}.run.json")) or {}
     cut, generated = manifest.get("stopped_at_max_new_tokens"), manifest.get("generated")
     if isinstance(cut, int) and isinstance(generated, int) and generated:
@@ -266,8 +259,6 @@ def check_translations(step: str, hyps: Path, options: HealthOptions) -> list[Fi
 # ---------------------------------------------------------------------------------------------- score
 def check_identical(step: str, hyps: dict[str, Path], options: HealthOptions) -> list[Finding]:
     """Systems (name → hypotheses file) that translate (nearly) every shared record the same way."""
-    from aligninstruct_cli.io import read_records
-
     outputs = {name: {str(r.get("id")): str(r.get("hyp") or "").strip() for r in read_records(str(path), "hypothesis")}
                for name, path in hyps.items()}
     names = list(outputs)
@@ -291,8 +282,6 @@ def check_step(graph: Any, key: str, options: HealthOptions | None = None) -> li
     options = options or health_options(graph)
     step = graph.steps[key]
     if step.kind == "translate" and graph.exp.language_file:  # its `flores` column gives your languages' scripts
-        from aligninstruct_cli.languages import use_language_file
-
         use_language_file(graph.exp.language_file)
     if step.kind == "train":
         return check_training(step.name, graph.directory(key), options)
@@ -316,31 +305,12 @@ def health_options(graph: Any) -> HealthOptions:
     return HealthOptions(**(getattr(graph.exp, "health", None) or {}))
 
 
-def read_health_section(value: Any, path: str) -> dict[str, Any]:
-    """The experiment config's `health:` section, checked (unknown keys, types, ranges): {threshold: value}."""
-    from aligninstruct_cli.experiment.config import ConfigError
-    from aligninstruct_cli.options import OptionError, config_values
-
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ConfigError(path, "health", "expected a mapping of thresholds, e.g. {min_loss_drop: 0.05}")
-    try:
-        values = config_values(value, HealthOptions, f"{path}: health")
-        HealthOptions(**values)
-    except OptionError as exc:
-        raise ConfigError(path, "", exc.render(lambda name: f"health.{name}")) from None
-    return values
-
-
 HEALTH_EXIT = 3  # a step's exit code in failed.json when `run --strict` failed it for its health
 
 
 def health_failed(graph: Any, key: str, echo: Any, *, strict: bool = False) -> bool:
     """After a step exited 0: a warning line per failed check (`echo`, and the step's log); True when `strict`
     and a check failed (the step then counts as failed)."""
-    from aligninstruct_cli.experiment.run import log_path
-
     try:
         findings = [f for f in check_step(graph, key) if f.failed]
     except Exception as exc:  # noqa: BLE001 - a check that cannot read an output must not lose a finished step

@@ -18,8 +18,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 import orjson
+from rich.live import Live
+from rich.markup import escape
+from rich.table import Table
 
 from aligninstruct_cli import console
+from aligninstruct_cli.experiment.health import run_stages
+from aligninstruct_cli.experiment.paths import pid_path, read_marker
+from aligninstruct_cli.experiment.steps import RUNNING, status_rows
 
 PROGRESS_EVERY_S = 30.0  # without a terminal: the most often a progress line is written
 REFRESH_S = 1.0  # on a terminal: how often the display reads the steps' files
@@ -39,8 +45,6 @@ def duration(seconds: float | None) -> str:
 
 
 def _json(path: Path) -> dict[str, Any]:
-    from aligninstruct_cli.experiment.run import read_marker
-
     return read_marker(path) or {}
 
 
@@ -116,8 +120,6 @@ def train_progress(run: Path) -> Progress | None:
         place = (int(last.get("lr_index", 0)), int(last.get("stage", 1)))
         if place not in finished:
             done += int(last.get("step", 0))
-        from aligninstruct_cli.experiment.health import run_stages
-
         stages, _ = run_stages(run)
         name = stages[place[1] - 1] if 0 < place[1] <= len(stages) else ""
         text = (f"stage {place[1]}" + (f" ({name})" if name else "") + f" step {last.get('step')}/"
@@ -154,8 +156,6 @@ def step_progress(graph: Any, key: str, cache: dict[str, int] | None = None) -> 
 def step_times(graph: Any, key: str) -> tuple[float | None, float | None]:
     """(start as a Unix time, seconds it ran or has been running) from the step's done.json / failed.json (its
     `seconds`, written when it ended) or, while it runs, its pid file (written when it started)."""
-    from aligninstruct_cli.experiment.run import log_path
-
     directory = graph.directory(key)
     for marker in ("done.json", "failed.json"):
         path = directory / marker
@@ -164,7 +164,7 @@ def step_times(graph: Any, key: str) -> tuple[float | None, float | None]:
             if isinstance(seconds, (int, float)):
                 return path.stat().st_mtime - seconds, float(seconds)
             return None, None
-    pid = log_path(graph, key).with_suffix(".pid")
+    pid = pid_path(graph, key)
     try:
         started = pid.stat().st_mtime
     except OSError:
@@ -215,8 +215,6 @@ class StudyView:
         self.log = open(self.log_path, "a", encoding="utf-8")
         self.live = None
         if live if live is not None else (console.bars_shown() and bool(todo)):
-            from rich.live import Live
-
             self.live = Live(self._render(), console=console.stderr, refresh_per_second=2, transient=True)
             self.live.start()
 
@@ -307,9 +305,6 @@ class StudyView:
                 f"{self._eta_text()}" + "".join(f"; {self.step_line(k)}" for k in self.running))
 
     def _render(self):
-        from rich.markup import escape
-        from rich.table import Table
-
         table = Table.grid(padding=(0, 1))
         done = len(self.finished_seconds)
         table.add_row(f"[bold]study[/bold] {done}/{self.total} steps · {duration(time.monotonic() - self.started_at)}"
@@ -329,8 +324,6 @@ class StudyView:
 def status_text(graph: Any) -> tuple[str, str]:
     """`ait experiment status`: (a line per step: names, state, start, duration, output, log, and why a stale step
     is stale, and for a running step its progress; the counts by state)."""
-    from aligninstruct_cli.experiment.run import RUNNING, status_rows
-
     rows = status_rows(graph, reasons=True)
     width = max(len(r[0]) for r in rows) if rows else 4
     lines, counts = [], {}

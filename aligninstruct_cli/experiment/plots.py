@@ -1,7 +1,8 @@
 """The report's loss plot (loss.png): one panel per curriculum stage, every trained system in each on the same
 axes (the y axis shared by all panels), training loss solid and validation loss dashed, each line named with
 what it is a loss of: `MT+Align (train: mt+align)`, `MT+Align (val: mt)`. So systems compare at a glance, a
-flat curve looks flat, and a training loss that includes Align records is not read as a validation loss."""
+flat curve looks flat, and a training loss that includes Align records is not read as a validation loss. The
+curves are read from each run's metrics.jsonl (`loss_curves`)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,56 @@ import os
 from pathlib import Path
 from typing import Any
 
+import orjson
+
+from aligninstruct_cli.errors import AitError
+from aligninstruct_cli.experiment.health import run_stages
+from aligninstruct_cli.experiment.paths import read_json_file
+
+
+def loss_curves(run: Path) -> list[dict[str, Any]]:
+    """Per stage of the chosen learning rate: {stage, steps, loss, val_steps, val_loss}, steps counted from
+    the run's start (each stage's steps follow the previous stage's)."""
+    manifest = read_json_file(run / "run.json", {})
+    manifest = manifest if isinstance(manifest, dict) else {}
+    lrs = manifest.get("lrs") or []
+    chosen = (manifest.get("result") or {}).get("chosen_lr")
+    lr_index = lrs.index(chosen) if chosen in lrs else 0
+    stages: dict[int, dict[str, Any]] = {}
+    path = run / "metrics.jsonl"
+    for line_no, line in enumerate(path.read_bytes().splitlines() if path.exists() else [], 1):
+        if not line.strip():
+            continue
+        try:
+            rec = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise AitError(f"{path}:{line_no}: corrupt line ({exc})") from None
+        if not isinstance(rec, dict) or not isinstance(rec.get("step", 0), (int, float)):
+            raise AitError(f"{path}:{line_no}: not a metrics record")
+        if rec.get("lr_index", 0) != lr_index:
+            continue
+        s = stages.setdefault(rec.get("stage", 1), {"stage": rec.get("stage", 1), "steps": [], "loss": [],
+                                                      "val_steps": [], "val_loss": []})
+        if "val_loss" in rec:
+            s["val_steps"].append(rec["step"])
+            s["val_loss"].append(rec["val_loss"])
+        elif "loss" in rec:
+            s["steps"].append(rec["step"])
+            s["loss"].append(rec["loss"])
+    offset = 0
+    curves = []
+    for stage in sorted(stages):
+        s = stages[stage]
+        s["steps"] = [offset + x for x in s["steps"]]
+        s["val_steps"] = [offset + x for x in s["val_steps"]]
+        offset = max(s["steps"] + s["val_steps"] + [offset])
+        curves.append(s)
+    return curves
+
 
 def loss_panels(graph: Any, runs: dict[str, Path]) -> list[dict[str, Any]]:
     """Per stage (1-based, in order): {stage, names: {system: stage name}, lines: [{system, kind, label, steps,
     loss}]}, steps counted from the stage's start, for the chosen learning rate's run of each system."""
-    from aligninstruct_cli.experiment.health import run_stages
-    from aligninstruct_cli.experiment.report import loss_curves
-
     panels: dict[int, dict[str, Any]] = {}
     for system, run in runs.items():
         names, _ = run_stages(run)
@@ -43,10 +87,10 @@ def plot_losses(graph: Any, runs: dict[str, Path], path: Path) -> bool:
     panels = [p for p in loss_panels(graph, runs) if p["lines"]]
     if not panels:
         return False
-    import matplotlib
+    import matplotlib  # lazy: matplotlib, optional and slow to import
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: matplotlib
 
     systems = list(dict.fromkeys(line["system"] for p in panels for line in p["lines"]))
     colours = {s: f"C{i % 10}" for i, s in enumerate(systems)}

@@ -20,7 +20,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from aligninstruct_cli import hub
+from aligninstruct_cli.data import FLORES_HUB_ID, OPUS100_HUB_ID
 from aligninstruct_cli.errors import AitError
+from aligninstruct_cli.metrics.comet import DEFAULT_COMET_MODEL
+from aligninstruct_cli.models import looks_like_path
 
 PACKAGES = {  # import name -> pip name (COMET needs none: ait scores it itself, metrics/comet_model.py)
     "deepspeed": "deepspeed", "datasets": "datasets", "matplotlib": "matplotlib", "submitit": "submitit"}
@@ -50,9 +54,6 @@ def _size(path: Path) -> int:
 
 def _model_problem(model: str, what: str, fix: str) -> tuple[str | None, Path | None]:
     """(a problem or None, the model's directory or cached snapshot when it is at hand)."""
-    from aligninstruct_cli import hub
-    from aligninstruct_cli.models import looks_like_path
-
     path = Path(model).expanduser()
     if path.exists():
         return None, path
@@ -64,8 +65,6 @@ def _model_problem(model: str, what: str, fix: str) -> tuple[str | None, Path | 
 
 def preflight_problems(graph: Any, *, pending: set[str] | None = None, executor: str = "local") -> list[str]:
     """Every problem that would stop a step still to run (`pending`: their keys; default every step)."""
-    from aligninstruct_cli.metrics.comet import DEFAULT_COMET_MODEL
-
     exp = graph.exp
     pending = set(graph.steps) if pending is None else pending
     steps = [graph.steps[k] for k in graph.order if k in pending]
@@ -106,9 +105,6 @@ def preflight_problems(graph: Any, *, pending: set[str] | None = None, executor:
                     seen.add(source)
                     problems.append(f"{step.name}: --source {source}: no such directory")
             else:
-                from aligninstruct_cli import hub
-                from aligninstruct_cli.data import FLORES_HUB_ID, OPUS100_HUB_ID
-
                 repo = OPUS100_HUB_ID if kind == "opus100" else FLORES_HUB_ID
                 needed.setdefault("datasets", f"reading {repo} from the hub ({step.name})")
                 if repo not in seen:
@@ -138,8 +134,6 @@ def preflight_problems(graph: Any, *, pending: set[str] | None = None, executor:
 
 
 def _comet_problem(model: str, step: str) -> str | None:
-    from aligninstruct_cli import hub
-
     path = Path(model).expanduser()
     if path.is_file():
         return None
@@ -160,7 +154,7 @@ def _gpu_problems(steps: list[Any]) -> list[str]:
     if not asked:
         return []
     try:
-        import torch
+        import torch  # lazy: torch
     except ImportError:
         return []
     if not torch.cuda.is_available():

@@ -13,15 +13,17 @@ import os
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.experiment.graph import Graph
+from aligninstruct_cli.experiment.paper_rows import paper_rows
+from aligninstruct_cli.experiment.paths import inside_output, read_json_file, slug
 from aligninstruct_cli.experiment.plots import plot_losses
 from aligninstruct_cli.experiment.report_sections import (durations_section, health_section, samples_section,
                                                           single_run_note, table_notes)
-from aligninstruct_cli.experiment.run import DONE, STALE, inside_output, status_rows, step_state, step_status
+from aligninstruct_cli.experiment.seeds import mean_report, over_seeds, render_over_seeds
+from aligninstruct_cli.experiment.steps import DONE, STALE, status_rows, step_state, step_status
 from aligninstruct_cli.metrics.report import dumps_report, render
+from aligninstruct_cli.paper.compare import render_comparison
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -36,17 +38,6 @@ def _write(path: Path, data: bytes) -> None:
 def _done(graph: Graph, name: str, memo: dict | None = None) -> Path | None:
     key = graph.by_name.get(name)
     return graph.output(key) if key and step_state(graph, key, memo) == DONE else None
-
-
-def read_json_file(path: Path, default: Any = None) -> Any:
-    """A JSON file a step wrote (`default` when it is not there); a corrupt one is an AitError naming it."""
-    try:
-        return orjson.loads(path.read_bytes())
-    except FileNotFoundError:
-        return default
-    except (OSError, orjson.JSONDecodeError) as exc:
-        raise AitError(f"{path}: corrupt or unreadable ({exc})",
-                       hint="delete its step's directory and run `ait experiment run` again") from None
 
 
 def _scores(graph: Graph, name: str, memo: dict) -> Path | None:
@@ -92,9 +83,6 @@ def write_tables(graph: Graph) -> dict[str, dict[str, Any]]:
 
 def paper_comparison(graph: Graph, table: Any, report: dict[str, Any]) -> str:
     """`compare_to: paper`: the paper's rows under the table's rows, with the differences (paper/compare.py)."""
-    from aligninstruct_cli.experiment.config import paper_rows
-    from aligninstruct_cli.paper.compare import render_comparison
-
     exp = graph.exp
     systems = [exp.systems[exp.seed_runs[s][0] if s in exp.seed_runs else s] for s in paper_rows(table)]
     precisions = {str({**exp.translate, **s.translate}.get("precision", "auto")) for s in systems}
@@ -104,8 +92,6 @@ def paper_comparison(graph: Graph, table: Any, report: dict[str, Any]) -> str:
 def seed_tables_markdown(graph: Graph, tables: dict[str, dict[str, Any]], out: Path) -> list[str]:
     """The tables of seeded systems over their seeds (mean ± sd, Welch's t-test: experiment/seeds.py), written
     to OUTPUT/tables/<name>.{md,json} once every seed's table is made; their report lines."""
-    from aligninstruct_cli.experiment.seeds import mean_report, over_seeds, render_over_seeds
-
     exp = graph.exp
     md: list[str] = []
     for name, (table, per_seed) in exp.seed_tables.items():
@@ -136,50 +122,8 @@ def training_runs(graph: Graph) -> dict[str, Path]:
     return runs
 
 
-def loss_curves(run: Path) -> list[dict[str, Any]]:
-    """Per stage of the chosen learning rate: {stage, steps, loss, val_steps, val_loss}, steps counted from
-    the run's start (each stage's steps follow the previous stage's)."""
-    manifest = read_json_file(run / "run.json", {})
-    manifest = manifest if isinstance(manifest, dict) else {}
-    lrs = manifest.get("lrs") or []
-    chosen = (manifest.get("result") or {}).get("chosen_lr")
-    lr_index = lrs.index(chosen) if chosen in lrs else 0
-    stages: dict[int, dict[str, Any]] = {}
-    path = run / "metrics.jsonl"
-    for line_no, line in enumerate(path.read_bytes().splitlines() if path.exists() else [], 1):
-        if not line.strip():
-            continue
-        try:
-            rec = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            raise AitError(f"{path}:{line_no}: corrupt line ({exc})") from None
-        if not isinstance(rec, dict) or not isinstance(rec.get("step", 0), (int, float)):
-            raise AitError(f"{path}:{line_no}: not a metrics record")
-        if rec.get("lr_index", 0) != lr_index:
-            continue
-        s = stages.setdefault(rec.get("stage", 1), {"stage": rec.get("stage", 1), "steps": [], "loss": [],
-                                                      "val_steps": [], "val_loss": []})
-        if "val_loss" in rec:
-            s["val_steps"].append(rec["step"])
-            s["val_loss"].append(rec["val_loss"])
-        elif "loss" in rec:
-            s["steps"].append(rec["step"])
-            s["loss"].append(rec["loss"])
-    offset = 0
-    curves = []
-    for stage in sorted(stages):
-        s = stages[stage]
-        s["steps"] = [offset + x for x in s["steps"]]
-        s["val_steps"] = [offset + x for x in s["val_steps"]]
-        offset = max(s["steps"] + s["val_steps"] + [offset])
-        curves.append(s)
-    return curves
-
-
 def _browse(graph: Graph, kind: str, name: str) -> str:
-    """The step's readable link under OUTPUT (`train/MTInstruct`, see run.link_names), as a markdown target."""
-    from aligninstruct_cli.experiment.run import slug
-
+    """The step's readable link under OUTPUT (`train/MTInstruct`, see steps.link_names), as a markdown target."""
     return f"{kind}/{slug(name)}".replace(" ", "%20")
 
 

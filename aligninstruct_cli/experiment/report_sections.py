@@ -7,7 +7,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from aligninstruct_cli.experiment.run import DONE, step_state
+from aligninstruct_cli.experiment.health import check_step, health_options
+from aligninstruct_cli.experiment.live import duration, step_times
+from aligninstruct_cli.experiment.steps import DONE, step_state
+from aligninstruct_cli.io import read_records
+from aligninstruct_cli.metrics import METRIC_LABELS
 
 SAMPLES = 3  # sample translations per direction
 SAMPLE_CHARS = 160  # longer texts are cut (with …)
@@ -45,8 +49,6 @@ def table_notes(report: dict[str, Any]) -> list[str]:
         directions = ", ".join(f"{d.split(':', 1)[-1]} (n {n.get(d, '?')})" for d in group.get("directions", []))
         lines.append(f"- `{group['key']}`: " + (f"test set {testset}, " if testset else "") + f"{meaning}: "
                      + (directions or "no directions"))
-    from aligninstruct_cli.metrics import METRIC_LABELS
-
     labels = [METRIC_LABELS.get(m, m) for m in report.get("metrics", [])]
     if labels:
         lines.append(f"- then the metric: {', '.join(f'`{label}`' for label in labels)}"
@@ -73,8 +75,6 @@ def single_run_note(exp: Any, name: str, table: Any) -> list[str]:
 
 def health_section(graph: Any) -> tuple[list[str], int]:
     """The Health section: every check of every finished step (experiment/health.py); and how many failed."""
-    from aligninstruct_cli.experiment.health import check_step, health_options
-
     options = health_options(graph)
     rows, failed = [], 0
     for step in graph:
@@ -96,8 +96,6 @@ def health_section(graph: Any) -> tuple[list[str], int]:
 
 def durations_section(graph: Any) -> list[str]:
     """When each step that ran started and how long it took (from its done.json / failed.json)."""
-    from aligninstruct_cli.experiment.live import duration, step_times
-
     rows, total = [], 0.0
     for step in graph:
         started, seconds = step_times(graph, step.key)
@@ -115,8 +113,6 @@ def durations_section(graph: Any) -> list[str]:
 
 def samples_section(graph: Any) -> list[str]:
     """The first SAMPLES records of each direction: source, reference and every system's hypothesis."""
-    from aligninstruct_cli.io import read_records
-
     outputs: dict[str, dict[str, dict[str, Any]]] = {}
     for name in graph.exp.systems:
         key = graph.by_name.get(f"translate/{name}")

@@ -12,10 +12,12 @@ rows get mean ± sd, no test."""
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import replace
 from typing import Any
 
+from aligninstruct_cli.experiment.paper_rows import paper_rows
 from aligninstruct_cli.metrics import METRIC_LABELS
 
 ALPHA = 0.05
@@ -59,8 +61,6 @@ def expand_seeds(exp: Any) -> None:
                             f"same seeds ({' vs '.join(str(list(x)) for x in sorted(lists))})")
         paper = None
         if table.paper is not None:
-            from aligninstruct_cli.experiment.config import paper_rows
-
             paper = paper_rows(table)
         per_seed = []
         for k, seed in enumerate(lists.pop()):
@@ -170,8 +170,6 @@ def mean_report(reports: list[dict], seed_runs: dict[str, list[str]]) -> dict:
     """A score report of the seeds' mean: the first seed's report with each seeded system under its own name and
     every direction and group score the mean over the seeds (intervals and significance dropped: they are the
     runs'), for what reads one report (compare_to: paper)."""
-    import copy
-
     first = copy.deepcopy(reports[0])
     by_seed = [{s["name"]: s for s in report["systems"]} for report in reports]
     for entry in first["systems"]:

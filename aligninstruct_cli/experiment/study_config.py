@@ -16,9 +16,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from aligninstruct_cli import paper
+from aligninstruct_cli.data import FILE_DIRECTIONS
+from aligninstruct_cli.demo.build import FILES
 from aligninstruct_cli.errors import AitError
-from aligninstruct_cli.options import (OptionError, yaml_text, coerce, option_fields, read_config_file,
-                                       type_hints)
+from aligninstruct_cli.experiment.health import HealthOptions
+from aligninstruct_cli.experiment.paths import slug
+from aligninstruct_cli.experiment.seeds import expand_seeds
+from aligninstruct_cli.instructions.mixing import parse_weight
+from aligninstruct_cli.instructions.objectives import OBJECTIVES
+from aligninstruct_cli.options import (OptionError, config_values, yaml_text, coerce, option_fields,
+                                       read_config_file, type_hints)
 from aligninstruct_cli.registry import EXPERIMENT_SECTIONS
 
 # top-level key -> what it holds (docs/experiment.md's key table is checked against this)
@@ -70,7 +80,7 @@ SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]{0,63}")
 SAFE_NAME_RULE = "letters, digits and . _ + - only, not starting with . or -, at most 64 characters"
 # System and table names are labels (the rows and titles of the tables, as the paper writes them: `w/o
 # fine-tuning`, `MT+Align→MT`): also letters of any script, spaces, `/`, `→` and parentheses, starting with a
-# letter, digit, `_` or `+`. They reach files only through `graph.slug` (`w_o_fine-tuning`: one path component),
+# letter, digit, `_` or `+`. They reach files only through `paths.slug` (`w_o_fine-tuning`: one path component),
 # and two that give one file name are refused.
 LABEL = re.compile(r"(?=.{1,64}\Z)[\w+](?:[\w .+\-→()/]*[\w+)])?")
 LABEL_RULE = ("letters, digits, spaces and . _ + - / → ( ) only, starting with a letter, digit, _ or +, at most 64 "
@@ -220,8 +230,6 @@ class _Reader:
     def named(self, value: Any, where: str, *, labels: bool = False) -> dict[str, Any]:
         """A mapping whose keys are names (corpora, data sets; with `labels`, systems and tables): each key safe,
         no two that give one file name (equal once sanitised, or but for case: a case-insensitive file system)."""
-        from aligninstruct_cli.experiment.graph import slug
-
         data = self.mapping(value, where)
         seen: dict[str, str] = {}
         for key in data:
@@ -318,8 +326,6 @@ def _kind(value: Any) -> str:
 def apply_overrides(raw: dict[str, Any], overrides: list[str], path: str) -> dict[str, Any]:
     """`KEY.PATH=VALUE` (`--set`; VALUE read as YAML) into the config mapping, e.g.
     systems.MTInstruct.train.epochs=1."""
-    import yaml
-
     raw = dict(raw)
     for item in overrides:
         dotted, sep, text = item.partition("=")
@@ -394,13 +400,23 @@ def load_experiment(path: str | Path, *, output: str | None = None, overrides: l
         if raw["compare_to"] != "paper":
             raise r.fail("compare_to", f"expected paper (the published scores), not {_kind(raw['compare_to'])}")
         exp.compare_to = "paper"
-    from aligninstruct_cli.experiment.seeds import expand_seeds
-
     expand_seeds(exp)
-    from aligninstruct_cli.experiment.health import read_health_section
-
     exp.health = read_health_section(raw.get("health"), path)
     return exp
+
+
+def read_health_section(value: Any, path: str) -> dict[str, Any]:
+    """The experiment config's `health:` section, checked (unknown keys, types, ranges): {threshold: value}."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(path, "health", "expected a mapping of thresholds, e.g. {min_loss_drop: 0.05}")
+    try:
+        values = config_values(value, HealthOptions, f"{path}: health")
+        HealthOptions(**values)
+    except OptionError as exc:
+        raise ConfigError(path, "", exc.render(lambda name: f"health.{name}")) from None
+    return values
 
 
 def _read_env(r: _Reader, env: dict[str, Any]) -> dict[str, str]:
@@ -435,8 +451,6 @@ def _read_corpora(exp: Experiment, r: _Reader, corpora: dict[str, Any]) -> None:
                          "or opus100 (its zero-shot test pairs)")
         direction = spec.get("direction", "as-is")
         if "direction" in spec:
-            from aligninstruct_cli.data import FILE_DIRECTIONS
-
             if kind != "file":
                 raise r.fail(f"{where}.direction", f"only for a file: source (a {kind} source has its own "
                              f"`direction` key inside {kind}:)")
@@ -451,8 +465,6 @@ def _read_corpora(exp: Experiment, r: _Reader, corpora: dict[str, Any]) -> None:
         elif kind == "toy":
             if exp.toy is None:
                 raise r.fail(f"{where}.toy", "a toy corpus needs the `toy` section (the generated data)")
-            from aligninstruct_cli.demo.build import FILES
-
             source = r.string(spec["toy"], f"{where}.toy")
             if source.removesuffix(".jsonl") + ".jsonl" not in FILES:
                 raise r.fail(f"{where}.toy", f"unknown toy file {source!r}",
@@ -466,8 +478,6 @@ def _read_corpora(exp: Experiment, r: _Reader, corpora: dict[str, Any]) -> None:
 
 
 def _read_datasets(exp: Experiment, r: _Reader, datasets: dict[str, Any]) -> None:
-    from aligninstruct_cli.instructions.objectives import OBJECTIVES
-
     for name, spec in datasets.items():
         where = f"datasets.{name}"
         spec = r.mapping(spec, where, DATASET_KEYS)
@@ -482,8 +492,6 @@ def _read_datasets(exp: Experiment, r: _Reader, datasets: dict[str, Any]) -> Non
         if weight is not None:
             if isinstance(weight, bool) or not isinstance(weight, (int, float, str)):
                 raise r.fail(f"{where}.weight", f"expected a number such as 0.5 or 1/3, not {_kind(weight)}")
-            from aligninstruct_cli.instructions.mixing import parse_weight
-
             try:
                 parse_weight(str(weight))
             except (AitError, ValueError) as exc:
@@ -594,8 +602,6 @@ def _read_paper(r: _Reader, value: Any, where: str, systems: list[str]) -> dict[
     """A table's `paper` section: which published table (and model, setting) it reproduces; each system's row."""
     if value is None:
         return None
-    from aligninstruct_cli import paper
-
     spec = r.mapping(value, where, PAPER_KEYS)
     table = str(spec.get("table", "")).strip()
     tables = list(dict.fromkeys(s.table for s in paper.paper_scores()))
@@ -616,22 +622,6 @@ def _read_paper(r: _Reader, value: Any, where: str, systems: list[str]) -> dict[
         if row not in known_rows:
             raise r.fail(f"{where}.rows.{system}", f"table {table} has no row {row!r}", hint=f"its rows: {', '.join(known_rows)}")
     return {"table": table, **narrow, "rows": rows}
-
-
-def paper_rows(table: Table) -> dict[str, str | None]:
-    """system -> the paper's row it reproduces (None: the paper has none): `paper.rows`, else the system's name if
-    it is a row, else its name without the first word (`3b MT+Align`, `6 MTInstruct pivot`)."""
-    from aligninstruct_cli import paper
-
-    if table.paper is None:
-        return {}
-    narrow = {k: table.paper[k] for k in ("model", "setting") if k in table.paper}
-    known = paper.paper_systems(table.paper["table"], **narrow)
-    out: dict[str, str | None] = {}
-    for system in ([table.baseline] if table.baseline else []) + table.systems:
-        rest = system.split(" ", 1)[1] if " " in system else None
-        out[system] = table.paper["rows"].get(system) or (system if system in known else rest if rest in known else None)
-    return out
 
 
 def _read_probe(exp: Experiment, r: _Reader, spec: dict[str, Any]) -> None:
