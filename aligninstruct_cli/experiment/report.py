@@ -136,6 +136,64 @@ def _run_summary(run: Path) -> tuple[str, str]:
     return (f"{chosen:g}" if isinstance(chosen, (int, float)) else "", f"{val:.4f}" if isinstance(val, float) else "")
 
 
+def tables_markdown(graph: Graph, tables: dict[str, dict[str, Any]], out: Path) -> list[str]:
+    """The Tables section: the tables over seeds, then each table (or that it is not made yet) with its files."""
+    md = ["## Tables", ""]
+    md += seed_tables_markdown(graph, tables, out)
+    for name, table in graph.exp.tables.items():
+        md += [f"### {name}", ""]
+        if name not in tables:
+            md += ["Not made yet: its scores need every system's translations.", ""]
+            continue
+        files = tables[name]["files"]
+        baseline = f"; significance against **{table.baseline}**" if table.baseline else ""
+        md += [f"Rows: {', '.join(table.systems)}{baseline}. Files: "
+               + " · ".join(f"[{label}]({os.path.relpath(p, out)})" for label, p in files.items()), "",
+               tables[name]["markdown"].strip(), "", *table_notes(tables[name]["report"]),
+               *single_run_note(graph.exp, name, table)]
+    return md
+
+
+def systems_markdown(graph: Graph, runs: dict[str, Path]) -> list[str]:
+    """The Systems section: each system's model, curriculum, chosen learning rate, final validation loss, run."""
+    md = ["## Systems", "", "| system | model | curriculum | chosen lr | final validation loss | run |",
+          "|---|---|---|---:|---:|---|"]
+    for name, system in graph.exp.systems.items():
+        model = system.model if isinstance(system.model, str) else (
+            f"system {system.model['system']}" if "system" in system.model else "toy model")
+        curriculum = system.curriculum if isinstance(system.curriculum, str) else (
+            ",".join("+".join(s) if isinstance(s, list) else str(s) for s in system.curriculum)
+            if system.curriculum else "— (not trained)")
+        lr, val = _run_summary(runs[name]) if name in runs else ("", "")
+        link = f"[train/{name}]({_browse(graph, 'train', name)})" if name in runs else (
+            "" if system.curriculum is None else "not trained yet")
+        md.append(f"| {name} | {model} | {curriculum} | {lr} | {val} | {link} |")
+    return md + [""]
+
+
+def probe_markdown(graph: Graph, out: Path) -> tuple[list[str], bool]:
+    """The Probe section (its plot copied to OUTPUT/probe.png when the config asks for it); whether it is made."""
+    md = ["## Probe", ""]
+    compare = _done(graph, "probe/compare")
+    if compare is None:
+        return md + ["Not made yet.", ""], False
+    result = read_json_file(compare)
+    header = [run["label"] for run in result["runs"]] + [d["name"] for d in result["deltas"]]
+    md += ["Layer-wise cosine similarity of the parallel sentences' mean-pooled hidden states; "
+           + ", ".join(f"{d['name']} = {d['to']} − {d['from']}" for d in result["deltas"]) + ".", "",
+           "| layer | " + " | ".join(header) + " |", "|---|" + "---:|" * len(header)]
+    for i, layer in enumerate(result["layers"]):
+        cells = [f"{run['cosine'][i]:.4f}" for run in result["runs"]] + [
+            f"{d['delta'][i]:+.4f}" for d in result["deltas"]]
+        md.append(f"| {layer} | " + " | ".join(cells) + " |")
+    md.append("")
+    plot = compare.parent / "probe.png"
+    if graph.exp.probe.plot and plot.exists():
+        _write(out / "probe.png", plot.read_bytes())
+        md += ["![probe](probe.png)", ""]
+    return md, True
+
+
 def write_report(graph: Graph) -> tuple[Path, list[str]]:
     """Write OUTPUT/report.md (and the tables and plots it links); returns its path and what is missing."""
     exp = graph.exp
@@ -153,34 +211,10 @@ def write_report(graph: Graph) -> tuple[Path, list[str]]:
           f"Made by `ait experiment report {exp.path}` from the outputs of `ait experiment run` "
           f"({n_done} of {len(rows)} steps done; `ait experiment status {exp.path}` lists them with their logs, "
           f"`ait experiment plan {exp.path}` prints every command).", ""]
-    md += ["## Tables", ""]
-    md += seed_tables_markdown(graph, tables, out)
-    for name, table in exp.tables.items():
-        md += [f"### {name}", ""]
-        if name not in tables:
-            md += ["Not made yet: its scores need every system's translations.", ""]
-            continue
-        files = tables[name]["files"]
-        baseline = f"; significance against **{table.baseline}**" if table.baseline else ""
-        md += [f"Rows: {', '.join(table.systems)}{baseline}. Files: "
-               + " · ".join(f"[{label}]({os.path.relpath(p, out)})" for label, p in files.items()), "",
-               tables[name]["markdown"].strip(), "", *table_notes(tables[name]["report"]),
-               *single_run_note(exp, name, table)]
+    md += tables_markdown(graph, tables, out)
     health, _ = health_section(graph)
     md += health + samples_section(graph)
-    md += ["## Systems", "", "| system | model | curriculum | chosen lr | final validation loss | run |",
-           "|---|---|---|---:|---:|---|"]
-    for name, system in exp.systems.items():
-        model = system.model if isinstance(system.model, str) else (
-            f"system {system.model['system']}" if "system" in system.model else "toy model")
-        curriculum = system.curriculum if isinstance(system.curriculum, str) else (
-            ",".join("+".join(s) if isinstance(s, list) else str(s) for s in system.curriculum)
-            if system.curriculum else "— (not trained)")
-        lr, val = _run_summary(runs[name]) if name in runs else ("", "")
-        link = f"[train/{name}]({_browse(graph, 'train', name)})" if name in runs else (
-            "" if system.curriculum is None else "not trained yet")
-        md.append(f"| {name} | {model} | {curriculum} | {lr} | {val} | {link} |")
-    md += [""]
+    md += systems_markdown(graph, runs)
     if has_loss:
         md += ["## Training and validation loss", "",
                "One panel per curriculum stage, every system on the same axes (the chosen learning rate's run, "
@@ -190,26 +224,10 @@ def write_report(graph: Graph) -> tuple[Path, list[str]]:
     elif any(s.curriculum for s in exp.systems.values()):
         missing.append("loss plot")
     if exp.probe is not None:
-        md += ["## Probe", ""]
-        compare = _done(graph, "probe/compare")
-        if compare is None:
-            md += ["Not made yet.", ""]
+        probe, made = probe_markdown(graph, out)
+        md += probe
+        if not made:
             missing.append("probe")
-        else:
-            result = read_json_file(compare)
-            header = [run["label"] for run in result["runs"]] + [d["name"] for d in result["deltas"]]
-            md += ["Layer-wise cosine similarity of the parallel sentences' mean-pooled hidden states; "
-                   + ", ".join(f"{d['name']} = {d['to']} − {d['from']}" for d in result["deltas"]) + ".", "",
-                   "| layer | " + " | ".join(header) + " |", "|---|" + "---:|" * len(header)]
-            for i, layer in enumerate(result["layers"]):
-                cells = [f"{run['cosine'][i]:.4f}" for run in result["runs"]] + [
-                    f"{d['delta'][i]:+.4f}" for d in result["deltas"]]
-                md.append(f"| {layer} | " + " | ".join(cells) + " |")
-            md.append("")
-            plot = compare.parent / "probe.png"
-            if exp.probe.plot and plot.exists():
-                _write(out / "probe.png", plot.read_bytes())
-                md += ["![probe](probe.png)", ""]
     md += durations_section(graph)
     md += ["## Steps", "", "| step | state | output | log |", "|---|---|---|---|"]
     for names, state, output, log in rows:
