@@ -6,12 +6,13 @@ Executors: `local` runs the commands here (`--jobs N` at once, one GPU step at a
 process group, and forwards SIGINT/SIGTERM/SIGHUP to them. An `ait experiment run` killed outright leaves
 its steps' process groups behind (their pids, with each process's start time, are in `OUTPUT/logs/*.pid`):
 the next run, which holds the experiment's lock, ends them before it starts, if they are still the same
-processes (a pid the system has given to another process since is left alone).
+processes (a pid the system has given to another process since is left alone). `slurm` submits each step
+as a Slurm job through submitit, with `afterok` dependencies on the jobs of its inputs; `submitit-local` runs
+the same job function through submitit's local executor (one machine; for trying the Slurm path out):
+experiment/executors.py.
 
 Everything the run writes (steps, logs, links, the hash cache) must resolve, symlinks followed, inside
-OUTPUT; a link location that holds something ait did not make is an error, never replaced. `slurm` submits each step as a Slurm job through submitit,
-with `afterok` dependencies on the jobs of its inputs; `submitit-local` runs the same job function through
-submitit's local executor (one machine; for trying the Slurm path out).
+OUTPUT; a link location that holds something ait did not make is an error, never replaced.
 """
 
 from __future__ import annotations
