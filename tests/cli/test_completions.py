@@ -4,7 +4,7 @@ import pytest
 
 from aligninstruct_cli.completions import SHELLS, completion_script
 
-COMPLETIONS = Path(__file__).resolve().parents[1] / "completions"
+COMPLETIONS = Path(__file__).resolve().parents[2] / "completions"
 
 
 @pytest.mark.parametrize("shell", sorted(SHELLS))

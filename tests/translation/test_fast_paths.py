@@ -18,10 +18,10 @@ from conftest import noisy_copy, write_jsonl
 from aligninstruct_cli.cli import app
 from aligninstruct_cli.generation import STATIC_WIDTH_STEP, Translator, default_chunk_size, supports_static_cache
 from aligninstruct_cli.models import load_model
-from test_translate import make_records
+from tests.translation.test_translate import make_records
 
 runner = CliRunner()
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import tracemalloc
 from pathlib import Path
 
@@ -27,8 +26,7 @@ from aligninstruct_cli.experiment.run import (DONE, STALE, check_outputs, finish
                                               step_state)
 from aligninstruct_cli.options import read_config_file
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_experiment import shell_graph  # noqa: E402
+from tests.experiment.test_plan_and_run import shell_graph
 
 runner = CliRunner()
 CANARY = "CANARY"

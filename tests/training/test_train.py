@@ -1,7 +1,7 @@
 """`ait train`: configuration, data pipeline, loss, launch plumbing and input errors (no launch; the one test
 that trains twice in this process is marked slow).
 
-The launches themselves (two CPU ranks, resume after SIGKILL, ZeRO-3) are in test_train_launch.py."""
+The launches themselves (two CPU ranks, resume after SIGKILL, ZeRO-3) are in tests/training/test_launch.py."""
 
 from __future__ import annotations
 
@@ -673,7 +673,7 @@ def test_each_stage_trains_its_own_epochs_with_its_own_schedule(tiny_bloom_dir, 
 def test_one_global_batch_split_two_ways_trains_the_same_adapter(tiny_bloom_dir, data, tmp_path):
     """--global-batch 8 as micro 8 × accumulation 1 or micro 2 × accumulation 4 (one rank): the loss is
     normalised over the global batch, so the same steps give the same adapter (up to float reassociation).
-    Two ranks × micro 2 × accumulation 2: test_train_launch.py."""
+    Two ranks × micro 2 × accumulation 2: tests/training/test_launch.py."""
     import torch
     from safetensors.torch import load_file
 
