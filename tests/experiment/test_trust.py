@@ -1,4 +1,4 @@
-"""A study you can trust (issue 20): no config value reaches a shell or leaves OUTPUT (hostile names and values
+"""A study you can trust: no config value reaches a shell or leaves OUTPUT (hostile names and values
 are refused at `plan` or stay inert), config loading is bounded and strict, `done` means verified (deleting,
 truncating or editing any step's output makes it stale and it is redone with its dependants; `report` never
 builds a table from fewer segments than the test set has), and ait never takes over what it did not write

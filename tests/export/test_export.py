@@ -1,4 +1,4 @@
-"""Any causal LM, end to end, and out to serving (issue 14): tiny Llama (BOS, no pad token) and tiny Qwen2
+"""Any causal LM, end to end, and out to serving: tiny Llama (BOS, no pad token) and tiny Qwen2
 (a chat template, <|im_end|> as EOS) models built locally run `ait train` on two CPU ranks, then
 `ait translate`, `ait probe` and `ait export`; the exported merged model generates exactly what PEFT's
 merged model generates, and no model card holds a local path. The two trainings run side by side (each is

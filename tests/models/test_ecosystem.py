@@ -1,4 +1,4 @@
-"""Fitting the user's ecosystem (issue 14), the fast parts: sacrebleu-style plain-text scoring, offline
+"""Fitting the user's ecosystem, the fast parts: sacrebleu-style plain-text scoring, offline
 behaviour (hub cache checks that fail in a second), architectures' LoRA targets / EOS / padding / chat
 templates, honest probe intervals and bars, toy models from a user's corpus. The end-to-end runs on tiny
 Llama and Qwen2 models are in tests/export/test_export.py."""

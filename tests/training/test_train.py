@@ -1,5 +1,6 @@
-"""`ait train`: configuration, data pipeline, loss, launch plumbing and input errors (no launch; the one test
-that trains twice in this process is marked slow).
+"""`ait train` in this process, without the deepspeed launcher: configuration, batch planning, the data pipeline,
+loss, launch plumbing (the launch stubbed), input errors, and short trainings of the tiny BLOOM with `--launcher
+none` (a few steps each; the ones over ~10 s are marked slow).
 
 The launches themselves (two CPU ranks, resume after SIGKILL, ZeRO-3) are in tests/training/test_launch.py."""
 
@@ -609,7 +610,7 @@ def test_a_failing_launch_passes_its_exit_code_on(tiny_bloom_dir, data, tmp_path
 
 
 def test_full_training_in_process_saves_full_models_stage_after_stage(tiny_bloom_dir, data, tmp_path):
-    """--full (issue 6's base-model building) with --launcher none: every weight trains, each stage writes a
+    """--full with --launcher none (how a base model is built): every weight trains, each stage writes a
     full model directory and the next stage starts from it."""
     import torch
     from transformers import AutoModelForCausalLM
