@@ -140,6 +140,7 @@ def test_two_ranks_train_then_translate_probe_export(arch, trained, tmp_path):
     assert torch.equal(loaded.state_dict()[q], exported.state_dict()[q])
 
 
+@pytest.mark.slow  # needs `trained`: the two two-rank DeepSpeed trainings (~25 s alone, a minute on busy cores)
 def test_export_errors(trained, tmp_path):
     model_dir, run, _ = trained["llama"]
     other, _, _ = trained["qwen2"]
