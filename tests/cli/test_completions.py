@@ -1,3 +1,6 @@
+"""The committed shell completion scripts (completions/) equal a fresh generation from the Typer app, and
+completion lists the stage commands."""
+
 from pathlib import Path
 
 import pytest
