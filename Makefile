@@ -30,7 +30,7 @@ demo: $(STAMP)
 completions: $(STAMP)
 	$(PY) -m aligninstruct_cli.completions completions/
 
-# the option tables in docs/ from the options dataclasses (tests/test_docs.py checks they are current)
+# the option tables in docs/ from the options dataclasses (tests/docs/test_option_docs.py checks they are current)
 docs: $(STAMP)
 	$(PY) -m aligninstruct_cli.docgen
 
@@ -38,7 +38,7 @@ docs: $(STAMP)
 # ait's COMET scorer and decoding loop under transformers 5.x; the comet cross-check tests skip there
 TF5 := .venv-tf5
 TF5_STAMP := $(TF5)/.installed
-TF5_TESTS ?= tests/test_comet_model.py tests/test_decoding.py
+TF5_TESTS ?= tests/metrics/test_comet_model.py tests/translation/test_decoding.py
 
 $(TF5_STAMP): pyproject.toml constraints-tf5.txt
 	test -x $(TF5)/bin/python || $(PYTHON) -m venv $(TF5)

@@ -2,7 +2,7 @@
 
 The scripts come from Typer's own generator. They ask `ait` itself for candidates at completion time
 (`_AIT_COMPLETE=complete_<shell> ait`), so they always follow the installed version's commands and
-options; tests/test_completions.py checks the committed copies equal a fresh generation."""
+options; tests/cli/test_completions.py checks the committed copies equal a fresh generation."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 A page marks each table with `<!-- options: COMMAND -->` ... `<!-- /options -->`; `python -m
 aligninstruct_cli.docgen` (`make docs`) rewrites what lies between, and `--check` exits 1 naming every
-table that differs (tests/test_docs.py runs the check, as sqlite-utils checks its CLI reference).
+table that differs (tests/docs/test_option_docs.py runs the check, as sqlite-utils checks its CLI reference).
 
 A row: the option's flags (`--flag`, `-f`; `--x` / `--no-x`; an argument in capitals), its default (the
 dataclass default, or the field's `default_doc`), and its meaning: the field's `help`, then its

@@ -1,5 +1,5 @@
 """Write a toy COMET checkpoint and unbabel-comet's own `predict` scores for it, for the cross-environment test
-(tests/test_comet_model.py::test_scores_equal_comets_predict_from_another_environment): `make
+(tests/metrics/test_comet_model.py::test_scores_equal_comets_predict_from_another_environment): `make
 test-transformers5` runs this in .venv (transformers 4.x, where comet runs), then checks ait's scores under
 transformers 5 against these.
 

@@ -108,3 +108,22 @@ def read_jsonl(path: Path) -> list[dict]:
 def flat(text: str) -> str:
     """`text` with rich's box drawing and line wrapping undone: one space between words."""
     return " ".join(text.replace("│", " ").replace("╭", " ").replace("╰", " ").split())
+
+
+def parallel_record(i, **extra) -> dict:
+    """A parallel en→kk record with id `i` (fields in `extra` added or replaced)."""
+    return {"id": i, "src_lang": "en", "tgt_lang": "kk", "src": f"a b {i}", "tgt": f"c d {i}", **extra}
+
+
+class SpyTokenizer:
+    """The tiny tokenizer, recording the longest text it was given."""
+
+    def __init__(self, inner):
+        self.inner, self.longest = inner, 0
+
+    def __call__(self, texts, **kwargs):
+        self.longest = max([self.longest] + [len(t) for t in texts])
+        return self.inner(texts, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)

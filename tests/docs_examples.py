@@ -1,4 +1,4 @@
-"""The shell examples of README.md and docs/*.md, as the docs-examples tests see them (tests/test_docs_examples.py).
+"""The shell examples of README.md and docs/*.md, as the docs-examples tests see them (tests/docs/test_examples.py).
 
 Every fenced ```bash block carries a marker, an HTML comment on the line(s) right above its fence
 (docs/index.md, "Examples that are tested"):

@@ -10,7 +10,9 @@ import yaml
 from typer.testing import CliRunner
 
 from aligninstruct_cli.cli import app
+from aligninstruct_cli.io import char_budget
 from aligninstruct_cli.tiny import sample_texts
+from conftest import SpyTokenizer
 
 runner = CliRunner()
 
@@ -177,3 +179,18 @@ def test_options_defaults_precision_and_the_old_dtype_flag(tmp_path, pairs_file,
     assert ProbeOptions(precision="float16").precision == "fp16"
     with pytest.raises(OptionError, match="^max_length must be at least 1, not 0$"):
         layer_similarity(None, None, [], max_length=0)
+
+
+def test_probe_cuts_a_huge_sentence_before_tokenizing(tiny_bloom_dir, tiny_tokenizer_dir):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from aligninstruct_cli.probe import mean_pooled_layers
+
+    spy = SpyTokenizer(AutoTokenizer.from_pretrained(tiny_tokenizer_dir))
+    model = AutoModelForCausalLM.from_pretrained(tiny_bloom_dir).eval()
+    texts = ["the cat " * 100_000, "the dog"]
+    cut = mean_pooled_layers(model, spy, texts, "cpu", max_length=16)
+    assert spy.longest == char_budget(16)
+    whole = mean_pooled_layers(model, spy.inner, texts, "cpu", max_length=16)  # the same first 16 tokens
+    torch.testing.assert_close(cut, whole)

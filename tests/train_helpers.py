@@ -1,4 +1,5 @@
-"""Fixture builders shared by tests/test_train*.py (instruction records and a learnable tiny model)."""
+"""Fixture builders shared by the tests that train (tests/training/, export/, models/): instruction records and a
+learnable tiny model."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ demo_app = typer.Typer(help="The whole AlignInstruct chain on toy languages, sma
                        no_args_is_help=True)
 CONFIG = Path(__file__).resolve().parents[1] / "demo" / "demo.yaml"  # examples/demo.yaml links to it
 # `--quick`: every step on very little data, trainings in-process (a plumbing check for the tests; shows no
-# learning; the deepspeed launcher is tested in tests/test_train_launch.py)
+# learning; the deepspeed launcher is tested in tests/training/test_launch.py)
 QUICK = ("toy.seen=300", "toy.unseen=120", "toy.dev=16", "toy.test=16", "systems.MTInstruct.train.epochs=1",
          "systems.MT+Align.train.epochs=1", "probe.options.limit=16", "train.launcher=none",
          "train.num_gpus=null")

@@ -1,10 +1,13 @@
+"""The committed shell completion scripts (completions/) equal a fresh generation from the Typer app, and
+completion lists the stage commands."""
+
 from pathlib import Path
 
 import pytest
 
 from aligninstruct_cli.completions import SHELLS, completion_script
 
-COMPLETIONS = Path(__file__).resolve().parents[1] / "completions"
+COMPLETIONS = Path(__file__).resolve().parents[2] / "completions"
 
 
 @pytest.mark.parametrize("shell", sorted(SHELLS))

@@ -12,11 +12,12 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from conftest import flat
+from conftest import flat, read_jsonl, write_jsonl
 from aligninstruct_cli.cli import app
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.instructions.mixing import (MixInput, apply_weights, language_key, mix, parse_inputs,
                                                    parse_weight, summary_json)
+from train_helpers import mt_record
 
 runner = CliRunner()
 
@@ -216,3 +217,12 @@ def test_cli_bad_mode_and_cap(tmp_path):
     assert res.exit_code == 2 and "'zip' is not one of 'interleave', 'concat'" in flat(res.stderr)
     res = runner.invoke(app, ["mix", src, "--max-per-lang", "-1"])
     assert res.exit_code == 2 and "Invalid value for '--max-per-lang'" in flat(res.stderr)  # Typer's range check
+
+
+def test_mix_refuses_duplicate_ids_in_an_input(tmp_path):
+    rec = mt_record(1, "a", "b")
+    path = write_jsonl(tmp_path / "mt.jsonl", [rec, mt_record(2, "c", "d"), rec])
+    result = runner.invoke(app, ["mix", str(path), "-o", str(tmp_path / "m.jsonl")])
+    assert result.exit_code == 2 and "mt.jsonl:3: field 'id': duplicate id" in result.output
+    result = runner.invoke(app, ["mix", str(path), "-o", str(tmp_path / "m.jsonl"), "--on-error", "skip"])
+    assert result.exit_code == 0 and len(read_jsonl(tmp_path / "m.jsonl")) == 2

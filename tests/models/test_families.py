@@ -1,4 +1,4 @@
-"""Any decoder-only family (issue 24): a tiny random model of every causal-LM family below, built from its
+"""Any decoder-only family: a tiny random model of every causal-LM family below, built from its
 transformers config offline, runs the whole chain in this process: `ait train --launcher none` (one step),
 `ait translate`, `ait export`; the exported merged model generates what stock transformers + PEFT generate
 from the same adapter. The families run are printed at the end (`test_families_run_are_listed`).

@@ -1,7 +1,7 @@
-"""Fitting the user's ecosystem (issue 14), the fast parts: sacrebleu-style plain-text scoring, offline
+"""Fitting the user's ecosystem, the fast parts: sacrebleu-style plain-text scoring, offline
 behaviour (hub cache checks that fail in a second), architectures' LoRA targets / EOS / padding / chat
 templates, honest probe intervals and bars, toy models from a user's corpus. The end-to-end runs on tiny
-Llama and Qwen2 models are in tests/test_export.py."""
+Llama and Qwen2 models are in tests/export/test_export.py."""
 
 from __future__ import annotations
 
@@ -203,7 +203,7 @@ def test_data_and_spm_models_fail_fast_offline(tmp_path, unreachable_hub):
 
 
 # ------------------------------------------------------------------------------------------------ architectures
-# (lora_targets_for per architecture: tests/test_train.py)
+# (lora_targets_for per architecture: tests/training/test_train.py)
 @pytest.fixture(scope="module")
 def tiny_llama_dir(tmp_path_factory):
     from aligninstruct_cli.tiny import build_tiny_llama, sample_texts, train_tokenizer

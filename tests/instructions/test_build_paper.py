@@ -1,4 +1,4 @@
-"""`ait build --objective align` as the paper builds it (issue 16): one record per sentence pair and direction,
+"""`ait build --objective align` as the paper builds it: one record per sentence pair and direction,
 True or False in equal shares, on real OPUS-100 be–en data; hints that never overlap."""
 
 from __future__ import annotations

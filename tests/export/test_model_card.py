@@ -1,4 +1,4 @@
-"""The model card (issue 24): its title and example come from the objectives and languages actually trained,
+"""The model card: its title and example come from the objectives and languages actually trained,
 a base that is itself an `ait train` output is followed back to the model it started from, the license is
 the base's (or the one asked for), and the card's generation snippet gives what `ait translate` gives."""
 

@@ -1,7 +1,8 @@
-"""`ait train`: configuration, data pipeline, loss, launch plumbing and input errors (no launch; the one test
-that trains twice in this process is marked slow).
+"""`ait train` in this process, without the deepspeed launcher: configuration, batch planning, the data pipeline,
+loss, launch plumbing (the launch stubbed), input errors, and short trainings of the tiny BLOOM with `--launcher
+none` (a few steps each; the ones over ~10 s are marked slow).
 
-The launches themselves (two CPU ranks, resume after SIGKILL, ZeRO-3) are in test_train_launch.py."""
+The launches themselves (two CPU ranks, resume after SIGKILL, ZeRO-3) are in tests/training/test_launch.py."""
 
 from __future__ import annotations
 
@@ -609,7 +610,7 @@ def test_a_failing_launch_passes_its_exit_code_on(tiny_bloom_dir, data, tmp_path
 
 
 def test_full_training_in_process_saves_full_models_stage_after_stage(tiny_bloom_dir, data, tmp_path):
-    """--full (issue 6's base-model building) with --launcher none: every weight trains, each stage writes a
+    """--full with --launcher none (how a base model is built): every weight trains, each stage writes a
     full model directory and the next stage starts from it."""
     import torch
     from transformers import AutoModelForCausalLM
@@ -673,7 +674,7 @@ def test_each_stage_trains_its_own_epochs_with_its_own_schedule(tiny_bloom_dir, 
 def test_one_global_batch_split_two_ways_trains_the_same_adapter(tiny_bloom_dir, data, tmp_path):
     """--global-batch 8 as micro 8 × accumulation 1 or micro 2 × accumulation 4 (one rank): the loss is
     normalised over the global batch, so the same steps give the same adapter (up to float reassociation).
-    Two ranks × micro 2 × accumulation 2: test_train_launch.py."""
+    Two ranks × micro 2 × accumulation 2: tests/training/test_launch.py."""
     import torch
     from safetensors.torch import load_file
 

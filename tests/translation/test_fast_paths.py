@@ -18,10 +18,10 @@ from conftest import noisy_copy, write_jsonl
 from aligninstruct_cli.cli import app
 from aligninstruct_cli.generation import STATIC_WIDTH_STEP, Translator, default_chunk_size, supports_static_cache
 from aligninstruct_cli.models import load_model
-from test_translate import make_records
+from tests.translation.test_translate import make_records
 
 runner = CliRunner()
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +98,7 @@ def test_cache_auto_and_its_fallbacks(noisy_dirs, monkeypatch, capsys):
 
 
 # ------------------------------------------------------------------------------------------ --num-gpus
+@pytest.mark.slow  # one translation of two chunks, then two `--num-gpus 2` runs of two worker processes each
 def test_num_gpus_2_writes_the_file_of_one_process_and_resumes(tmp_path, noisy_dirs):
     n = default_chunk_size(4) + 60  # two chunks, so both workers translate
     src = write_jsonl(tmp_path / "in.jsonl", make_records(n, seed=5))

@@ -1,5 +1,5 @@
 """Every language a user brings: standard codes from the library, a private language from a user file
-through the whole chain, Japanese–English by code, and bad language files (issue 11)."""
+through the whole chain, Japanese–English by code, and bad language files."""
 
 from __future__ import annotations
 

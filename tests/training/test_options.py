@@ -1,4 +1,4 @@
-"""`ait train` as users of LLaMA-Factory and axolotl use it (issue 24): all-linear LoRA, the learning-rate
+"""`ait train` as users of LLaMA-Factory and axolotl use it: all-linear LoRA, the learning-rate
 schedules, Weights & Biases (offline), PEFT adapters saved mid-run, QLoRA's quantization (its config; a CPU
 refuses it), other tools' data formats (alpaca, messages, ShareGPT) in a curriculum, and a failure inside
 `--launcher none` reported as the launcher's."""

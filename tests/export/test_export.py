@@ -1,4 +1,4 @@
-"""Any causal LM, end to end, and out to serving (issue 14): tiny Llama (BOS, no pad token) and tiny Qwen2
+"""Any causal LM, end to end, and out to serving: tiny Llama (BOS, no pad token) and tiny Qwen2
 (a chat template, <|im_end|> as EOS) models built locally run `ait train` on two CPU ranks, then
 `ait translate`, `ait probe` and `ait export`; the exported merged model generates exactly what PEFT's
 merged model generates, and no model card holds a local path. The two trainings run side by side (each is
@@ -140,6 +140,7 @@ def test_two_ranks_train_then_translate_probe_export(arch, trained, tmp_path):
     assert torch.equal(loaded.state_dict()[q], exported.state_dict()[q])
 
 
+@pytest.mark.slow  # needs `trained`: the two two-rank DeepSpeed trainings (~25 s alone, a minute on busy cores)
 def test_export_errors(trained, tmp_path):
     model_dir, run, _ = trained["llama"]
     other, _, _ = trained["qwen2"]

@@ -1,4 +1,4 @@
-"""`ait score` as sacrebleu and comet-score users type it (issue 24): several references (nrefs), `-m bleu chrf`
+"""`ait score` as sacrebleu and comet-score users type it: several references (nrefs), `-m bleu chrf`
 with spaces, TER, `--chrf-word-order`, `-b`/`-w`, `--confidence`, `-tok` without languages, comet-score's
 flag spellings. Numbers and signatures are compared with sacrebleu's API on the same FLORES-200 files."""
 
@@ -11,7 +11,7 @@ import yaml
 from typer.testing import CliRunner
 
 from aligninstruct_cli.cli import app
-from test_ecosystem import perturb
+from tests.models.test_ecosystem import perturb
 
 runner = CliRunner()
 N = 200

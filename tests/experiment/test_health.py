@@ -13,7 +13,7 @@ import pytest
 from aligninstruct_cli.experiment.health import (HealthOptions, check_identical, check_training,
                                                  check_translations, is_repetitive, script_share, target_script)
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def write_jsonl(path: Path, records: list[dict]) -> Path:
@@ -150,7 +150,7 @@ def test_train_progress_counts_finished_stages_and_the_current_step(tmp_path):
 
 
 def test_study_view_writes_run_log_lines_with_an_eta_without_a_terminal(tmp_path):
-    from test_experiment import shell_graph
+    from tests.experiment.test_plan_and_run import shell_graph
 
     from aligninstruct_cli.experiment.live import StudyView
 

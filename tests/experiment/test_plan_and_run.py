@@ -24,7 +24,7 @@ from aligninstruct_cli.experiment.paths import log_path
 from aligninstruct_cli.experiment.run import StepsFailed, run_graph
 from aligninstruct_cli.experiment.steps import DONE, FAILED, PENDING, STALE, read_pid_file, status_rows, step_state
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "examples" / "demo.yaml"
 PAPER24 = ROOT / "examples" / "paper" / "bloomz24.yaml"
 PAPER3 = ROOT / "examples" / "paper" / "bloomz3.yaml"
@@ -262,8 +262,9 @@ def test_jobs_run_independent_steps_at_once(tmp_path):
 def test_a_signal_to_the_run_reaches_its_steps_and_a_second_run_is_refused_meanwhile(tmp_path):
     config = tmp_path / "g.py"
     config.write_text(
-        "import sys\nsys.path.insert(0, %r)\n" % str(Path(__file__).parent)
-        + "from test_experiment import shell_graph\nfrom aligninstruct_cli.experiment.run import run_graph\n"
+        "import sys\nsys.path.insert(0, %r)\n" % str(ROOT)
+        + "from tests.experiment.test_plan_and_run import shell_graph\n"
+        + "from aligninstruct_cli.experiment.run import run_graph\n"
         + "from pathlib import Path\n"
         + "g = shell_graph(Path(%r), {'slow': ('trap \"echo got-term > %s/term; exit 9\" TERM; touch %s/up; "
           "sleep 30 & wait', [])})\n" % (str(tmp_path / "out"), tmp_path, tmp_path)

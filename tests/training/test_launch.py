@@ -130,7 +130,7 @@ def test_zero3_saves_the_full_lora_weights(model_dir, tmp_path):
 def test_a_global_batch_over_two_ranks_trains_what_one_rank_trains(model_dir, tmp_path):
     """--global-batch 8 as 2 ranks × micro 2 × accumulation 2 (deepspeed launcher, ZeRO-2) and as 1 rank ×
     micro 8: the loss is normalised over the global batch, so two optimizer steps give the same adapter up to
-    float reassociation. (1 rank × micro 2 × accumulation 4: test_train.py.)"""
+    float reassociation. (1 rank × micro 2 × accumulation 4: tests/training/test_train.py.)"""
     import torch
     from safetensors.torch import load_file
 

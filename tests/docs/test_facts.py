@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 def _count_languages(**flags) -> int:
@@ -38,7 +38,7 @@ UNCHECKED = re.compile(r"ait languages --unseen[^\n]*?\b(\d+) (?:languages|rows)
 def test_stated_counts_are_what_ait_prints(page, pattern, count):
     text = (DOCS / page).read_text(encoding="utf-8")
     match = re.search(pattern, text)
-    assert match, f"{page}: no longer says {pattern!r}; update tests/test_docs_facts.py"
+    assert match, f"{page}: no longer says {pattern!r}; update tests/docs/test_facts.py"
     assert int(match.group(1)) == count(), f"{page}: states {match.group(1)}, ait prints {count()}"
 
 

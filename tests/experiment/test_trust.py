@@ -1,4 +1,4 @@
-"""A study you can trust (issue 20): no config value reaches a shell or leaves OUTPUT (hostile names and values
+"""A study you can trust: no config value reaches a shell or leaves OUTPUT (hostile names and values
 are refused at `plan` or stay inert), config loading is bounded and strict, `done` means verified (deleting,
 truncating or editing any step's output makes it stale and it is redone with its dependants; `report` never
 builds a table from fewer segments than the test set has), and ait never takes over what it did not write
@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import tracemalloc
 from pathlib import Path
 
@@ -27,8 +26,7 @@ from aligninstruct_cli.experiment.steps import (DONE, STALE, check_outputs, fini
                                                 process_start, status_rows, step_state)
 from aligninstruct_cli.options import read_config_file
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_experiment import shell_graph  # noqa: E402
+from tests.experiment.test_plan_and_run import shell_graph
 
 runner = CliRunner()
 CANARY = "CANARY"

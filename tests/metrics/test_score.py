@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import write_jsonl
+from conftest import parallel_record, write_jsonl
 from aligninstruct_cli.cli import app
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.metrics import bleu_chrf, significance
@@ -699,3 +699,41 @@ def test_missing_sentencepiece_model_is_one_clear_paragraph(tmp_path, monkeypatc
     assert result.exit_code == 2 and "--spm-model" in result.output and "no such file" in result.output
     result = runner.invoke(app, ["score", str(hyps), "--metrics", "bleu", "--spm-model", str(tmp_path)])
     assert result.exit_code == 2 and "--tokenize flores200" in result.output
+
+
+# ------------------------------------------------------------------------------------------------ bounded memory
+def test_score_statistics_in_chunks_equal_all_at_once(monkeypatch):
+    from aligninstruct_cli.metrics import bleu_chrf
+
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(40)]
+    refs = [" ".join(rng.choice(words, rng.integers(2, 9))) for _ in range(57)]
+    hyps = [" ".join(w if rng.random() < 0.7 else "x" for w in r.split()) for r in refs]
+    langs = ["kk", "de", "zh"] * 19
+    for metric in (bleu_chrf.BLEU(), bleu_chrf.CHRF()):
+        monkeypatch.setattr(bleu_chrf, "STATS_CHUNK", 10_000)
+        whole = metric.segment_stats(refs, hyps, refs, langs)
+        monkeypatch.setattr(bleu_chrf, "STATS_CHUNK", 4)
+        chunked = metric.segment_stats(refs, hyps, refs, langs)
+        assert chunked.dtype == np.int32 and np.array_equal(whole, chunked)
+        # and sacrebleu's own statistics, one corpus call per target language's tokenizer
+        for lang in ("kk", "zh"):
+            idx = [k for k, t in enumerate(langs) if t == lang]
+            own = metric._object(lang)._extract_corpus_statistics([hyps[k] for k in idx], [[refs[k] for k in idx]])
+            assert np.array_equal(chunked[idx], np.array(own))
+
+
+def test_bootstrap_in_blocks_draws_the_same_resamples(tmp_path, monkeypatch):
+    from aligninstruct_cli.metrics import scoring
+    from aligninstruct_cli.metrics.score_options import ScoreOptions
+
+    rng = np.random.default_rng(1)
+    records = [parallel_record(i, tgt=" ".join(rng.choice(["a", "b", "c", "d"], 5)),
+                               hyp=" ".join(rng.choice(["a", "b", "c"], 5))) for i in range(40)]
+    base = write_jsonl(tmp_path / "base.jsonl", records)
+    sys_ = write_jsonl(tmp_path / "sys.jsonl", [{**r, "hyp": r["tgt"] if r["id"] % 3 else r["hyp"]} for r in records])
+    options = ScoreOptions(metrics=["bleu", "chrf"], baseline=str(base), bootstrap_samples=50, seen="kk")
+    whole, _ = scoring.score([str(sys_)], options)
+    monkeypatch.setattr(scoring, "RESAMPLE_CHUNK_ELEMENTS", 7 * 40)  # 7 resamples a block
+    blocks, _ = scoring.score([str(sys_)], options)
+    assert blocks == whole

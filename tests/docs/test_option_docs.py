@@ -9,7 +9,7 @@ import pytest
 
 from aligninstruct_cli.docgen import leaf_commands
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 # Which page documents which command; aliases share their command's page.
 PAGES = {"build-instructions": "build.md", "build": "build.md", "data opus100": "data.md",
          "data flores200": "data.md"}

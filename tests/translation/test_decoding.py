@@ -12,7 +12,7 @@ from conftest import noisy_copy
 from aligninstruct_cli.decoding import GreedyDecoder, unsupported_generation_settings
 from aligninstruct_cli.generation import Translator, _count_generated
 from aligninstruct_cli.models import load_model
-from test_translate import make_records
+from tests.translation.test_translate import make_records
 
 FAMILIES = ("bloom", "llama", "qwen2")
 
