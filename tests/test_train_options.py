@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from aligninstruct_cli.cli import app
 from aligninstruct_cli.errors import AitError, InputError
 from aligninstruct_cli.options import OptionError
-from aligninstruct_cli.training import config as C
+from aligninstruct_cli.training import train_options as C
 from conftest import write_jsonl
 from train_helpers import make_data
 
@@ -221,7 +221,7 @@ SHAREGPT = [{"conversations": [{"from": "human", "value": "two plus two"}, {"fro
 
 def converted(path: Path, data_format: str = "auto") -> list[dict]:
     from aligninstruct_cli.io import read_records
-    from aligninstruct_cli.training.data import record_converter
+    from aligninstruct_cli.training.examples import record_converter
 
     return list(read_records(str(path), kind="instruction", convert=record_converter(data_format)))
 

@@ -393,7 +393,7 @@ class Builder:
         memo = ("train", system.name)
         if memo in self.memo:
             return self.memo[memo]
-        from aligninstruct_cli.training.config import parse_curriculum
+        from aligninstruct_cli.training.train_options import parse_curriculum
         from aligninstruct_cli.training.launch import LAUNCH_ONLY, RESULT_NEUTRAL
 
         where = f"systems.{system.name}"

@@ -23,6 +23,7 @@ are not implemented here: `metrics/comet.py` hands them to unbabel-comet when it
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -58,7 +59,7 @@ class CometHparams:
     @classmethod
     def read(cls, path: Path) -> CometHparams:
         """Parse `path` (hparams.yaml); a model kind ait does not implement raises UnsupportedCometModel."""
-        import yaml
+        import yaml  # lazy: yaml
 
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -107,7 +108,7 @@ class CometHparams:
 
 def sparsemax(x):
     """Sparsemax over the last dimension, computed as the entmax package does (which comet uses)."""
-    import torch
+    import torch  # lazy: torch
 
     x = x - x.max(dim=-1, keepdim=True).values
     ordered, _ = torch.sort(x, dim=-1, descending=True)
@@ -120,8 +121,8 @@ def sparsemax(x):
 
 def _modules():
     """The torch modules (defined on first use: torch is imported lazily)."""
-    import torch
-    from torch import nn
+    import torch  # lazy: torch
+    from torch import nn  # lazy: torch
 
     class LayerMix(nn.Module):
         """comet's LayerwiseAttention in eval mode: gamma * sum(w_k * h_k), w = softmax/sparsemax(scalars)."""
@@ -169,7 +170,7 @@ def _modules():
     class CometRegression(nn.Module):
         def __init__(self, encoder_config, hp: CometHparams):
             super().__init__()
-            from transformers import XLMRobertaModel
+            from transformers import XLMRobertaModel  # lazy: transformers
 
             self.hp = hp
             self.encoder = nn.Module()
@@ -212,9 +213,7 @@ def _modules():
 
 def load_checkpoint_weights(checkpoint: Path) -> dict:
     """The state dict of a Lightning checkpoint, read with torch.load(weights_only=True)."""
-    import pickle
-
-    import torch
+    import torch  # lazy: torch
 
     try:
         data = torch.load(checkpoint, map_location="cpu", weights_only=True)
@@ -238,8 +237,8 @@ class CometScorer:
     implementation = "ait"
 
     def __init__(self, checkpoint: str | Path, *, device=None):
-        import torch
-        from transformers import XLMRobertaConfig
+        import torch  # lazy: torch
+        from transformers import XLMRobertaConfig  # lazy: transformers
 
         checkpoint = Path(checkpoint)
         self.hparams = CometHparams.read(checkpoint.parents[1] / "hparams.yaml")
@@ -269,7 +268,7 @@ class CometScorer:
         return self.tokenizer([str(t) for t in texts], truncation=True, max_length=self.max_length)["input_ids"]
 
     def _batch(self, rows: list[list[int]]):
-        import torch
+        import torch  # lazy: torch
 
         width = max(len(r) for r in rows)
         ids = torch.tensor([r + [self.pad_id] * (width - len(r)) for r in rows], dtype=torch.long)
@@ -279,7 +278,7 @@ class CometScorer:
     def predict(self, samples: Sequence[dict], batch_size: int = 16, **_ignored) -> Prediction:
         """Scores of `samples` in input order: batches of `batch_size` sorted by length, longest first (comet's
         own keyword arguments such as gpus and progress_bar are accepted and ignored)."""
-        import torch
+        import torch  # lazy: torch
 
         src = self._encode([s["src"] for s in samples])
         mt = self._encode([s["mt"] for s in samples])
@@ -306,8 +305,8 @@ def _xlmr_tokenizer(name: str):
     loads under transformers 4.x). transformers 5's XLMRobertaTokenizer rebuilds the pipeline from its class
     defaults instead, which tokenizes some texts otherwise (e.g. trailing spaces), so ait reads tokenizer.json
     itself and takes the XLM-R class only where there is none."""
-    import transformers
-    from tokenizers import Tokenizer
+    import transformers  # lazy: transformers
+    from tokenizers import Tokenizer  # lazy: tokenizers
 
     path = Path(name).expanduser()
     if path.is_dir():
@@ -315,7 +314,7 @@ def _xlmr_tokenizer(name: str):
         file = file if file.is_file() else None
     else:
         try:
-            from huggingface_hub import hf_hub_download
+            from huggingface_hub import hf_hub_download  # lazy: huggingface_hub
 
             file = Path(hf_hub_download(name, "tokenizer.json"))
         except Exception:  # noqa: BLE001  (no tokenizer.json on the hub or in the cache: the class below)
@@ -348,9 +347,9 @@ def build_random_comet(out_dir: str | Path, encoder_dir: str | Path, *, hidden_s
     """A randomly initialised COMET regression model over the XLM-R config and tokenizer in `encoder_dir`, laid
     out as comet lays out a model (hparams.yaml with the RegressionMetric hyper-parameters comet writes,
     checkpoints/model.ckpt with a state dict comet's `load_from_checkpoint` reads too). Returns the checkpoint."""
-    import torch
-    import yaml
-    from transformers import XLMRobertaConfig
+    import torch  # lazy: torch
+    import yaml  # lazy: yaml
+    from transformers import XLMRobertaConfig  # lazy: transformers
 
     encoder_dir = Path(encoder_dir).resolve()  # hparams.yaml names it absolutely: comet's own loader reads it as is
     hp = CometHparams(pretrained_model=str(encoder_dir), hidden_sizes=tuple(hidden_sizes), layer_norm=layer_norm,

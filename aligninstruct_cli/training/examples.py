@@ -1,4 +1,4 @@
-"""The training data pipeline: tokenize once (cached by content hash), mask, and plan length-grouped batches.
+"""Training examples: tokenize the records once (cached by content hash), mask, and plan length-grouped batches.
 
 Example layout (templates.py): `input + OUTPUT_SEPARATOR + output + EOS`. The input is tokenized as the
 inference prompt is (the tokenizer's own special tokens, e.g. a BOS for Llama, none for BLOOM); the
@@ -32,7 +32,10 @@ per-example lengths (about 20 bytes an example).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -41,10 +44,13 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from aligninstruct_cli import console
 from aligninstruct_cli.errors import AitError, InputError
 from aligninstruct_cli.instructions.templates import OUTPUT_SEPARATOR
-from aligninstruct_cli.io import char_budget
+from aligninstruct_cli.io import char_budget, read_records
+from aligninstruct_cli.models import chat_prompt
 from aligninstruct_cli.provenance import file_sha256
+from aligninstruct_cli.records import detect_data_format, instruction_from
 
 CACHE_VERSION = 2  # 2: a directory of memory-mappable .npy arrays
 GROUP_FACTOR = 32  # length-sorting window, in global batches: bigger = less padding, less randomness
@@ -105,10 +111,6 @@ class TokenizedSet:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write a cache directory atomically (a temporary directory renamed into place)."""
-        import json
-        import shutil
-        import tempfile
-
         target = Path(path)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         try:
@@ -125,8 +127,6 @@ class TokenizedSet:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> "TokenizedSet":
         """Memory-map a cache directory (read-only)."""
-        import json
-
         root = Path(path)
         arrays = {name: np.load(root / f"{name}.npy", mmap_mode="r", allow_pickle=False) for name in cls._ARRAYS}
         ids = IdTable(np.load(root / "ids_blob.npy", mmap_mode="r", allow_pickle=False),
@@ -203,9 +203,6 @@ def tokenize_records(records: Iterable[tuple[int, dict[str, Any]]], tokenizer, *
     `chat_template`, each input is the user's turn of the tokenizer's chat template (`models.chat_prompt`,
     as `ait translate --chat-template` renders its prompts). `length_budget`: `max_length` bounds input +
     output together, or each side (`each`)."""
-    from aligninstruct_cli import console
-    from aligninstruct_cli.models import chat_prompt
-
     if tokenizer.eos_token_id is None:
         raise AitError("the tokenizer has no EOS token; training appends EOS to every output")
     # Compact accumulators (array, not lists of small arrays): millions of records stay cheap.
@@ -342,8 +339,6 @@ def record_converter(data_format: str):
     """`io.read_records`' `convert` for `--data-format`: another tool's records (alpaca, messages, ShareGPT)
     into instruction records (`records.instruction_from`); `auto` takes the format of the file's first
     record (`records.detect_data_format`) for all of them; None for ait's own records."""
-    from aligninstruct_cli.records import detect_data_format, instruction_from
-
     if data_format == "ait":
         return None
     chosen: list[str] = [] if data_format == "auto" else [data_format]
@@ -362,8 +357,6 @@ def load_or_tokenize(path: str, tokenizer, *, max_length: int, too_long: str, ca
                      data_format: str = "auto") -> tuple[TokenizedSet, Path]:
     """The tokenized form of instruction file `path` (ait's records, or another tool's: `data_format`), from
     the cache when its content was seen before."""
-    from aligninstruct_cli.io import read_records
-
     if not Path(path).is_file():
         raise AitError(f"{path}: no such file" if not Path(path).exists() else f"{path}: not a file")
     file_hash = file_hash or file_sha256(path)
