@@ -51,6 +51,27 @@ def test_all_linear_and_its_spellings_reach_peft_as_its_shortcut(tiny_bloom_dir)
     assert adapted == ["dense", "dense_4h_to_h", "dense_h_to_4h", "query_key_value"]
 
 
+# ------------------------------------------------------------------------------------------------ learning rate
+def test_learning_rates_reach_the_workers_unchanged_through_every_hop():
+    """An experiment's train.lr goes config value → options → argv → options → job.json → options; each hop
+    is parsed by the option's own parser (parse_lrs), and no hop rounds a value (no `:g` text on the way)."""
+    from dataclasses import fields
+
+    from aligninstruct_cli.experiment.graph import cli_tokens
+    from aligninstruct_cli.options import spec_of
+    from aligninstruct_cli.training.job import Job
+
+    assert [spec_of(f).parse for f in fields(C.TrainOptions) if f.name == "lr"] == [C.parse_lrs]
+    rates = [1 / 3 * 1e-3, 2.0000001e-4]
+    base = {"model": "m", "data": {"mt": "x"}, "output": "o", "val": "v"}
+    from_config = C.TrainOptions(**base, lr=rates)
+    flag, text = cli_tokens(C.TrainOptions, {"lr": rates}, from_config)["lr"]
+    from_argv = C.TrainOptions(**base, lr=text)
+    job = Job(from_argv, model_path="m", model_type="bloom", lora_targets=[], precision="fp32", ds_config={},
+              world_size=1)
+    assert flag == "--lr" and Job.from_json(job.to_json()).options.lr == from_argv.lr == from_config.lr == rates
+
+
 # ------------------------------------------------------------------------------------------------ schedules
 def test_schedules_keep_the_warmup_then_decay_linearly_by_cosine_or_not_at_all():
     from aligninstruct_cli.training.loop import lr_schedule
