@@ -451,7 +451,8 @@ class TrainOptions:
         help="A DeepSpeed JSON config used instead of the generated one (\"auto\" values are filled from the "
         "options).", details="A missing micro batch size or accumulation is taken from --batch-size / "
         "--grad-accum; with --global-batch from its split, and batch keys the file sets must agree with it. An "
-        "\"optimizer\" section replaces ait's AdamW (its lr is set from --lr); a \"scheduler\" section is ignored: "
+        "\"optimizer\" section replaces ait's AdamW; its lr is each --lr's (a value in the file is dropped); a "
+        "\"scheduler\" section is ignored: "
         "ait's warm-up + linear decay schedule always applies.")
     save_every: int = option(0, min=0, panel=PANEL_RUN, help="Checkpoint every N optimizer steps for --resume (0: "
                              "only finished stages).")
