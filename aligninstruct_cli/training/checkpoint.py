@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import orjson
+from safetensors import SafetensorError, safe_open
 
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.io import read_json, umask_permissions, write_json  # noqa: F401 (umask_permissions: here too)
@@ -254,7 +255,7 @@ def save_rng_state(path: str | os.PathLike[str], state: dict[str, Any] | None = 
     can be read without running any code from it, unlike a pickle."""
     import numpy as np  # lazy: numpy
     import torch  # lazy: torch
-    from safetensors.torch import save_file  # lazy: safetensors
+    from safetensors.torch import save_file  # lazy: torch
 
     state = state or rng_state()
     version, mt, gauss_next = state["python"]
@@ -272,7 +273,6 @@ def save_rng_state(path: str | os.PathLike[str], state: dict[str, Any] | None = 
 def load_rng_state(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The RNG states `save_rng_state` wrote (safetensors holds tensors and strings only: no code runs)."""
     import numpy as np  # lazy: numpy
-    from safetensors import SafetensorError, safe_open  # lazy: safetensors
 
     try:
         with safe_open(str(path), framework="pt") as fh:
