@@ -282,7 +282,7 @@ def base_license(model: str | None) -> str | None:
     match = re.match(r"---\n(.*?)\n---", text, re.S)
     if not match:
         return None
-    import yaml  # lazy: yaml, only for a base model's card
+    import yaml  # lazy: yaml
 
     try:
         meta = yaml.safe_load(match.group(1))
