@@ -26,10 +26,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Optional
 
+from aligninstruct_cli import console, models
 from aligninstruct_cli.errors import AitError
-from aligninstruct_cli.models import (HF_CACHE_DIR, LICENSE_ID, PRECISIONS, license_option, looks_like_path,
+from aligninstruct_cli.instructions.templates import MT_INPUT
+from aligninstruct_cli.io import atomic_path, output_error, read_records, umask_permissions, write_json
+from aligninstruct_cli.languages import find_language, language_name
+from aligninstruct_cli.models import (HF_CACHE_DIR, LICENSE_ID, PRECISIONS, adapter_base_model, check_adapter_files,
+                                      check_model_files, license_option, load_model_config, looks_like_path,
                                       precision_field)
 from aligninstruct_cli.options import OptionError, check_options, option, option_ref
+from aligninstruct_cli.provenance import package_versions
 
 CARD = "README.md"
 SUMMARY = "data_summary.json"  # in a run directory: the languages, objectives and sizes of its data
@@ -143,8 +149,7 @@ def _read_json(path: Path) -> Any:
 def data_summary(manifest: dict) -> dict[str, dict[str, Any]]:
     """Per data name of a run: records, objectives, directions and languages, read from the instruction files
     run.json lists (skipped when a file is gone), with the tokenized sizes of run.json's data_stats."""
-    from aligninstruct_cli.io import read_records
-    from aligninstruct_cli.training.data import record_converter
+    from aligninstruct_cli.training.examples import record_converter  # lazy: imports numpy
 
     out: dict[str, dict[str, Any]] = {}
     stats = manifest.get("data_stats") or {}
@@ -187,8 +192,6 @@ def run_facts(run_dir: Path | None) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------- the card
 def _language_names(codes: list[str]) -> list[str]:
-    from aligninstruct_cli.languages import find_language
-
     names = []
     for code in codes:
         lang = find_language(code)
@@ -264,7 +267,7 @@ def base_license(model: str | None) -> str | None:
         if not hub_id:
             return None
         try:
-            from huggingface_hub import try_to_load_from_cache
+            from huggingface_hub import try_to_load_from_cache  # lazy: huggingface_hub
 
             cached = try_to_load_from_cache(hub_id, CARD)
         except Exception:  # an id the hub library refuses, an unreadable cache: no license known
@@ -279,7 +282,7 @@ def base_license(model: str | None) -> str | None:
     match = re.match(r"---\n(.*?)\n---", text, re.S)
     if not match:
         return None
-    import yaml
+    import yaml  # lazy: yaml
 
     try:
         meta = yaml.safe_load(match.group(1))
@@ -307,9 +310,6 @@ def _example_direction(summary: dict[str, Any]) -> tuple[str, str] | None:
 def _usage(kind: str, load_name: str, chat: bool, direction: tuple[str, str] | None) -> list[str]:
     """The card's `## Use`: the ait command, and a transformers snippet that builds the prompt, generates
     and cuts the answer as `ait translate` does (generation.clean_hypothesis). `load_name`: the base."""
-    from aligninstruct_cli.instructions.templates import MT_INPUT
-    from aligninstruct_cli.languages import language_name
-
     src_name, tgt_name = (language_name(code) for code in direction) if direction else ("English", "Kazakh")
     prompt = MT_INPUT.format(src_name=src_name, tgt_name=tgt_name, src="<sentence>")
     lines = ["## Use", "", "```bash"]
@@ -368,6 +368,27 @@ def model_card(*, base: str | None, kind: Literal["adapter", "merged"], facts: d
     if not title:
         title = f"{portable_name(origin)} + " + (" + ".join(methods) if methods else "ait LoRA") \
             + (f" ({label})" if label else "")
+    what = "LoRA adapter" if kind == "adapter" else "model (LoRA adapter merged into the base weights)"
+    lines = _front_matter(kind, hub_id, license, languages) + [
+        "", f"# {title}", "",
+        f"A {what} for machine translation, trained with ait on base model "
+        f"**{base_name}**" + ("" if hub_id else " (a local model: not on the Hugging Face hub)") + ".",
+        f"Method: {PAPER}.", "",
+        f"License: {license} (the base model's terms apply to this derivative)." if license else
+        "License: not stated here; the base model's terms apply to this derivative.", ""]
+    if languages:
+        lines += ["## Languages", "", ", ".join(_language_names(languages)) + ".", ""]
+    if manifest:
+        lines += _training_section(manifest, summary, objectives)
+    if scores:
+        lines += _scores_section(scores)
+    chat = bool((manifest.get("hyperparameters") or {}).get("chat_template"))
+    lines += _usage(kind, load_name, chat, _example_direction(summary))
+    return "\n".join(lines)
+
+
+def _front_matter(kind: str, hub_id: str | None, license: str | None, languages: list[str]) -> list[str]:
+    """The card's YAML front matter: the hub's metadata."""
     meta = ["---"]
     if hub_id:
         meta.append(f"base_model: {hub_id}")
@@ -378,67 +399,55 @@ def model_card(*, base: str | None, kind: Literal["adapter", "merged"], facts: d
         meta.append("language:")
         meta += [f"- {code}" for code in languages]
     meta += ["tags:", "- ait", "- aligninstruct", "- translation"] + (["- lora"] if kind == "adapter" else [])
-    meta.append("---")
-    what = "LoRA adapter" if kind == "adapter" else "model (LoRA adapter merged into the base weights)"
-    lines = meta + ["", f"# {title}", "",
-                    f"A {what} for machine translation, trained with ait on base model "
-                    f"**{base_name}**" + ("" if hub_id else " (a local model: not on the Hugging Face hub)") + ".",
-                    f"Method: {PAPER}.", "",
-                    f"License: {license} (the base model's terms apply to this derivative)." if license else
-                    "License: not stated here; the base model's terms apply to this derivative.", ""]
-    if languages:
-        lines += ["## Languages", "", ", ".join(_language_names(languages)) + ".", ""]
-    if manifest:
-        hyper = manifest.get("hyperparameters") or {}
-        curriculum = manifest.get("curriculum") or []
-        result = manifest.get("result") or {}
-        lines += ["## Training", ""]
-        if objectives:
-            lines.append("Objectives: " + "; ".join(f"{_OBJECTIVE_NAMES.get(o, o)}: {n:,} records"
-                                                    for o, n in objectives.most_common()) + ".")
-            lines.append("")
-        if curriculum:
-            epochs = hyper.get("epochs") or []
-            stages = []
-            for k, stage in enumerate(curriculum):
-                sizes = [summary.get(name, {}).get("examples") for name in stage]
-                size = f", {sum(s for s in sizes if s):,} examples" if any(sizes) else ""
-                ep = f", {epochs[k]} epoch{'s' if epochs[k] != 1 else ''}" if k < len(epochs) else ""
-                stages.append(f"{k + 1}. {' + '.join(stage)}{size}{ep}")
-            lines += ["Curriculum (each stage starts from the previous stage's adapter):", ""] + stages + [""]
-        if summary:
-            lines += ["| data | examples | tokens | directions |", "|---|---|---|---|"]
-            for name, item in summary.items():
-                dirs = ", ".join(f"{d} ({n:,})" for d, n in (item.get("directions") or {}).items()) or "–"
-                ex, tok = item.get("examples"), item.get("tokens")
-                shown = "validation (--val)" if name == "--val" else name
-                lines.append(f"| {shown} | {ex if ex is None else f'{ex:,}'} | {tok if tok is None else f'{tok:,}'} "
-                             f"| {dirs} |")
-            lines.append("")
-        settings = {"learning rate": result.get("chosen_lr", (hyper.get("lr") or [None])[0]),
-                    "LoRA r / alpha / dropout": "/".join(str(hyper.get(k)) for k in ("lora_r", "lora_alpha",
-                                                                                    "lora_dropout")),
-                    "LoRA targets": ",".join(manifest.get("lora_targets") or []) or None,
-                    "max length": hyper.get("max_length"), "precision": manifest.get("precision"),
-                    "global batch": (manifest.get("batch") or {}).get("global"),
-                    "chat template": "yes (translate with --chat-template)" if hyper.get("chat_template") else None,
-                    "seed": hyper.get("seed")}
-        lines += [f"- {k}: {v}" for k, v in settings.items() if v not in (None, "", "None/None/None")]
-        versions = manifest.get("versions") or {}
-        if versions:
-            lines.append("- versions: " + ", ".join(f"{k} {v}" for k, v in versions.items() if v != "not installed"))
+    return meta + ["---"]
+
+
+def _training_section(manifest: dict[str, Any], summary: dict[str, Any], objectives: Counter) -> list[str]:
+    """The card's `## Training`, from the run's manifest (run.json) and data summary."""
+    hyper = manifest.get("hyperparameters") or {}
+    curriculum = manifest.get("curriculum") or []
+    result = manifest.get("result") or {}
+    lines = ["## Training", ""]
+    if objectives:
+        lines.append("Objectives: " + "; ".join(f"{_OBJECTIVE_NAMES.get(o, o)}: {n:,} records"
+                                                for o, n in objectives.most_common()) + ".")
         lines.append("")
-    if scores:
-        lines += _scores_section(scores)
-    chat = bool((manifest.get("hyperparameters") or {}).get("chat_template"))
-    lines += _usage(kind, load_name, chat, _example_direction(summary))
-    return "\n".join(lines)
+    if curriculum:
+        epochs = hyper.get("epochs") or []
+        stages = []
+        for k, stage in enumerate(curriculum):
+            sizes = [summary.get(name, {}).get("examples") for name in stage]
+            size = f", {sum(s for s in sizes if s):,} examples" if any(sizes) else ""
+            ep = f", {epochs[k]} epoch{'s' if epochs[k] != 1 else ''}" if k < len(epochs) else ""
+            stages.append(f"{k + 1}. {' + '.join(stage)}{size}{ep}")
+        lines += ["Curriculum (each stage starts from the previous stage's adapter):", ""] + stages + [""]
+    if summary:
+        lines += ["| data | examples | tokens | directions |", "|---|---|---|---|"]
+        for name, item in summary.items():
+            dirs = ", ".join(f"{d} ({n:,})" for d, n in (item.get("directions") or {}).items()) or "–"
+            ex, tok = item.get("examples"), item.get("tokens")
+            shown = "validation (--val)" if name == "--val" else name
+            lines.append(f"| {shown} | {ex if ex is None else f'{ex:,}'} | {tok if tok is None else f'{tok:,}'} "
+                         f"| {dirs} |")
+        lines.append("")
+    settings = {"learning rate": result.get("chosen_lr", (hyper.get("lr") or [None])[0]),
+                "LoRA r / alpha / dropout": "/".join(str(hyper.get(k)) for k in ("lora_r", "lora_alpha",
+                                                                                "lora_dropout")),
+                "LoRA targets": ",".join(manifest.get("lora_targets") or []) or None,
+                "max length": hyper.get("max_length"), "precision": manifest.get("precision"),
+                "global batch": (manifest.get("batch") or {}).get("global"),
+                "chat template": "yes (translate with --chat-template)" if hyper.get("chat_template") else None,
+                "seed": hyper.get("seed")}
+    lines += [f"- {k}: {v}" for k, v in settings.items() if v not in (None, "", "None/None/None")]
+    versions = manifest.get("versions") or {}
+    if versions:
+        lines.append("- versions: " + ", ".join(f"{k} {v}" for k, v in versions.items() if v != "not installed"))
+    lines.append("")
+    return lines
 
 
 def write_card(directory: str | os.PathLike[str], text: str) -> None:
     """README.md in `directory`, replaced atomically (a new file: a hard-linked copy elsewhere is untouched)."""
-    from aligninstruct_cli.io import atomic_path
-
     with atomic_path(Path(directory) / CARD) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
@@ -449,8 +458,6 @@ def write_run_cards(output: str | os.PathLike[str]) -> list[Path]:
     run_dir = Path(output)
     manifest = _read_json(run_dir / "run.json")
     summary = data_summary(manifest)
-    from aligninstruct_cli.io import write_json
-
     write_json(run_dir / SUMMARY, summary)
     facts = {"manifest": manifest, "summary": summary}
     base = (manifest.get("model") or {}).get("name")
@@ -511,8 +518,6 @@ def _copy_tokenizer(src: Path, dst: Path) -> bool:
 
 
 def _base_of(source: Source, options: ExportOptions, facts: dict[str, Any]) -> str:
-    from aligninstruct_cli.models import adapter_base_model
-
     if options.model:
         return options.model
     run_model = (facts.get("manifest") or {}).get("model") or {}
@@ -524,11 +529,6 @@ def _base_of(source: Source, options: ExportOptions, facts: dict[str, Any]) -> s
 
 def export(options: ExportOptions, source: str) -> Path:
     """`ait export`: see the module docstring. Returns the output directory."""
-    from aligninstruct_cli.provenance import package_versions
-
-    from aligninstruct_cli.io import output_error, umask_permissions
-    from aligninstruct_cli.models import check_adapter_files, check_model_files
-
     out = _check_output(options.output)
     src = resolve_source(source)
     if src.adapter is not None:
@@ -588,8 +588,6 @@ def _write_adapter(adapter: Path, base: str | None, tmp: Path) -> None:
 def _write_merged(src: Source, base: str | None, options: ExportOptions, tmp: Path) -> str:
     """The base model with the adapter merged in (or a full-model run's model), saved as safetensors with
     the tokenizer and a generation config whose EOS and padding match the tokenizer; returns the precision."""
-    from aligninstruct_cli import console, models
-
     if base is not None:  # a hub id not cached and not reachable: one paragraph at once, not the hub's retries
         models.check_hub_model(base)
     precision = _merged_precision(options.precision, base or str(src.model_dir))
@@ -626,8 +624,6 @@ def _merged_precision(precision: str, model: str) -> str:
     """`auto`: the precision the base model's config names (torch_dtype / dtype), else fp32."""
     if precision != "auto":
         return precision
-    from aligninstruct_cli.models import load_model_config
-
     values = load_model_config(model).to_dict()
     dtype = str(values.get("dtype") or values.get("torch_dtype") or "float32")
     return {"torch.bfloat16": "bf16", "bfloat16": "bf16", "torch.float16": "fp16", "float16": "fp16"}.get(dtype, "fp32")

@@ -51,7 +51,7 @@ class Prompt:
         if self.chat_tokenizer is not None:
             from aligninstruct_cli.models import chat_prompt
 
-            return chat_prompt(self.chat_tokenizer, text)  # as training renders its inputs (training/data.py)
+            return chat_prompt(self.chat_tokenizer, text)  # as training renders its inputs (training/examples.py)
         return text
 
     def with_chat_template(self, tokenizer, model: str) -> "Prompt":

@@ -19,9 +19,13 @@ rejects a huge field before any tokenizer sees it; `AppendRecordWriter` holds an
 
 from __future__ import annotations
 
+import bisect
 import errno
+import fcntl
 import gzip
+import json
 import os
+import re
 import shutil
 import signal
 import stat
@@ -37,7 +41,7 @@ import orjson
 from aligninstruct_cli.errors import AitError, InputError, RecordError, display_path
 from aligninstruct_cli.languages import LanguagesOption, get_language
 from aligninstruct_cli.options import OptionError, check_options, coerce, option, option_ref
-from aligninstruct_cli.records import VALIDATORS, Record
+from aligninstruct_cli.records import MAX_CHARS_PER_TOKEN, VALIDATORS, Record
 from aligninstruct_cli.textfile import STDIO, decode_line, open_binary_input, raw_lines
 
 FORMATS = ("auto", "jsonl", "tsv", "fast_align", "text")  # text: one source sentence a line (never auto-detected)
@@ -177,8 +181,6 @@ def check_distinct_outputs(outputs: Iterable[tuple[str, str]], folders: Iterable
 def char_budget(max_tokens: int) -> int:
     """The most characters a text of `max_tokens` tokens plausibly spans (records.MAX_CHARS_PER_TOKEN each):
     a longer field is rejected or cut before a tokenizer sees it, so one huge line cannot exhaust memory."""
-    from aligninstruct_cli.records import MAX_CHARS_PER_TOKEN
-
     return max_tokens * MAX_CHARS_PER_TOKEN
 
 
@@ -297,10 +299,6 @@ def _json_array_items(path: str, where: str) -> Iterator[tuple[int, int, Any]]:
     """(line number, character offset, value) of each element of a file holding one JSON array. The file is
     read whole (such files are what fits in memory, e.g. alpaca's 52k records in 22 MB); each element's
     line is where it starts, so errors name FILE:LINE as for JSON lines."""
-    import bisect
-    import json
-    import re
-
     with open_binary_input(path) as stream:
         raw = stream.read()
     text = decode_line(where, 1, raw) if raw else ""
@@ -354,6 +352,26 @@ def _parse_pair(path: str, line_no: int, text: str, fmt: str, src_lang: str, tgt
     return {"id": f"{id_prefix}{line_no}", "src_lang": src_lang, "tgt_lang": tgt_lang, "src": src, "tgt": tgt}
 
 
+def _needs_languages(where: str, fmt: str) -> OptionError:
+    return OptionError(f"{display_path(where)}: {fmt} input needs {option_ref('src_lang')} and "
+                       f"{option_ref('tgt_lang')}")
+
+
+def _input_format(path: str, where: str, fmt: str, has_languages: bool, with_offset: bool) -> tuple[str | None, bool]:
+    """`read_records`' input format (None: detected from the first line) and whether the file is one JSON
+    array, checked before the first line is read."""
+    if fmt not in FORMATS:
+        raise AitError(f"unknown input format {fmt!r} (expected one of {', '.join(FORMATS)})")
+    detected: str | None = None if fmt == "auto" else fmt
+    if detected not in (None, "jsonl") and not has_languages:
+        raise _needs_languages(where, detected)
+    array = detected in (None, "jsonl") and _starts_json_array(path)
+    if array and with_offset:  # the stage re-reads records at their byte offsets: lines only
+        raise AitError(f"{display_path(where)}: one JSON array; this stage reads JSON lines (one record a line)",
+                       hint="convert it, e.g. jq -c '.[]' FILE > FILE.jsonl")
+    return ("jsonl" if array else detected), array
+
+
 def read_records(path: str, kind: str = "any", *, fmt: str = "auto", src_lang: str | None = None,
                  tgt_lang: str | None = None, policy: ErrorPolicy | None = None,
                  id_prefix: str = "", with_location: bool = False,
@@ -380,23 +398,12 @@ def read_records(path: str, kind: str = "any", *, fmt: str = "auto", src_lang: s
     data files are): read whole, each element's line is where it starts. `convert(value, ordinal)` turns
     each parsed value (the `ordinal`-th, from 1) into the record that is validated (another tool's format
     into ait's, `records.instruction_from`); its `RecordError` is a bad record at that line."""
-    if fmt not in FORMATS:
-        raise AitError(f"unknown input format {fmt!r} (expected one of {', '.join(FORMATS)})")
     validate = VALIDATORS[kind]
     where = path if name is None else name
     policy = policy or ErrorPolicy()
-    detected: str | None = None if fmt == "auto" else fmt
+    detected, array = _input_format(path, where, fmt, bool(src_lang and tgt_lang), with_offset)
     seen: set[int] | None = set() if (kind in ID_KINDS if unique_ids is None else unique_ids) else None
     limits = list((max_chars or {}).items())
-    if detected not in (None, "jsonl") and not (src_lang and tgt_lang):
-        raise OptionError(f"{display_path(where)}: {detected} input needs {option_ref('src_lang')} and "
-                          f"{option_ref('tgt_lang')}")
-    array = detected in (None, "jsonl") and _starts_json_array(path)
-    if array and with_offset:  # the stage re-reads records at their byte offsets: lines only
-        raise AitError(f"{display_path(where)}: one JSON array; this stage reads JSON lines (one record a line)",
-                       hint="convert it, e.g. jq -c '.[]' FILE > FILE.jsonl")
-    if array:
-        detected = "jsonl"
     ordinal = 0
     for line_no, offset, raw in (_json_array_items(path, where) if array else raw_lines(path, where)):
         try:
@@ -406,8 +413,7 @@ def read_records(path: str, kind: str = "any", *, fmt: str = "auto", src_lang: s
             if detected is None:
                 detected = detect_format(where, decode_line(where, line_no, raw))
                 if detected != "jsonl" and not (src_lang and tgt_lang):
-                    raise OptionError(f"{display_path(where)}: {detected} input needs {option_ref('src_lang')} "
-                                      f"and {option_ref('tgt_lang')}")
+                    raise _needs_languages(where, detected)
             if array:
                 rec = raw  # parsed already
             elif detected == "jsonl":
@@ -532,8 +538,6 @@ class AppendRecordWriter:
 
     @staticmethod
     def _lock(fh: IO[bytes], path: str) -> None:
-        import fcntl
-
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

@@ -214,7 +214,7 @@ def check_lora_targets(model: str, targets: list[str]) -> None:
     import torch
     from transformers import AutoModelForCausalLM
 
-    if targets == ["all-linear"]:  # PEFT's shortcut (training/config.ALL_LINEAR): any model has linear layers
+    if targets == ["all-linear"]:  # PEFT's shortcut (training/train_options.ALL_LINEAR): any model has linear layers
         return
     config = load_model_config(model)
     try:

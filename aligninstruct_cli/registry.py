@@ -14,7 +14,7 @@ from aligninstruct_cli.instructions.objectives import BuildOptions
 from aligninstruct_cli.languages import ListOptions
 from aligninstruct_cli.metrics.score_options import ScoreOptions
 from aligninstruct_cli.probe import ProbeOptions
-from aligninstruct_cli.training.config import TrainOptions
+from aligninstruct_cli.training.train_options import TrainOptions
 
 # command name (an alias too; `ait data NAME` by its leaf NAME) -> its options dataclass
 STAGE_OPTIONS: dict[str, type] = {

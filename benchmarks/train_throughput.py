@@ -4,7 +4,7 @@ Both train the same LoRA (paper defaults) on the same instruction records, one o
 --batch-size records, AdamW, same dtype and device:
 - plain: records in shuffled order, dynamic padding (pad to the batch's longest), labels -100 on prompt
   and padding, `model(..., labels=...).loss` (full-vocabulary logits for every position);
-- ait: length-grouped batches (training/data.py) and the target-only, chunked loss (training/loop.py),
+- ait: length-grouped batches (training/examples.py) and the target-only, chunked loss (training/loop.py),
   without the DeepSpeed engine around it (its cost is the same for both);
 - ait+compile (with --compile): the same with its decoder blocks compiled, as `ait train --compile`.
 `--batch-size 16,64` runs every pipeline at each batch size.
@@ -81,7 +81,7 @@ def run_pipeline(name, model_factory, data, batches, device, warmup, fpt, peak, 
     import numpy as np
     import torch
 
-    from aligninstruct_cli.training.data import collate
+    from aligninstruct_cli.training.examples import collate
     from aligninstruct_cli.training.loop import build_loss_module, compile_blocks, to_device
 
     torch.manual_seed(0)
@@ -177,8 +177,8 @@ def main(argv=None) -> int:
 
     from aligninstruct_cli.models import resolve_precision, torch_dtype
     from aligninstruct_cli.tiny import train_tokenizer
-    from aligninstruct_cli.training.config import lora_config, lora_targets_for
-    from aligninstruct_cli.training.data import Geometry, epoch_plan, tokenize_records
+    from aligninstruct_cli.training.examples import Geometry, epoch_plan, tokenize_records
+    from aligninstruct_cli.training.train_options import lora_config, lora_targets_for
     from aligninstruct_cli.training.throughput import compute_params, device_peak_flops, flops_per_token
 
     if args.threads:
@@ -265,7 +265,7 @@ def global_batch_comparison(args, model_factory, data, config, device, precision
     import torch
 
     from aligninstruct_cli.training.batch import micro_batch_for_memory, parameter_count
-    from aligninstruct_cli.training.data import Geometry, epoch_plan
+    from aligninstruct_cli.training.examples import Geometry, epoch_plan
 
     total = args.global_batch
     if device.type == "cuda":

@@ -31,7 +31,7 @@ from aligninstruct_cli.experiment.study_config import Experiment, System, corpus
 from aligninstruct_cli.instructions.objectives import INPUT_KIND
 from aligninstruct_cli.options import (OptionError, default_of, flag_of, has_default, option_fields, option_ref,
                                        spec_of, strip_optional, type_hints)
-from aligninstruct_cli.training.config import parse_curriculum
+from aligninstruct_cli.training.train_options import parse_curriculum
 from aligninstruct_cli.training.launch import LAUNCH_ONLY, RESULT_NEUTRAL
 
 KEY_VERSION = 1  # bump when the way steps are made changes what they compute

@@ -23,6 +23,7 @@ are not implemented here: `metrics/comet.py` hands them to unbabel-comet when it
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -58,7 +59,7 @@ class CometHparams:
     @classmethod
     def read(cls, path: Path) -> CometHparams:
         """Parse `path` (hparams.yaml); a model kind ait does not implement raises UnsupportedCometModel."""
-        import yaml
+        import yaml  # lazy: yaml
 
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -105,116 +106,9 @@ class CometHparams:
         return "sparsemax" if self.layer_transformation == "sparsemax" else "softmax"
 
 
-def sparsemax(x):
-    """Sparsemax over the last dimension, computed as the entmax package does (which comet uses)."""
-    import torch
-
-    x = x - x.max(dim=-1, keepdim=True).values
-    ordered, _ = torch.sort(x, dim=-1, descending=True)
-    cumsum = ordered.cumsum(-1) - 1
-    rhos = torch.arange(1, x.shape[-1] + 1, device=x.device, dtype=x.dtype)
-    support = (rhos * ordered > cumsum).sum(dim=-1, keepdim=True)
-    tau = cumsum.gather(-1, support - 1) / support.to(x.dtype)
-    return torch.clamp(x - tau, min=0)
-
-
-def _modules():
-    """The torch modules (defined on first use: torch is imported lazily)."""
-    import torch
-    from torch import nn
-
-    class LayerMix(nn.Module):
-        """comet's LayerwiseAttention in eval mode: gamma * sum(w_k * h_k), w = softmax/sparsemax(scalars)."""
-
-        def __init__(self, num_layers: int, layer_norm: bool, transformation: str):
-            super().__init__()
-            self.layer_norm, self.transformation = layer_norm, transformation
-            self.scalar_parameters = nn.ParameterList([nn.Parameter(torch.zeros(1)) for _ in range(num_layers)])
-            self.gamma = nn.Parameter(torch.ones(1))
-
-        def forward(self, tensors, mask):
-            weights = torch.cat(list(self.scalar_parameters))
-            weights = sparsemax(weights) if self.transformation == "sparsemax" else torch.softmax(weights, dim=0)
-            weights = torch.split(weights, 1)
-            if not self.layer_norm:
-                return self.gamma * sum(w * t for w, t in zip(weights, tensors))
-            mask_float = mask.float()
-            broadcast = mask_float.unsqueeze(-1)
-            return self.gamma * sum(w * self._normalised(t, broadcast, mask_float) for w, t in zip(weights, tensors))
-
-        @staticmethod
-        def _normalised(tensor, broadcast_mask, mask):
-            batch, _, dim = tensor.size()
-            masked = tensor * broadcast_mask
-            count = mask.sum(1) * dim
-            mean = (masked.view(batch, -1).sum(1) / count).view(batch, 1, 1)
-            variance = (((masked - mean) * broadcast_mask) ** 2).view(batch, -1).sum(1) / count
-            return (tensor - mean) / torch.sqrt(variance + 1e-12).view(batch, 1, 1)
-
-    class Estimator(nn.Module):
-        def __init__(self, in_dim: int, hidden_sizes, activation: str, final_activation: str | None):
-            super().__init__()
-            layers: list[nn.Module] = []
-            sizes = [in_dim, *hidden_sizes]
-            for before, after in zip(sizes, sizes[1:]):  # dropout kept so that the indices are comet's
-                layers += [nn.Linear(before, after), getattr(nn, activation.title())(), nn.Dropout(0.0)]
-            layers.append(nn.Linear(sizes[-1], 1))
-            if final_activation is not None:
-                layers.append(getattr(nn, str(final_activation).title())())
-            self.ff = nn.Sequential(*layers)
-
-        def forward(self, features):
-            return self.ff(features)
-
-    class CometRegression(nn.Module):
-        def __init__(self, encoder_config, hp: CometHparams):
-            super().__init__()
-            from transformers import XLMRobertaModel
-
-            self.hp = hp
-            self.encoder = nn.Module()
-            self.encoder.model = XLMRobertaModel(encoder_config, add_pooling_layer=False)
-            states = encoder_config.num_hidden_layers + 1  # the embeddings and every layer
-            if hp.layer != "mix" and hp.layer >= states:
-                raise AitError(f"COMET layer {hp.layer}: the encoder has {states} hidden states")
-            self.layerwise_attention = (LayerMix(states, hp.layer_norm, hp.mix_transformation)
-                                        if hp.layer == "mix" else None)
-            self.estimator = Estimator(encoder_config.hidden_size * 6, hp.hidden_sizes, hp.activations,
-                                       hp.final_activation)
-
-        def embed(self, input_ids, attention_mask, pad_id: int):
-            out = self.encoder.model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
-            layers = out.hidden_states
-            if self.layerwise_attention is not None:
-                embeddings = self.layerwise_attention(layers, attention_mask)
-            else:
-                embeddings = layers[self.hp.layer]
-            pool = self.hp.pool
-            if pool == "default":
-                return out.last_hidden_state[:, 0, :]
-            if pool == "cls":
-                return embeddings[:, 0, :]
-            padding = input_ids.eq(pad_id).unsqueeze(-1)
-            if pool == "max":
-                return embeddings.float().masked_fill(padding, float("-inf")).type_as(embeddings).max(dim=1)[0]
-            summed = torch.sum(embeddings.float().masked_fill(padding, 0.0).type_as(embeddings), 1)
-            return summed / attention_mask.unsqueeze(-1).expand(embeddings.size()).float().sum(1)
-
-        def forward(self, src, mt, ref, pad_id: int):
-            src_emb, ref_emb, mt_emb = (self.embed(*src, pad_id), self.embed(*ref, pad_id),
-                                        self.embed(*mt, pad_id))
-            features = torch.cat((mt_emb, ref_emb, mt_emb * ref_emb, torch.abs(mt_emb - ref_emb),
-                                  mt_emb * src_emb, torch.abs(mt_emb - src_emb)), dim=1)
-            return self.estimator(features).view(-1)
-
-    return CometRegression
-
-
 def load_checkpoint_weights(checkpoint: Path) -> dict:
     """The state dict of a Lightning checkpoint, read with torch.load(weights_only=True)."""
-    import pickle
-
-    import torch
+    import torch  # lazy: torch
 
     try:
         data = torch.load(checkpoint, map_location="cpu", weights_only=True)
@@ -238,8 +132,10 @@ class CometScorer:
     implementation = "ait"
 
     def __init__(self, checkpoint: str | Path, *, device=None):
-        import torch
-        from transformers import XLMRobertaConfig
+        import torch  # lazy: torch
+        from transformers import XLMRobertaConfig  # lazy: transformers
+
+        from aligninstruct_cli.metrics.comet_modules import CometRegression  # lazy: imports torch
 
         checkpoint = Path(checkpoint)
         self.hparams = CometHparams.read(checkpoint.parents[1] / "hparams.yaml")
@@ -251,7 +147,7 @@ class CometScorer:
             raise AitError(f"{checkpoint}: cannot load the COMET encoder {encoder!r} (its config and tokenizer: "
                            f"{str(exc).splitlines()[0][:200]})") from None
         state = load_checkpoint_weights(checkpoint)
-        self.model = _modules()(config, self.hparams)
+        self.model = CometRegression(config, self.hparams)
         result = self.model.load_state_dict(state, strict=False)
         unexpected = [k for k in result.unexpected_keys if k not in IGNORED_KEYS and not k.startswith("encoder.model.pooler.")]
         missing = [k for k in result.missing_keys if not k.endswith("position_ids")]
@@ -269,7 +165,7 @@ class CometScorer:
         return self.tokenizer([str(t) for t in texts], truncation=True, max_length=self.max_length)["input_ids"]
 
     def _batch(self, rows: list[list[int]]):
-        import torch
+        import torch  # lazy: torch
 
         width = max(len(r) for r in rows)
         ids = torch.tensor([r + [self.pad_id] * (width - len(r)) for r in rows], dtype=torch.long)
@@ -279,7 +175,7 @@ class CometScorer:
     def predict(self, samples: Sequence[dict], batch_size: int = 16, **_ignored) -> Prediction:
         """Scores of `samples` in input order: batches of `batch_size` sorted by length, longest first (comet's
         own keyword arguments such as gpus and progress_bar are accepted and ignored)."""
-        import torch
+        import torch  # lazy: torch
 
         src = self._encode([s["src"] for s in samples])
         mt = self._encode([s["mt"] for s in samples])
@@ -306,8 +202,8 @@ def _xlmr_tokenizer(name: str):
     loads under transformers 4.x). transformers 5's XLMRobertaTokenizer rebuilds the pipeline from its class
     defaults instead, which tokenizes some texts otherwise (e.g. trailing spaces), so ait reads tokenizer.json
     itself and takes the XLM-R class only where there is none."""
-    import transformers
-    from tokenizers import Tokenizer
+    import transformers  # lazy: transformers
+    from tokenizers import Tokenizer  # lazy: tokenizers
 
     path = Path(name).expanduser()
     if path.is_dir():
@@ -315,7 +211,7 @@ def _xlmr_tokenizer(name: str):
         file = file if file.is_file() else None
     else:
         try:
-            from huggingface_hub import hf_hub_download
+            from huggingface_hub import hf_hub_download  # lazy: huggingface_hub
 
             file = Path(hf_hub_download(name, "tokenizer.json"))
         except Exception:  # noqa: BLE001  (no tokenizer.json on the hub or in the cache: the class below)
@@ -348,15 +244,17 @@ def build_random_comet(out_dir: str | Path, encoder_dir: str | Path, *, hidden_s
     """A randomly initialised COMET regression model over the XLM-R config and tokenizer in `encoder_dir`, laid
     out as comet lays out a model (hparams.yaml with the RegressionMetric hyper-parameters comet writes,
     checkpoints/model.ckpt with a state dict comet's `load_from_checkpoint` reads too). Returns the checkpoint."""
-    import torch
-    import yaml
-    from transformers import XLMRobertaConfig
+    import torch  # lazy: torch
+    import yaml  # lazy: yaml
+    from transformers import XLMRobertaConfig  # lazy: transformers
+
+    from aligninstruct_cli.metrics.comet_modules import CometRegression  # lazy: imports torch
 
     encoder_dir = Path(encoder_dir).resolve()  # hparams.yaml names it absolutely: comet's own loader reads it as is
     hp = CometHparams(pretrained_model=str(encoder_dir), hidden_sizes=tuple(hidden_sizes), layer_norm=layer_norm,
                       pool=pool, layer_transformation=layer_transformation)
     torch.manual_seed(seed)
-    model = _modules()(XLMRobertaConfig.from_pretrained(encoder_dir), hp)
+    model = CometRegression(XLMRobertaConfig.from_pretrained(encoder_dir), hp)
     with torch.no_grad():  # comet initialises the mix at 0 (equal weights): spread them so that the mix matters
         for k, p in enumerate(model.layerwise_attention.scalar_parameters):
             p.fill_(0.1 * k)

@@ -34,8 +34,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from aligninstruct_cli import models
 from aligninstruct_cli.options import OptionError, option_ref
-from aligninstruct_cli.training.config import BATCH_SIZE, TrainOptions
+from aligninstruct_cli.training.train_options import BATCH_SIZE, TrainOptions
 
 DEEPSPEED_DEFAULT_HOSTFILE = "/job/hostfile"  # the deepspeed launcher reads it when no --hostfile is given
 MEMORY_SHARE = 0.9
@@ -126,12 +127,12 @@ def hostfile_slots(path: str) -> dict[str, int]:
 
 def local_device_count() -> int:
     """This machine's devices as the deepspeed launcher counts them: the visible GPUs, or its CPU ranks."""
-    import torch
+    import torch  # lazy: torch
 
     if torch.cuda.is_available():
         return torch.cuda.device_count()
     os.environ.setdefault("DS_ACCELERATOR", "cpu")  # as `launch` sets it for the launcher
-    from deepspeed.accelerator import get_accelerator
+    from deepspeed.accelerator import get_accelerator  # lazy: deepspeed
 
     return max(1, get_accelerator().device_count())
 
@@ -142,7 +143,7 @@ def fitting_micro_batch(options: TrainOptions, model_path: str, precision: str, 
     """(the most records per micro-step that fit one GPU by the module's estimate, "memory_estimate"); on a
     machine without a GPU (BATCH_SIZE, "default"). Records are taken `longest` tokens long (at most
     `max_length`): length grouping can put the longest examples in one batch."""
-    import torch
+    import torch  # lazy: torch
 
     if not torch.cuda.is_available():
         return BATCH_SIZE, "default"
@@ -158,8 +159,6 @@ def fitting_micro_batch(options: TrainOptions, model_path: str, precision: str, 
 def model_shape(model_path: str) -> dict[str, int]:
     """The estimate's view of a model: parameters, layers, hidden size, heads (cached: a launch plans twice,
     and counting a 7b1's parameters on the meta device takes about two seconds)."""
-    from aligninstruct_cli import models
-
     config = models.load_model_config(model_path)
     return {"params": parameter_count(config), "layers": _first(config, "num_hidden_layers", "n_layer"),
             "hidden": _first(config, "hidden_size", "n_embd"), "heads": _first(config, "num_attention_heads", "n_head")}
@@ -180,8 +179,8 @@ def micro_batch_for_memory(device_bytes: int, *, params: int, layers: int, hidde
 
 def parameter_count(config) -> int:
     """The model's parameters, counted on the meta device (no weights are loaded)."""
-    import torch
-    from transformers import AutoModelForCausalLM
+    import torch  # lazy: torch
+    from transformers import AutoModelForCausalLM  # lazy: transformers
 
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config)

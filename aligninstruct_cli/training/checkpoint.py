@@ -20,19 +20,26 @@ Layout under the run's output directory:
 
 from __future__ import annotations
 
+import fcntl
 import importlib
 import json
 import os
 import random
 import shutil
+import socket
+import time
 import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import orjson
+from safetensors import SafetensorError, safe_open
+
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.io import read_json, umask_permissions, write_json  # noqa: F401 (umask_permissions: here too)
-from aligninstruct_cli.training.config import TrainOptions
+from aligninstruct_cli.models import write_base_fingerprint
+from aligninstruct_cli.training.train_options import TrainOptions
 
 STATE_FILE = "state.json"
 
@@ -73,16 +80,12 @@ def data_ids_path(output: str | os.PathLike[str]) -> Path:
 
 
 def append_jsonl(path: Path, record: dict[str, Any]) -> None:
-    import orjson
-
     with open(path, "ab") as fh:
         fh.write(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY))
 
 
 def trim_jsonl(path: Path, lr_index: int, stage: int, upto_step: int) -> None:
     """On resume: drop the lines a killed run logged after its last checkpoint (they will be redone)."""
-    import orjson
-
     if not path.exists():
         return
     keep = []
@@ -141,10 +144,6 @@ class RunLock:
         self._fd: int | None = None
 
     def __enter__(self) -> "RunLock":
-        import fcntl
-        import socket
-        import time
-
         self.output.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
@@ -231,8 +230,8 @@ LEGACY_RNG_FILE = "rng-rank{rank}.pt"  # pickled by ait before 0.x: never loaded
 
 
 def rng_state() -> dict[str, Any]:
-    import numpy as np
-    import torch
+    import numpy as np  # lazy: numpy
+    import torch  # lazy: torch
 
     state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
@@ -241,8 +240,8 @@ def rng_state() -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    import numpy as np
-    import torch
+    import numpy as np  # lazy: numpy
+    import torch  # lazy: torch
 
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
@@ -254,9 +253,9 @@ def set_rng_state(state: dict[str, Any]) -> None:
 def save_rng_state(path: str | os.PathLike[str], state: dict[str, Any] | None = None) -> None:
     """This process's RNG states as tensors (safetensors) plus a few numbers (its JSON metadata): a file that
     can be read without running any code from it, unlike a pickle."""
-    import numpy as np
-    import torch
-    from safetensors.torch import save_file
+    import numpy as np  # lazy: numpy
+    import torch  # lazy: torch
+    from safetensors.torch import save_file  # lazy: torch
 
     state = state or rng_state()
     version, mt, gauss_next = state["python"]
@@ -273,8 +272,7 @@ def save_rng_state(path: str | os.PathLike[str], state: dict[str, Any] | None = 
 
 def load_rng_state(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The RNG states `save_rng_state` wrote (safetensors holds tensors and strings only: no code runs)."""
-    import numpy as np
-    from safetensors import SafetensorError, safe_open
+    import numpy as np  # lazy: numpy
 
     try:
         with safe_open(str(path), framework="pt") as fh:
@@ -318,7 +316,7 @@ def _global_name(obj: Any) -> str:
 def weights_only_loading():
     """While DeepSpeed loads a checkpoint: every `torch.load` (DeepSpeed asks for weights_only=False) runs
     with weights_only=True and only `deepspeed_safe_globals` allowed, so a planted pickle cannot run code."""
-    import torch
+    import torch  # lazy: torch
 
     original = torch.load
 
@@ -338,7 +336,7 @@ def check_checkpoint_files(resume: dict[str, Any], world_size: int | None) -> No
     """Before a resume launches anything: the resume point's files are what ait and DeepSpeed write, with no
     pickled code. An RNG state saved by an older ait (a pickle) is refused; a DeepSpeed file whose pickle
     names a global outside `deepspeed_safe_globals` too (its globals are read without running it)."""
-    import torch
+    import torch  # lazy: torch
 
     folder = Path(resume["dir"]) / resume["tag"]
     if not folder.is_dir():
@@ -420,7 +418,7 @@ def gathered_state_dict(model, names_params: list[tuple[str, Any]], zero3: bool)
     """CPU copies of the given parameters with their full values (gathered from all ranks under ZeRO-3)."""
     if not zero3:
         return {name: p.detach().cpu().clone() for name, p in names_params}
-    import deepspeed
+    import deepspeed  # lazy: deepspeed
 
     out = {}
     for name, p in names_params:  # one at a time: bounded memory for full-model saves
@@ -450,8 +448,6 @@ def save_stage_model(model, tokenizer, out_dir: str | os.PathLike[str], *, full:
         model.save_pretrained(tmp, state_dict=state, safe_serialization=True, save_embedding_layers=False)
     tokenizer.save_pretrained(tmp)
     if not full:
-        from aligninstruct_cli.models import write_base_fingerprint
-
         base = next(iter(model.peft_config.values())).base_model_name_or_path
         if base:
             write_base_fingerprint(tmp, base)  # the base is recognised by content later, wherever it lies

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -22,14 +24,14 @@ class Dist:
         self.rank, self.world, self.local_rank, self.device = rank, world, local_rank, device
 
     def barrier(self) -> None:
-        import torch.distributed as td
+        import torch.distributed as td  # lazy: torch
 
         td.barrier()
 
     def sum(self, values) -> list[float]:
         """Element-wise sum over ranks of a list of numbers or a tensor on this rank's device."""
-        import torch
-        import torch.distributed as td
+        import torch  # lazy: torch
+        import torch.distributed as td  # lazy: torch
 
         t = values if isinstance(values, torch.Tensor) else torch.tensor(values, dtype=torch.float64,
                                                                          device=self.device)
@@ -44,8 +46,6 @@ def single_process_env():
     if "RANK" in os.environ:
         yield
         return
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -68,8 +68,6 @@ def set_parent_death_signal(signum: int) -> bool:
     False elsewhere."""
     if not sys.platform.startswith("linux"):
         return False
-    import ctypes
-
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         return libc.prctl(1, signum, 0, 0, 0) == 0  # 1: PR_SET_PDEATHSIG
@@ -147,16 +145,16 @@ def init_distributed() -> Dist:
     """Join the process group the launcher set up (or a one-process group for `--launcher none`); a rank of
     the deepspeed launcher watches the `ait train` process (`watch_launching_process`)."""
     watch_launching_process()
-    import deepspeed
-    import torch
-    from deepspeed.accelerator import get_accelerator
+    import deepspeed  # lazy: deepspeed
+    import torch  # lazy: torch
+    from deepspeed.accelerator import get_accelerator  # lazy: deepspeed
 
     accel = get_accelerator()
     if accel.device_name() == "cpu":
         # gloo only: DeepSpeed would otherwise JIT-compile its shared-memory collectives (~40 s) on CPU.
         deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
     deepspeed.init_distributed(dist_backend=accel.communication_backend_name(), verbose=False)
-    import torch.distributed as td
+    import torch.distributed as td  # lazy: torch
 
     rank, world = td.get_rank(), td.get_world_size()
     local_rank = int(os.environ.get("LOCAL_RANK", 0))

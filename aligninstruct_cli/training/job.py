@@ -9,8 +9,9 @@ from typing import Any
 
 import orjson
 
+from aligninstruct_cli.io import atomic_path
 from aligninstruct_cli.options import to_dict as plain_options
-from aligninstruct_cli.training.config import TrainOptions
+from aligninstruct_cli.training.train_options import TrainOptions
 
 
 @dataclass(frozen=True)
@@ -55,8 +56,6 @@ class Job:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write job.json atomically."""
-        from aligninstruct_cli.io import atomic_path
-
         with atomic_path(path) as tmp:
             tmp.write_text(self.to_json(), encoding="utf-8")
 

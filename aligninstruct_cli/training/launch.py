@@ -24,9 +24,12 @@ import hashlib
 import math
 import os
 import shlex
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import traceback
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -35,15 +38,16 @@ import orjson
 
 from aligninstruct_cli import console, models
 from aligninstruct_cli.errors import AitError
+from aligninstruct_cli.export import write_run_cards
 from aligninstruct_cli.io import Terminated, read_json, write_json
 from aligninstruct_cli.options import OptionError, option_ref
 from aligninstruct_cli.options import to_dict as plain_options
 from aligninstruct_cli.provenance import RunManifest, file_sha256, installed_version
 from aligninstruct_cli.training import checkpoint as ckpt
 from aligninstruct_cli.training.batch import BatchPlan, describe_batch, plan_batch
-from aligninstruct_cli.training.config import TrainOptions, check_quantize, lora_targets_for
 from aligninstruct_cli.training.distributed import LAUNCHING_PID_ENV, set_parent_death_signal, wait_then_kill
 from aligninstruct_cli.training.job import Job
+from aligninstruct_cli.training.train_options import TrainOptions, check_quantize, lora_targets_for
 
 WORKER_MODULE = "aligninstruct_cli.training.loop"
 # Options that do not change what a training computes: how often it logs and checkpoints, and whether the
@@ -159,8 +163,6 @@ def start_over_if_never_trained(output: str | os.PathLike[str], *, stale: bool) 
                  "never finished a training step; starting the run over")
     for name in RUN_FILES:
         (out / name).unlink(missing_ok=True)
-    import shutil
-
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
     return True
 
@@ -213,7 +215,7 @@ def check_data_files(options: TrainOptions) -> None:
 def tokenize_inputs(options: TrainOptions, model_path: str, used: list[str]) -> dict[str, Any]:
     """Tokenize (or find in the cache) every data file the curriculum uses and the validation file: the
     job's caches, val_cache, input_hashes and data_stats."""
-    from aligninstruct_cli.training.data import load_or_tokenize, tokenizer_fingerprint
+    from aligninstruct_cli.training.examples import load_or_tokenize, tokenizer_fingerprint  # lazy: imports numpy
 
     tokenizer = models.load_tokenizer(model_path)
     if options.chat_template:
@@ -282,8 +284,9 @@ def build_ds_config(options: TrainOptions, precision: str, user_file: str | None
         zero["stage3_gather_16bit_weights_on_model_save"] = False  # ait gathers the adapter itself
     if options.offload in ("optimizer", "all"):
         zero["offload_optimizer"] = {"device": "cpu", "pin_memory": pin}
-        # offloaded steps run on the CPU: DeepSpeed's CPU Adam (compiled on first use), not a torch optimizer
-        generated["optimizer"] = {"type": "AdamW", "params": {"lr": options.lr[0], "weight_decay": options.weight_decay,
+        # offloaded steps run on the CPU: DeepSpeed's CPU Adam (compiled on first use), not a torch optimizer;
+        # without a learning rate (see without_lr)
+        generated["optimizer"] = {"type": "AdamW", "params": {"weight_decay": options.weight_decay,
                                                               "betas": [0.9, 0.999], "eps": 1e-8}}
     if options.offload == "all":
         zero["offload_param"] = {"device": "cpu", "pin_memory": pin}
@@ -313,7 +316,7 @@ def build_ds_config(options: TrainOptions, precision: str, user_file: str | None
                 out[key] = fill(mine[key], value)
         return out
 
-    merged = fill(generated, user)
+    merged = fill(generated, without_lr(user))
     for key in (GLOBAL, MICRO, ACCUM, "zero_allow_untested_optimizer"):
         if key in generated:
             merged.setdefault(key, generated[key])
@@ -324,6 +327,17 @@ def build_ds_config(options: TrainOptions, precision: str, user_file: str | None
                           f"({describe_batch(plan.to_dict())})",
                           hint="leave the batch keys out of the file, or set them to \"auto\"")
     return merged
+
+
+def without_lr(config: dict[str, Any]) -> dict[str, Any]:
+    """`config` without its optimizer's learning rate: the rate is --lr's, one per curriculum, and
+    `loop.make_engine` is the one place that gives it to an optimizer (and so to the schedule's base), so the
+    DeepSpeed config holds none that could disagree with it."""
+    optimizer = config.get("optimizer")
+    if not isinstance(optimizer, dict) or not isinstance(optimizer.get("params"), dict):
+        return config
+    params = {key: value for key, value in optimizer["params"].items() if key != "lr"}
+    return {**config, "optimizer": {**optimizer, "params": params}}
 
 
 # ------------------------------------------------------------------------------------------ the manifest
@@ -372,7 +386,8 @@ def _fingerprint(job: dict[str, Any]) -> dict[str, Any]:
     """What must be equal for a resume to continue a run (`job`: a Job as JSON)."""
     options = {k: v for k, v in job.get("options", {}).items() if k not in RESUME_FREE + LAUNCH_ONLY}
     return {"options": options, "inputs": job.get("input_hashes"), "precision": job.get("precision"),
-            "ds_config": job.get("ds_config"), "lora_targets": job.get("lora_targets")}
+            # without_lr: a run whose job.json still holds --lr's first value there resumes too
+            "ds_config": without_lr(job.get("ds_config") or {}), "lora_targets": job.get("lora_targets")}
 
 
 def _differences(old: Any, new: Any, path: tuple[str, ...] = ()) -> list[str]:
@@ -424,8 +439,6 @@ def hostfile_hosts(hostfile: str) -> list[str]:
 
 def free_local_port() -> int:
     """A TCP port nothing listens on now (the kernel's choice)."""
-    import socket
-
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -464,7 +477,7 @@ def launch(job: Job, launch_command: list[str]) -> None:
     if "DS_ACCELERATOR" not in os.environ and not _cuda_available():
         os.environ["DS_ACCELERATOR"] = "cpu"  # skips DeepSpeed's accelerator probing (and its warning)
     if job.options.launcher == "none":
-        from aligninstruct_cli.training.loop import run_job
+        from aligninstruct_cli.training.loop import run_job  # lazy: imports numpy
 
         try:
             run_job(job)
@@ -496,8 +509,6 @@ def resume_advice(output: str) -> str:
 
 def failure_summary(exc: BaseException) -> str:
     """`Type: first line of the message (at file:line)`, the innermost frame of ait's or the library's code."""
-    import traceback
-
     frames = traceback.extract_tb(exc.__traceback__)
     where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
     message = (str(exc).strip().splitlines() or [""])[0]
@@ -566,8 +577,6 @@ def finish_run(job: Job, manifest: RunManifest) -> None:
 def write_cards(output: str) -> None:
     """A model card in every adapter directory of the run (export.write_run_cards: the base named portably,
     languages, objectives, curriculum, data sizes), replacing PEFT's placeholder card; never fails the run."""
-    from aligninstruct_cli.export import write_run_cards
-
     try:
         write_run_cards(output)
     except (AitError, OSError) as exc:
@@ -575,6 +584,6 @@ def write_cards(output: str) -> None:
 
 
 def _cuda_available() -> bool:
-    import torch
+    import torch  # lazy: torch
 
     return torch.cuda.is_available()

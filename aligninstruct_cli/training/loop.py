@@ -31,14 +31,15 @@ from typing import Any
 import numpy as np
 
 from aligninstruct_cli import console, models
+from aligninstruct_cli.options import to_dict
 from aligninstruct_cli.training import checkpoint as ckpt
 from aligninstruct_cli.training.checkpoint import Position, lr_tag, stage_dir_name
-from aligninstruct_cli.training.config import TrainOptions, lora_config, quantization_config, resolve_compile
-from aligninstruct_cli.training.data import (Geometry, TokenizedSet, collate, epoch_plan, output_tokens,
-                                             split_global_batch, steps_per_epoch)
 from aligninstruct_cli.training.distributed import Dist, init_distributed, single_process_env
+from aligninstruct_cli.training.examples import (Geometry, TokenizedSet, collate, epoch_plan, output_tokens,
+                                                 split_global_batch, steps_per_epoch)
 from aligninstruct_cli.training.job import Job
 from aligninstruct_cli.training.throughput import Meter, compute_params, device_peak_flops, flops_per_token
+from aligninstruct_cli.training.train_options import TrainOptions, lora_config, quantization_config, resolve_compile
 
 LOSS_CHUNK_ELEMENTS = 1 << 27  # positions per logits chunk × vocabulary: 128M logits (~0.5 GiB in fp32)
 DEBUG_KILL_ENV = "AIT_DEBUG_KILL_AFTER_STEP"  # test hook: SIGKILL rank 0 after this global step
@@ -174,7 +175,7 @@ class Stage:
 def set_up_stage(job: Job, dist: Dist, lr_index: int, stage: int) -> Stage:
     """The stage's data and geometry; then its model (base + fresh LoRA, or the previous stage's result),
     compiled blocks where they pay, and the engine."""
-    import torch
+    import torch  # lazy: torch
 
     options = job.options
     members = options.curriculum[stage]
@@ -200,7 +201,7 @@ def set_up_stage(job: Job, dist: Dist, lr_index: int, stage: int) -> Stage:
 def start_position(s: Stage, resume: dict[str, Any] | None) -> Position:
     """A checkpoint's position (weights, optimizer, schedule and this rank's RNG restored), or step 0 with
     this rank's dropout seed. Log lines a killed run wrote past that position are removed."""
-    import torch
+    import torch  # lazy: torch
 
     if resume:
         position = ckpt.load_checkpoint(s.engine, resume, rank=s.dist.rank)
@@ -282,7 +283,7 @@ def tensorboard_writer(s: Stage, position: Position):
     events past a resumed run's checkpoint are dropped (they are logged again). None otherwise."""
     if s.options.report_to != "tensorboard":
         return None
-    from torch.utils.tensorboard import SummaryWriter
+    from torch.utils.tensorboard import SummaryWriter  # lazy: tensorboard
 
     run = Path(s.options.output) / "tensorboard"
     if len(s.options.lr) > 1:
@@ -298,9 +299,7 @@ def wandb_run(s: Stage):
     only there). None otherwise."""
     if s.options.report_to != "wandb":
         return None
-    import wandb
-
-    from aligninstruct_cli.options import to_dict
+    import wandb  # lazy: wandb
 
     out = Path(s.options.output).absolute()
     if wandb.run is not None:  # a run an earlier failure left open in this process: one W&B run per stage
@@ -322,7 +321,7 @@ def save_adapter_checkpoint(s: Stage, step: int) -> None:
 
 def save_stage(s: Stage, val_loss: float | None) -> None:
     """Write the stage's adapter (or full model), mark the stage done (rank 0), and free the engine."""
-    import torch
+    import torch  # lazy: torch
 
     out_dir = ckpt.stage_output(s.options, s.lr_index, s.index)
     ckpt.save_stage_model(s.engine.module.model, s.tokenizer, out_dir, full=s.options.full, zero3=s.job.zero3,
@@ -365,7 +364,7 @@ def train_step(engine, data: TokenizedSet, batch_indices: np.ndarray, geometry: 
     """One optimizer step over a global batch; returns (this rank's summed target loss, as a tensor on its
     device; the global batch's target tokens; this rank's real and padded tokens). Nothing here waits for
     the device."""
-    import torch
+    import torch  # lazy: torch
 
     targets = output_tokens(data, batch_indices)
     scale = dist.world * geometry.grad_accum / max(targets, 1)  # → mean over the global batch's targets
@@ -388,7 +387,7 @@ def train_step(engine, data: TokenizedSet, batch_indices: np.ndarray, geometry: 
 def evaluate(engine, data: TokenizedSet, geometry: Geometry, dist: Dist, pad_id: int, pad_multiple: int) -> float:
     """Mean target-token loss over `data`. Every rank runs the same number of forwards (ZeRO-3 gathers
     parameters collectively); a rank without records runs a zero-weight dummy batch."""
-    import torch
+    import torch  # lazy: torch
 
     order = np.argsort(data.lengths, kind="stable")
     per_call = geometry.micro_batch * dist.world
@@ -408,7 +407,7 @@ def evaluate(engine, data: TokenizedSet, geometry: Geometry, dist: Dist, pad_id:
 
 
 def to_device(batch: dict[str, Any], device) -> dict[str, Any]:
-    import torch
+    import torch  # lazy: torch
 
     keys = ("input_ids", "attention_mask", "loss_rows", "loss_cols", "loss_targets")
     if device.type == "cuda":  # from pinned memory the copy is asynchronous: the GPU need not drain first
@@ -424,7 +423,7 @@ def _parts(model):
 
 
 def _chunk_loss(lm_head, hidden, targets, softcap: float | None, logit_scale: float | None):
-    import torch.nn.functional as F
+    import torch.nn.functional as F  # lazy: torch
 
     logits = lm_head(hidden)
     if logit_scale:
@@ -437,8 +436,8 @@ def _chunk_loss(lm_head, hidden, targets, softcap: float | None, logit_scale: fl
 def build_loss_module(model, *, recompute_chunks: bool):
     """An nn.Module whose forward returns the summed target-token loss: the module DeepSpeed wraps, so
     ZeRO-3 sees an ordinary root module and its hooks work as usual."""
-    import torch
-    from torch.utils.checkpoint import checkpoint
+    import torch  # lazy: torch
+    from torch.utils.checkpoint import checkpoint  # lazy: torch
 
     class TargetLoss(torch.nn.Module):
         def __init__(self, inner):
@@ -467,7 +466,7 @@ def build_loss_module(model, *, recompute_chunks: bool):
 def decoder_blocks(model):
     """The repeated transformer blocks of a causal LM (BLOOM's `transformer.h`, Llama's `model.layers`, ...):
     the longest ModuleList of one class under the backbone."""
-    import torch
+    import torch  # lazy: torch
 
     backbone, _, _ = _parts(model)
     lists = [m for m in backbone.modules() if isinstance(m, torch.nn.ModuleList) and len(m)
@@ -485,7 +484,7 @@ def compile_blocks(model, *, fall_back: bool = False) -> int:
     if blocks is None:
         return 0
     if fall_back:
-        import torch._dynamo
+        import torch._dynamo  # lazy: torch
 
         torch._dynamo.config.suppress_errors = True
     for block in blocks:
@@ -498,7 +497,7 @@ def zero3_loading(job: Job):
     instead of every rank holding the whole model first; keep it alive as long as the model. None otherwise."""
     if not job.zero3:
         return None
-    from transformers.integrations import HfDeepSpeedConfig
+    from transformers.integrations import HfDeepSpeedConfig  # lazy: transformers
 
     return HfDeepSpeedConfig(job.ds_config)
 
@@ -514,7 +513,7 @@ def load_model(job: Job, lr_index: int, stage: int, device=None):
     lm = models.load_causal_lm(source, job.precision, device=device if quantized else None,
                                quantization_config=quantized)
     if quantized is not None:
-        from peft import prepare_model_for_kbit_training
+        from peft import prepare_model_for_kbit_training  # lazy: peft
 
         lm = prepare_model_for_kbit_training(lm, use_gradient_checkpointing=options.gradient_checkpointing,
                                              gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -522,7 +521,7 @@ def load_model(job: Job, lr_index: int, stage: int, device=None):
         lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if options.full:
         return lm
-    from peft import PeftModel, get_peft_model
+    from peft import PeftModel, get_peft_model  # lazy: peft
 
     if previous:
         return PeftModel.from_pretrained(lm, previous, is_trainable=True)
@@ -534,10 +533,11 @@ def load_model(job: Job, lr_index: int, stage: int, device=None):
 def make_engine(model, loss_module, weight_decay: float, ds_config: dict[str, Any], lr: float, schedule, device):
     """deepspeed.initialize with a client torch AdamW (nothing to JIT-compile), or DeepSpeed's own optimizer
     when the config names one (--offload, or a user config); `schedule` (step → factor of the peak rate,
-    `lr_schedule`) either way."""
-    import deepspeed
-    import torch
-    from torch.optim.lr_scheduler import LambdaLR
+    `lr_schedule`) either way. The one place an optimizer gets its learning rate: `lr`, this curriculum's
+    --lr (the DeepSpeed config holds none, `launch.without_lr`); the schedule's base is the optimizer's."""
+    import deepspeed  # lazy: deepspeed
+    import torch  # lazy: torch
+    from torch.optim.lr_scheduler import LambdaLR  # lazy: torch
 
     trainable = [p for p in model.parameters() if p.requires_grad]
     if "optimizer" in ds_config:

@@ -46,7 +46,7 @@ _CPU_PEAK: dict[int, float] = {}
 
 def device_peak_flops(device) -> float | None:
     """Peak FLOP/s of one device: AIT_PEAK_TFLOPS, else the GPU table, else (CPU) a measured fp32 matmul."""
-    import torch
+    import torch  # lazy: torch
 
     if os.environ.get(PEAK_ENV):
         return float(os.environ[PEAK_ENV]) * 1e12
@@ -88,7 +88,7 @@ class Meter:
     def record(self, dist, flops_per_token: float, peak_total: float | None) -> dict[str, Any]:
         """The figures since the last line, summed over the ranks of `dist` (a `distributed.Dist`): every
         rank calls it at the same step."""
-        import torch
+        import torch  # lazy: torch
 
         local = torch.zeros(3, dtype=torch.float64, device=dist.device)
         local[0], local[1], local[2] = self.loss, self.real, self.padded

@@ -154,7 +154,7 @@ def test_quiet_leaves_out_summary_warnings_and_deepspeeds_info_lines(monkeypatch
     DeepSpeed launcher is asked for warnings only (its default level is info)."""
     from aligninstruct_cli import console
     from aligninstruct_cli.training import launch
-    from aligninstruct_cli.training.config import TrainOptions
+    from aligninstruct_cli.training.train_options import TrainOptions
 
     printed: list[str] = []
     monkeypatch.setattr(console.stderr, "print", lambda text, **_: printed.append(str(text)))

@@ -453,7 +453,7 @@ def test_loss_curves_follow_the_chosen_learning_rate_across_stages(tmp_path):
 def test_report_to_tensorboard_without_tensorboard_is_a_clear_error(monkeypatch, tmp_path):
     import importlib.util
 
-    from aligninstruct_cli.training.config import TrainOptions
+    from aligninstruct_cli.training.train_options import TrainOptions
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tensorboard" else real(name, *a))

@@ -12,7 +12,8 @@ import pytest
 
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.metrics.comet import COMET
-from aligninstruct_cli.metrics.comet_model import CometScorer, UnsupportedCometModel, build_random_comet, sparsemax
+from aligninstruct_cli.metrics.comet_model import CometScorer, UnsupportedCometModel, build_random_comet
+from aligninstruct_cli.metrics.comet_modules import sparsemax
 from aligninstruct_cli.tiny import build_tiny_comet, sample_texts
 
 

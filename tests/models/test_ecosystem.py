@@ -238,7 +238,7 @@ def test_eos_padding_and_chat_prompts_are_the_same_tokens_in_training_and_transl
     from aligninstruct_cli import models
     from aligninstruct_cli.generation import resolve_prompt
     from aligninstruct_cli.instructions.templates import MT_INPUT
-    from aligninstruct_cli.training.data import tokenize_records
+    from aligninstruct_cli.training.examples import tokenize_records
 
     # Llama: BOS added, no pad token (padded with EOS for batches), EOS appended to outputs
     llama = models.load_tokenizer(str(tiny_llama_dir))

@@ -4,7 +4,7 @@ transformers config offline, runs the whole chain in this process: `ait train --
 from the same adapter. The families run are printed at the end (`test_families_run_are_listed`).
 
 The list is every family ait names LoRA defaults for whose config transformers builds without a download
-(training/config.LORA_TARGETS), so a family added there is tried here too; one that cannot run on a CPU
+(training/train_options.LORA_TARGETS), so a family added there is tried here too; one that cannot run on a CPU
 is skipped with its reason."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from conftest import read_jsonl, write_jsonl
 from train_helpers import make_data
 from aligninstruct_cli.cli import app
-from aligninstruct_cli.training.config import LORA_TARGETS
+from aligninstruct_cli.training.train_options import LORA_TARGETS
 
 runner = CliRunner()
 PROMPT = "Translate from English to Kazakh.\nEnglish: the cat sees the dog\nKazakh:"

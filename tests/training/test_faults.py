@@ -55,7 +55,7 @@ def test_rng_state_round_trips_through_safetensors_exactly(tmp_path):
 def _planted_run(tmp_path, tiny_bloom_dir, data, *, rng_pickle: bool):
     """A run folder with a checkpoint to resume from, one of whose files is a planted pickle."""
     from aligninstruct_cli.provenance import RunManifest
-    from aligninstruct_cli.training.config import TrainOptions
+    from aligninstruct_cli.training.train_options import TrainOptions
     from aligninstruct_cli.training.launch import prepare
 
     out = tmp_path / "run"
@@ -272,7 +272,7 @@ def test_kill_term_of_ait_train_leaves_no_process_of_the_run(tmp_path, tiny_bloo
 def test_train_never_tokenizes_a_huge_record(tiny_tokenizer_dir, too_long):
     from transformers import AutoTokenizer
 
-    from aligninstruct_cli.training.data import tokenize_records
+    from aligninstruct_cli.training.examples import tokenize_records
 
     spy = SpyTokenizer(AutoTokenizer.from_pretrained(tiny_tokenizer_dir))
     huge = mt_record(1, "the cat " * 200_000, "the dog")
@@ -294,7 +294,7 @@ def test_the_multi_node_command_reads_back_a_hostile_path_unchanged(tmp_path, na
 
     from deepspeed.launcher.multinode_runner import PDSHRunner
 
-    from aligninstruct_cli.training.config import TrainOptions
+    from aligninstruct_cli.training.train_options import TrainOptions
     from aligninstruct_cli.training.launch import deepspeed_command, multi_node
 
     hostfile = tmp_path / "hosts"

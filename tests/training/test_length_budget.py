@@ -21,7 +21,7 @@ def tokenizer(tiny_tokenizer_dir):
 
 
 def _tokenize(tokenizer, records, **kwargs):
-    from aligninstruct_cli.training.data import tokenize_records
+    from aligninstruct_cli.training.examples import tokenize_records
 
     return tokenize_records(records, tokenizer, path="f.jsonl", max_length=40, progress=False, **kwargs)
 
@@ -53,8 +53,8 @@ def test_each_applies_too_long_per_side(tokenizer, too_long, kept, input_cut):
 
 
 def test_option_cache_key_and_memory_length():
-    from aligninstruct_cli.training.config import TrainOptions
-    from aligninstruct_cli.training.data import cache_key
+    from aligninstruct_cli.training.examples import cache_key
+    from aligninstruct_cli.training.train_options import TrainOptions
 
     options = TrainOptions(model="m", data={"mt": "x.jsonl"}, output="o", length_budget="each")
     assert options.example_limit == 768 and TrainOptions(model="m", data={"mt": "x"}, output="o").example_limit == 384

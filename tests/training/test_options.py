@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from aligninstruct_cli.cli import app
 from aligninstruct_cli.errors import AitError, InputError
 from aligninstruct_cli.options import OptionError
-from aligninstruct_cli.training import config as C
+from aligninstruct_cli.training import train_options as C
 from conftest import write_jsonl
 from train_helpers import make_data
 
@@ -49,6 +49,27 @@ def test_all_linear_and_its_spellings_reach_peft_as_its_shortcut(tiny_bloom_dir)
     adapted = sorted({name.split(".")[-1] for name, module in model.named_modules() if hasattr(module, "lora_A")})
     # every linear layer of a BLOOM block, and not the output head
     assert adapted == ["dense", "dense_4h_to_h", "dense_h_to_4h", "query_key_value"]
+
+
+# ------------------------------------------------------------------------------------------------ learning rate
+def test_learning_rates_reach_the_workers_unchanged_through_every_hop():
+    """An experiment's train.lr goes config value → options → argv → options → job.json → options; each hop
+    is parsed by the option's own parser (parse_lrs), and no hop rounds a value (no `:g` text on the way)."""
+    from dataclasses import fields
+
+    from aligninstruct_cli.experiment.graph import cli_tokens
+    from aligninstruct_cli.options import spec_of
+    from aligninstruct_cli.training.job import Job
+
+    assert [spec_of(f).parse for f in fields(C.TrainOptions) if f.name == "lr"] == [C.parse_lrs]
+    rates = [1 / 3 * 1e-3, 2.0000001e-4]
+    base = {"model": "m", "data": {"mt": "x"}, "output": "o", "val": "v"}
+    from_config = C.TrainOptions(**base, lr=rates)
+    flag, text = cli_tokens(C.TrainOptions, {"lr": rates}, from_config)["lr"]
+    from_argv = C.TrainOptions(**base, lr=text)
+    job = Job(from_argv, model_path="m", model_type="bloom", lora_targets=[], precision="fp32", ds_config={},
+              world_size=1)
+    assert flag == "--lr" and Job.from_json(job.to_json()).options.lr == from_argv.lr == from_config.lr == rates
 
 
 # ------------------------------------------------------------------------------------------------ schedules
@@ -221,7 +242,7 @@ SHAREGPT = [{"conversations": [{"from": "human", "value": "two plus two"}, {"fro
 
 def converted(path: Path, data_format: str = "auto") -> list[dict]:
     from aligninstruct_cli.io import read_records
-    from aligninstruct_cli.training.data import record_converter
+    from aligninstruct_cli.training.examples import record_converter
 
     return list(read_records(str(path), kind="instruction", convert=record_converter(data_format)))
 

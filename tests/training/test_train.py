@@ -16,9 +16,9 @@ from typer.testing import CliRunner
 from aligninstruct_cli.cli import app
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.options import OptionError
-from aligninstruct_cli.training import config as C
-from aligninstruct_cli.training.data import (Geometry, collate, epoch_plan, load_or_tokenize,
-                                             split_global_batch, tokenize_records)
+from aligninstruct_cli.training import train_options as C
+from aligninstruct_cli.training.examples import (Geometry, collate, epoch_plan, load_or_tokenize,
+                                                 split_global_batch, tokenize_records)
 from conftest import write_jsonl
 from train_helpers import make_data, mt_record
 
@@ -236,7 +236,7 @@ def test_deepspeed_config(tmp_path):
     ds = build_ds_config(cfg, "fp16")
     assert ds["zero_optimization"]["offload_param"]["device"] == "cpu"
     assert ds["zero_optimization"]["offload_optimizer"]["device"] == "cpu"
-    assert ds["optimizer"]["type"] == "AdamW"
+    assert ds["optimizer"]["type"] == "AdamW" and "lr" not in ds["optimizer"]["params"]  # make_engine's
     user = tmp_path / "ds.json"
     user.write_text(json.dumps({"train_micro_batch_size_per_gpu": "auto", "train_batch_size": "auto",
                                 "zero_optimization": {"stage": 1}, "bf16": {"enabled": "auto"}}))
@@ -244,6 +244,35 @@ def test_deepspeed_config(tmp_path):
     assert ds["train_micro_batch_size_per_gpu"] == 4 and "train_batch_size" not in ds
     assert ds["zero_optimization"] == {"stage": 1} and ds["bf16"] == {"enabled": True}
     assert ds["gradient_accumulation_steps"] == 2
+
+
+def test_each_learning_rate_reaches_its_optimizer_and_schedule_by_one_path(tmp_path):
+    """The DeepSpeed config holds no learning rate that could disagree with --lr: make_engine gives each
+    curriculum's optimizer, ait's AdamW or a --deepspeed-config "optimizer" section's, its own --lr, and the
+    schedule starts from it."""
+    import torch
+
+    from aligninstruct_cli.training.distributed import init_distributed, single_process_env
+    from aligninstruct_cli.training.launch import build_ds_config
+    from aligninstruct_cli.training.loop import lr_schedule, make_engine
+
+    cfg = options(lr="1e-3,3e-3", val="v", launcher="none", batch_size=2)
+    user = tmp_path / "ds.json"
+    user.write_text(json.dumps({"optimizer": {"type": "AdamW", "params": {"lr": 0.5, "weight_decay": 0.25,
+                                                                          "torch_adam": True}}}))
+    generated, from_file = build_ds_config(cfg, "fp32"), build_ds_config(cfg, "fp32", str(user))
+    assert "optimizer" not in generated
+    assert from_file["optimizer"] == {"type": "AdamW", "params": {"weight_decay": 0.25, "torch_adam": True}}
+    warmup = 4
+    with single_process_env():
+        init_distributed()
+        for ds_config in (generated, from_file):
+            for lr in cfg.lr:
+                model = torch.nn.Linear(2, 2)
+                _, scheduler = make_engine(model, model, 0.0, ds_config, lr, lr_schedule("linear", warmup, 10),
+                                           torch.device("cpu"))
+                assert scheduler.base_lrs == [lr]
+                assert [g["lr"] for g in scheduler.optimizer.param_groups] == [pytest.approx(lr / warmup)]
 
 
 def test_deepspeed_config_of_a_global_batch(tmp_path):
@@ -310,7 +339,7 @@ def test_too_long_inputs_are_cut_from_the_start_and_outputs_kept_whole(tokenizer
     """The default, truncate-input: the output (the loss's tokens) stays whole, the input loses its beginning;
     a record whose separator + output + EOS alone fill --max-length is dropped; both are counted."""
     from aligninstruct_cli.instructions.templates import OUTPUT_SEPARATOR
-    from aligninstruct_cli.training.data import cut_input
+    from aligninstruct_cli.training.examples import cut_input
 
     assert options().too_long == "truncate-input"
     short = mt_record(0, "the cat", "kalo")
@@ -336,7 +365,7 @@ def test_tokenized_cache_is_reused_by_content(tmp_path, data, tokenizer, monkeyp
     first, path1 = load_or_tokenize(str(data["mt"]), tokenizer, max_length=384, too_long="error", cache_dir=tmp_path)
     copy = tmp_path / "copy.jsonl"
     copy.write_bytes(Path(data["mt"]).read_bytes())
-    import aligninstruct_cli.training.data as data_mod
+    import aligninstruct_cli.training.examples as data_mod
 
     monkeypatch.setattr(data_mod, "tokenize_records", lambda *a, **k: pytest.fail("tokenized twice"))
     again, path2 = load_or_tokenize(str(copy), tokenizer, max_length=384, too_long="error", cache_dir=tmp_path)
@@ -348,7 +377,7 @@ def test_tokenized_cache_is_reused_by_content(tmp_path, data, tokenizer, monkeyp
 
 
 def test_cache_is_memory_mapped_and_a_stage_set_reads_its_members_in_place(tmp_path, tokenizer):
-    from aligninstruct_cli.training.data import TokenizedSet
+    from aligninstruct_cli.training.examples import TokenizedSet
 
     first = tokenize_records([(1, mt_record(0, "the cat", "kalo")), (2, {**mt_record(1, "a dog", "mir"), "id": "ü-ñ"})],
                              tokenizer, path="a.jsonl", max_length=384, too_long="error", progress=False)

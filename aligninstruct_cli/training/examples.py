@@ -1,4 +1,4 @@
-"""The training data pipeline: tokenize once (cached by content hash), mask, and plan length-grouped batches.
+"""Training examples: tokenize the records once (cached by content hash), mask, and plan length-grouped batches.
 
 Example layout (templates.py): `input + OUTPUT_SEPARATOR + output + EOS`. The input is tokenized as the
 inference prompt is (the tokenizer's own special tokens, e.g. a BOS for Llama, none for BLOOM); the
@@ -32,7 +32,10 @@ per-example lengths (about 20 bytes an example).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -41,10 +44,13 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from aligninstruct_cli import console
 from aligninstruct_cli.errors import AitError, InputError
 from aligninstruct_cli.instructions.templates import OUTPUT_SEPARATOR
-from aligninstruct_cli.io import char_budget
+from aligninstruct_cli.io import char_budget, read_records
+from aligninstruct_cli.models import chat_prompt
 from aligninstruct_cli.provenance import file_sha256
+from aligninstruct_cli.records import detect_data_format, instruction_from
 
 CACHE_VERSION = 2  # 2: a directory of memory-mappable .npy arrays
 GROUP_FACTOR = 32  # length-sorting window, in global batches: bigger = less padding, less randomness
@@ -105,10 +111,6 @@ class TokenizedSet:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write a cache directory atomically (a temporary directory renamed into place)."""
-        import json
-        import shutil
-        import tempfile
-
         target = Path(path)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         try:
@@ -125,8 +127,6 @@ class TokenizedSet:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> "TokenizedSet":
         """Memory-map a cache directory (read-only)."""
-        import json
-
         root = Path(path)
         arrays = {name: np.load(root / f"{name}.npy", mmap_mode="r", allow_pickle=False) for name in cls._ARRAYS}
         ids = IdTable(np.load(root / "ids_blob.npy", mmap_mode="r", allow_pickle=False),
@@ -203,9 +203,6 @@ def tokenize_records(records: Iterable[tuple[int, dict[str, Any]]], tokenizer, *
     `chat_template`, each input is the user's turn of the tokenizer's chat template (`models.chat_prompt`,
     as `ait translate --chat-template` renders its prompts). `length_budget`: `max_length` bounds input +
     output together, or each side (`each`)."""
-    from aligninstruct_cli import console
-    from aligninstruct_cli.models import chat_prompt
-
     if tokenizer.eos_token_id is None:
         raise AitError("the tokenizer has no EOS token; training appends EOS to every output")
     # Compact accumulators (array, not lists of small arrays): millions of records stay cheap.
@@ -216,7 +213,7 @@ def tokenize_records(records: Iterable[tuple[int, dict[str, Any]]], tokenizer, *
     id_offsets = array("q", [0])
     lines = array("q")
     stats = {"records": 0, "truncated": 0, "skipped_too_long": 0, "max_tokens": 0}
-    special = set(tokenizer.all_special_ids)
+    rule = TooLongRule(path, max_length, too_long, length_budget, set(tokenizer.all_special_ids))
 
     def flush(chunk: list[tuple[int, dict[str, Any]]]) -> None:
         inputs = [chat_prompt(tokenizer, r["input"]) if chat_template else r["input"] for _, r in chunk]
@@ -225,37 +222,13 @@ def tokenize_records(records: Iterable[tuple[int, dict[str, Any]]], tokenizer, *
                             add_special_tokens=False)["input_ids"]
         for (line, rec), p, t in zip(chunk, prompts, targets):
             t = t + [tokenizer.eos_token_id]
-            n = len(p) + len(t)
             stats["records"] += 1
-            stats["max_tokens"] = max(stats["max_tokens"], n)
-            if length_budget == "each":
-                if len(p) <= max_length and len(t) <= max_length:
-                    pass
-                elif too_long == "error":
-                    raise InputError(path, line, f"record {rec['id']!r} has {len(p)} input and {len(t)} output "
-                                     f"tokens, more than --max-length {max_length} on a side (--length-budget each)",
-                                     hint="raise --max-length, or pass --too-long truncate-input|skip|truncate")
-                else:
-                    if len(p) > max_length and too_long != "skip":
-                        p = cut_input(p, max_length, special) if too_long == "truncate-input" else p[:max_length]
-                    if len(t) > max_length and too_long == "truncate":
-                        t = t[:max_length]
-                    if too_long == "skip" or not p or len(t) > max_length:
-                        stats["skipped_too_long"] += 1
-                        continue
-                    stats["truncated"] += 1
-            elif n > max_length:
-                if too_long == "error":
-                    raise InputError(path, line, f"record {rec['id']!r} is {n} tokens, longer than "
-                                     f"--max-length {max_length}",
-                                     hint="raise --max-length, or pass --too-long truncate-input|skip|truncate")
-                if too_long == "truncate-input":
-                    p = cut_input(p, max_length - len(t), special)
-                elif too_long == "truncate" and len(p) < max_length:
-                    t = t[:max_length - len(p)]
-                if too_long == "skip" or not p or len(p) + len(t) > max_length:
-                    stats["skipped_too_long"] += 1
-                    continue
+            stats["max_tokens"] = max(stats["max_tokens"], len(p) + len(t))
+            p, t, outcome = rule.fit_tokens(line, rec["id"], p, t)
+            if outcome == SKIPPED:
+                stats["skipped_too_long"] += 1
+                continue
+            if outcome == TRUNCATED:
                 stats["truncated"] += 1
             tokens.extend(p)
             tokens.extend(t)
@@ -265,54 +238,13 @@ def tokenize_records(records: Iterable[tuple[int, dict[str, Any]]], tokenizer, *
             id_offsets.append(len(id_blob))
             lines.append(line)
 
-    budget = char_budget(max_length)
-
-    def within_budget(line: int, rec: dict[str, Any]) -> dict[str, Any] | None:
-        if length_budget == "each":
-            return each_within_budget(line, rec)
-        return together_within_budget(line, rec)
-
-    def each_within_budget(line: int, rec: dict[str, Any]) -> dict[str, Any] | None:
-        """The `--too-long` rule per side, before tokenizing (as below, for `--length-budget each`)."""
-        n_in, n_out = len(rec["input"]), len(rec["output"])
-        if n_in <= budget and n_out <= budget:
-            return rec
-        if too_long == "error":
-            raise InputError(path, line, f"record {rec['id']!r} has {max(n_in, n_out):,} characters on a side, far "
-                             f"more than --max-length {max_length} tokens hold",
-                             hint="raise --max-length, or pass --too-long truncate-input|skip|truncate")
-        if too_long != "skip" and (n_out <= budget or too_long == "truncate"):
-            keep_end = too_long == "truncate-input"
-            return {**rec, "input": rec["input"][max(0, n_in - budget):] if keep_end else rec["input"][:budget],
-                    "output": rec["output"][:budget]}
-        stats["records"] += 1
-        stats["skipped_too_long"] += 1
-        return None
-
-    def together_within_budget(line: int, rec: dict[str, Any]) -> dict[str, Any] | None:
-        """The `--too-long` rule, applied before tokenizing to a record with more characters than
-        `max_length` tokens can span (`io.char_budget`): one huge line would otherwise take gigabytes to
-        tokenize. The part a cut keeps is tokenized as usual (and cut again to tokens); None: dropped."""
-        n_in, n_out = len(rec["input"]), len(rec["output"])
-        if n_in + n_out <= budget:
-            return rec
-        if too_long == "error":
-            raise InputError(path, line, f"record {rec['id']!r} has {n_in + n_out:,} characters, far more than "
-                             f"--max-length {max_length} tokens hold",
-                             hint="raise --max-length, or pass --too-long truncate-input|skip|truncate")
-        if too_long == "truncate-input" and n_out < budget:
-            return {**rec, "input": rec["input"][n_in - (budget - n_out):]}  # its end: what cut_input keeps
-        if too_long == "truncate" and n_in < budget:
-            return {**rec, "output": rec["output"][:budget - n_in]}
-        stats["records"] += 1
-        stats["skipped_too_long"] += 1
-        return None
-
     chunk: list[tuple[int, dict[str, Any]]] = []
     items = console.track(records, f"tokenizing {Path(path).name}", unit="records") if progress else records
     for line, rec in items:
-        kept = within_budget(line, rec)
+        kept = rule.fit_chars(line, rec)
         if kept is None:
+            stats["records"] += 1
+            stats["skipped_too_long"] += 1
             continue
         item = (line, kept)
         chunk.append(item)
@@ -326,6 +258,75 @@ def tokenize_records(records: Iterable[tuple[int, dict[str, Any]]], tokenizer, *
     ids = IdTable(np.frombuffer(bytes(id_blob), dtype=np.uint8), np.frombuffer(id_offsets, dtype=np.int64))
     return TokenizedSet(np.frombuffer(tokens, dtype=np.int32), offsets, np.frombuffer(prompt_len, dtype=np.int32),
                         ids, np.frombuffer(lines, dtype=np.int64), stats)
+
+
+KEPT, TRUNCATED, SKIPPED = "kept", "truncated", "skipped"
+_TOO_LONG_HINT = "raise --max-length, or pass --too-long truncate-input|skip|truncate"
+
+
+class TooLongRule:
+    """`--too-long` (see the module docstring) for the records of file `path`: first on a record's characters
+    (`fit_chars`, before tokenizing), then on its tokens (`fit_tokens`), with `max_length` bounding input +
+    output together or each side (`length_budget` each)."""
+
+    def __init__(self, path: str, max_length: int, too_long: str, length_budget: str, special: set[int]):
+        self.path, self.max_length, self.too_long, self.length_budget = path, max_length, too_long, length_budget
+        self.special = special  # the tokenizer's special ids: cut_input keeps the leading ones
+        self.budget = char_budget(max_length)
+
+    def fit_chars(self, line: int, rec: dict[str, Any]) -> dict[str, Any] | None:
+        """The rule applied before tokenizing to a record with more characters than `max_length` tokens can
+        span (`io.char_budget`): one huge line would otherwise take gigabytes to tokenize. The part a cut keeps
+        is tokenized as usual (and cut again to tokens); None: dropped."""
+        budget, too_long = self.budget, self.too_long
+        n_in, n_out = len(rec["input"]), len(rec["output"])
+        if self.length_budget == "each":
+            if n_in <= budget and n_out <= budget:
+                return rec
+            if too_long == "error":
+                raise InputError(self.path, line, f"record {rec['id']!r} has {max(n_in, n_out):,} characters on a "
+                                 f"side, far more than --max-length {self.max_length} tokens hold", hint=_TOO_LONG_HINT)
+            if too_long != "skip" and (n_out <= budget or too_long == "truncate"):
+                keep_end = too_long == "truncate-input"
+                return {**rec, "input": rec["input"][max(0, n_in - budget):] if keep_end else rec["input"][:budget],
+                        "output": rec["output"][:budget]}
+            return None
+        if n_in + n_out <= budget:
+            return rec
+        if too_long == "error":
+            raise InputError(self.path, line, f"record {rec['id']!r} has {n_in + n_out:,} characters, far more than "
+                             f"--max-length {self.max_length} tokens hold", hint=_TOO_LONG_HINT)
+        if too_long == "truncate-input" and n_out < budget:
+            return {**rec, "input": rec["input"][n_in - (budget - n_out):]}  # its end: what cut_input keeps
+        if too_long == "truncate" and n_in < budget:
+            return {**rec, "output": rec["output"][:budget - n_in]}
+        return None
+
+    def fit_tokens(self, line: int, rec_id: Any, p: list[int], t: list[int]) -> tuple[list[int], list[int], str]:
+        """(prompt, target, KEPT / TRUNCATED / SKIPPED) of a tokenized record; InputError with `error`."""
+        limit, too_long = self.max_length, self.too_long
+        if self.length_budget == "each":
+            if len(p) <= limit and len(t) <= limit:
+                return p, t, KEPT
+            if too_long == "error":
+                raise InputError(self.path, line, f"record {rec_id!r} has {len(p)} input and {len(t)} output tokens, "
+                                 f"more than --max-length {limit} on a side (--length-budget each)",
+                                 hint=_TOO_LONG_HINT)
+            if len(p) > limit and too_long != "skip":
+                p = cut_input(p, limit, self.special) if too_long == "truncate-input" else p[:limit]
+            if len(t) > limit and too_long == "truncate":
+                t = t[:limit]
+            return p, t, SKIPPED if too_long == "skip" or not p or len(t) > limit else TRUNCATED
+        if len(p) + len(t) <= limit:
+            return p, t, KEPT
+        if too_long == "error":
+            raise InputError(self.path, line, f"record {rec_id!r} is {len(p) + len(t)} tokens, longer than "
+                             f"--max-length {limit}", hint=_TOO_LONG_HINT)
+        if too_long == "truncate-input":
+            p = cut_input(p, limit - len(t), self.special)
+        elif too_long == "truncate" and len(p) < limit:
+            t = t[:limit - len(p)]
+        return p, t, SKIPPED if too_long == "skip" or not p or len(p) + len(t) > limit else TRUNCATED
 
 
 def cut_input(prompt: list[int], room: int, special: set[int]) -> list[int]:
@@ -342,8 +343,6 @@ def record_converter(data_format: str):
     """`io.read_records`' `convert` for `--data-format`: another tool's records (alpaca, messages, ShareGPT)
     into instruction records (`records.instruction_from`); `auto` takes the format of the file's first
     record (`records.detect_data_format`) for all of them; None for ait's own records."""
-    from aligninstruct_cli.records import detect_data_format, instruction_from
-
     if data_format == "ait":
         return None
     chosen: list[str] = [] if data_format == "auto" else [data_format]
@@ -362,8 +361,6 @@ def load_or_tokenize(path: str, tokenizer, *, max_length: int, too_long: str, ca
                      data_format: str = "auto") -> tuple[TokenizedSet, Path]:
     """The tokenized form of instruction file `path` (ait's records, or another tool's: `data_format`), from
     the cache when its content was seen before."""
-    from aligninstruct_cli.io import read_records
-
     if not Path(path).is_file():
         raise AitError(f"{path}: no such file" if not Path(path).exists() else f"{path}: not a file")
     file_hash = file_hash or file_sha256(path)

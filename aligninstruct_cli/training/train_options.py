@@ -4,12 +4,13 @@ torch at import time."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from dataclasses import dataclass
 from typing import Any, Literal, Optional
 
 from aligninstruct_cli.languages import languages_field
-from aligninstruct_cli.models import PRECISIONS, license_option, precision_field
+from aligninstruct_cli.models import PRECISIONS, license_option, precision_field, torch_dtype
 from aligninstruct_cli.options import OptionError, check_options, option, option_ref
 from aligninstruct_cli.records import DATA_FORMATS
 
@@ -185,8 +186,6 @@ def parse_names(value: Any) -> list[str] | None:
 # ------------------------------------------------------------------------------------------ choices
 def check_tensorboard() -> None:
     """`report_to` tensorboard needs the tensorboard package (torch's writer imports it): say so before launch."""
-    import importlib.util
-
     if importlib.util.find_spec("tensorboard") is None:
         raise OptionError(f"{option_ref('report_to')} tensorboard needs the tensorboard package, which is not installed",
                           hint="pip install 'aligninstruct-cli[tensorboard]' (or: pip install tensorboard)")
@@ -229,7 +228,7 @@ def lora_targets_for(model_type: str, override: list[str] | None = None) -> list
 def lora_config(targets: list[str], *, r: int = LORA_R, alpha: int = LORA_ALPHA, dropout: float = LORA_DROPOUT):
     """The peft LoraConfig ait trains with (defaults = the paper's). [all-linear] is PEFT's own shortcut
     string (every Linear / Conv1D layer but the output head)."""
-    from peft import LoraConfig
+    from peft import LoraConfig  # lazy: peft
 
     modules: Any = ALL_LINEAR if list(targets) == [ALL_LINEAR] else list(targets)
     return LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=modules, bias="none",
@@ -238,8 +237,6 @@ def lora_config(targets: list[str], *, r: int = LORA_R, alpha: int = LORA_ALPHA,
 
 def check_wandb() -> None:
     """`report_to` wandb needs the wandb package: say so before launch."""
-    import importlib.util
-
     if importlib.util.find_spec("wandb") is None:
         raise OptionError(f"{option_ref('report_to')} wandb needs the wandb package, which is not installed",
                           hint="pip install 'aligninstruct-cli[wandb]' (or: pip install wandb)")
@@ -250,8 +247,6 @@ def check_quantize(quantize: str, *, cuda: bool) -> None:
     refused here, before anything is tokenized or loaded."""
     if quantize == "none":
         return
-    import importlib.util
-
     if not cuda:
         raise OptionError(f"{option_ref('quantize')} {quantize} loads the base model's weights through bitsandbytes, "
                           "whose quantized layers run on a CUDA GPU only, and this machine has none: train on a GPU "
@@ -268,8 +263,6 @@ def quantization_kwargs(quantize: str, compute_precision: str) -> dict[str, Any]
         return None
     if quantize == "8bit":
         return {"load_in_8bit": True}
-    from aligninstruct_cli.models import torch_dtype
-
     return {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": True,
             "bnb_4bit_compute_dtype": torch_dtype(compute_precision)}
 
@@ -279,7 +272,7 @@ def quantization_config(quantize: str, compute_precision: str):
     kwargs = quantization_kwargs(quantize, compute_precision)
     if kwargs is None:
         return None
-    from transformers import BitsAndBytesConfig
+    from transformers import BitsAndBytesConfig  # lazy: transformers
 
     return BitsAndBytesConfig(**kwargs)
 
@@ -458,7 +451,8 @@ class TrainOptions:
         help="A DeepSpeed JSON config used instead of the generated one (\"auto\" values are filled from the "
         "options).", details="A missing micro batch size or accumulation is taken from --batch-size / "
         "--grad-accum; with --global-batch from its split, and batch keys the file sets must agree with it. An "
-        "\"optimizer\" section replaces ait's AdamW (its lr is set from --lr); a \"scheduler\" section is ignored: "
+        "\"optimizer\" section replaces ait's AdamW; its lr is each --lr's (a value in the file is dropped); a "
+        "\"scheduler\" section is ignored: "
         "ait's warm-up + linear decay schedule always applies.")
     save_every: int = option(0, min=0, panel=PANEL_RUN, help="Checkpoint every N optimizer steps for --resume (0: "
                              "only finished stages).")
