@@ -21,7 +21,7 @@ LAYERS = (
     ("experiment", r"experiment(\..+)?"),
     ("registry", r"registry"),
     ("stages", r"(align|instructions|training|metrics|demo|paper)(\..+)?|generation|decoding|translate_pool|translate_file|probe"
-               r"|export|data|tiny"),
+               r"|export|data_sources|tiny"),
     ("core", r"io|records|languages|models|hub|provenance"),
     ("base", r"|options|console|errors|textfile"),
 )

@@ -435,7 +435,7 @@ def _read_corpora(exp: Experiment, r: _Reader, corpora: dict[str, Any]) -> None:
                          "or opus100 (its zero-shot test pairs)")
         direction = spec.get("direction", "as-is")
         if "direction" in spec:
-            from aligninstruct_cli.data import FILE_DIRECTIONS
+            from aligninstruct_cli.data_sources import FILE_DIRECTIONS
 
             if kind != "file":
                 raise r.fail(f"{where}.direction", f"only for a file: source (a {kind} source has its own "

@@ -107,7 +107,7 @@ def preflight_problems(graph: Any, *, pending: set[str] | None = None, executor:
                     problems.append(f"{step.name}: --source {source}: no such directory")
             else:
                 from aligninstruct_cli import hub
-                from aligninstruct_cli.data import FLORES_HUB_ID, OPUS100_HUB_ID
+                from aligninstruct_cli.data_sources import FLORES_HUB_ID, OPUS100_HUB_ID
 
                 repo = OPUS100_HUB_ID if kind == "opus100" else FLORES_HUB_ID
                 needed.setdefault("datasets", f"reading {repo} from the hub ({step.name})")
