@@ -17,7 +17,6 @@ from aligninstruct_cli.generation import TranslateOptions, Translator, resolve_p
 from aligninstruct_cli.io import STDIO, AppendRecordWriter, ErrorPolicy, RecordWriter, char_budget, read_records
 from aligninstruct_cli.models import LEGACY_PRECISIONS, load_model, pick_device, resolve_precision
 from aligninstruct_cli.provenance import RunManifest, file_sha256, now, package_versions
-from aligninstruct_cli.translate_pool import TranslatorPool, worker_devices
 
 MANIFEST_VERSIONS = ("torch", "transformers", "peft", "tokenizers")  # the packages that decide the hypotheses
 
@@ -116,6 +115,8 @@ def translate_file(options: TranslateOptions, input: str, output: str, *, resume
     previous = _check_resumed_decoding(path, decoding) if resume else None
 
     if options.num_gpus > 1:  # the workers load the model; this process only checks what it can before
+        from aligninstruct_cli.translate_pool import worker_devices  # lazy: start-up (worker pool, ~3 ms)
+
         devices = worker_devices(options)
         resolved = resolve_precision(options.precision, pick_device(devices[0]).type)
         device_text = ",".join(devices)
@@ -170,6 +171,8 @@ def _translate_to(output: str, sources: Iterable[dict], options: TranslateOption
             bar.advance(0 if options.pivot else n_sentences, rate=counts["rate"])  # pivot: two legs a record
 
         if options.num_gpus > 1:
+            from aligninstruct_cli.translate_pool import TranslatorPool  # lazy: start-up (worker pool, ~3 ms)
+
             translator = stack.enter_context(TranslatorPool(options, on_batch=on_batch))
         else:
             translator = Translator(loaded, options, on_batch=on_batch)
