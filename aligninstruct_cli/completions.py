@@ -9,14 +9,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from typer._completion_shared import get_completion_script  # no public API for a named shell
+
 SHELLS = {"bash": "ait.bash", "zsh": "_ait", "fish": "ait.fish"}
 PROG_NAME = "ait"
 COMPLETE_VAR = "_AIT_COMPLETE"
 
 
 def completion_script(shell: str) -> str:
-    from typer._completion_shared import get_completion_script  # no public API for a named shell
-
     return get_completion_script(prog_name=PROG_NAME, complete_var=COMPLETE_VAR, shell=shell).rstrip() + "\n"
 
 

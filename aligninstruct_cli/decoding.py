@@ -59,8 +59,8 @@ class _Bucket:
     """The static cache, the step's input/output buffers and (on CUDA) the captured step for one (batch, width)."""
 
     def __init__(self, model, batch: int, width: int, max_new_tokens: int, device):
-        import torch
-        from transformers import StaticCache
+        import torch  # lazy: torch
+        from transformers import StaticCache  # lazy: transformers
 
         self.batch, self.width, self.max_new_tokens = batch, width, max_new_tokens
         length = width + max_new_tokens
@@ -88,7 +88,7 @@ class GreedyDecoder:
     def __init__(self, model, *, pad_token_id: int, eos_token_id: int | None, newline_ids,
                  is_stop: Callable[[Sequence[int]], bool], device, graphs: bool = False, check_every: int = 1,
                  note: Callable[[str], None] | None = None):
-        import torch
+        import torch  # lazy: torch
 
         self.model = model
         self.pad = pad_token_id
@@ -125,7 +125,7 @@ class GreedyDecoder:
 
     def _step(self, bucket: _Bucket) -> None:
         """One decoding step, in place on the bucket's buffers (what the CUDA graph records)."""
-        import torch
+        import torch  # lazy: torch
 
         logits = self._forward(bucket, bucket.next_input, bucket.position_ids, bucket.cache_position)
         token = torch.where(bucket.done, self.pad, logits.argmax(-1))
@@ -141,7 +141,7 @@ class GreedyDecoder:
     def _capture(self, bucket: _Bucket) -> None:
         """Record `_step` into a CUDA graph (after a warm-up step on a side stream, as torch requires); the
         buffers the warm-up moved are put back by the caller's `_start`."""
-        import torch
+        import torch  # lazy: torch
 
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
@@ -171,7 +171,7 @@ class GreedyDecoder:
 
     def _start(self, bucket: _Bucket, input_ids, attention_mask, real_rows: int) -> None:
         """Prefill the prompt and set every buffer for the first step."""
-        import torch
+        import torch  # lazy: torch
 
         width = bucket.width
         if bucket.used:
@@ -197,7 +197,7 @@ class GreedyDecoder:
     def decode(self, input_ids, attention_mask, max_new_tokens: int, real_rows: int | None = None) -> list[list[int]]:
         """The new tokens of each of the first `real_rows` rows (all by default), padded after a row's stop to
         the batch's length, as `generate(...)[:, width:]` returns them."""
-        import torch
+        import torch  # lazy: torch
 
         batch, width = input_ids.shape
         real_rows = batch if real_rows is None else real_rows

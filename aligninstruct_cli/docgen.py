@@ -15,6 +15,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import typer
+
+from aligninstruct_cli.cli import app
+from aligninstruct_cli.options import (choices_of, default_of, describe_range, flag_of, has_default, option_fields,
+                                       spec_of, type_hints)
 from aligninstruct_cli.registry import STAGE_OPTIONS
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -24,10 +29,6 @@ HEADER = "| option | default | meaning |\n|---|---|---|\n"
 
 def leaf_commands() -> dict[str, Any]:
     """Every leaf command of the app by its full name (`align`, `data opus100`, ...)."""
-    import typer
-
-    from aligninstruct_cli.cli import app
-
     out: dict[str, Any] = {}
     stack = [("", typer.main.get_command(app))]
     while stack:
@@ -57,8 +58,6 @@ def _code(value: Any) -> str:
 
 
 def _row(param: Any, fields: dict[str, Any], hints: dict[str, Any]) -> str | None:
-    from aligninstruct_cli.options import choices_of, default_of, describe_range, flag_of, has_default, spec_of
-
     if param.name in ("help", "ctx"):
         return None
     if param.param_type_name == "argument":
@@ -101,8 +100,6 @@ def _row(param: Any, fields: dict[str, Any], hints: dict[str, Any]) -> str | Non
 
 def table(command_name: str) -> str:
     """The markdown option table of `ait COMMAND_NAME`."""
-    from aligninstruct_cli.options import option_fields, type_hints
-
     command = leaf_commands()[command_name]
     leaf = command_name.split()[-1]
     cls = STAGE_OPTIONS.get(leaf) or STAGE_OPTIONS.get(command_name)

@@ -27,10 +27,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Iterator, Literal, Optional, Sequence
 
 from aligninstruct_cli import console
+from aligninstruct_cli.decoding import CHECK_EVERY, GreedyDecoder, unsupported_generation_settings
 from aligninstruct_cli.instructions.templates import PROMPT_PLACEHOLDERS, PROMPTS
 from aligninstruct_cli.io import FORMATS, INPUT_PANEL, ReadOptions, known_language
 from aligninstruct_cli.languages import get_language
-from aligninstruct_cli.models import MODEL_PANEL, LoadedModel, ModelOptions, base_model_of, oom_error_types
+from aligninstruct_cli.models import (MODEL_PANEL, LoadedModel, ModelOptions, base_model_of, chat_prompt,
+                                      check_chat_template, oom_error_types)
 from aligninstruct_cli.options import OptionError, check_options, option, option_ref
 
 CUSTOM_PROMPT_NAME = "custom"
@@ -49,15 +51,11 @@ class Prompt:
         text = self.template.format(src_name=get_language(src_lang).name,
                                     tgt_name=get_language(tgt_lang).name, src=src)
         if self.chat_tokenizer is not None:
-            from aligninstruct_cli.models import chat_prompt
-
             return chat_prompt(self.chat_tokenizer, text)  # as training renders its inputs (training/examples.py)
         return text
 
     def with_chat_template(self, tokenizer, model: str) -> "Prompt":
         """This prompt wrapped in `tokenizer`'s chat template (`chat_template` option)."""
-        from aligninstruct_cli.models import check_chat_template
-
         check_chat_template(tokenizer, model)
         return replace(self, chat_tokenizer=tokenizer)
 
@@ -184,7 +182,7 @@ class _StopAtNewline:
         self.done = None
 
     def __call__(self, input_ids, scores, **kwargs):
-        import torch
+        import torch  # lazy: torch
 
         if self.done is None:
             self.done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
@@ -248,8 +246,6 @@ class Translator:
         return True
 
     def _own_loop_applies(self) -> bool:
-        from aligninstruct_cli.decoding import unsupported_generation_settings
-
         settings = unsupported_generation_settings(base_model_of(self.loaded.model))
         if settings:
             console.info(f"generation: transformers' generate with a static cache (the model's generation config "
@@ -259,8 +255,6 @@ class Translator:
     def decoder(self):
         """ait's greedy decoding loop for this model (built on first use): CUDA graphs and a look at the tokens
         every CHECK_EVERY steps on a GPU, plain steps looked at one by one on a CPU."""
-        from aligninstruct_cli.decoding import CHECK_EVERY, GreedyDecoder
-
         if self._decoder is None:
             tok = self.loaded.tokenizer
             on_gpu = getattr(self.loaded.device, "type", "cpu") == "cuda"
@@ -313,7 +307,7 @@ class Translator:
         try:
             return self.generate_ids(batch_ids)
         except oom_error_types():
-            import torch
+            import torch  # lazy: torch
 
             if len(batch_ids) == 1:
                 raise OptionError(f"CUDA out of memory on a single sentence: lower {option_ref('max_new_tokens')} or "
@@ -327,7 +321,7 @@ class Translator:
         return self._generate_with_backoff(batch_ids)
 
     def _newline_token_ids(self):
-        import torch
+        import torch  # lazy: torch
 
         if self._newline_ids is None:
             tok = self.loaded.tokenizer
@@ -338,8 +332,8 @@ class Translator:
 
     def generate_ids(self, batch_ids: list[list[int]]) -> list[list[int]]:
         """One batch: the new token ids of each row (up to EOS or the stop, padding after it)."""
-        import torch
-        from transformers import StoppingCriteriaList
+        import torch  # lazy: torch
+        from transformers import StoppingCriteriaList  # lazy: transformers
 
         tok, model = self.loaded.tokenizer, self.loaded.model
         pad = tok.pad_token_id

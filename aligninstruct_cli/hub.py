@@ -3,7 +3,7 @@ reached, and one clear paragraph when neither holds.
 
 Loading a hub id that is not cached on a machine without network makes transformers, datasets and comet
 retry for tens of seconds and then fail with messages about something else ("not supported by COMET").
-Every loader of a hub id (models.py, metrics/comet.py, data.py, sacrebleu's SentencePiece models in
+Every loader of a hub id (models.py, metrics/comet.py, data_sources.py, sacrebleu's SentencePiece models in
 metrics/bleu_chrf.py) asks `require` first: a cached repository goes ahead (and, when the hub cannot be
 reached, the process switches the hub libraries to offline mode so they read the cache without retries);
 a repository that is neither cached nor downloadable stops in well under two seconds with exit code 2.

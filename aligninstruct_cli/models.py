@@ -11,14 +11,17 @@ Errors name the option as a field (`option_ref("model")`): the CLI shows `--mode
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
 import re
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Optional
 
+from aligninstruct_cli import console, hub
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.options import OptionError, check_options, option, option_ref
 from aligninstruct_cli.provenance import version_tuple
@@ -46,8 +49,6 @@ def license_option(value: Any) -> str | None:
 def precision_option(value: str) -> str:
     """Parse a precision option: one of PRECISIONS, or an old spelling (with a deprecation note)."""
     if isinstance(value, str) and value in LEGACY_PRECISIONS:
-        from aligninstruct_cli import console
-
         console.warn(f"precision {value!r} is the old spelling; use {LEGACY_PRECISIONS[value]!r}")
         return LEGACY_PRECISIONS[value]
     return value
@@ -59,7 +60,7 @@ def resolve_precision(precision: str, device_type: str | None = None) -> str:
     precision = precision_option(precision)
     if precision != "auto":
         return precision
-    import torch
+    import torch  # lazy: torch
 
     cuda = torch.cuda.is_available() if device_type is None else device_type == "cuda"
     if cuda:
@@ -68,13 +69,13 @@ def resolve_precision(precision: str, device_type: str | None = None) -> str:
 
 
 def torch_dtype(precision: str):
-    import torch
+    import torch  # lazy: torch
 
     return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision_option(precision)]
 
 
 def pick_device(device: str = "auto"):
-    import torch
+    import torch  # lazy: torch
 
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -140,8 +141,6 @@ def check_hub_model(model: str) -> None:
     second or two, instead of the hub libraries' retries (see hub.py). A local directory passes."""
     if Path(model).expanduser().is_dir():
         return
-    from aligninstruct_cli import hub
-
     hub.require(model, what="model", files=("config.json",),
                 fix=f"pass a local model directory as {option_ref('model')}")
 
@@ -152,7 +151,7 @@ def _first_line(exc: BaseException) -> str:
 
 def load_model_config(model: str):
     """The model's transformers config (config.json), with a clear error for a model that is not there."""
-    from transformers import AutoConfig
+    from transformers import AutoConfig  # lazy: transformers
 
     try:
         return AutoConfig.from_pretrained(model)
@@ -165,7 +164,7 @@ def load_model_config(model: str):
 def load_tokenizer(model: str, *, padding_side: str | None = None):
     """The model's tokenizer; with `padding_side`, set up for batches (a missing pad token becomes EOS,
     as Llama-style tokenizers need: padded positions are masked anyway)."""
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # lazy: transformers
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(model)
@@ -211,8 +210,8 @@ def check_lora_targets(model: str, targets: list[str]) -> None:
     """Every LoRA target (`lora_targets` option) names modules of `model`, as PEFT matches them (the name or
     its last dotted parts); checked on an empty copy on the meta device, so nothing is loaded and a typo
     stops before launch instead of inside every rank."""
-    import torch
-    from transformers import AutoModelForCausalLM
+    import torch  # lazy: torch
+    from transformers import AutoModelForCausalLM  # lazy: transformers
 
     if targets == ["all-linear"]:  # PEFT's shortcut (training/train_options.ALL_LINEAR): any model has linear layers
         return
@@ -234,8 +233,8 @@ def load_causal_lm(model: str, precision: str, *, device=None, quantization_conf
     """`AutoModelForCausalLM.from_pretrained` in `precision` (resolved: bf16/fp16/fp32), straight onto
     `device` when it is a GPU and accelerate is installed; `quantization_config` (a BitsAndBytesConfig)
     quantizes it while loading, onto `device`."""
-    import transformers
-    from transformers import AutoModelForCausalLM
+    import transformers  # lazy: transformers
+    from transformers import AutoModelForCausalLM  # lazy: transformers
 
     # transformers renamed torch_dtype to dtype in 4.56; v5 drops the old name.
     dtype_key = "dtype" if version_tuple(transformers.__version__) >= (4, 56) else "torch_dtype"
@@ -331,8 +330,6 @@ def architecture_fingerprint(config: Any) -> dict[str, Any]:
 def weights_sample(model_dir: str | os.PathLike[str]) -> str | None:
     """A cheap content hash of a local model's weight files (their sizes and a few 64 KB samples each): equal
     for copies, different for models of one architecture with other weights. None for a hub id."""
-    import hashlib
-
     folder = Path(model_dir).expanduser()
     files = sorted(f for pattern in ("*.safetensors", "*.bin") for f in folder.glob(pattern)) if folder.is_dir() else []
     if not files:
@@ -385,8 +382,6 @@ def check_adapter_base(adapter: str, model_id: str) -> None:
     adapter's base cannot be examined (a hub id not cached, a folder gone), names decide as a last resort
     and a different name only warns; `check_adapter_shapes` then still compares every LoRA matrix with the
     loaded model's layers."""
-    from aligninstruct_cli import console
-
     base = adapter_base_model(adapter)
     recorded = _recorded_base(adapter, base)
     trained_on = repr(base) if base else "its base"
@@ -416,8 +411,6 @@ SAFETENSORS_HEADER_MAX = 100 << 20  # safetensors' own limit on the JSON header
 def check_safetensors(path: str | os.PathLike[str]) -> None:
     """A safetensors file is whole: its header parses and the file is exactly as long as the tensors it lists
     (a truncated copy or an interrupted save is an AitError naming the file, not a loader's traceback)."""
-    import struct
-
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -481,7 +474,7 @@ def check_adapter_shapes(adapter: str, model: Any, model_id: str) -> None:
     weights = Path(adapter) / "adapter_model.safetensors"
     if not weights.is_file():
         return  # a .bin adapter: PEFT checks it (ait never writes one)
-    from safetensors import safe_open
+    from safetensors import safe_open  # lazy: safetensors (~15 ms at start-up)
 
     with safe_open(str(weights), framework="pt") as fh:
         shapes = {key: tuple(fh.get_slice(key).get_shape()) for key in fh.keys()}
@@ -509,7 +502,7 @@ def check_adapter_shapes(adapter: str, model: Any, model_id: str) -> None:
 # ---------------------------------------------------------------------------------------------- inference
 def oom_error_types() -> tuple[type, ...]:
     """The exceptions of a CUDA out-of-memory error (torch has had two names for it)."""
-    import torch
+    import torch  # lazy: torch
 
     types = [t for t in (getattr(torch, "OutOfMemoryError", None), getattr(torch.cuda, "OutOfMemoryError", None))
              if t is not None]
@@ -545,7 +538,7 @@ def load_model(model_id: str, adapter: str | None = None, *, merge: bool = False
     tokenizer = load_tokenizer(model_id, padding_side=padding_side)
     model = load_causal_lm(model_id, resolved, device=dev)
     if adapter:
-        from peft import PeftModel
+        from peft import PeftModel  # lazy: peft
 
         check_adapter_shapes(adapter, model, model_id)
         model = PeftModel.from_pretrained(model, adapter)

@@ -23,12 +23,16 @@ Memory: the per-pair cosines (4 bytes × layers × pairs) and sums per direction
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Literal, Optional, Sequence
 
+from rich.table import Table
+
 from aligninstruct_cli.errors import AitError
-from aligninstruct_cli.io import ReadOptions, char_budget
+from aligninstruct_cli.io import ReadOptions, atomic_path, char_budget
 from aligninstruct_cli.languages import get_language
 from aligninstruct_cli.models import MODEL_PANEL, PRECISIONS, ModelOptions, precision_field
 from aligninstruct_cli.options import check_options, option
@@ -87,7 +91,7 @@ def _batches(items: Iterable[dict], size: int) -> Iterator[list[dict]]:
 
 def mean_pooled_layers(model, tokenizer, texts: Sequence[str], device, max_length: int):
     """(n_layers + 1, len(texts), hidden) float32 tensor: each layer's mean over the real tokens."""
-    import torch
+    import torch  # lazy: torch
 
     budget = char_budget(max_length)  # a huge line is cut before tokenizing: the same first tokens, bounded memory
     enc = tokenizer([t[:budget] for t in texts], padding=True, truncation=True, max_length=max_length,
@@ -106,14 +110,12 @@ def layer_similarity(model, tokenizer, pairs: Iterable[dict], options: Similarit
 
     `options` (a `ProbeOptions` will do) with `fields` replaced, e.g. `batch_size=8`; the dataclass checks
     them."""
-    import torch
+    import torch  # lazy: torch
 
     options = options or SimilarityOptions()
     if fields:
         options = replace(options, **fields)
-    import hashlib
-
-    import numpy as np
+    import numpy as np  # lazy: numpy
 
     total: torch.Tensor | None = None
     by_direction: dict[str, list] = {}  # key -> [count, sums]
@@ -164,7 +166,7 @@ def bootstrap_record(samples: int, seed: int) -> dict[str, Any]:
 def resample_counts(n: int, samples: int, seed: int, chunk: int = 256):
     """Blocks of (k, n) counts: how often each of n pairs is drawn in each of `samples` resamples (with
     replacement), in order; the same (n, samples, seed) gives the same resamples."""
-    import numpy as np
+    import numpy as np  # lazy: numpy
 
     rng = np.random.default_rng([seed, n])
     for start in range(0, samples, chunk):
@@ -177,7 +179,7 @@ def resample_counts(n: int, samples: int, seed: int, chunk: int = 256):
 
 def bootstrap_means(values, samples: int, seed: int):
     """(samples, L) per-layer means of `values` (n, L) over bootstrap resamples of its rows."""
-    import numpy as np
+    import numpy as np  # lazy: numpy
 
     values = np.asarray(values, dtype=np.float64)
     n = len(values)
@@ -186,7 +188,7 @@ def bootstrap_means(values, samples: int, seed: int):
 
 def percentile_interval(means, level: float = CI_LEVEL) -> list[list[float]]:
     """Per layer [low, high]: the percentile interval of bootstrap means (samples, L)."""
-    import numpy as np
+    import numpy as np  # lazy: numpy
 
     tail = (1.0 - level) / 2 * 100
     low, high = np.percentile(means, [tail, 100 - tail], axis=0)
@@ -194,9 +196,7 @@ def percentile_interval(means, level: float = CI_LEVEL) -> list[list[float]]:
 
 
 def encode_per_pair(values) -> dict[str, Any]:
-    import base64
-
-    import numpy as np
+    import numpy as np  # lazy: numpy
 
     array = np.ascontiguousarray(values, dtype="<f4")
     return {"shape": list(array.shape), "encoding": PER_PAIR_ENCODING,
@@ -205,9 +205,7 @@ def encode_per_pair(values) -> dict[str, Any]:
 
 def decode_per_pair(entry: Any):
     """The (n_pairs, n_layers) float32 array of a result's `per_pair`, or None when it has none."""
-    import base64
-
-    import numpy as np
+    import numpy as np  # lazy: numpy
 
     if not isinstance(entry, dict) or not isinstance(entry.get("data"), str):
         return None
@@ -221,7 +219,7 @@ def decode_per_pair(entry: Any):
 def delta_interval(a: dict, b: dict, samples: int, seed: int) -> dict[str, Any] | None:
     """The bootstrap interval of b − a per layer: paired (the same resampled pairs on both sides) when both
     runs probed the same pairs, else independent resamples of each; None without per-pair values."""
-    import numpy as np
+    import numpy as np  # lazy: numpy
 
     va, vb = decode_per_pair(a.get("per_pair")), decode_per_pair(b.get("per_pair"))
     if va is None or vb is None or not samples or va.shape[1] != vb.shape[1]:
@@ -293,15 +291,13 @@ def compare_runs(runs: Sequence[dict], paths: Sequence[str], *, bootstrap_sample
 def plot(result: dict, path: str | Path) -> None:
     """A PNG line plot: cosine per layer (one line per run); with deltas, a second panel of the Δs."""
     try:
-        import matplotlib
+        import matplotlib  # lazy: matplotlib (optional)
     except ImportError:
         raise AitError("plotting needs matplotlib", hint="pip install 'aligninstruct-cli[plot]'") from None
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    from aligninstruct_cli.io import atomic_path
+    import matplotlib.pyplot as plt  # lazy: matplotlib (optional)
+    from matplotlib.ticker import MaxNLocator  # lazy: matplotlib (optional)
 
     runs = result["runs"] if "runs" in result else [{"label": run_label(result), "cosine": result["cosine"],
                                                      **({"ci95": result["ci95"]} if "ci95" in result else {})}]
@@ -383,8 +379,6 @@ def _interval(ci: Sequence[float] | None) -> str:
 def render_terminal(result: dict):
     """A rich Table: one row per layer with its value, 95% interval and a bar on a fixed scale (cosine 0..1;
     Δ ±DELTA_SCALE); a Δ whose interval includes 0 is dimmed."""
-    from rich.table import Table
-
     table = Table(title="ait probe: mean cosine per layer", title_justify="left")
     table.add_column("layer", justify="right")
     if "runs" not in result:

@@ -6,7 +6,7 @@ A new stage = its options dataclass in its library module and one line here (plu
 from __future__ import annotations
 
 from aligninstruct_cli.align.pipeline import AlignOptions
-from aligninstruct_cli.data import FileOptions, Flores200Options, Opus100Options
+from aligninstruct_cli.data_sources import FileOptions, Flores200Options, Opus100Options
 from aligninstruct_cli.export import ExportOptions
 from aligninstruct_cli.generation import TranslateOptions
 from aligninstruct_cli.instructions.mixing import MixOptions

@@ -6,8 +6,11 @@ mirrors BLOOM's: byte-level BPE with <unk>=0, <s>=1, </s>=2, <pad>=3."""
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 from typing import Iterable
+
+from aligninstruct_cli.metrics.comet_model import build_random_comet
 
 SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<pad>"]
 
@@ -26,8 +29,8 @@ def train_tokenizer(texts: Iterable[str], out_dir: str | Path, *, vocab_size: in
     `style` sets the special tokens as the real families have them: `bloom` (<unk> <s> </s> <pad>, no BOS
     added), `llama` (<unk> <s> </s>, BOS added to every encoding, NO pad token) or `qwen2` (ChatML:
     <|endoftext|> pads, <|im_end|> ends a turn and is EOS as in Qwen2-Instruct, no BOS, a chat template)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers  # lazy: tokenizers
+    from transformers import PreTrainedTokenizerFast  # lazy: transformers
 
     specials = CHATML_TOKENS if style == "qwen2" else SPECIAL_TOKENS[:3] if style == "llama" else SPECIAL_TOKENS
     tok = Tokenizer(models.BPE(unk_token=None if style == "qwen2" else "<unk>"))
@@ -62,8 +65,8 @@ def train_tokenizer(texts: Iterable[str], out_dir: str | Path, *, vocab_size: in
 def build_tiny_bloom(out_dir: str | Path, tokenizer, *, hidden_size: int = 64, n_layer: int = 2,
                      n_head: int = 4, seed: int = 0):
     """A randomly initialised BloomForCausalLM of the given shape, saved with `tokenizer` to `out_dir`."""
-    import torch
-    from transformers import BloomConfig, BloomForCausalLM
+    import torch  # lazy: torch
+    from transformers import BloomConfig, BloomForCausalLM  # lazy: transformers
 
     torch.manual_seed(seed)
     config = BloomConfig(vocab_size=len(tokenizer), hidden_size=hidden_size, n_layer=n_layer, n_head=n_head,
@@ -80,7 +83,7 @@ def build_tiny_llama(out_dir: str | Path, tokenizer, *, hidden_size: int = 64, n
                      n_kv_head: int = 2, seed: int = 0):
     """A randomly initialised LlamaForCausalLM (grouped-query attention, rotary positions, SwiGLU), saved with
     `tokenizer` (a `train_tokenizer(style="llama")` one: no pad token, as Llama's) to `out_dir`."""
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaConfig, LlamaForCausalLM  # lazy: transformers
 
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
                          num_hidden_layers=n_layer, num_attention_heads=n_head, num_key_value_heads=n_kv_head,
@@ -93,7 +96,7 @@ def build_tiny_qwen2(out_dir: str | Path, tokenizer, *, hidden_size: int = 64, n
                      n_kv_head: int = 2, seed: int = 0):
     """A randomly initialised Qwen2ForCausalLM (biased q/k/v projections, tied embeddings as the small Qwen2s),
     saved with `tokenizer` (a `train_tokenizer(style="qwen2")` one, with a chat template) to `out_dir`."""
-    from transformers import Qwen2Config, Qwen2ForCausalLM
+    from transformers import Qwen2Config, Qwen2ForCausalLM  # lazy: transformers
 
     config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
                          num_hidden_layers=n_layer, num_attention_heads=n_head, num_key_value_heads=n_kv_head,
@@ -103,7 +106,7 @@ def build_tiny_qwen2(out_dir: str | Path, tokenizer, *, hidden_size: int = 64, n
 
 
 def _save_tiny(model_class, config, out_dir: str | Path, tokenizer, seed: int):
-    import torch
+    import torch  # lazy: torch
 
     torch.manual_seed(seed)
     model = model_class(config)
@@ -115,8 +118,6 @@ def _save_tiny(model_class, config, out_dir: str | Path, tokenizer, seed: int):
 
 def sample_texts(n: int = 400, seed: int = 0) -> list[str]:
     """Deterministic pseudo-sentences (English-like words plus a toy language) for tokenizer training."""
-    import random
-
     rng = random.Random(seed)
     words = ("the a cat dog house river small big red green walks sees eats water tree bird sun moon "
              "translate from to english kazakh true false given following parallel sentence judge "
@@ -132,8 +133,8 @@ def build_tiny_comet(out_dir: str | Path, *, texts: Iterable[str] | None = None,
     (`hparams.yaml`, `checkpoints/model.ckpt`, plus `encoder/` with the XLM-R config and a locally trained
     tokenizer that `pretrained_model` points at). Returns the checkpoint path; no download involved, and no
     unbabel-comet needed (the checkpoint is one comet's `load_from_checkpoint` reads too)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import XLMRobertaConfig, XLMRobertaTokenizerFast
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers  # lazy: tokenizers
+    from transformers import XLMRobertaConfig, XLMRobertaTokenizerFast  # lazy: transformers
 
     out = Path(out_dir)
     encoder = out / "encoder"
@@ -153,7 +154,5 @@ def build_tiny_comet(out_dir: str | Path, *, texts: Iterable[str] | None = None,
     XLMRobertaConfig(vocab_size=len(fast), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                      intermediate_size=64, max_position_embeddings=130, pad_token_id=1, bos_token_id=0,
                      eos_token_id=2, type_vocab_size=1).save_pretrained(encoder)
-
-    from aligninstruct_cli.metrics.comet_model import build_random_comet
 
     return build_random_comet(out, encoder, hidden_sizes=(16,), seed=seed)

@@ -13,8 +13,10 @@ from typing import Iterable, Iterator
 
 from aligninstruct_cli import console
 from aligninstruct_cli.errors import AitError
-from aligninstruct_cli.generation import TranslateOptions
+from aligninstruct_cli.generation import TranslateOptions, Translator, resolve_prompt
 from aligninstruct_cli.io import STDIO, AppendRecordWriter, ErrorPolicy, RecordWriter, char_budget, read_records
+from aligninstruct_cli.models import LEGACY_PRECISIONS, load_model, pick_device, resolve_precision
+from aligninstruct_cli.provenance import RunManifest, file_sha256, now, package_versions
 
 MANIFEST_VERSIONS = ("torch", "transformers", "peft", "tokenizers")  # the packages that decide the hypotheses
 
@@ -51,8 +53,6 @@ def manifest_path(output: str) -> Path | None:
 def _legacy_settings(data: dict) -> dict:
     """A manifest written before precision had one vocabulary (`dtype: float32`, `resolved_dtype`) in
     today's keys and spellings, so a run that an older ait started can still be resumed."""
-    from aligninstruct_cli.models import LEGACY_PRECISIONS
-
     def spelled(value):
         return LEGACY_PRECISIONS.get(value, value)
 
@@ -68,8 +68,6 @@ def _legacy_settings(data: dict) -> dict:
 def _check_resumed_decoding(manifest: Path | None, decoding: dict):
     """The manifest of the run being resumed, after checking that it decoded the same way (a resumed file
     must not mix beam sizes, length limits or precisions). None on a first run or a file without one."""
-    from aligninstruct_cli.provenance import RunManifest
-
     previous = RunManifest.load(manifest) if manifest is not None else None
     if previous is None:
         return None
@@ -93,10 +91,6 @@ def translate_file(options: TranslateOptions, input: str, output: str, *, resume
     """`ait translate` on files: translate the source records of `input` into `output` (with `resume`: append
     to it, after the ids it holds, once its model, prompt and decoding are checked to be the same), with a
     progress bar and OUTPUT.run.json beside a file output. Bad records go to `policy`. Returns the summary line."""
-    from aligninstruct_cli.generation import resolve_prompt
-    from aligninstruct_cli.models import load_model
-    from aligninstruct_cli.provenance import RunManifest, file_sha256, now, package_versions
-
     prompt = resolve_prompt(options.prompt)
     if resume and output == STDIO:
         raise AitError("--resume needs --output FILE (it appends to that file)")
@@ -121,8 +115,7 @@ def translate_file(options: TranslateOptions, input: str, output: str, *, resume
     previous = _check_resumed_decoding(path, decoding) if resume else None
 
     if options.num_gpus > 1:  # the workers load the model; this process only checks what it can before
-        from aligninstruct_cli.models import pick_device, resolve_precision
-        from aligninstruct_cli.translate_pool import worker_devices
+        from aligninstruct_cli.translate_pool import worker_devices  # lazy: start-up (worker pool, ~3 ms)
 
         devices = worker_devices(options)
         resolved = resolve_precision(options.precision, pick_device(devices[0]).type)
@@ -166,8 +159,6 @@ def _translate_to(output: str, sources: Iterable[dict], options: TranslateOption
                   append: bool, input: str, skipped: list[int]):
     """Translate `sources` into `output` (appended and synced after every chunk with `append`, else written
     atomically) under a progress bar: (the translator, for its stats; the number of records written)."""
-    from aligninstruct_cli.generation import Translator
-
     with contextlib.ExitStack() as stack, console.Bar("translate", total=total, unit="sentences") as bar:
         started = time.perf_counter()
         counts = {"sent": 0, "tok": 0, "rate": ""}
@@ -180,7 +171,7 @@ def _translate_to(output: str, sources: Iterable[dict], options: TranslateOption
             bar.advance(0 if options.pivot else n_sentences, rate=counts["rate"])  # pivot: two legs a record
 
         if options.num_gpus > 1:
-            from aligninstruct_cli.translate_pool import TranslatorPool
+            from aligninstruct_cli.translate_pool import TranslatorPool  # lazy: start-up (worker pool, ~3 ms)
 
             translator = stack.enter_context(TranslatorPool(options, on_batch=on_batch))
         else:

@@ -16,6 +16,7 @@ ranks keep: PR_SET_PDEATHSIG on Linux and a thread polling the parent), so no or
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import queue
 import signal
@@ -26,6 +27,8 @@ from typing import Callable, Iterable, Iterator
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.generation import (GenerationStats, TranslateOptions, Translator, chunked,
                                           default_chunk_size)
+from aligninstruct_cli.languages import get_language
+from aligninstruct_cli.models import load_model
 from aligninstruct_cli.options import OptionError, option_ref
 from aligninstruct_cli.training.distributed import watch_launching_process
 
@@ -35,7 +38,7 @@ POLL_S = 0.5  # how often a waiting parent checks that its workers are alive
 
 def worker_devices(options: TranslateOptions) -> list[str]:
     """One device per worker: cuda:0..N-1 (or the GPUs from cuda:K on), or N times the CPU."""
-    import torch
+    import torch  # lazy: torch
 
     n = options.num_gpus
     device = options.device
@@ -53,8 +56,6 @@ class TranslatorPool:
     """`Translator.translate_chunks` spread over worker processes; use as a context manager."""
 
     def __init__(self, options: TranslateOptions, *, on_batch: Callable[[int, int], None] | None = None):
-        import multiprocessing
-
         self.options = options
         self.on_batch = on_batch
         self.devices = worker_devices(options)
@@ -88,8 +89,6 @@ class TranslatorPool:
     def translate_chunks(self, records: Iterable[dict], *, pivot: str | None = None,
                          chunk_size: int | None = None) -> Iterator[list[dict]]:
         """The translated chunks, in input order (see the module docstring)."""
-        from aligninstruct_cli.languages import get_language
-
         pivot_code = get_language(pivot).code if pivot else None
         chunks = enumerate(chunked(records, chunk_size or default_chunk_size(self.options.batch_size)))
         done: dict[int, list[dict]] = {}
@@ -144,9 +143,7 @@ def _work(rank: int, options: TranslateOptions, threads: int, parent_pid: int, t
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent stops us
     watch_launching_process(parent_pid, what="ait translate worker")  # no orphan keeps a GPU
     try:
-        import torch
-
-        from aligninstruct_cli.models import load_model
+        import torch  # lazy: torch
 
         if options.device == "cpu":
             torch.set_num_threads(threads)

@@ -6,7 +6,7 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from aligninstruct_cli import data
+from aligninstruct_cli import data_sources
 from aligninstruct_cli.cli import app
 from aligninstruct_cli.errors import AitError, InputError
 
@@ -18,7 +18,7 @@ def _lines(path):
 
 
 def test_opus100_release_layout_matches_the_files(shared_data):
-    recs = list(data.opus100("be-en", "test", source=str(shared_data / "opus100")))
+    recs = list(data_sources.opus100("be-en", "test", source=str(shared_data / "opus100")))
     en = _lines(shared_data / "opus100/be-en/opus.be-en-test.en")
     be = _lines(shared_data / "opus100/be-en/opus.be-en-test.be")
     assert len(recs) == len(en) == 2000
@@ -28,14 +28,14 @@ def test_opus100_release_layout_matches_the_files(shared_data):
 
 
 def test_opus100_pair_in_either_order_and_both_directions(shared_data):
-    recs = list(data.opus100("en-be", "dev", source=str(shared_data / "opus100"), direction="both", limit=4))
+    recs = list(data_sources.opus100("en-be", "dev", source=str(shared_data / "opus100"), direction="both", limit=4))
     assert [(r["src_lang"], r["tgt_lang"]) for r in recs] == [("en", "be"), ("be", "en")] * 2
     assert recs[0]["src"] == recs[1]["tgt"] and recs[0]["tgt"] == recs[1]["src"]
     assert len({r["id"] for r in recs}) == 4
 
 
 def test_flores_pairs_any_two_languages_by_line(shared_data):
-    recs = list(data.flores200("deu_Latn", "dev", with_lang="fr", source=str(shared_data / "flores200"),
+    recs = list(data_sources.flores200("deu_Latn", "dev", with_lang="fr", source=str(shared_data / "flores200"),
                                direction="xx-en", limit=3))
     de = _lines(shared_data / "flores200/dev/deu_Latn.dev")
     fr = _lines(shared_data / "flores200/dev/fra_Latn.dev")
@@ -51,13 +51,13 @@ def test_hub_parquet_layout(tmp_path):
     (tmp_path / "en-kk").mkdir()
     rows = [{"en": f"hello {i}", "kk": f"сәлем {i}"} for i in range(5)]
     pq.write_table(pa.table({"translation": rows}), tmp_path / "en-kk" / "test-00000-of-00001.parquet")
-    recs = list(data.opus100("kk-en", "test", source=str(tmp_path)))
+    recs = list(data_sources.opus100("kk-en", "test", source=str(tmp_path)))
     assert [(r["src"], r["tgt"]) for r in recs] == [(f"hello {i}", f"сәлем {i}") for i in range(5)]
 
     for split_dir, code, texts in (("devtest", "eng_Latn", ["a", "b"]), ("devtest", "kaz_Cyrl", ["ә", "б"])):
         (tmp_path / "fl" / split_dir).mkdir(parents=True, exist_ok=True)
         pq.write_table(pa.table({"id": [1, 2], "text": texts}), tmp_path / "fl" / split_dir / f"{code}.parquet")
-    recs = list(data.flores200("kk", "devtest", source=str(tmp_path / "fl")))
+    recs = list(data_sources.flores200("kk", "devtest", source=str(tmp_path / "fl")))
     assert [(r["src"], r["tgt"]) for r in recs] == [("a", "ә"), ("b", "б")]
 
 
@@ -66,7 +66,7 @@ def test_mismatched_line_counts_name_the_longer_file(tmp_path):
     (tmp_path / "devtest" / "eng_Latn.devtest").write_text("a\nb\nc\n")
     (tmp_path / "devtest" / "kaz_Cyrl.devtest").write_text("ә\nб\n")
     with pytest.raises(InputError) as err:
-        list(data.flores200("kaz_Cyrl", "devtest", source=str(tmp_path)))
+        list(data_sources.flores200("kaz_Cyrl", "devtest", source=str(tmp_path)))
     assert "eng_Latn.devtest:3" in str(err.value)
 
 
@@ -88,17 +88,18 @@ def test_cli_writes_jsonl_and_reports_errors(shared_data, tmp_path):
 
 def test_non_english_opus_pair_is_rejected():
     with pytest.raises(AitError, match="English-centric"):
-        list(data.opus100("de-kk", "test", source="."))
+        list(data_sources.opus100("de-kk", "test", source="."))
     with pytest.raises(AitError, match="English-centric"):
-        list(data.opus100("de-de", "test", source="."))
+        list(data_sources.opus100("de-de", "test", source="."))
     with pytest.raises(AitError, match="no train split for de-fr"):
-        list(data.opus100("de-fr", "train", source="."))
+        list(data_sources.opus100("de-fr", "train", source="."))
 
 
 def test_opus100_zero_shot_test_pairs_from_the_release_layout(tmp_path):
     """OPUS-100 v1.0 ships `zero-shot/<pair>/opus.<pair>-test.<lang>` beside `supervised/`: the 15 pairs among
     ar, de, fr, nl, ru, zh, test split only."""
-    assert len(data.opus100_zero_shot_pairs()) == 15 and data.opus100_zero_shot_pairs()[:2] == ["ar-de", "ar-fr"]
+    pairs = data_sources.opus100_zero_shot_pairs()
+    assert len(pairs) == 15 and pairs[:2] == ["ar-de", "ar-fr"]
     pair = tmp_path / "v1.0" / "zero-shot" / "de-fr"
     pair.mkdir(parents=True)
     (pair / "opus.de-fr-test.de").write_text("Hallo Welt\nGuten Morgen\n")
@@ -114,13 +115,13 @@ def test_opus100_zero_shot_test_pairs_from_the_release_layout(tmp_path):
         ("opus100.de-fr.test.2.de-fr", "Guten Morgen", "Bonjour"),
         ("opus100.de-fr.test.2.fr-de", "Bonjour", "Guten Morgen")]
     # the pair in the other order: fr is the source, the same files are read
-    recs = list(data.opus100("fr-de", "test", source=str(tmp_path / "v1.0")))
+    recs = list(data_sources.opus100("fr-de", "test", source=str(tmp_path / "v1.0")))
     assert [(r["src_lang"], r["tgt_lang"], r["src"]) for r in recs][0] == ("fr", "de", "Bonjour le monde")
     # the supervised pairs are found under supervised/ in the same tree
     (tmp_path / "v1.0" / "supervised" / "en-kk").mkdir(parents=True)
     for code, text in (("en", "hello"), ("kk", "сәлем")):
         (tmp_path / "v1.0" / "supervised" / "en-kk" / f"opus.en-kk-test.{code}").write_text(text + "\n")
-    assert [r["tgt"] for r in data.opus100("en-kk", "test", source=str(tmp_path / "v1.0"))] == ["сәлем"]
+    assert [r["tgt"] for r in data_sources.opus100("en-kk", "test", source=str(tmp_path / "v1.0"))] == ["сәлем"]
     bad = runner.invoke(app, ["data", "opus100", "--pair", "de-fr", "--split", "dev", "--source",
                               str(tmp_path / "v1.0"), "-o", str(tmp_path / "none.jsonl")])
     assert bad.exit_code == 2 and "no dev split for de-fr" in " ".join(bad.output.split())
@@ -140,4 +141,4 @@ def test_hub_unreachable_is_a_clean_error(tmp_path, monkeypatch):
 
 
 def test_flores_plus_code_for_mandarin():
-    assert data.FLORES_PLUS_CODES["zho_Hans"] == "cmn_Hans"
+    assert data_sources.FLORES_PLUS_CODES["zho_Hans"] == "cmn_Hans"

@@ -100,7 +100,7 @@ TESTSET_OF = {"opus100": "opus100", "flores200": "flores200"}
 
 def _plan_directions(graph, system_names) -> set[tuple[str, str, str]]:
     """(test set, src, tgt) of every direction the systems translate, read from the plan's `ait data` steps."""
-    from aligninstruct_cli.data import _opus_pair
+    from aligninstruct_cli.data_sources import _opus_pair
     from aligninstruct_cli.languages import get_language
 
     exp = graph.exp

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import tempfile
 from array import array
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -187,7 +188,7 @@ class CellLayout:
 
     def block_keys(self, chunk: Chunk, n_tgt_words: int):
         """[B, m, n] int64 torch keys src_id * n_tgt_words + tgt_id."""
-        import torch
+        import torch  # lazy: torch
 
         s, t = self.block_words(chunk)
         s = torch.from_numpy(s).to(torch.int64)
@@ -195,7 +196,7 @@ class CellLayout:
         return s[:, None, :] * n_tgt_words + t[:, :, None]
 
     def block_ids(self, chunk: Chunk):
-        import torch
+        import torch  # lazy: torch
 
         size = chunk.size * chunk.m * chunk.n
         return torch.from_numpy(np.asarray(self.cell_ids[chunk.cell_start:chunk.cell_start + size]))
@@ -217,7 +218,7 @@ class CellLayout:
                        on_shard=None, threads: int = 1):
         """Give every cell the id of its (source word, target word) pair; return the sorted int64 keys
         (src_id * n_tgt_words + tgt_id) of all pairs, id = position in that list."""
-        import torch
+        import torch  # lazy: torch
 
         shard_cells = DEFAULT_SHARD_CELLS if shard_cells is None else shard_cells
 
@@ -252,8 +253,6 @@ class CellLayout:
 
         shards = list(self.iter_shards(shard_cells))
         if threads > 1 and len(shards) > 1:
-            from concurrent.futures import ThreadPoolExecutor
-
             with ThreadPoolExecutor(threads) as pool:
                 results = list(pool.map(one_shard, shards))
         else:
@@ -277,7 +276,7 @@ class CellLayout:
                         shard_cells: int | None = None) -> None:
         """Give every cell the id of its pair in a fixed table with sorted `keys`; pairs the table does
         not hold (unseen words or unseen combinations) get id len(keys), the table's floor slot."""
-        import torch
+        import torch  # lazy: torch
 
         n_keys = keys.numel()
         for chunk in self.chunks:
@@ -300,7 +299,7 @@ def merge_sorted_unique(arrays: list, *, pieces: int | None = None):
     """Merge sorted, duplicate-free int64 tensors: (their sorted union, and for each input an int32 map
     from its positions to positions in the union). The key range is cut into pieces merged one at a
     time, so the sort's transient memory is that of one piece, not of all inputs together."""
-    import torch
+    import torch  # lazy: torch
 
     total = sum(a.numel() for a in arrays)
     if pieces is None:

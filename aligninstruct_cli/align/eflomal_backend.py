@@ -17,7 +17,7 @@ import numpy as np
 def run_eflomal(src: np.ndarray, tgt: np.ndarray, src_len: np.ndarray, tgt_len: np.ndarray, *,
                 work_dir: str | None = None, quiet: bool = True) -> tuple[list, list]:
     """(forward links, reverse links) per sentence, both in source-target order."""
-    from eflomal import Aligner
+    from eflomal import Aligner  # lazy: eflomal (optional)
 
     def lines(ids: np.ndarray, lengths: np.ndarray):
         offset = 0

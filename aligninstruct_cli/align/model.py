@@ -27,6 +27,7 @@ normalises over the other axis.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -170,7 +171,7 @@ def optimize_tension(lam: float, empirical: float, classes: LengthClasses, n_tok
 def normalize_rows(counts, rows, n_rows: int, *, variational_bayes: bool, alpha: float, out,
                    chunk: int = 1 << 22) -> None:
     """out[k] = normalised counts[k] within its row rows[k] (VB: exp(digamma(c+a) - digamma(tot)))."""
-    import torch
+    import torch  # lazy: torch
 
     total = torch.zeros(n_rows, dtype=torch.float64)
     n = counts.numel()
@@ -193,7 +194,7 @@ def normalize_rows(counts, rows, n_rows: int, *, variational_bayes: bool, alpha:
 
 def normalize_vector(counts, *, variational_bayes: bool, alpha: float, out) -> None:
     """The null word's row: every predicted word of the corpus."""
-    import torch
+    import torch  # lazy: torch
 
     c = counts.to(torch.float64)
     if variational_bayes:
@@ -233,7 +234,7 @@ class EMTrainer:
 
     # --------------------------------------------------------------------------------------- one pass
     def _priors(self, direction: str, m: int, n: int, cache: dict):
-        import torch
+        import torch  # lazy: torch
 
         key = (direction, m, n)
         hit = cache.get(key)
@@ -268,7 +269,7 @@ class EMTrainer:
 
         With several lanes, each lane (a thread running single-threaded torch ops, which release the
         GIL) accumulates into its own count buffers; they are summed in lane order at the end."""
-        import torch
+        import torch  # lazy: torch
 
         layout = self.layout
         if final:
@@ -279,8 +280,6 @@ class EMTrainer:
         lanes = self._lanes()
         if len(lanes) == 1:
             return self._pass_chunks(lanes[0], iteration, final, counts, null_counts, on_chunk)
-        from concurrent.futures import ThreadPoolExecutor
-
         buffers = [(counts, null_counts)]
         for _ in lanes[1:]:
             buffers.append((None if counts is None else {k: torch.zeros_like(v) for k, v in counts.items()},
@@ -302,7 +301,7 @@ class EMTrainer:
         return stats
 
     def _pass_chunks(self, chunks, iteration: int, final: bool, counts, null_counts, on_chunk) -> dict:
-        import torch
+        import torch  # lazy: torch
 
         torch.set_flush_denormal(True)  # a per-thread CPU flag: set it in every lane
         layout = self.layout
@@ -356,7 +355,7 @@ class EMTrainer:
 
     # --------------------------------------------------------------------------------------- training
     def train(self, *, on_chunk=None, on_iteration=None) -> None:
-        import torch
+        import torch  # lazy: torch
 
         opt = self.options
         torch.set_flush_denormal(True)
@@ -398,7 +397,7 @@ class EMTrainer:
 
     def viterbi(self, *, on_chunk=None) -> None:
         """Links only, with the current (e.g. loaded) tables."""
-        import torch
+        import torch  # lazy: torch
 
         torch.set_flush_denormal(True)
         try:

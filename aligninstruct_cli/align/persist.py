@@ -20,6 +20,7 @@ import numpy as np
 
 from aligninstruct_cli.align.model import EMOptions
 from aligninstruct_cli.errors import AitError
+from aligninstruct_cli.io import atomic_path, read_json, write_json
 from aligninstruct_cli.options import OptionError, option_ref
 
 FORMAT = "ait-align-model"
@@ -49,8 +50,6 @@ class AlignmentModel:
         for name, table in self.tables.items():
             arrays[f"t_{name}"] = np.asarray(table["t"], dtype=np.float32)
             arrays[f"null_{name}"] = np.asarray(table["null"], dtype=np.float32)
-        from aligninstruct_cli.io import atomic_path, write_json
-
         with atomic_path(path / "tables.npz") as tmp:
             with open(tmp, "wb") as f:
                 np.savez(f, **arrays)
@@ -66,8 +65,6 @@ class AlignmentModel:
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str]) -> "AlignmentModel":
-        from aligninstruct_cli.io import read_json
-
         path = Path(directory)
         if not (path / "model.json").is_file():
             raise OptionError(f"{option_ref('model')} {directory}: not an alignment model (no model.json)",

@@ -25,6 +25,7 @@ import orjson
 from aligninstruct_cli import console
 from aligninstruct_cli.align import spans as spans_mod
 from aligninstruct_cli.align.corpus import CellLayout, EncodedCorpus, Vocab
+from aligninstruct_cli.align.eflomal_backend import run_eflomal
 from aligninstruct_cli.align.model import UNSEEN_T, EMOptions, EMTrainer
 from aligninstruct_cli.align.persist import AlignmentModel
 from aligninstruct_cli.align.symmetrize import DEFAULT_HEURISTIC, HEURISTICS, needs, symmetrize
@@ -135,9 +136,7 @@ class CorpusAligner:
         self.fitted = False
 
     def _bar(self, description: str, total: int | None):
-        from aligninstruct_cli.console import Bar
-
-        bar = Bar(description, total=total, unit="sentences")
+        bar = console.Bar(description, total=total, unit="sentences")
         bar.enabled = bar.enabled and self.config.progress
         return bar
 
@@ -194,7 +193,7 @@ class CorpusAligner:
         self.fitted = True
 
     def _fit_fast_align(self) -> None:
-        import torch
+        import torch  # lazy: torch
 
         # parallelism comes from lanes (config.threads); intra-op threads on these small ops only add
         # barrier waits, which stall for whole scheduler slices when the cores are busy
@@ -206,7 +205,7 @@ class CorpusAligner:
             torch.set_num_threads(before)
 
     def _fit_fast_align_single_threaded(self) -> None:
-        import torch
+        import torch  # lazy: torch
 
         cfg = self.config
         n = len(self.corpus)
@@ -256,18 +255,14 @@ class CorpusAligner:
 
     def _fit_eflomal(self) -> None:
         try:
-            import eflomal  # noqa: F401
+            import eflomal  # lazy: eflomal (optional), imported here to say it is missing  # noqa: F401
         except ImportError:
             raise OptionError(f"{option_ref('backend')} eflomal needs the optional package eflomal",
                            hint="pip install 'aligninstruct-cli[eflomal]' (or pip install eflomal==2.0.0)") from None
-        from aligninstruct_cli.align.eflomal_backend import run_eflomal
-
         if len(self.corpus) == 0:
             self._eflomal_links = ([], [])
             return
-        from aligninstruct_cli.console import info
-
-        info(f"eflomal: aligning {len(self.corpus):,} sentence pairs (no progress bar)")
+        console.info(f"eflomal: aligning {len(self.corpus):,} sentence pairs (no progress bar)")
         self._eflomal_links = run_eflomal(*self.corpus.arrays(), work_dir=self.config.work_dir)
 
     # ------------------------------------------------------------------------------------------ model
@@ -278,7 +273,7 @@ class CorpusAligner:
             return self.model
         tables = {name: {"t": d.t.numpy(), "null": d.t_null.numpy(), "tension": float(d.tension)}
                   for name, d in self.trainer.directions.items()}
-        import torch
+        import torch  # lazy: torch
 
         keys = (self.trainer.pair_src.to(torch.int64) * len(self.corpus.tgt_vocab)
                 + self.trainer.pair_tgt.to(torch.int64))

@@ -11,6 +11,7 @@ import typer
 from typing_extensions import Annotated
 
 from aligninstruct_cli import console
+from aligninstruct_cli.commands.experiment import load
 from aligninstruct_cli.errors import AitError
 
 demo_app = typer.Typer(help="The whole AlignInstruct chain on toy languages, small enough for a laptop CPU.",
@@ -34,9 +35,8 @@ def run(
     show_config: Annotated[bool, typer.Option("--show-config", help="Print the demo's experiment config and exit.")]
         = False,
 ) -> None:
-    from aligninstruct_cli.commands.experiment import load
-    from aligninstruct_cli.experiment.report import write_report
-    from aligninstruct_cli.experiment.run import run_graph
+    from aligninstruct_cli.experiment.report import write_report  # lazy: start-up (experiment runner, ~70 ms)
+    from aligninstruct_cli.experiment.run import run_graph  # lazy: start-up (experiment runner, ~70 ms)
 
     if show_config:
         sys.stdout.write(CONFIG.read_text(encoding="utf-8"))
@@ -68,7 +68,7 @@ def toy_data(
         = 0,
 ) -> None:
     """Generate the toy parallel corpora (parallel JSONL, English source)."""
-    from aligninstruct_cli.demo.build import make_toy_data
+    from aligninstruct_cli.demo.build import make_toy_data  # lazy: start-up (the toy data and models, ~3 ms)
 
     sizes = make_toy_data(output, seen=seen, unseen=unseen, dev=dev, test=test, seed=seed)
     console.info(", ".join(f"{name}: {n}" for name, n in sizes.items()))
@@ -90,7 +90,7 @@ def toy_model(
     """Train a byte-level tokenizer on the corpus (the demo's: English + Sunlandic) and save an untrained tiny
     BLOOM (hidden 128, 2 layers) for a quick offline run of the whole chain; see docs/getting-started.md for
     what it can and cannot show."""
-    from aligninstruct_cli.demo.build import make_toy_model
+    from aligninstruct_cli.demo.build import make_toy_model  # lazy: start-up (the toy data and models, ~3 ms)
 
     make_toy_model(data, output, seed=seed, vocab_size=vocab_size)
     console.info(f"untrained tiny BLOOM and tokenizer in {output}")
@@ -103,8 +103,8 @@ def toy_comet(
 ) -> None:
     """Build a tiny, untrained COMET checkpoint (a stand-in for wmt22-comet-da, which needs the hub) whose
     tokenizer is trained on the corpus (the demo's: English + Moonlandic)."""
-    from aligninstruct_cli.demo.build import corpus_texts
-    from aligninstruct_cli.tiny import build_tiny_comet
+    from aligninstruct_cli.demo.build import corpus_texts  # lazy: start-up (the toy data and models, ~3 ms)
+    from aligninstruct_cli.tiny import build_tiny_comet  # lazy: start-up (the toy data and models, ~3 ms)
 
     texts = corpus_texts(data, "unseen-train.jsonl")
     build_tiny_comet(output, texts=texts)

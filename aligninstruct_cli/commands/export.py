@@ -8,7 +8,7 @@ from typing_extensions import Annotated
 
 from aligninstruct_cli import console
 from aligninstruct_cli.commands._options import Extra, stage_command
-from aligninstruct_cli.export import ExportOptions
+from aligninstruct_cli.export import ExportOptions, export
 
 HELP = """Write a trained adapter out for serving: the base model with the LoRA adapter merged in (safetensors shards, tokenizer, generation config: loads with AutoModelForCausalLM.from_pretrained, vLLM, TGI), or with --adapter-only a clean adapter directory; both with a model card (README.md).
 
@@ -20,8 +20,6 @@ SourceArg = Annotated[str, typer.Argument(metavar="RUN_OR_ADAPTER", show_default
 
 
 def export_command(options: ExportOptions, source: str) -> None:
-    from aligninstruct_cli.export import export
-
     out = export(options, source)
     console.info(f"[green]exported[/green] {'adapter' if options.adapter_only else 'merged model'}: {out}")
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
 from aligninstruct_cli.commands._options import stage_command
 from aligninstruct_cli.languages import ListOptions, bloom_seen, list_languages
@@ -21,9 +23,6 @@ def languages_command(options: ListOptions) -> None:
     if options.format == "tsv":
         sys.stdout.write("\t".join(header) + "\n" + "".join("\t".join(row) + "\n" for row in cells))
         return
-    from rich.console import Console
-    from rich.table import Table
-
     table = Table(*header, caption=f"{len(cells)} language(s)")
     for row in cells:
         table.add_row(*row)

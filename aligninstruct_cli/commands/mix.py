@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from rich.table import Table
 from typing_extensions import Annotated
 
 from aligninstruct_cli import console
 from aligninstruct_cli.commands._options import Extra, OutputOpt, finish, stage_command
 from aligninstruct_cli.errors import AitError
-from aligninstruct_cli.instructions.mixing import MixOptions
+from aligninstruct_cli.instructions.mixing import MixOptions, apply_weights, mix, parse_inputs, summary_json
 from aligninstruct_cli.io import write_json
 
 HELP = (
@@ -25,8 +26,6 @@ HELP = (
 
 
 def mix_command(options: MixOptions, inputs: list[str], output: str = "-", summary: str | None = None) -> None:
-    from aligninstruct_cli.instructions.mixing import apply_weights, mix, parse_inputs, summary_json
-
     sources = parse_inputs(inputs)
     apply_weights(sources, options.weight)
     if summary and not Path(summary).resolve().parent.is_dir():
@@ -48,8 +47,6 @@ def mix_command(options: MixOptions, inputs: list[str], output: str = "-", summa
 def _print_summary(report: dict, elapsed: float) -> None:
     if console.is_quiet():
         return
-    from rich.table import Table
-
     inputs = Table("input", "path", "records", "skipped", "after cap", "weight", "written",
                    title="ait mix: inputs", title_justify="left")
     for col in inputs.columns[2:]:

@@ -4,15 +4,19 @@ docs/probe.md."""
 from __future__ import annotations
 
 from itertools import islice
+from pathlib import Path
 from typing import List, Optional
 
+import orjson
 import typer
 from typing_extensions import Annotated
 
 from aligninstruct_cli import console
+from aligninstruct_cli import probe as probe_lib
 from aligninstruct_cli.commands._options import Extra, OutputOpt, finish, stage_command
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.io import STDIO, RecordWriter, read_json, read_records
+from aligninstruct_cli.models import load_model
 from aligninstruct_cli.options import OptionError, option_ref
 from aligninstruct_cli.probe import ProbeOptions
 
@@ -27,9 +31,6 @@ CompareOpt = Annotated[bool, typer.Option("--compare", help="Compare probe resul
 
 def probe_command(options: ProbeOptions, inputs: list[str], output: str = STDIO, plot: str | None = None,
                   compare: bool = False) -> None:
-    from pathlib import Path
-
-    from aligninstruct_cli import probe as probe_lib
 
     if plot and not Path(plot).resolve().parent.is_dir():
         raise AitError(f"--plot {plot}: directory {Path(plot).parent} does not exist")
@@ -43,8 +44,6 @@ def probe_command(options: ProbeOptions, inputs: list[str], output: str = STDIO,
             raise AitError(f"expected one PAIRS file, got {len(inputs)}", hint="to compare results, add --compare")
         if not options.model:
             raise OptionError(f"{option_ref('model')} is required (the model to probe)")
-        from aligninstruct_cli.models import load_model
-
         policy = options.policy()
         pairs = read_records(inputs[0], kind="parallel", fmt=options.input_format, src_lang=options.src_lang,
                              tgt_lang=options.tgt_lang, policy=policy)
@@ -58,8 +57,6 @@ def probe_command(options: ProbeOptions, inputs: list[str], output: str = STDIO,
             result["label"] = options.label
     if plot:
         probe_lib.plot(result, plot)
-    import orjson
-
     with RecordWriter(output) as out:
         out.write_line(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode("utf-8"))
     if not console.is_quiet():

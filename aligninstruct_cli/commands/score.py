@@ -3,6 +3,7 @@ baseline; JSONL hypotheses from `ait translate` or plain text as sacrebleu reads
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from typing import List, Optional
 
@@ -13,6 +14,8 @@ from aligninstruct_cli import console
 from aligninstruct_cli.commands._options import Extra, OutputOpt, stage_command
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.io import STDIO, RecordWriter, regular_files, write_records
+from aligninstruct_cli.metrics import METRICS
+from aligninstruct_cli.metrics import report as report_mod
 from aligninstruct_cli.metrics.score_options import ScoreOptions
 
 HELP = """Score hypotheses with BLEU, chrF++ and COMET per direction and per direction group.
@@ -28,9 +31,6 @@ def sacrebleu_argv(args: list[str]) -> list[str]:
     """`ait ... score` arguments with sacrebleu's space-separated metric list (`-m bleu chrf`) joined into
     ait's one value (`-m bleu,chrf`): the words after -m that name metrics and no existing file. Other
     commands' arguments are returned as they are."""
-    import os
-
-    from aligninstruct_cli.metrics import METRICS
 
     command = next((k for k, arg in enumerate(args) if not arg.startswith("-")), None)
     if command is None or args[command] != "score":
@@ -70,8 +70,7 @@ def score_command(options: ScoreOptions, hyps: list[str] | None = None, output: 
 
 def _score(options: ScoreOptions, hyps: list[str], output: str, sentence_level: str | None,
            inputs: list[str]) -> None:
-    from aligninstruct_cli.metrics import report as report_mod
-    from aligninstruct_cli.metrics import scoring
+    from aligninstruct_cli.metrics import scoring  # lazy: start-up (scoring and its test sets, ~6 ms)
 
     hyps = list(hyps or []) + list(inputs or [])
     if not hyps:

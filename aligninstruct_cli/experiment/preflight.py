@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from aligninstruct_cli import hub
-from aligninstruct_cli.data import FLORES_HUB_ID, OPUS100_HUB_ID
+from aligninstruct_cli.data_sources import FLORES_HUB_ID, OPUS100_HUB_ID
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.metrics.comet import DEFAULT_COMET_MODEL
 from aligninstruct_cli.models import looks_like_path

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from aligninstruct_cli import paper
-from aligninstruct_cli.data import FILE_DIRECTIONS
+from aligninstruct_cli.data_sources import FILE_DIRECTIONS
 from aligninstruct_cli.demo.build import FILES
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.experiment.health import HealthOptions

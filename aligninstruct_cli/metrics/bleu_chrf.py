@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
 
-from aligninstruct_cli import console
+from aligninstruct_cli import console, hub
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.languages import find_language
 from aligninstruct_cli.metrics.base import Metric
@@ -49,7 +49,7 @@ STATS_DTYPE = np.int32  # a segment's counts; sums are taken in int64 (corpus_sc
 
 def check_tokenizer(tokenizer: str) -> str:
     """`tokenizer` unchanged when sacrebleu's BLEU knows it (the `tokenize` option's check)."""
-    from sacrebleu.metrics.bleu import BLEU as SacreBLEU
+    from sacrebleu.metrics.bleu import BLEU as SacreBLEU  # lazy: sacrebleu
 
     if tokenizer not in SacreBLEU.TOKENIZERS:
         raise OptionError(f"{option_ref('tokenize')} {tokenizer!r}: not a sacrebleu tokenizer",
@@ -60,20 +60,20 @@ def check_tokenizer(tokenizer: str) -> str:
 # ------------------------------------------------------------------------------------ SentencePiece models
 def spm_tokenizers() -> tuple[str, ...]:
     """sacrebleu's tokenizers that need a SentencePiece model (flores200, flores101, spm, ...)."""
-    from sacrebleu.tokenizers.tokenizer_spm import SPM_MODELS
+    from sacrebleu.tokenizers.tokenizer_spm import SPM_MODELS  # lazy: sacrebleu
 
     return tuple(SPM_MODELS)
 
 
 def spm_model_url(tokenizer: str) -> str:
-    from sacrebleu.tokenizers.tokenizer_spm import SPM_MODELS
+    from sacrebleu.tokenizers.tokenizer_spm import SPM_MODELS  # lazy: sacrebleu
 
     return SPM_MODELS[tokenizer]["url"]
 
 
 def sacrebleu_spm_path(tokenizer: str) -> Path:
     """Where sacrebleu looks for the tokenizer's model: $SACREBLEU (default ~/.sacrebleu)/models/<url name>."""
-    from sacrebleu.tokenizers import tokenizer_spm
+    from sacrebleu.tokenizers import tokenizer_spm  # lazy: sacrebleu
 
     return Path(tokenizer_spm.SACREBLEU_DIR, "models", os.path.basename(spm_model_url(tokenizer)))
 
@@ -85,7 +85,7 @@ def check_spm_model(tokenizer: str, spm_model: str | None = None) -> None:
     """That sentencepiece and the tokenizer's model are at hand: `spm_model`, else sacrebleu's cache path
     (downloaded there now, as sacrebleu would, when it is missing). A clean error otherwise."""
     try:
-        import sentencepiece
+        import sentencepiece  # lazy: sentencepiece (optional)
     except ImportError:
         raise AitError(f"BLEU tokenizer {tokenizer} needs the sentencepiece package, which is not installed",
                        hint="pip install sentencepiece") from None
@@ -113,15 +113,13 @@ def check_spm_model(tokenizer: str, spm_model: str | None = None) -> None:
 def _download_spm_model(tokenizer: str, path: Path) -> str | None:
     """sacrebleu's own download of the model to `path`; None when it worked, else why not. Offline
     (HF_HUB_OFFLINE, the usual switch of an offline machine) nothing is tried."""
-    from sacrebleu.utils import download_file
+    from sacrebleu.utils import download_file  # lazy: sacrebleu
 
     if any(os.environ.get(var, "").strip().lower() in ("1", "true", "yes") for var in OFFLINE_ENV):
         return f"offline: {'/'.join(OFFLINE_ENV)} is set"
 
     url = spm_model_url(tokenizer)
-    from aligninstruct_cli.hub import unreachable_reason
-
-    unreachable = unreachable_reason(url)  # in a second, not after the download's timeouts
+    unreachable = hub.unreachable_reason(url)  # in a second, not after the download's timeouts
     if unreachable is not None:
         return unreachable
     console.info(f"downloading sacrebleu's {tokenizer} SentencePiece model from {url} to {path}")
@@ -144,7 +142,7 @@ def sacrebleu_spm_dir(tokenizer: str, spm_model: str | None) -> Iterator[None]:
     if not spm_model or tokenizer not in spm_tokenizers():
         yield
         return
-    from sacrebleu.tokenizers import tokenizer_spm
+    from sacrebleu.tokenizers import tokenizer_spm  # lazy: sacrebleu
 
     with tempfile.TemporaryDirectory(prefix="ait-spm-") as tmp:
         link = Path(tmp, "models", os.path.basename(spm_model_url(tokenizer)))
@@ -283,7 +281,7 @@ class BLEU(SacrebleuMetric):
         return "none"  # no tokenizer to load
 
     def _make(self, tokenizer: str, *, sentence: bool) -> Any:
-        from sacrebleu.metrics import BLEU as SacreBLEU
+        from sacrebleu.metrics import BLEU as SacreBLEU  # lazy: sacrebleu
 
         with sacrebleu_spm_dir(tokenizer, self.spm_model):
             return SacreBLEU(tokenize=tokenizer, effective_order=sentence, lowercase=self.lowercase)
@@ -312,7 +310,7 @@ class CHRF(SacrebleuMetric):
         return cls(options.chrf_word_order, **sacrebleu_settings(options))
 
     def _make(self, variant: None, *, sentence: bool) -> Any:
-        from sacrebleu.metrics import CHRF as SacreCHRF
+        from sacrebleu.metrics import CHRF as SacreCHRF  # lazy: sacrebleu
 
         return SacreCHRF(word_order=self.word_order)
 
@@ -331,7 +329,7 @@ class TER(SacrebleuMetric):
         return cls(**sacrebleu_settings(options))
 
     def _make(self, variant: None, *, sentence: bool) -> Any:
-        from sacrebleu.metrics import TER as SacreTER
+        from sacrebleu.metrics import TER as SacreTER  # lazy: sacrebleu
 
         return SacreTER()
 

@@ -23,10 +23,11 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from aligninstruct_cli import console
+from aligninstruct_cli import __version__, console, hub
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.metrics.base import Metric
-from aligninstruct_cli.metrics.comet_model import encoder_location
+from aligninstruct_cli.metrics.comet_model import CometScorer, UnsupportedCometModel, encoder_location
+from aligninstruct_cli.models import oom_error_types
 from aligninstruct_cli.options import OptionError, option_ref
 
 if TYPE_CHECKING:
@@ -67,8 +68,6 @@ def resolve_checkpoint(model: str) -> str:
         return str(ckpt)
     if model.startswith((".", "/", "~")):
         raise OptionError(f"{option_ref('comet_model')} {model}: no such file or directory")
-    from aligninstruct_cli import hub
-
     fix = (f"pass a local checkpoint as {option_ref('comet_model')} (DIR or DIR/checkpoints/model.ckpt), or "
            f"{option_ref('metrics')} bleu,chrf to score without COMET")
     cached = hub.require(model, what="COMET model", files=("checkpoints/model.ckpt",), fix=fix)
@@ -78,7 +77,7 @@ def resolve_checkpoint(model: str) -> str:
             hub.require(encoder, what=f"the encoder of COMET model {model!r},", fix=fix)
         return str(cached / "checkpoints" / "model.ckpt")
     try:
-        from huggingface_hub import snapshot_download
+        from huggingface_hub import snapshot_download  # lazy: huggingface_hub (its downloader takes ~0.3 s to import)
 
         return str(Path(snapshot_download(model)) / "checkpoints" / "model.ckpt")
     except Exception as exc:  # hub errors vary
@@ -89,7 +88,7 @@ def resolve_checkpoint(model: str) -> str:
 
 def _encoder_of(hparams: Path) -> str | None:
     """The `pretrained_model` a COMET checkpoint's hparams.yaml names (its encoder), if it names one."""
-    import yaml
+    import yaml  # lazy: yaml (~15 ms at start-up)
 
     try:
         value = (yaml.safe_load(hparams.read_text(encoding="utf-8")) or {}).get("pretrained_model")
@@ -101,8 +100,6 @@ def _encoder_of(hparams: Path) -> str | None:
 def _load_scorer(model: str, checkpoint: str, implementation: str, device: str):
     """ait's scorer (on `device`) for a model it implements (implementation auto or ait), else unbabel-comet's
     model."""
-    from aligninstruct_cli.metrics.comet_model import CometScorer, UnsupportedCometModel
-
     if implementation not in ("auto", "ait", "unbabel-comet"):
         raise ValueError(f"implementation {implementation!r}")
     if implementation != "unbabel-comet":
@@ -118,7 +115,7 @@ def _load_scorer(model: str, checkpoint: str, implementation: str, device: str):
         reason = None
     _quiet_lightning()
     try:
-        import comet
+        import comet  # lazy: unbabel-comet (optional)
     except ImportError:
         raise AitError(f"COMET model {model} needs unbabel-comet" + (f" ({reason})" if reason else ""),
                        hint="pip install 'aligninstruct-cli[comet]' (it needs transformers<5), or --metrics "
@@ -146,7 +143,7 @@ class COMET(Metric):
         """`batch_size`: a number, or "auto" (see `ScoreOptions.comet_batch_size`). `implementation`: auto (ait's
         scorer for the models it implements, else unbabel-comet), ait, or unbabel-comet (the cross-check)."""
         checkpoint = resolve_checkpoint(model)  # first: a missing model fails before a slow import
-        import torch
+        import torch  # lazy: torch
 
         self.gpus = (1 if torch.cuda.is_available() else 0) if gpus is None else gpus
         self.model = _load_scorer(model, checkpoint, implementation, device="cuda" if self.gpus else "cpu")
@@ -158,14 +155,12 @@ class COMET(Metric):
                                       "auto" if self.gpus else DEFAULT_COMET_BATCH_SIZE)
         self.progress = progress
         if self.implementation == "ait":
-            import transformers
-
-            from aligninstruct_cli import __version__
+            import transformers  # lazy: transformers
 
             self.versions = (f"ait-comet:{__version__}|transformers:{transformers.__version__}|"
                              f"torch:{torch.__version__}")
         else:
-            import comet
+            import comet  # lazy: unbabel-comet (optional)
 
             self.versions = f"unbabel-comet:{comet.__version__}|torch:{torch.__version__}"
         self.last_rate: float | None = None  # segments/s of the last segment_scores call
@@ -193,9 +188,7 @@ class COMET(Metric):
     def _fitting_batch(self, samples: list[dict]) -> int:
         """The largest batch, from AUTO_BATCH_START down by halves, that scores the longest segments without
         running out of GPU memory (comet's default when none of those does)."""
-        import torch
-
-        from aligninstruct_cli.models import oom_error_types
+        import torch  # lazy: torch
 
         longest = sorted(samples, key=lambda s: -(len(s["src"]) + len(s["mt"]) + len(s["ref"])))
         batch = AUTO_BATCH_START

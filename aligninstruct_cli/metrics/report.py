@@ -21,6 +21,8 @@ import io
 from typing import Any
 
 import orjson
+from rich.console import Console
+from rich.table import Table
 
 from aligninstruct_cli.metrics.catalog import METRIC_LABELS
 from aligninstruct_cli.metrics.groups import DEFAULT_GROUPS, GROUP_ORDER, paper_testset_rank
@@ -217,9 +219,6 @@ def render_tsv(report: dict) -> str:
 
 
 def render_table(report: dict, width: int = DEFAULT_WIDTH) -> str:
-    from rich.console import Console
-    from rich.table import Table
-
     buffer = io.StringIO()
     out = Console(file=buffer, width=160, color_system=None, force_terminal=False, highlight=False)
     metrics = report["metrics"]

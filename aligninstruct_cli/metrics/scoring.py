@@ -13,6 +13,7 @@ direction scores, resamples and sentence scores all come from them (see `base.Me
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
@@ -175,8 +176,6 @@ def _confidence(scored: Sequence[_SystemScores], directions: dict[Direction, lis
     """`--confidence`, as sacrebleu computes it for one system: per system and direction, the resamples of
     `default_rng(seed).choice(n, (samples, n))` (a fresh generator each, as each sacrebleu corpus_score call
     makes one), drawn a block of rows at a time (the same stream); → (mean, half-width of the 95% interval)."""
-    import statistics
-
     out = {}
     for s in scored:
         for d, idx in directions.items():

@@ -388,7 +388,7 @@ def test_print_config_without_the_required_options_shows_the_defaults(command, r
 
 def test_a_file_corpus_in_both_directions_goes_through_ait_data_file(tmp_path):
     from aligninstruct_cli.commands.experiment import load
-    from aligninstruct_cli.data import FileOptions, file_records
+    from aligninstruct_cli.data_sources import FileOptions, file_records
 
     config = small_config(tmp_path, str(tmp_path), score={"metrics": ["chrf"]})
     graph = load(str(config), None, ["corpora.c.direction=both"])

@@ -23,8 +23,9 @@ from itertools import islice, zip_longest
 from pathlib import Path
 from typing import Iterable, Iterator, Literal, Optional
 
+from aligninstruct_cli import hub
 from aligninstruct_cli.errors import AitError, InputError
-from aligninstruct_cli.io import known_language
+from aligninstruct_cli.io import known_language, read_records
 from aligninstruct_cli.languages import Language, LanguagesOption, get_language
 from aligninstruct_cli.options import OptionError, check_options, option, option_ref
 from aligninstruct_cli.textfile import iter_lines
@@ -106,12 +107,10 @@ def _load_dataset(*args, **kwargs) -> Iterator[dict]:
     an unknown dataset/config/split becomes a clean error (streaming fails late, so rows are wrapped). A hub
     dataset must be cached or the hub reachable: checked first, in a second (no 24 s of retries)."""
     if args and args[0] != "parquet":
-        from aligninstruct_cli import hub
-
         hub.require(str(args[0]), what="dataset", repo_type="dataset",
                     fix=f"pass {option_ref('source')} DIR with a local copy of the release files (see docs/data.md)")
     try:
-        from datasets import load_dataset
+        from datasets import load_dataset  # lazy: datasets (optional)
     except ImportError:
         raise AitError("reading the hub or parquet files needs the datasets library",
                        hint="pip install 'aligninstruct-cli[data]', or pass --source with the release text files") from None
@@ -247,8 +246,6 @@ def reversed_record(rec: dict) -> dict:
 def file_records(path: str, options: FileOptions | None = None) -> Iterator[dict]:
     """Your parallel file's records in `options.direction`: as they are, reversed, or both (each record then its
     reverse). A reversed record whose id is already taken by a record of the file is an error."""
-    from aligninstruct_cli.io import read_records
-
     direction = (options or FileOptions()).direction
     taken: set[str] = set()  # ids written, with both directions (one pass: the input may be stdin)
     for line_no, rec in read_records(path, "parallel", with_location=True):
