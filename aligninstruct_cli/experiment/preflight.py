@@ -23,6 +23,7 @@ from typing import Any
 from aligninstruct_cli import hub
 from aligninstruct_cli.data_sources import FLORES_HUB_ID, OPUS100_HUB_ID
 from aligninstruct_cli.errors import AitError
+from aligninstruct_cli.metrics.catalog import DEFAULT_METRICS
 from aligninstruct_cli.metrics.comet import DEFAULT_COMET_MODEL
 from aligninstruct_cli.models import looks_like_path
 
@@ -90,7 +91,7 @@ def preflight_problems(graph: Any, *, pending: set[str] | None = None, executor:
             needed.setdefault("deepspeed", f"training ({step.name})")
             needed.setdefault("matplotlib", "the report's loss plot")
         if step.kind == "score":
-            metrics = _flag_values(argv, "--metrics") or ["bleu", "chrf", "comet"]
+            metrics = _flag_values(argv, "--metrics") or list(DEFAULT_METRICS)
             comet = _flag_value(argv, "--comet-model") or DEFAULT_COMET_MODEL
             if "comet" in metrics:
                 if not comet.startswith("@{") and comet not in seen:

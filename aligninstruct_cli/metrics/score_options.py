@@ -10,7 +10,7 @@ from typing import Any, Literal, Optional
 from aligninstruct_cli.io import known_language
 from aligninstruct_cli.languages import LanguagesOption, get_language
 from aligninstruct_cli.metrics import significance
-from aligninstruct_cli.metrics.catalog import DEFAULT_METRICS, METRICS
+from aligninstruct_cli.metrics.catalog import DEFAULT_METRICS, METRIC_TYPES, METRICS
 from aligninstruct_cli.metrics.bleu_chrf import check_tokenizer, spm_tokenizers
 from aligninstruct_cli.metrics.comet import DEFAULT_COMET_MODEL, comet_batch_size_option
 from aligninstruct_cli.metrics.groups import GROUP_ORDER
@@ -196,9 +196,12 @@ class ScoreOptions(LanguagesOption):
         self.metrics_given = self.metrics is not None
         if self.metrics is None:
             self.metrics = list(DEFAULT_METRICS)
-        if self.refs and len(self.refs) > 1 and "comet" in self.metrics and self.metrics_given:
-            raise OptionError(f"COMET scores against one reference, and {option_ref('refs')} gives {len(self.refs)}",
-                              hint="score COMET with one --refs, and BLEU/chrF/TER with several (-m bleu chrf)")
+        single = [METRIC_TYPES[m] for m in self.metrics if not METRIC_TYPES[m].multi_reference]
+        if self.refs and len(self.refs) > 1 and single and self.metrics_given:  # asked by name: refused at once
+            labels = " and ".join(m.label for m in single)
+            several = " ".join(m for m in self.metrics if METRIC_TYPES[m].multi_reference) or "bleu chrf"
+            raise OptionError(f"{labels} scores against one reference, and {option_ref('refs')} gives {len(self.refs)}",
+                              hint=f"score {labels} with one --refs, and the others with several (-m {several})")
         if self.spm_model is not None and self.tokenize not in spm_tokenizers():
             others = ", ".join(t for t in spm_tokenizers() if t != "flores200")
             raise OptionError(f"{option_ref('spm_model')} is the model of a SentencePiece tokenizer: give "

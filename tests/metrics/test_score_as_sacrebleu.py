@@ -123,3 +123,14 @@ def test_multi_reference_refusals(flores):
     assert code == 2 and "COMET scores against one reference" in out
     code, out = score(flores["hyp"], "--refs", flores["ref"], "--src-lang", "en")
     assert code == 2 and "--tgt-lang" in out
+
+
+def test_the_one_reference_refusal_asks_the_metric_not_its_name(flores, monkeypatch):
+    """Whether a metric takes several references is its `multi_reference` attribute: a metric that says no is
+    refused with several --refs, whatever its name."""
+    from aligninstruct_cli.metrics.catalog import METRIC_TYPES
+
+    monkeypatch.setattr(METRIC_TYPES["ter"], "multi_reference", False)
+    code, out = score(flores["hyp"], "--refs", flores["ref"], "--refs", flores["ref2"], "-tok", "13a", "-m", "ter",
+                      "bleu", "--src-lang", "en", "--tgt-lang", "kk")
+    assert code == 2 and "TER scores against one reference, and --refs gives 2" in out and "-m bleu" in out
