@@ -1,7 +1,7 @@
 """One definition per option: a stage's options are a dataclass whose fields carry their default, type,
 choices (a `Literal` type), range and help, as peft's `LoraConfig` does.
 
-Everything else is derived from these fields: the Typer command's options (`commands/_options.py`),
+Everything else is derived from these fields: the Typer command's options (`commands/command_factory.py`),
 `--config FILE` files (`load_config`), the experiment configs and the option tables in `docs/`
 (`docgen.py`). Validation lives in the dataclass too: `check_options` (called from each options
 class's `__post_init__`) parses, type-checks and range-checks every field, and raises `OptionError`,

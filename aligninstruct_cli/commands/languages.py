@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from aligninstruct_cli.commands._options import stage_command
+from aligninstruct_cli.commands.command_factory import stage_command
 from aligninstruct_cli.languages import ListOptions, bloom_seen, list_languages
 
 HELP = ("List the languages ait knows: canonical code, FLORES-200 code, English name (as in prompts), seen in "
