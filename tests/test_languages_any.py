@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from typer.testing import CliRunner
@@ -190,3 +191,47 @@ def test_a_user_file_renames_and_the_option_wins_over_the_environment(tmp_path, 
     assert find_language("qxx") is None  # --languages replaced the AIT_LANGUAGES file
     use_language_file(str(other))
     assert get_language("qxx").name == "Marsian" and get_language("uz").name == "Uzbek"
+
+
+def test_building_options_checks_a_language_file_but_loads_nothing(tmp_path, monkeypatch):
+    """Options with a `languages` field only check the file (FILE:LINE for a bad row): the table and the
+    environment change only when a caller loads it (`use_language_file`), as the command layer does."""
+    from aligninstruct_cli.languages import ListOptions, child_environment, user_language_file
+    from aligninstruct_cli.options import OptionError
+
+    monkeypatch.delenv(LANGUAGES_ENV, raising=False)
+    langs = tmp_path / "langs.tsv"
+    langs.write_text("code\tflores\tname\nqxx\tqxx_Latn\tMarsian\n", encoding="utf-8")
+    assert ListOptions(languages=str(langs)).languages == str(langs)
+    assert find_language("qxx") is None and LANGUAGES_ENV not in os.environ
+    assert child_environment() == {} and user_language_file() is None
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("code\tflores\tname\nkk\tkaz_Cyrl\tKazakhish\n", encoding="utf-8")
+    with pytest.raises(OptionError, match="bad.tsv:2: field 'code'"):
+        ListOptions(languages=str(bad))
+    monkeypatch.chdir(tmp_path)
+    use_language_file("langs.tsv")
+    assert get_language("qxx").name == "Marsian" and LANGUAGES_ENV not in os.environ
+    assert child_environment() == {LANGUAGES_ENV: str(langs.resolve())}  # what a started process is given
+
+
+def test_the_training_ranks_get_the_language_file_in_their_environment(tmp_path, monkeypatch):
+    """`ait train --languages FILE`: the deepspeed launcher (and so every rank) finds the file in the `env=`
+    it is started with; this process's own environment stays as it was."""
+    from aligninstruct_cli.training import launch
+    from aligninstruct_cli.training.config import TrainOptions
+
+    monkeypatch.delenv(LANGUAGES_ENV, raising=False)
+    monkeypatch.delenv("DS_ACCELERATOR", raising=False)
+    monkeypatch.setattr(launch, "_cuda_available", lambda: False)
+    langs = tmp_path / "langs.tsv"
+    langs.write_text("code\tflores\tname\nqxx\tqxx_Latn\tMarsian\n", encoding="utf-8")
+    use_language_file(str(langs))
+    started: list[dict] = []
+    monkeypatch.setattr(launch, "run_launcher", lambda command, env: started.append(env) or 0)
+    before = dict(os.environ)
+    options = TrainOptions(model="m", data={"mt": "x.jsonl"}, output=str(tmp_path / "run"), languages=str(langs))
+    launch.launch(SimpleNamespace(options=options), ["deepspeed", "worker"])
+    assert started[0][LANGUAGES_ENV] == str(langs.resolve()) and started[0]["DS_ACCELERATOR"] == "cpu"
+    assert dict(os.environ) == before
+
