@@ -139,11 +139,7 @@ nl | nld_Latn | Dutch | nld
 ru | rus_Cyrl | Russian | rus
 """)
 
-# The demo's made-up languages (aligninstruct_cli/demo/toylang.py), on ISO 639-3 local-use codes: the
-# demo base model is trained on Sunlandic ("seen") and taught Moonlandic ("unseen") with LoRA.
-_DEMO = _rows(True, "qaa | qaa_Latn | Sunlandic") + _rows(False, "qab | qab_Latn | Moonlandic")
-
-LANGUAGES: tuple[Language, ...] = tuple(_SEEN + _UNSEEN + _DEMO)
+LANGUAGES: tuple[Language, ...] = tuple(_SEEN + _UNSEEN)
 # The paper's BLOOMZ+24 set, in its order.
 PAPER_UNSEEN_24 = ("af am be cy ga gd gl ha ka kk km ky li my nb nn oc si tg tk tt ug uz yi").split()
 # BLOOMZ+3: unseen de/nl/ru, and the seen languages of its zero-shot tests.

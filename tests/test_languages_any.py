@@ -63,7 +63,8 @@ def test_languages_lists_204_flores_codes_and_filters():
     res = runner.invoke(app, ["languages", "--search", "ayacucho", "--format", "tsv"])
     assert res.stdout.splitlines()[1:] == ["quy\tquy_Latn\tAyacucho Quechua\tno\tlangcodes"]
     seen = runner.invoke(app, ["languages", "--seen", "--format", "tsv"]).stdout.splitlines()[1:]
-    assert len(seen) == 46 and all(r.split("\t")[3] == "yes" for r in seen)  # BLOOM's 45 + the demo's qaa
+    assert len(seen) == 45 and all(r.split("\t")[3] == "yes" for r in seen)  # BLOOM's 45 (card: 46 with zh twice)
+    assert find_language("qaa") is None  # the demo's toy languages are the demo's (demo-languages.tsv), not ait's
 
 
 def test_build_names_quechua_in_prompts(tmp_path):
@@ -235,3 +236,17 @@ def test_the_training_ranks_get_the_language_file_in_their_environment(tmp_path,
     assert started[0][LANGUAGES_ENV] == str(langs.resolve()) and started[0]["DS_ACCELERATOR"] == "cpu"
     assert dict(os.environ) == before
 
+
+def test_the_demos_languages_are_the_demos(tmp_path):
+    """qaa and qab are in the demo's own language file, not ait's table: its seen column makes the toy base
+    model's list (BLOOM's + qaa), so the demo's direction groups are what they were."""
+    from aligninstruct_cli.demo import LANGUAGE_FILE
+    from aligninstruct_cli.languages import bloom_seen, direction_groups
+
+    assert find_language("qaa") is None and "qaa" not in bloom_seen().codes
+    use_language_file(str(LANGUAGE_FILE))
+    assert (get_language("qaa").name, get_language("qab").name) == ("Sunlandic", "Moonlandic")
+    assert "qaa" in bloom_seen().codes and "qab" not in bloom_seen().codes
+    assert direction_groups("en", "qab") == ["en→xx", "en→unseen"]
+    assert direction_groups("qab", "en") == ["xx→en", "unseen→en"]
+    assert direction_groups("qaa", "qab") == ["seen→unseen"]
