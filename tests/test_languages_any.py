@@ -155,6 +155,24 @@ def test_a_private_language_goes_through_the_whole_chain(tmp_path, tiny_bloom_di
     assert list(probe["by_direction"]) == ["en-qxx"]
 
 
+
+@pytest.mark.slow
+def test_a_language_file_given_by_flag_reaches_the_translate_workers(tmp_path, tiny_bloom_dir, monkeypatch):
+    """`--languages FILE` (no AIT_LANGUAGES): two translate workers build Marsian prompts with the file the
+    command loaded, handed to them by the parent; the output is the one process's."""
+    monkeypatch.delenv(LANGUAGES_ENV, raising=False)
+    langs = tmp_path / "langs.tsv"
+    langs.write_text(LANGS_TSV, encoding="utf-8")
+    test = write_jsonl(tmp_path / "test.jsonl", read_jsonl(_marsian_pairs(tmp_path / "pairs.jsonl", n=4)))
+    outputs = []
+    for workers in ("1", "2"):
+        out = tmp_path / f"hyps{workers}.jsonl"
+        res = runner.invoke(app, ["translate", str(test), "--model", str(tiny_bloom_dir), "--languages", str(langs),
+                                  "--num-gpus", workers, "--max-new-tokens", "4", "-o", str(out)])
+        assert res.exit_code == 0, res.output
+        outputs.append(out.read_text(encoding="utf-8"))
+    assert outputs[0] == outputs[1] and '"tgt_lang":"qxx"' in outputs[0].replace(" ", "")
+
 def test_bad_language_files_exit_2_with_file_and_line(tmp_path):
     src = tmp_path / "in.tsv"
     src.write_text("hello\tolleh\n", encoding="utf-8")
