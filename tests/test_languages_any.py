@@ -238,7 +238,7 @@ def test_the_training_ranks_get_the_language_file_in_their_environment(tmp_path,
     """`ait train --languages FILE`: the deepspeed launcher (and so every rank) finds the file in the `env=`
     it is started with; this process's own environment stays as it was."""
     from aligninstruct_cli.training import launch
-    from aligninstruct_cli.training.config import TrainOptions
+    from aligninstruct_cli.registry import STAGE_OPTIONS
 
     monkeypatch.delenv(LANGUAGES_ENV, raising=False)
     monkeypatch.delenv("DS_ACCELERATOR", raising=False)
@@ -249,7 +249,7 @@ def test_the_training_ranks_get_the_language_file_in_their_environment(tmp_path,
     started: list[dict] = []
     monkeypatch.setattr(launch, "run_launcher", lambda command, env: started.append(env) or 0)
     before = dict(os.environ)
-    options = TrainOptions(model="m", data={"mt": "x.jsonl"}, output=str(tmp_path / "run"), languages=str(langs))
+    options = STAGE_OPTIONS["train"](model="m", data={"mt": "x.jsonl"}, output=str(tmp_path / "run"), languages=str(langs))
     launch.launch(SimpleNamespace(options=options), ["deepspeed", "worker"])
     assert started[0][LANGUAGES_ENV] == str(langs.resolve()) and started[0]["DS_ACCELERATOR"] == "cpu"
     assert dict(os.environ) == before
