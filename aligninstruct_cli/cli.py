@@ -16,6 +16,7 @@ import typer
 from typer.core import TyperGroup
 
 from aligninstruct_cli import __version__, console
+from aligninstruct_cli.commands.score import sacrebleu_argv
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.io import Terminated, install_termination_handlers
 
@@ -53,8 +54,6 @@ def environment_error(exc: OSError) -> AitError:
 
 class AitGroup(TyperGroup):
     def parse_args(self, ctx, args):  # click API: sacrebleu's spellings rewritten before click parses them
-        from aligninstruct_cli.commands.score import sacrebleu_argv
-
         return super().parse_args(ctx, sacrebleu_argv(list(args)))
 
     def invoke(self, ctx):  # click API; typer>=0.29 vendors click, so no click import
@@ -105,6 +104,8 @@ def main_options(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars, summaries or DeepSpeed INFO lines on stderr (errors and warnings still show)."),
 ) -> None:
     console.set_quiet(quiet)
+    for key, value in console.quiet_environment().items():  # the entry point's settings for the libraries
+        os.environ.setdefault(key, value)
 
 
 for _name in COMMAND_MODULES:

@@ -4,7 +4,6 @@ stdout carries records only; everything a person reads goes to stderr, so pipes 
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Iterable, Iterator, TypeVar
 
@@ -21,10 +20,14 @@ _state = {"quiet": False}
 
 def set_quiet(quiet: bool) -> None:
     _state["quiet"] = quiet
-    if quiet or not stderr.is_terminal:
-        # transformers' and the hub's own tqdm bars (e.g. transformers 5's "Loading weights") follow ours;
-        # read when huggingface_hub is imported, which the commands do later; inherited by training ranks
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
+def quiet_environment() -> dict[str, str]:
+    """What the libraries must find in the environment to follow `set_quiet` (and a stderr that is no
+    terminal): transformers' and the hub's own tqdm bars (e.g. transformers 5's "Loading weights") off. The
+    entry point sets it (os.environ.setdefault: the user's value wins); huggingface_hub reads it when imported,
+    which the commands do later, and the processes a command starts inherit it."""
+    return {"HF_HUB_DISABLE_PROGRESS_BARS": "1"} if _state["quiet"] or not stderr.is_terminal else {}
 
 
 def is_quiet() -> bool:

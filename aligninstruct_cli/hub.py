@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import threading
 from functools import lru_cache
 from pathlib import Path
@@ -100,22 +101,20 @@ def unreachable_reason(url: str | None = None, timeout: float = REACH_TIMEOUT_S)
 def go_offline() -> None:
     """Make huggingface_hub, transformers and datasets read the cache only, in this process and its children
     (they read the setting at import; the imported ones are switched too)."""
-    import sys
-
     global _switched_offline
     if not offline_requested():
         _switched_offline = True
     os.environ["HF_HUB_OFFLINE"] = "1"
     if "huggingface_hub" in sys.modules:
-        import huggingface_hub.constants
+        import huggingface_hub.constants  # lazy: huggingface_hub (switched only when already imported)
 
         huggingface_hub.constants.HF_HUB_OFFLINE = True
     if "transformers" in sys.modules:
-        import transformers.utils.hub
+        import transformers.utils.hub  # lazy: transformers (switched only when already imported)
 
         transformers.utils.hub._is_offline_mode = True
     if "datasets" in sys.modules:
-        import datasets.config
+        import datasets.config  # lazy: datasets (switched only when already imported)
 
         datasets.config.HF_HUB_OFFLINE = True
         datasets.config.HF_DATASETS_OFFLINE = True

@@ -4,7 +4,9 @@ English name) → a `Language` (canonical code, FLORES-200 code, English name fo
 Three sources, looked up in this order:
 1. a user file (`--languages FILE` or the `AIT_LANGUAGES` environment variable): a TSV with columns
    `code`, `flores`, `name` and optional `seen` and `override`, for private-use codes (`qxx`) and for
-   other names in prompts ("Northern Uzbek");
+   other names in prompts ("Northern Uzbek"). It is loaded only where a caller says so: `use_language_file`
+   (the command layer before it runs a stage, a library user before building options); parsing the
+   `languages` option reads and checks the file but changes nothing;
 2. ait's own table (below): only what no library has: the paper's prompt names of its languages, BLOOM's
    pre-training ("seen") list, and the FLORES-200 code list;
 3. the `langcodes` library (with `language-data`): every other ISO 639-1 / 639-3 code and every other
@@ -19,6 +21,7 @@ paper's 24 BLOOMZ+24 languages plus German, Dutch and Russian (BLOOMZ+3).
 from __future__ import annotations
 
 import difflib
+import json
 import os
 from dataclasses import dataclass
 from functools import lru_cache
@@ -136,11 +139,7 @@ nl | nld_Latn | Dutch | nld
 ru | rus_Cyrl | Russian | rus
 """)
 
-# The demo's made-up languages (aligninstruct_cli/demo/toylang.py), on ISO 639-3 local-use codes: the
-# demo base model is trained on Sunlandic ("seen") and taught Moonlandic ("unseen") with LoRA.
-_DEMO = _rows(True, "qaa | qaa_Latn | Sunlandic") + _rows(False, "qab | qab_Latn | Moonlandic")
-
-LANGUAGES: tuple[Language, ...] = tuple(_SEEN + _UNSEEN + _DEMO)
+LANGUAGES: tuple[Language, ...] = tuple(_SEEN + _UNSEEN)
 # The paper's BLOOMZ+24 set, in its order.
 PAPER_UNSEEN_24 = ("af am be cy ga gd gl ha ka kk km ky li my nb nn oc si tg tk tt ug uz yi").split()
 # BLOOMZ+3: unseen de/nl/ru, and the seen languages of its zero-shot tests.
@@ -226,26 +225,42 @@ def _registry() -> _Registry:
 
 
 def use_language_file(path: str) -> None:
-    """Add the languages of a user file (`--languages FILE`; it replaces an AIT_LANGUAGES file). Processes
-    the command starts (training ranks) inherit it through AIT_LANGUAGES."""
+    """Load the languages of a user file for this process (`--languages FILE`; it replaces an AIT_LANGUAGES
+    file): the one call that changes which languages exist. The command layer makes it before it builds a
+    stage's options (so that the options can name the file's codes); a library user makes it the same way.
+    Processes you start see the file only through their environment (`child_environment`)."""
     global _REGISTRY
     langs = read_language_file(path)
     _REGISTRY = _Registry()
     _REGISTRY.add_user(langs, path)
-    os.environ[LANGUAGES_ENV] = str(Path(path).resolve())
     CHECKED_CODES.clear()
 
 
 def reset_languages() -> None:
-    """Back to the built-in table and the library (tests; a library user switching files)."""
+    """Back to the built-in table, the library and the AIT_LANGUAGES file (tests; a library user switching
+    files)."""
     global _REGISTRY
     _REGISTRY = None
-    os.environ.pop(LANGUAGES_ENV, None)
     CHECKED_CODES.clear()
 
 
+def user_language_file() -> str | None:
+    """The user language file this process uses (absolute), or None: what a process it starts must load."""
+    path = _registry().user_file
+    return str(Path(path).resolve()) if path else None
+
+
+def child_environment() -> dict[str, str]:
+    """The environment entry that hands this process's user language file to a process it starts (training
+    ranks): {AIT_LANGUAGES: its absolute path}, or nothing when none is loaded."""
+    path = user_language_file()
+    return {LANGUAGES_ENV: path} if path else {}
+
+
 def _language_file_option(path: str) -> str:
-    use_language_file(path)
+    """The `languages` option's value, checked (FILE:LINE for a bad row) but not loaded: see
+    `use_language_file`."""
+    read_language_file(path)
     return path
 
 
@@ -260,7 +275,7 @@ def languages_field() -> Optional[str]:
 
 @dataclass(kw_only=True)
 class LanguagesOption:
-    """`--languages FILE` (first, so that the options after it can name the file's languages)."""
+    """`--languages FILE` (first, so that a bad file is the error shown before the codes it would define)."""
 
     languages: Optional[str] = languages_field()
 
@@ -357,7 +372,7 @@ def _library_language(key: str) -> Language | None:
     if not (2 <= len(key) <= 3 and key.isalpha() and key.isascii()):
         return None
     try:
-        import langcodes
+        import langcodes  # lazy: 20 ms of tables, only for a code outside the built-in table
     except ImportError:  # pragma: no cover - a dependency; a broken install should not hide the built-ins
         return None
     try:
@@ -443,7 +458,7 @@ def all_languages(*, library: bool = False) -> list[Language]:
 
 def _library_codes() -> list[str]:
     """Every language subtag language-data names (ISO 639-1 and 639-3 codes, some 639-2/5 ones too)."""
-    from language_data.name_data import CODE_TO_NAMES
+    from language_data.name_data import CODE_TO_NAMES  # lazy: a large table, only for --all and --search
 
     return sorted(k for k in CODE_TO_NAMES if 2 <= len(k) <= 3 and k.isalpha() and k.islower())
 
@@ -515,8 +530,6 @@ def is_bloom_model(model: str | None) -> bool:
         return False
     config = Path(model).expanduser() / "config.json"
     if config.is_file():
-        import json
-
         try:
             return json.loads(config.read_text(encoding="utf-8")).get("model_type") in BLOOM_FAMILY
         except (OSError, ValueError):

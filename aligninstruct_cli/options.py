@@ -1,7 +1,7 @@
 """One definition per option: a stage's options are a dataclass whose fields carry their default, type,
 choices (a `Literal` type), range and help, as peft's `LoraConfig` does.
 
-Everything else is derived from these fields: the Typer command's options (`commands/_options.py`),
+Everything else is derived from these fields: the Typer command's options (`commands/command_factory.py`),
 `--config FILE` files (`load_config`), the experiment configs and the option tables in `docs/`
 (`docgen.py`). Validation lives in the dataclass too: `check_options` (called from each options
 class's `__post_init__`) parses, type-checks and range-checks every field, and raises `OptionError`,
@@ -18,13 +18,17 @@ whose message names the field; the CLI shows the flag instead, and a config file
 from __future__ import annotations
 
 import difflib
+import json
 import math
 import re
+import tomllib
 import typing
 from dataclasses import MISSING, dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Literal, Union
+
+import yaml
 
 from aligninstruct_cli.errors import AitError
 
@@ -284,8 +288,6 @@ def _config_text(path: str | Path) -> str:
 def yaml_text(text: str, path: str | Path) -> Any:
     """YAML through the safe loader, with its aliases bounded (count, and values once expanded: no "billion
     laughs") and duplicate keys refused (FILE:LINE), before any Python object is built."""
-    import yaml
-
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
@@ -298,8 +300,6 @@ def yaml_text(text: str, path: str | Path) -> Any:
 
 
 def _check_yaml_node(root: Any, path: str) -> None:
-    import yaml
-
     sizes: dict[int, int] = {}  # node id -> values under it, aliases expanded (each node counted once here)
     seen_ids: set[int] = set()
     aliases = 0
@@ -336,8 +336,6 @@ def _check_yaml_node(root: Any, path: str) -> None:
 
 
 def _yaml_children(node: Any) -> list[Any]:
-    import yaml
-
     if isinstance(node, yaml.MappingNode):
         return [n for pair in node.value for n in pair]
     if isinstance(node, yaml.SequenceNode):
@@ -347,8 +345,6 @@ def _yaml_children(node: Any) -> list[Any]:
 
 def _json_config(text: str, path: str | Path) -> Any:
     """JSON with duplicate keys refused (FILE:LINE of the second), as YAML's."""
-    import json
-
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for key, value in items:
@@ -360,8 +356,6 @@ def _json_config(text: str, path: str | Path) -> Any:
     try:
         return json.loads(text, object_pairs_hook=pairs)
     except _DuplicateKey as exc:
-        import re
-
         hits = [m.start() for m in re.finditer(re.escape(json.dumps(exc.key)) + r"\s*:", text)]
         line = text[:hits[1]].count("\n") + 1 if len(hits) > 1 else None
         raise AitError(f"{path}{f':{line}' if line else ''}: duplicate key {exc.key!r}") from None
@@ -388,8 +382,6 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     if suffix == ".json":
         data = _json_config(text, path)
     elif suffix == ".toml":
-        import tomllib
-
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
@@ -397,8 +389,6 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         except RecursionError:
             raise AitError(f"{path}: nested too deeply for a config") from None
     else:
-        import yaml
-
         try:
             data = yaml_text(text, path)
         except yaml.YAMLError as exc:

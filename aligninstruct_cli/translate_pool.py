@@ -27,7 +27,7 @@ from typing import Callable, Iterable, Iterator
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.generation import (GenerationStats, TranslateOptions, Translator, chunked,
                                           default_chunk_size)
-from aligninstruct_cli.languages import get_language
+from aligninstruct_cli.languages import get_language, use_language_file, user_language_file
 from aligninstruct_cli.models import load_model
 from aligninstruct_cli.options import OptionError, option_ref
 from aligninstruct_cli.training.distributed import watch_launching_process
@@ -66,7 +66,7 @@ class TranslatorPool:
         threads = max(1, (os.cpu_count() or 1) // len(self.devices))
         self.workers = [context.Process(target=_work, name=f"ait-translate-{rank}", daemon=True,
                                         args=(rank, replace(options, device=device, num_gpus=1), threads,
-                                              os.getpid(), self.tasks[rank], self.results))
+                                              os.getpid(), self.tasks[rank], self.results, user_language_file()))
                         for rank, device in enumerate(self.devices)]
 
     def __enter__(self) -> "TranslatorPool":
@@ -138,11 +138,15 @@ class TranslatorPool:
             raise RuntimeError(f"translate worker {message[1]} failed:\n{message[2]}")
 
 
-def _work(rank: int, options: TranslateOptions, threads: int, parent_pid: int, tasks, results) -> None:
-    """A worker: load the model on its device, translate the chunks it is given until None."""
+def _work(rank: int, options: TranslateOptions, threads: int, parent_pid: int, tasks, results,
+          language_file: str | None = None) -> None:
+    """A worker: load the model on its device, translate the chunks it is given until None (with the parent's
+    user language file, for the prompts' language names)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent stops us
     watch_launching_process(parent_pid, what="ait translate worker")  # no orphan keeps a GPU
     try:
+        if language_file:
+            use_language_file(language_file)
         import torch  # lazy: torch
 
         if options.device == "cpu":

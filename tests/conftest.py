@@ -40,6 +40,17 @@ def _hub_offline_state():
         os.environ["HF_HUB_OFFLINE"] = env
 
 
+@pytest.fixture(autouse=True)
+def _language_table():
+    """A command loads its language file for the rest of its process (`--languages`, the demo's toy languages):
+    each in-process test starts from the built-in table (and AIT_LANGUAGES), not from a file an earlier test
+    loaded."""
+    from aligninstruct_cli.languages import reset_languages
+
+    yield
+    reset_languages()
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """../shared/data (real FLORES-200, OPUS-100 slices, gold alignments); read-only, never copied."""

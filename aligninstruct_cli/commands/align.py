@@ -9,7 +9,7 @@ from typing_extensions import Annotated
 
 from aligninstruct_cli import console
 from aligninstruct_cli.align.pipeline import AlignOptions, align_file
-from aligninstruct_cli.commands._options import Extra, InputArg, OutputOpt, finish, stage_command
+from aligninstruct_cli.commands.command_factory import Extra, InputArg, OutputOpt, finish, stage_command
 
 HELP = """Word-align parallel sentences and extract the gold span pairs AlignInstruct needs.
 

@@ -7,7 +7,7 @@ import time
 import typer
 
 from aligninstruct_cli import console
-from aligninstruct_cli.commands._options import Extra, InputArg, OutputOpt, finish, stage_command
+from aligninstruct_cli.commands.command_factory import Extra, InputArg, OutputOpt, finish, stage_command
 from aligninstruct_cli.instructions.objectives import INPUT_KIND, BuildOptions, BuildStats, build_instructions
 from aligninstruct_cli.io import RecordWriter, read_records
 

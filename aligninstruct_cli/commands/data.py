@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from aligninstruct_cli import console, data_sources
-from aligninstruct_cli.commands._options import Extra, InputArg, OutputOpt, stage_command
+from aligninstruct_cli.commands.command_factory import Extra, InputArg, OutputOpt, stage_command
 from aligninstruct_cli.io import RecordWriter
 
 data_app = typer.Typer(help="Fetch real parallel data by name (OPUS-100, FLORES-200) as parallel JSONL.",

@@ -12,7 +12,9 @@ from typing_extensions import Annotated
 
 from aligninstruct_cli import console
 from aligninstruct_cli.commands.experiment import load
+from aligninstruct_cli.demo import LANGUAGE_FILE
 from aligninstruct_cli.errors import AitError
+from aligninstruct_cli.languages import use_language_file
 
 demo_app = typer.Typer(help="The whole AlignInstruct chain on toy languages, small enough for a laptop CPU.",
                        no_args_is_help=True)
@@ -70,6 +72,7 @@ def toy_data(
     """Generate the toy parallel corpora (parallel JSONL, English source)."""
     from aligninstruct_cli.demo.build import make_toy_data  # lazy: start-up (the toy data and models, ~3 ms)
 
+    use_language_file(str(LANGUAGE_FILE))  # qaa, qab: the demo's own languages
     sizes = make_toy_data(output, seen=seen, unseen=unseen, dev=dev, test=test, seed=seed)
     console.info(", ".join(f"{name}: {n}" for name, n in sizes.items()))
 
@@ -92,6 +95,7 @@ def toy_model(
     what it can and cannot show."""
     from aligninstruct_cli.demo.build import make_toy_model  # lazy: start-up (the toy data and models, ~3 ms)
 
+    use_language_file(str(LANGUAGE_FILE))
     make_toy_model(data, output, seed=seed, vocab_size=vocab_size)
     console.info(f"untrained tiny BLOOM and tokenizer in {output}")
 
@@ -106,6 +110,7 @@ def toy_comet(
     from aligninstruct_cli.demo.build import corpus_texts  # lazy: start-up (the toy data and models, ~3 ms)
     from aligninstruct_cli.tiny import build_tiny_comet  # lazy: start-up (the toy data and models, ~3 ms)
 
+    use_language_file(str(LANGUAGE_FILE))
     texts = corpus_texts(data, "unseen-train.jsonl")
     build_tiny_comet(output, texts=texts)
     console.info(f"tiny COMET checkpoint in {output} (random weights: its scores only show the plumbing)")

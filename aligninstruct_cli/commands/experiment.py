@@ -16,6 +16,7 @@ from typing_extensions import Annotated
 from aligninstruct_cli import console
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.io import check_outputs_are_not_inputs, concat_files
+from aligninstruct_cli.languages import use_language_file
 
 experiment_app = typer.Typer(
     help="Run a study from one config file: plan (the commands), run (what is missing, resumably), status, "
@@ -41,6 +42,8 @@ def load(config: str, output: str | None, overrides: list[str] | None, *, create
     from aligninstruct_cli.experiment.study_config import load_experiment  # lazy: experiment/ adds ~50 ms to start-up
 
     exp = load_experiment(config, output=output, overrides=overrides or [])
+    if exp.language_file:  # your codes, for the options the graph builds (each step's command loads it too)
+        use_language_file(exp.language_file)
     if create:
         Path(exp.output).mkdir(parents=True, exist_ok=True)
     hasher = FileHasher(exp.output)

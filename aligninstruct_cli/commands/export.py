@@ -7,7 +7,7 @@ import typer
 from typing_extensions import Annotated
 
 from aligninstruct_cli import console
-from aligninstruct_cli.commands._options import Extra, stage_command
+from aligninstruct_cli.commands.command_factory import Extra, stage_command
 from aligninstruct_cli.export import ExportOptions, export
 
 HELP = """Write a trained adapter out for serving: the base model with the LoRA adapter merged in (safetensors shards, tokenizer, generation config: loads with AutoModelForCausalLM.from_pretrained, vLLM, TGI), or with --adapter-only a clean adapter directory; both with a model card (README.md).

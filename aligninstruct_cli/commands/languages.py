@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from aligninstruct_cli.commands._options import stage_command
+from aligninstruct_cli.commands.command_factory import stage_command
 from aligninstruct_cli.languages import ListOptions, bloom_seen, list_languages
 
 HELP = ("List the languages ait knows: canonical code, FLORES-200 code, English name (as in prompts), seen in "

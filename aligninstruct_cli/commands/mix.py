@@ -11,7 +11,7 @@ from rich.table import Table
 from typing_extensions import Annotated
 
 from aligninstruct_cli import console
-from aligninstruct_cli.commands._options import Extra, OutputOpt, finish, stage_command
+from aligninstruct_cli.commands.command_factory import Extra, OutputOpt, finish, stage_command
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.instructions.mixing import MixOptions, apply_weights, mix, parse_inputs, summary_json
 from aligninstruct_cli.io import write_json

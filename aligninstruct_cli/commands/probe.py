@@ -13,7 +13,7 @@ from typing_extensions import Annotated
 
 from aligninstruct_cli import console
 from aligninstruct_cli import probe as probe_lib
-from aligninstruct_cli.commands._options import Extra, OutputOpt, finish, stage_command
+from aligninstruct_cli.commands.command_factory import Extra, OutputOpt, finish, stage_command
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.io import STDIO, RecordWriter, read_json, read_records
 from aligninstruct_cli.models import load_model

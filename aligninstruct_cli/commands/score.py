@@ -11,7 +11,7 @@ import typer
 from typing_extensions import Annotated
 
 from aligninstruct_cli import console
-from aligninstruct_cli.commands._options import Extra, OutputOpt, stage_command
+from aligninstruct_cli.commands.command_factory import Extra, OutputOpt, stage_command
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.io import STDIO, RecordWriter, regular_files, write_records
 from aligninstruct_cli.metrics import METRICS

@@ -8,7 +8,7 @@ import typer
 from typing_extensions import Annotated
 
 from aligninstruct_cli import console
-from aligninstruct_cli.commands._options import Extra, stage_command
+from aligninstruct_cli.commands.command_factory import Extra, stage_command
 from aligninstruct_cli.training.train_options import PANEL_LAUNCH, PANEL_RUN, TrainOptions
 
 HELP = """Fine-tune a causal LM on instruction records over a curriculum (LoRA by default, as in the paper), through the deepspeed launcher; resumable. Writes OUTPUT/stage-K-*/ and OUTPUT/final/ (PEFT adapters), run.json and metrics.jsonl. See docs/train.md.

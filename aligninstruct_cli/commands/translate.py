@@ -6,7 +6,7 @@ import typer
 from typing_extensions import Annotated
 
 from aligninstruct_cli import console
-from aligninstruct_cli.commands._options import Extra, InputArg, OutputOpt, finish, stage_command
+from aligninstruct_cli.commands.command_factory import Extra, InputArg, OutputOpt, finish, stage_command
 from aligninstruct_cli.generation import TranslateOptions
 from aligninstruct_cli.io import STDIO
 from aligninstruct_cli.translate_file import translate_file

@@ -6,9 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable, Iterator
 
+import orjson
+
 from aligninstruct_cli.demo.toylang import make_lexicon, parallel_records, relative_lexicon
+from aligninstruct_cli.errors import AitError, InputError
 from aligninstruct_cli.instructions import templates
 from aligninstruct_cli.io import read_records, write_records
+from aligninstruct_cli.textfile import iter_lines
+from aligninstruct_cli.tiny import build_tiny_bloom, train_tokenizer
 
 SEEN, UNSEEN = "qaa", "qab"
 # Sunlandic: its own lexicon, subject-object-verb. Moonlandic: a relative of Sunlandic (as Galician is
@@ -59,11 +64,6 @@ def corpus_texts(data: str | Path, demo_file: str = "seen-train.jsonl") -> list[
     toy-data` (its `demo_file`), or any corpus FILE: JSONL (the string fields src, tgt, input, output and
     text of each record: parallel, instruction or plain-text records), TSV or `src ||| tgt` (both sides), or
     plain text (one sentence a line); `.gz` works too."""
-    import orjson
-
-    from aligninstruct_cli.errors import AitError, InputError
-    from aligninstruct_cli.textfile import iter_lines
-
     path = Path(data)
     if path.is_dir():
         if not (path / demo_file).is_file():
@@ -94,8 +94,6 @@ def make_toy_model(data: str | Path, out_dir: str | Path, *, vocab_size: int = 2
                    n_layer: int = 2, n_head: int = 4, seed: int = 0) -> Path:
     """Train the tokenizer on the corpus (`corpus_texts`: for the demo's directory, English + the seen toy
     language) + the prompt templates, save a randomly initialised tiny BLOOM with it to `out_dir`."""
-    from aligninstruct_cli.tiny import build_tiny_bloom, train_tokenizer
-
     prompt_text = [getattr(templates, name) for name in dir(templates) if name.isupper()
                    and isinstance(getattr(templates, name), str)]
     texts = corpus_texts(data) + prompt_text * 50

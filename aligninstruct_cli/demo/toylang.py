@@ -8,7 +8,7 @@ so a tokenizer trained on English and the "seen" toy language also covers the "u
 the base model already knows (as BLOOM's byte-level tokenizer covers real unseen languages).
 
 The languages use ISO 639-3's local-use codes: `qaa` (Sunlandic, the demo base model's "seen"
-language) and `qab` (Moonlandic, "unseen"); see languages.py.
+language) and `qab` (Moonlandic, "unseen"), declared in demo-languages.tsv.
 """
 
 from __future__ import annotations

@@ -363,8 +363,8 @@ def load_experiment(path: str | Path, *, output: str | None = None, overrides: l
         raise r.fail("output", "missing: the directory for the experiment's outputs")
     exp = Experiment(path=path, output=r.string(out_dir, "output"),
                      languages=r.languages(raw.get("languages", []), "languages"))
-    if raw.get("language_file") is not None:
-        exp.language_file = r.string(raw["language_file"], "language_file")
+    if raw.get("language_file") is not None:  # a relative path is read from the config's folder (as the demo's)
+        exp.language_file = str(Path(path).parent / r.string(raw["language_file"], "language_file"))
         if not Path(exp.language_file).is_file():
             raise r.fail("language_file", f"{exp.language_file}: no such file")
     exp.env = _read_env(r, r.mapping(raw.get("env"), "env"))

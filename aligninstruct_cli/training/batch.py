@@ -131,10 +131,13 @@ def local_device_count() -> int:
 
     if torch.cuda.is_available():
         return torch.cuda.device_count()
-    os.environ.setdefault("DS_ACCELERATOR", "cpu")  # as `launch` sets it for the launcher
+    # DeepSpeed's CPU accelerator counts, as it does for the launcher `launch` starts with DS_ACCELERATOR=cpu
+    # (unless you chose an accelerator): asked directly, so that this process's environment stays as it is
     from deepspeed.accelerator import get_accelerator  # lazy: deepspeed
+    from deepspeed.accelerator.cpu_accelerator import CPU_Accelerator  # lazy: deepspeed
 
-    return max(1, get_accelerator().device_count())
+    accelerator = get_accelerator() if "DS_ACCELERATOR" in os.environ else CPU_Accelerator()
+    return max(1, accelerator.device_count())
 
 
 # ------------------------------------------------------------------------------------------ memory

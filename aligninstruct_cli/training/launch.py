@@ -40,6 +40,7 @@ from aligninstruct_cli import console, models
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.export import write_run_cards
 from aligninstruct_cli.io import Terminated, read_json, write_json
+from aligninstruct_cli.languages import child_environment
 from aligninstruct_cli.options import OptionError, option_ref
 from aligninstruct_cli.options import to_dict as plain_options
 from aligninstruct_cli.provenance import RunManifest, file_sha256, installed_version
@@ -474,9 +475,10 @@ def check_multi_node_cwd() -> None:
 def launch(job: Job, launch_command: list[str]) -> None:
     """Train every stage not done yet: the workers through the deepspeed launcher, or (launcher none) this
     process. LaunchError with the launcher's exit code if a rank fails."""
-    if "DS_ACCELERATOR" not in os.environ and not _cuda_available():
-        os.environ["DS_ACCELERATOR"] = "cpu"  # skips DeepSpeed's accelerator probing (and its warning)
+    # DS_ACCELERATOR=cpu skips DeepSpeed's accelerator probing (and its warning) on a machine without CUDA
+    cpu = {} if "DS_ACCELERATOR" in os.environ or _cuda_available() else {"DS_ACCELERATOR": "cpu"}
     if job.options.launcher == "none":
+        os.environ.update(cpu)  # this process is the step's rank: DeepSpeed reads it here
         from aligninstruct_cli.training.loop import run_job  # lazy: imports numpy
 
         try:
@@ -490,7 +492,9 @@ def launch(job: Job, launch_command: list[str]) -> None:
     if multi_node(job.options):
         check_multi_node_cwd()
     console.info("launching: " + " ".join(launch_command))
-    rc = run_launcher(launch_command, env={**os.environ, LAUNCHING_PID_ENV: str(os.getpid())})
+    # the ranks' environment: this one, plus the user language file this process loaded (`--languages`)
+    env = {**os.environ, **cpu, **child_environment(), LAUNCHING_PID_ENV: str(os.getpid())}
+    rc = run_launcher(launch_command, env=env)
     if rc != 0:
         raise LaunchError(f"training failed: the deepspeed launcher exited with code {rc} (a rank failed; "
                           f"see its messages above); {resume_advice(job.options.output)}", rc if rc > 0 else 1)

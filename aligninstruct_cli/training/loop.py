@@ -58,6 +58,8 @@ def run_job(job: Job) -> None:
     with single_process_env():
         dist = init_distributed()
         console.set_quiet(job.quiet or dist.rank != 0)
+        for key, value in console.quiet_environment().items():  # a rank's entry: its libraries' bars follow
+            os.environ.setdefault(key, value)
         check_world_size(job, dist)
         for lr_index in range(len(job.options.lr)):
             for stage in range(len(job.options.curriculum)):

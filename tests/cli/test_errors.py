@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import flat
-from aligninstruct_cli.cli import app
+from aligninstruct_cli.cli import app, main_options
 
 runner = CliRunner()
 
@@ -138,13 +138,16 @@ def test_quiet_silences_the_hub_and_transformers_progress_bars(monkeypatch):
     (transformers 5 draws one per model load) in this process and in the training ranks it starts."""
     from aligninstruct_cli import console
 
-    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)
+    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "")  # so that monkeypatch restores it afterwards
+    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS")
     from rich.console import Console
 
     monkeypatch.setattr(console, "stderr", Console(stderr=True, force_terminal=True))  # only -q decides
-    console.set_quiet(False)
-    assert "HF_HUB_DISABLE_PROGRESS_BARS" not in os.environ
+    main_options(version=None, quiet=False)
+    assert "HF_HUB_DISABLE_PROGRESS_BARS" not in os.environ and console.quiet_environment() == {}
     console.set_quiet(True)
+    assert "HF_HUB_DISABLE_PROGRESS_BARS" not in os.environ  # the library leaves the environment alone
+    main_options(version=None, quiet=True)  # the entry point sets it, for the libraries it imports later
     assert os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"
     console.set_quiet(False)
 

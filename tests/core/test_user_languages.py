@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from typer.testing import CliRunner
@@ -62,7 +63,8 @@ def test_languages_lists_204_flores_codes_and_filters():
     res = runner.invoke(app, ["languages", "--search", "ayacucho", "--format", "tsv"])
     assert res.stdout.splitlines()[1:] == ["quy\tquy_Latn\tAyacucho Quechua\tno\tlangcodes"]
     seen = runner.invoke(app, ["languages", "--seen", "--format", "tsv"]).stdout.splitlines()[1:]
-    assert len(seen) == 46 and all(r.split("\t")[3] == "yes" for r in seen)  # BLOOM's 45 + the demo's qaa
+    assert len(seen) == 45 and all(r.split("\t")[3] == "yes" for r in seen)  # BLOOM's 45 (card: 46 with zh twice)
+    assert find_language("qaa") is None  # the demo's toy languages are the demo's (demo-languages.tsv), not ait's
 
 
 def test_build_names_quechua_in_prompts(tmp_path):
@@ -153,6 +155,24 @@ def test_a_private_language_goes_through_the_whole_chain(tmp_path, tiny_bloom_di
     assert list(probe["by_direction"]) == ["en-qxx"]
 
 
+
+@pytest.mark.slow
+def test_a_language_file_given_by_flag_reaches_the_translate_workers(tmp_path, tiny_bloom_dir, monkeypatch):
+    """`--languages FILE` (no AIT_LANGUAGES): two translate workers build Marsian prompts with the file the
+    command loaded, handed to them by the parent; the output is the one process's."""
+    monkeypatch.delenv(LANGUAGES_ENV, raising=False)
+    langs = tmp_path / "langs.tsv"
+    langs.write_text(LANGS_TSV, encoding="utf-8")
+    test = write_jsonl(tmp_path / "test.jsonl", read_jsonl(_marsian_pairs(tmp_path / "pairs.jsonl", n=4)))
+    outputs = []
+    for workers in ("1", "2"):
+        out = tmp_path / f"hyps{workers}.jsonl"
+        res = runner.invoke(app, ["translate", str(test), "--model", str(tiny_bloom_dir), "--languages", str(langs),
+                                  "--num-gpus", workers, "--max-new-tokens", "4", "-o", str(out)])
+        assert res.exit_code == 0, res.output
+        outputs.append(out.read_text(encoding="utf-8"))
+    assert outputs[0] == outputs[1] and '"tgt_lang":"qxx"' in outputs[0].replace(" ", "")
+
 def test_bad_language_files_exit_2_with_file_and_line(tmp_path):
     src = tmp_path / "in.tsv"
     src.write_text("hello\tolleh\n", encoding="utf-8")
@@ -190,3 +210,61 @@ def test_a_user_file_renames_and_the_option_wins_over_the_environment(tmp_path, 
     assert find_language("qxx") is None  # --languages replaced the AIT_LANGUAGES file
     use_language_file(str(other))
     assert get_language("qxx").name == "Marsian" and get_language("uz").name == "Uzbek"
+
+
+def test_building_options_checks_a_language_file_but_loads_nothing(tmp_path, monkeypatch):
+    """Options with a `languages` field only check the file (FILE:LINE for a bad row): the table and the
+    environment change only when a caller loads it (`use_language_file`), as the command layer does."""
+    from aligninstruct_cli.languages import ListOptions, child_environment, user_language_file
+    from aligninstruct_cli.options import OptionError
+
+    monkeypatch.delenv(LANGUAGES_ENV, raising=False)
+    langs = tmp_path / "langs.tsv"
+    langs.write_text("code\tflores\tname\nqxx\tqxx_Latn\tMarsian\n", encoding="utf-8")
+    assert ListOptions(languages=str(langs)).languages == str(langs)
+    assert find_language("qxx") is None and LANGUAGES_ENV not in os.environ
+    assert child_environment() == {} and user_language_file() is None
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("code\tflores\tname\nkk\tkaz_Cyrl\tKazakhish\n", encoding="utf-8")
+    with pytest.raises(OptionError, match="bad.tsv:2: field 'code'"):
+        ListOptions(languages=str(bad))
+    monkeypatch.chdir(tmp_path)
+    use_language_file("langs.tsv")
+    assert get_language("qxx").name == "Marsian" and LANGUAGES_ENV not in os.environ
+    assert child_environment() == {LANGUAGES_ENV: str(langs.resolve())}  # what a started process is given
+
+
+def test_the_training_ranks_get_the_language_file_in_their_environment(tmp_path, monkeypatch):
+    """`ait train --languages FILE`: the deepspeed launcher (and so every rank) finds the file in the `env=`
+    it is started with; this process's own environment stays as it was."""
+    from aligninstruct_cli.training import launch
+    from aligninstruct_cli.registry import STAGE_OPTIONS
+
+    monkeypatch.delenv(LANGUAGES_ENV, raising=False)
+    monkeypatch.delenv("DS_ACCELERATOR", raising=False)
+    monkeypatch.setattr(launch, "_cuda_available", lambda: False)
+    langs = tmp_path / "langs.tsv"
+    langs.write_text("code\tflores\tname\nqxx\tqxx_Latn\tMarsian\n", encoding="utf-8")
+    use_language_file(str(langs))
+    started: list[dict] = []
+    monkeypatch.setattr(launch, "run_launcher", lambda command, env: started.append(env) or 0)
+    before = dict(os.environ)
+    options = STAGE_OPTIONS["train"](model="m", data={"mt": "x.jsonl"}, output=str(tmp_path / "run"), languages=str(langs))
+    launch.launch(SimpleNamespace(options=options), ["deepspeed", "worker"])
+    assert started[0][LANGUAGES_ENV] == str(langs.resolve()) and started[0]["DS_ACCELERATOR"] == "cpu"
+    assert dict(os.environ) == before
+
+
+def test_the_demos_languages_are_the_demos(tmp_path):
+    """qaa and qab are in the demo's own language file, not ait's table: its seen column makes the toy base
+    model's list (BLOOM's + qaa), so the demo's direction groups are what they were."""
+    from aligninstruct_cli.demo import LANGUAGE_FILE
+    from aligninstruct_cli.languages import bloom_seen, direction_groups
+
+    assert find_language("qaa") is None and "qaa" not in bloom_seen().codes
+    use_language_file(str(LANGUAGE_FILE))
+    assert (get_language("qaa").name, get_language("qab").name) == ("Sunlandic", "Moonlandic")
+    assert "qaa" in bloom_seen().codes and "qab" not in bloom_seen().codes
+    assert direction_groups("en", "qab") == ["en→xx", "en→unseen"]
+    assert direction_groups("qab", "en") == ["xx→en", "unseen→en"]
+    assert direction_groups("qaa", "qab") == ["seen→unseen"]

@@ -232,6 +232,7 @@ def test_a_study_that_cannot_learn_is_caught_while_it_runs_and_in_the_report(tmp
 
     import yaml
 
+    from aligninstruct_cli.demo import LANGUAGE_FILE
     from aligninstruct_cli.demo.build import make_toy_data
 
     make_toy_data(tmp_path / "data", seen=1, unseen=120, dev=2, test=3)
@@ -239,6 +240,7 @@ def test_a_study_that_cannot_learn_is_caught_while_it_runs_and_in_the_report(tmp
     config.write_text(yaml.safe_dump({
         "output": str(tmp_path / "out"),
         "env": {"OMP_NUM_THREADS": "1"},
+        "language_file": str(LANGUAGE_FILE),  # the toy languages qaa, qab
         "corpora": {"train": {"file": str(tmp_path / "data" / "unseen-train.jsonl"), "languages": ["qab"]},
                     "test": {"file": str(tmp_path / "data" / "unseen-test.jsonl"), "languages": ["qab"]}},
         "datasets": {"mt": {"corpus": "train"}},

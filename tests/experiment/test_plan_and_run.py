@@ -41,7 +41,10 @@ def write_config(path: Path, config: dict) -> Path:
 
 
 def demo_config() -> dict:
-    return yaml.safe_load(DEMO.read_text(encoding="utf-8"))
+    """The demo's config, its language file named by an absolute path (for a copy written elsewhere)."""
+    config = yaml.safe_load(DEMO.read_text(encoding="utf-8"))
+    config["language_file"] = str(DEMO.parent / config["language_file"])
+    return config
 
 
 # ---------------------------------------------------------------------------------------------- config errors
@@ -299,6 +302,7 @@ def test_submitit_local_executor_runs_the_steps_as_jobs(tmp_path):
 def tiny_experiment(tmp_path_factory, tiny_bloom_dir):
     """A tiny experiment of real commands: a base model and one LoRA system on toy data, scored with BLEU and
     chrF++ (a few seconds per step)."""
+    from aligninstruct_cli.demo import LANGUAGE_FILE
     from aligninstruct_cli.demo.build import make_toy_data
 
     root = tmp_path_factory.mktemp("experiment")
@@ -306,6 +310,7 @@ def tiny_experiment(tmp_path_factory, tiny_bloom_dir):
     config = {
         "output": str(root / "out"),
         "env": {"OMP_NUM_THREADS": "1"},
+        "language_file": str(LANGUAGE_FILE),  # the toy languages qaa, qab
         "corpora": {"train": {"file": str(root / "data" / "unseen-train.jsonl"), "languages": ["qab"]},
                     "test": {"file": str(root / "data" / "unseen-test.jsonl"), "languages": ["qab"]}},
         "datasets": {"mt": {"corpus": "train"}},

@@ -14,14 +14,17 @@ import sys
 from typing import Any, Callable, Optional
 
 import typer
+import yaml
 from rich.markup import escape
 from typing_extensions import Annotated
 
 from aligninstruct_cli import console
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.io import ErrorPolicy, check_distinct_outputs, check_outputs_are_not_inputs
+from aligninstruct_cli.languages import use_language_file
 from aligninstruct_cli.options import (OptionError, default_of, describe_range, flag_of, flags_of, has_default,
-                                       load_config, option_fields, spec_of, to_dict, type_hints)
+                                       load_config, option_fields, option_ref, plain_value, spec_of, to_dict,
+                                       type_hints)
 from aligninstruct_cli.registry import STAGE_OPTIONS
 
 InputArg = Annotated[str, typer.Argument(help="Input file (JSONL, TSV or `src ||| tgt`; .gz ok); - for stdin.",
@@ -174,19 +177,27 @@ def resolve_options(cls: type, ctx: typer.Context, values: dict[str, Any], confi
         raise AitError(f"missing option{'s' if len(missing) > 1 else ''} {names}",
                        hint="give them as flags or as keys of a --config file")
     try:
+        load_language_file(merged.get("languages") if "languages" in flags else None)
         return cls(**merged), render
     except OptionError as exc:
         raise AitError(render(exc), hint=exc.hint) from None
+
+
+def load_language_file(path: Any) -> None:
+    """`--languages FILE`: load it for this command before its options are built, so that they (and the
+    stage) may name its codes. The one place a command changes the language table."""
+    if not isinstance(path, str):
+        return  # none given (AIT_LANGUAGES applies), or not a path: the options' own check words the error
+    try:
+        use_language_file(path)
+    except AitError as exc:  # worded as the options' check words a bad value: the flag, or the config key
+        raise OptionError(f"{option_ref('languages')}: {exc.message}", hint=exc.hint) from None
 
 
 def config_without_required(cls: type, ctx: typer.Context, values: dict[str, Any], config: str | None) -> str | None:
     """`--print-config` while required options are missing: the defaults and what was given, as YAML, each
     missing option `null` and marked `# required`; None when nothing is missing (the options are then
     resolved and checked as for a run)."""
-    import yaml
-
-    from aligninstruct_cli.options import plain_value
-
     from_file = load_config(config, cls) if config else {}
     given = {**from_file, **{f.name: values[f.name] for f in option_fields(cls) if _given(ctx, f.name)}}
     missing = {f.name: flag_of(f) for f in option_fields(cls) if not has_default(f) and f.name not in given}
@@ -233,8 +244,6 @@ def stage_command(app: typer.Typer, command_name: str, cls: type, run: Callable[
                 return
         options, render = resolve_options(cls, ctx, values, config)
         if print_config:
-            import yaml
-
             sys.stdout.write(yaml.safe_dump(to_dict(options), sort_keys=False, allow_unicode=True))
             return
         check_no_overwrite(options, extra_values)
