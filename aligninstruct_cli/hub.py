@@ -99,25 +99,38 @@ def unreachable_reason(url: str | None = None, timeout: float = REACH_TIMEOUT_S)
 
 
 def go_offline() -> None:
-    """Make huggingface_hub, transformers and datasets read the cache only, in this process and its children
-    (they read the setting at import; the imported ones are switched too)."""
+    """Make huggingface_hub, transformers and datasets read the cache only in this process, without touching
+    os.environ: all three take their offline switch from `huggingface_hub.constants.HF_HUB_OFFLINE` when they are
+    imported, so that constant is set (and the copies of the libraries already imported). A process this one
+    starts gets the switch in its own environment (`child_environment`)."""
     global _switched_offline
     if not offline_requested():
         _switched_offline = True
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    if "huggingface_hub" in sys.modules:
-        import huggingface_hub.constants  # lazy: huggingface_hub (switched only when already imported)
-
-        huggingface_hub.constants.HF_HUB_OFFLINE = True
+    try:
+        import huggingface_hub.constants  # lazy: huggingface_hub (its package is large; this module is small)
+    except ImportError:  # no hub library installed: nothing could download anyway
+        return
+    huggingface_hub.constants.HF_HUB_OFFLINE = True
     if "transformers" in sys.modules:
         import transformers.utils.hub  # lazy: transformers (switched only when already imported)
 
-        transformers.utils.hub._is_offline_mode = True
+        transformers.utils.hub._is_offline_mode = True  # transformers 4.x's copy, taken at its import
     if "datasets" in sys.modules:
         import datasets.config  # lazy: datasets (switched only when already imported)
 
         datasets.config.HF_HUB_OFFLINE = True
         datasets.config.HF_DATASETS_OFFLINE = True
+
+
+def switched_offline() -> bool:
+    """Whether `go_offline` switched this process to the cache (the user had not)."""
+    return _switched_offline
+
+
+def child_environment() -> dict[str, str]:
+    """The environment entries that carry this process's offline switch to a process it starts: {HF_HUB_OFFLINE:
+    1} after `go_offline`, else nothing (a user's own HF_HUB_OFFLINE is inherited with the rest)."""
+    return {"HF_HUB_OFFLINE": "1"} if _switched_offline else {}
 
 
 def cached_snapshot(repo_id: str, *, repo_type: str = "model", files: tuple[str, ...] = ()) -> Path | None:

@@ -24,6 +24,7 @@ import traceback
 from dataclasses import replace
 from typing import Callable, Iterable, Iterator
 
+from aligninstruct_cli import hub
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.generation import (GenerationStats, TranslateOptions, Translator, chunked,
                                           default_chunk_size)
@@ -66,7 +67,8 @@ class TranslatorPool:
         threads = max(1, (os.cpu_count() or 1) // len(self.devices))
         self.workers = [context.Process(target=_work, name=f"ait-translate-{rank}", daemon=True,
                                         args=(rank, replace(options, device=device, num_gpus=1), threads,
-                                              os.getpid(), self.tasks[rank], self.results, user_language_file()))
+                                              os.getpid(), self.tasks[rank], self.results, user_language_file(),
+                                              hub.switched_offline()))
                         for rank, device in enumerate(self.devices)]
 
     def __enter__(self) -> "TranslatorPool":
@@ -139,14 +141,16 @@ class TranslatorPool:
 
 
 def _work(rank: int, options: TranslateOptions, threads: int, parent_pid: int, tasks, results,
-          language_file: str | None = None) -> None:
+          language_file: str | None = None, offline: bool = False) -> None:
     """A worker: load the model on its device, translate the chunks it is given until None (with the parent's
-    user language file, for the prompts' language names)."""
+    user language file, for the prompts' language names, and its hub offline switch)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent stops us
     watch_launching_process(parent_pid, what="ait translate worker")  # no orphan keeps a GPU
     try:
         if language_file:
             use_language_file(language_file)
+        if offline:
+            hub.go_offline()
         import torch  # lazy: torch
 
         if options.device == "cpu":

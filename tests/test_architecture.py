@@ -184,8 +184,6 @@ def test_the_architecture_page_names_every_module():
 ENVIRON_WRITERS = {
     "cli": "HF_HUB_DISABLE_PROGRESS_BARS (console.quiet_environment), the entry point's, before any hub import",
     "training.loop": "HF_HUB_DISABLE_PROGRESS_BARS in a training rank's entry (ranks other than 0 are quiet)",
-    "hub": "HF_HUB_OFFLINE, from go_offline: a model or data set found only in the local cache, when the hub is "
-           "unreachable (the hub libraries and the processes a step starts read only the environment)",
     "training.distributed": "a one-process rendezvous (RANK, MASTER_PORT, ...), restored on exit",
     "training.launch": "DS_ACCELERATOR=cpu when this process runs the step's one rank itself (--launcher none)",
 }

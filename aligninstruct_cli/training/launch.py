@@ -36,7 +36,7 @@ from typing import Any
 
 import orjson
 
-from aligninstruct_cli import console, models
+from aligninstruct_cli import console, hub, models
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.export import write_run_cards
 from aligninstruct_cli.io import Terminated, read_json, write_json
@@ -492,8 +492,9 @@ def launch(job: Job, launch_command: list[str]) -> None:
     if multi_node(job.options):
         check_multi_node_cwd()
     console.info("launching: " + " ".join(launch_command))
-    # the ranks' environment: this one, plus the user language file this process loaded (`--languages`)
-    env = {**os.environ, **cpu, **child_environment(), LAUNCHING_PID_ENV: str(os.getpid())}
+    # the ranks' environment: this one, plus the user language file this process loaded (`--languages`) and the
+    # hub's offline switch if this process made it (a model found only in the cache)
+    env = {**os.environ, **cpu, **child_environment(), **hub.child_environment(), LAUNCHING_PID_ENV: str(os.getpid())}
     rc = run_launcher(launch_command, env=env)
     if rc != 0:
         raise LaunchError(f"training failed: the deepspeed launcher exited with code {rc} (a rank failed; "

@@ -168,15 +168,35 @@ def test_hub_checks_fail_fast_or_read_the_cache_offline(unreachable_hub, monkeyp
     (snapshot / "config.json").write_text("{}", encoding="utf-8")
     (unreachable_hub / "models--org--tiny" / "refs").mkdir()
     (unreachable_hub / "models--org--tiny" / "refs" / "main").write_text("abc123", encoding="utf-8")
+    import huggingface_hub.constants
+
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(hub, "_switched_offline", False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    assert hub.child_environment() == {}
     assert hub.require("org/tiny", what="model", fix="x", files=("config.json",)) == snapshot
-    assert os.environ["HF_HUB_OFFLINE"] == "1"
+    # switched in this process's hub library and handed to the processes it starts, os.environ untouched
+    assert huggingface_hub.constants.HF_HUB_OFFLINE is True and "HF_HUB_OFFLINE" not in os.environ
+    assert hub.switched_offline() and hub.child_environment() == {"HF_HUB_OFFLINE": "1"}
     comet = unreachable_hub / "models--org--comet" / "snapshots" / "s1"
     (comet / "checkpoints").mkdir(parents=True)
     (comet / "checkpoints" / "model.ckpt").write_bytes(b"x")
     (comet / "hparams.yaml").write_text("pretrained_model: org/encoder\n", encoding="utf-8")
     with pytest.raises(hub.OfflineError, match="the encoder of COMET model 'org/comet'"):
         resolve_checkpoint("org/comet")  # its encoder is not cached: said now, not deep inside comet
+
+
+def test_the_offline_switch_reaches_libraries_imported_after_it_without_os_environ():
+    """go_offline before transformers/datasets are imported: they take the switch from huggingface_hub at their
+    import, and the process's environment is left as it was."""
+    env = {k: v for k, v in os.environ.items() if k not in hub.OFFLINE_ENV}
+    script = ("import os\nfrom aligninstruct_cli import hub\nhub.go_offline()\n"
+              "import transformers.utils.hub, datasets.config, huggingface_hub.constants\n"
+              "print(transformers.utils.hub.is_offline_mode(), datasets.config.HF_HUB_OFFLINE,\n"
+              "      huggingface_hub.constants.HF_HUB_OFFLINE, 'HF_HUB_OFFLINE' in os.environ)\n")
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["True", "True", "True", "False"]
 
 
 def test_data_and_spm_models_fail_fast_offline(tmp_path, unreachable_hub):
