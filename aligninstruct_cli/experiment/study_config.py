@@ -34,9 +34,11 @@ from aligninstruct_cli.registry import EXPERIMENT_SECTIONS
 # top-level key -> what it holds (docs/experiment.md's key table is checked against this)
 KEYS: dict[str, str] = {
     "output": "Directory for every step's output (`steps/`), the logs (`logs/`), the tables and the report. "
-              "Relative paths here and everywhere in the file are relative to the current directory. Required.",
+              "Relative paths here and everywhere in the file (but `language_file`) are relative to the current "
+              "directory. Required.",
     "languages": "The languages the per-language corpora are made for (codes), e.g. the paper's 24.",
-    "language_file": "A language file (`--languages FILE` of every stage): your own codes and names.",
+    "language_file": "A language file (`--languages FILE` of every stage): your own codes and names; a relative "
+                     "path is read from the config file's folder (a language file travels with its study).",
     "env": "Environment variables for every step (e.g. `OMP_NUM_THREADS: 1`); the plan exports them.",
     "toy": "The demo's generated toy data: keys of `ait demo toy-data` (seen, unseen, dev, test, seed).",
     "corpora": "Named parallel corpora: `{file: PATH}` (`{lang}` in the path: one file per language), "
