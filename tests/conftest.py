@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 from pathlib import Path
 
 import pytest
@@ -27,13 +28,28 @@ def _torch_one_thread():
 
 @pytest.fixture(autouse=True)
 def _hub_offline_state():
-    """`hub.go_offline` switches this process offline for good (right for one command); in-process tests get the
-    switch, and HF_HUB_OFFLINE, back as they were, so a later test sees what the user set, not what a test did."""
+    """`hub.go_offline` switches this process offline for good (right for one command): huggingface_hub's
+    switch and the copies transformers and datasets took of it. In-process tests get them back as they were, so
+    a later test sees what the user set, not what a test did."""
+    import sys
+
+    import huggingface_hub.constants
+
     from aligninstruct_cli import hub
 
+    copies = [(huggingface_hub.constants, "HF_HUB_OFFLINE")]
+    if hasattr(sys.modules.get("transformers.utils.hub"), "_is_offline_mode"):  # transformers 4.x's copy
+        copies.append((sys.modules["transformers.utils.hub"], "_is_offline_mode"))
+    if "datasets" in sys.modules:
+        import datasets.config
+
+        copies += [(datasets.config, "HF_HUB_OFFLINE"), (datasets.config, "HF_DATASETS_OFFLINE")]
+    saved = [(owner, name, getattr(owner, name)) for owner, name in copies]
     switched, env = hub._switched_offline, os.environ.get("HF_HUB_OFFLINE")
     yield
     hub._switched_offline = switched
+    for owner, name, value in saved:
+        setattr(owner, name, value)
     if env is None:
         os.environ.pop("HF_HUB_OFFLINE", None)
     else:
@@ -138,3 +154,31 @@ class SpyTokenizer:
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
+
+
+def perturb(lines: list[str], seed: int = 1) -> list[str]:
+    """A derived hypothesis: each reference with a word dropped and two neighbours swapped; a few blank."""
+    rng = random.Random(seed)
+    out = []
+    for k, line in enumerate(lines):
+        words = line.split()
+        if len(words) > 3:
+            i = rng.randrange(len(words) - 1)
+            words[i], words[i + 1] = words[i + 1], words[i]
+            del words[rng.randrange(len(words))]
+        out.append("" if k % 37 == 5 else " ".join(words))
+    return out
+
+
+
+@pytest.fixture(scope="module")
+def flores_kk(shared_data, tmp_path_factory):
+    """FLORES-200 devtest en→kk: source, reference and a perturbed hypothesis as plain-text files."""
+    out = tmp_path_factory.mktemp("flores-kk")
+    src = (shared_data / "flores200/devtest/eng_Latn.devtest").read_text(encoding="utf-8").splitlines()[:300]
+    ref = (shared_data / "flores200/devtest/kaz_Cyrl.devtest").read_text(encoding="utf-8").splitlines()[:300]
+    files = {"src": src, "ref": ref, "hyp": perturb(ref)}
+    for name, lines in files.items():
+        (out / f"{name}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return {name: out / f"{name}.txt" for name in files} | {"lines": files}
+

@@ -10,9 +10,15 @@ from pathlib import Path
 
 import orjson
 import pytest
+from typer.testing import CliRunner
 
+from aligninstruct_cli.cli import app
 from aligninstruct_cli.demo import toylang
 from aligninstruct_cli.demo.build import MOONLANDIC, SUNLANDIC, make_toy_data
+from aligninstruct_cli.errors import AitError
+from conftest import write_jsonl
+
+runner = CliRunner()
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "aligninstruct_cli" / "demo" / "demo.yaml"
@@ -76,3 +82,26 @@ def test_quick_demo_runs_every_step_through_the_experiment(tmp_path):
     assert "One run per system" in note and "either side" in note and "seeds: [0, 1, 2]" in note
     assert " [" in (out / "tables" / "demo.md").read_text(encoding="utf-8")  # every score's interval
     assert (out / "probe.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_toy_model_and_comet_from_a_users_corpus(tmp_path):
+    from aligninstruct_cli.demo.build import corpus_texts
+
+    tsv = tmp_path / "pairs.tsv"
+    tsv.write_text("the cat sees\tmysyq koredi\nthe dog\tit\n", encoding="utf-8")
+    jsonl = write_jsonl(tmp_path / "r.jsonl", [{"id": 1, "src": "a b", "tgt": "c d"}, {"input": "x", "output": "y"}])
+    text = tmp_path / "t.txt"
+    text.write_text("one sentence\n\nanother ||| other\n", encoding="utf-8")
+    assert corpus_texts(tsv) == ["the cat sees", "mysyq koredi", "the dog", "it"]
+    assert corpus_texts(jsonl) == ["a b", "c d", "x", "y"]
+    assert corpus_texts(text) == ["one sentence", "another", "other"]
+    with pytest.raises(AitError, match="no seen-train.jsonl"):
+        corpus_texts(tmp_path)
+    result = runner.invoke(app, ["demo", "toy-model", "--data", str(tsv), "-o", str(tmp_path / "m"), "--vocab-size",
+                                 "300"])
+    assert result.exit_code == 0, result.output
+    from transformers import AutoConfig, AutoTokenizer
+
+    assert AutoConfig.from_pretrained(tmp_path / "m").model_type == "bloom"
+    tok = AutoTokenizer.from_pretrained(tmp_path / "m")
+    assert tok.convert_ids_to_tokens(tok("mysyq")["input_ids"]) != ["<unk>"]

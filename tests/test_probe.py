@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from typer.testing import CliRunner
 
+from aligninstruct_cli import probe as P
 from aligninstruct_cli.cli import app
 from aligninstruct_cli.io import char_budget
 from aligninstruct_cli.tiny import sample_texts
-from conftest import SpyTokenizer
+from conftest import SpyTokenizer, write_jsonl
 
 runner = CliRunner()
 
@@ -194,3 +196,70 @@ def test_probe_cuts_a_huge_sentence_before_tokenizing(tiny_bloom_dir, tiny_token
     assert spy.longest == char_budget(16)
     whole = mean_pooled_layers(model, spy.inner, texts, "cpu", max_length=16)  # the same first 16 tokens
     torch.testing.assert_close(cut, whole)
+
+
+# ------------------------------------------------------------------------------------------------ intervals
+def _run(values: np.ndarray, pairs: str = "same") -> dict:
+    return {"label": None, "cosine": values.mean(axis=0).tolist(), "n_pairs": len(values), "pairs_sha256": pairs,
+            "per_pair": P.encode_per_pair(values)}
+
+
+def test_probe_intervals_and_deltas_are_honest():
+    rng = np.random.default_rng(0)
+    base = rng.normal(0.5, 0.05, size=(200, 4)).astype(np.float32)
+    signs = np.repeat([[1.0], [-1.0]], 100, axis=0).repeat(4, axis=1)  # (200, 4): half +, half -
+    noise = base + (rng.permuted(signs, axis=0) * 0.0004).astype(np.float32)  # differs by noise of mean 0
+    shifted = base.copy()
+    shifted[:, 2:] += 0.02  # a real effect in layers 2 and 3
+    means = P.bootstrap_means(base, 500, 0)
+    ci = P.percentile_interval(means)
+    assert all(lo < m < hi for (lo, hi), m in zip(ci, base.mean(axis=0)))
+    assert P.percentile_interval(P.bootstrap_means(base, 500, 0)) == ci  # seeded
+    assert np.allclose(P.decode_per_pair(P.encode_per_pair(base)), base)
+
+    result = P.compare_runs([_run(base), _run(noise), _run(shifted)], ["a.json", "b.json", "c.json"],
+                            bootstrap_samples=500)
+    d1, d2 = result["deltas"]
+    assert d1["paired"] and all(d1["includes_zero"])  # noise: every interval includes 0
+    assert d2["paired"] and d2["includes_zero"][2:] == [False, False]
+    assert all(lo <= d <= hi for (lo, hi), d in zip(d2["ci95"], d2["delta"]))
+    # paired intervals are much narrower than independent ones for the same runs
+    unpaired = P.compare_runs([_run(base, "x"), _run(shifted, "y")], ["a", "b"], bootstrap_samples=500)["deltas"][0]
+    assert not unpaired["paired"]
+    width = lambda d: np.mean([hi - lo for lo, hi in d["ci95"]])  # noqa: E731
+    assert width(d2) < width(unpaired) / 5
+    # results from before the intervals still compare, without them
+    old = P.compare_runs([{"cosine": [0.1, 0.2]}, {"cosine": [0.2, 0.2]}], ["a", "b"])
+    assert "ci95" not in old["deltas"][0] and old["deltas"][0]["delta"] == [0.1, 0.0]
+
+
+def test_probe_terminal_bars_use_fixed_scales(tmp_path):
+    from rich.console import Console
+
+    assert P._bar(0.5) == "█" * 12 + "·" * 12 and P._bar(0.5, width=24) == P._bar(0.5)
+    assert P._bar(1.3) == "█" * 24 and P._bar(-0.2) == "·" * 24
+    assert P._delta_bar(0.0004) == "·" * 8 + "│" + "·" * 8  # noise draws as nothing
+    assert P._delta_bar(0.05) == "·" * 8 + "│" + "████····" and P._delta_bar(-0.2) == "█" * 8 + "│" + "·" * 8
+    rng = np.random.default_rng(1)
+    base = rng.normal(0.5, 0.05, size=(50, 3)).astype(np.float32)
+    result = P.compare_runs([_run(base), _run(base + 0.0004)], ["a", "b"], bootstrap_samples=200)
+    console = Console(record=True, width=160)
+    console.print(P.render_terminal(result))
+    text = console.export_text()
+    assert "Δ1 95% CI" in text and "interval includes 0" in text and "−0.1 … +0.1" in text
+    P.plot(result, tmp_path / "p.png")
+    assert (tmp_path / "p.png").stat().st_size > 1000
+
+
+def test_probe_result_holds_intervals_and_pairs(tiny_bloom_dir, tmp_path):
+    pairs = tmp_path / "pairs.jsonl"
+    write_jsonl(pairs, [{"id": i, "src_lang": "en", "tgt_lang": "kk", "src": f"the cat {i}", "tgt": f"mysyq {i}"}
+                        for i in range(6)])
+    out = tmp_path / "run.json"
+    result = runner.invoke(app, ["probe", str(pairs), "--model", str(tiny_bloom_dir), "--bootstrap-samples", "100",
+                                 "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    run = json.loads(out.read_text())
+    values = P.decode_per_pair(run["per_pair"])
+    assert values.shape == (6, 3) and np.allclose(values.mean(axis=0), run["cosine"], atol=1e-6)
+    assert len(run["ci95"]) == 3 and run["bootstrap"]["samples"] == 100 and len(run["pairs_sha256"]) == 64

@@ -11,7 +11,7 @@ import yaml
 from typer.testing import CliRunner
 
 from aligninstruct_cli.cli import app
-from tests.models.test_ecosystem import perturb
+from conftest import perturb
 
 runner = CliRunner()
 N = 200
