@@ -129,14 +129,6 @@ def _prefix(values: list[float | None]) -> tuple[list[float], list[int]]:
     return sums, gaps
 
 
-def _content_prefix(tokens: Sequence[str]) -> list[int]:
-    """Prefix counts of tokens that are not punctuation-only."""
-    out = [0]
-    for w in tokens:
-        out.append(out[-1] + (not is_punct(w)))
-    return out
-
-
 def extract_pairs(links: Sequence[tuple[int, int]], src_tokens: Sequence[str], tgt_tokens: Sequence[str],
                   t_forward, t_reverse, *, src_text: str | None = None, tgt_text: str | None = None,
                   src_offsets: Sequence[tuple[int, int]] | None = None,
@@ -158,14 +150,12 @@ def extract_pairs(links: Sequence[tuple[int, int]], src_tokens: Sequence[str], t
     src_links, tgt_links = lists
     tgt_sums, tgt_gaps = _prefix(_word_logs(tgt_links, t_forward, True))
     src_sums, src_gaps = _prefix(_word_logs(src_links, t_reverse, False))
-    if not keep_punct:
-        src_words, tgt_words = _content_prefix(src_tokens), _content_prefix(tgt_tokens)
+    if not keep_punct:  # a span of punctuation only has it at an edge too: one check drops both
+        src_punct, tgt_punct = [is_punct(w) for w in src_tokens], [is_punct(w) for w in tgt_tokens]
     scored = []
     for s, e, t, u in spans:
-        if not keep_punct and (src_words[e] == src_words[s] or tgt_words[u] == tgt_words[t]
-                               or any(is_punct(w) for w in (src_tokens[s], src_tokens[e - 1], tgt_tokens[t],
-                                                            tgt_tokens[u - 1]))):
-            continue  # punctuation only, or at an edge: the pair without it is a candidate too
+        if not keep_punct and (src_punct[s] or src_punct[e - 1] or tgt_punct[t] or tgt_punct[u - 1]):
+            continue  # punctuation at an edge (or only punctuation): the pair without it is a candidate too
         fwd = tgt_sums[u] - tgt_sums[t]
         if tgt_gaps[u] != tgt_gaps[t]:  # unaligned target words: the best source word of the span
             for j in range(t, u):
