@@ -37,7 +37,7 @@ import orjson
 from safetensors import SafetensorError, safe_open
 
 from aligninstruct_cli.errors import AitError
-from aligninstruct_cli.io import read_json, umask_permissions, write_json  # noqa: F401 (umask_permissions: here too)
+from aligninstruct_cli.io import read_json, umask_permissions, write_json
 from aligninstruct_cli.models import write_base_fingerprint
 from aligninstruct_cli.training.train_options import TrainOptions
 
@@ -54,21 +54,21 @@ def stage_dir_name(index: int, members: list[str]) -> str:
     return f"stage-{index + 1}-{'+'.join(members)}"
 
 
+def stage_path(options: TrainOptions, lr_index: int, stage: int) -> Path:
+    """A stage's place under any of a run's folders: `[lr-X/]stage-K-*` (several lrs: one folder each)."""
+    name = stage_dir_name(stage, options.curriculum[stage])
+    return Path(lr_tag(options.lr[lr_index]), name) if len(options.lr) > 1 else Path(name)
+
+
 def stage_output(options: TrainOptions, lr_index: int, stage: int) -> Path:
-    """Where stage `stage` of learning rate `lr_index` writes its result (several lrs: one folder each)."""
-    base = Path(options.output)
-    if len(options.lr) > 1:
-        base = base / lr_tag(options.lr[lr_index])
-    return base / stage_dir_name(stage, options.curriculum[stage])
+    """Where stage `stage` of learning rate `lr_index` writes its result."""
+    return Path(options.output) / stage_path(options, lr_index, stage)
 
 
 def adapter_checkpoint_dir(options: TrainOptions, lr_index: int, stage: int, step: int) -> Path:
     """Where `save_adapter_every` writes the adapter after `step` of a stage:
     OUTPUT/adapters/[lr-X/]stage-K-*/checkpoint-STEP/."""
-    base = Path(options.output) / "adapters"
-    if len(options.lr) > 1:
-        base = base / lr_tag(options.lr[lr_index])
-    return base / stage_dir_name(stage, options.curriculum[stage]) / f"checkpoint-{step}"
+    return Path(options.output) / "adapters" / stage_path(options, lr_index, stage) / f"checkpoint-{step}"
 
 
 def metrics_path(output: str | os.PathLike[str]) -> Path:

@@ -33,7 +33,7 @@ import numpy as np
 from aligninstruct_cli import console, models
 from aligninstruct_cli.options import to_dict
 from aligninstruct_cli.training import checkpoint as ckpt
-from aligninstruct_cli.training.checkpoint import Position, lr_tag, stage_dir_name
+from aligninstruct_cli.training.checkpoint import Position, lr_tag
 from aligninstruct_cli.training.distributed import Dist, init_distributed, single_process_env
 from aligninstruct_cli.training.examples import (Geometry, TokenizedSet, collate, epoch_plan, output_tokens,
                                                  split_global_batch, steps_per_epoch)
@@ -157,8 +157,7 @@ class Stage:
 
     @property
     def label(self) -> str:
-        name = stage_dir_name(self.index, self.options.curriculum[self.index])
-        return f"{lr_tag(self.lr)} {name}" if len(self.options.lr) > 1 else name
+        return " ".join(ckpt.stage_path(self.options, self.lr_index, self.index).parts)
 
     @property
     def tag(self) -> dict[str, Any]:
@@ -287,10 +286,7 @@ def tensorboard_writer(s: Stage, position: Position):
         return None
     from torch.utils.tensorboard import SummaryWriter  # lazy: tensorboard
 
-    run = Path(s.options.output) / "tensorboard"
-    if len(s.options.lr) > 1:
-        run = run / lr_tag(s.lr)
-    run = run / stage_dir_name(s.index, s.options.curriculum[s.index])
+    run = Path(s.options.output) / "tensorboard" / ckpt.stage_path(s.options, s.lr_index, s.index)
     return SummaryWriter(str(run), purge_step=position.global_step + 1 if position.global_step else None,
                          flush_secs=10)
 
@@ -307,7 +303,7 @@ def wandb_run(s: Stage):
     if wandb.run is not None:  # a run an earlier failure left open in this process: one W&B run per stage
         wandb.run.finish(exit_code=1)
     return wandb.init(project=os.environ.get("WANDB_PROJECT") or "ait", dir=str(out), group=out.name,
-                      name=f"{out.name}/{s.label.replace(' ', '/')}", config=to_dict(s.options), job_type="train")
+                      name=f"{out.name}/{ckpt.stage_path(s.options, s.lr_index, s.index).as_posix()}", config=to_dict(s.options), job_type="train")
 
 
 def save_adapter_checkpoint(s: Stage, step: int) -> None:
