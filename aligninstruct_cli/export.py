@@ -36,6 +36,7 @@ from aligninstruct_cli.models import (HF_CACHE_DIR, LICENSE_ID, PRECISIONS, adap
                                       precision_field)
 from aligninstruct_cli.options import OptionError, check_options, option, option_ref
 from aligninstruct_cli.provenance import package_versions
+from aligninstruct_cli.records import record_converter
 
 CARD = "README.md"
 SUMMARY = "data_summary.json"  # in a run directory: the languages, objectives and sizes of its data
@@ -149,7 +150,6 @@ def _read_json(path: Path) -> Any:
 def data_summary(manifest: dict) -> dict[str, dict[str, Any]]:
     """Per data name of a run: records, objectives, directions and languages, read from the instruction files
     run.json lists (skipped when a file is gone), with the tokenized sizes of run.json's data_stats."""
-    from aligninstruct_cli.training.examples import record_converter  # lazy: imports numpy
 
     out: dict[str, dict[str, Any]] = {}
     stats = manifest.get("data_stats") or {}

@@ -284,3 +284,19 @@ VALIDATORS: dict[str, Callable[[Record], Record]] = {
     "hypothesis": validate_hypothesis,
     "any": lambda rec: rec,
 }
+
+
+def record_converter(data_format: str):
+    """`io.read_records`' `convert` for `--data-format`: another tool's records (alpaca, messages, ShareGPT)
+    into instruction records (`instruction_from`); `auto` takes the format of the file's first
+    record (`detect_data_format`) for all of them; None for ait's own records."""
+    if data_format == "ait":
+        return None
+    chosen: list[str] = [] if data_format == "auto" else [data_format]
+
+    def convert(rec: Any, ordinal: int) -> Any:
+        if not chosen:
+            chosen.append(detect_data_format(rec))
+        return instruction_from(rec, chosen[0], ordinal)
+
+    return convert

@@ -50,7 +50,7 @@ from aligninstruct_cli.instructions.templates import OUTPUT_SEPARATOR
 from aligninstruct_cli.io import char_budget, read_records
 from aligninstruct_cli.models import chat_prompt
 from aligninstruct_cli.provenance import file_sha256
-from aligninstruct_cli.records import detect_data_format, instruction_from
+from aligninstruct_cli.records import record_converter
 
 CACHE_VERSION = 2  # 2: a directory of memory-mappable .npy arrays
 GROUP_FACTOR = 32  # length-sorting window, in global batches: bigger = less padding, less randomness
@@ -337,22 +337,6 @@ def cut_input(prompt: list[int], room: int, special: set[int]) -> list[int]:
         head += 1
     keep = room - head
     return prompt[:head] + prompt[len(prompt) - keep:] if keep >= 1 else []
-
-
-def record_converter(data_format: str):
-    """`io.read_records`' `convert` for `--data-format`: another tool's records (alpaca, messages, ShareGPT)
-    into instruction records (`records.instruction_from`); `auto` takes the format of the file's first
-    record (`records.detect_data_format`) for all of them; None for ait's own records."""
-    if data_format == "ait":
-        return None
-    chosen: list[str] = [] if data_format == "auto" else [data_format]
-
-    def convert(rec: Any, ordinal: int) -> Any:
-        if not chosen:
-            chosen.append(detect_data_format(rec))
-        return instruction_from(rec, chosen[0], ordinal)
-
-    return convert
 
 
 def load_or_tokenize(path: str, tokenizer, *, max_length: int, too_long: str, cache_dir: str | os.PathLike[str],

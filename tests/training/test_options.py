@@ -242,7 +242,7 @@ SHAREGPT = [{"conversations": [{"from": "human", "value": "two plus two"}, {"fro
 
 def converted(path: Path, data_format: str = "auto") -> list[dict]:
     from aligninstruct_cli.io import read_records
-    from aligninstruct_cli.training.examples import record_converter
+    from aligninstruct_cli.records import record_converter
 
     return list(read_records(str(path), kind="instruction", convert=record_converter(data_format)))
 
