@@ -184,11 +184,12 @@ def parse_names(value: Any) -> list[str] | None:
 
 
 # ------------------------------------------------------------------------------------------ choices
-def check_tensorboard() -> None:
-    """`report_to` tensorboard needs the tensorboard package (torch's writer imports it): say so before launch."""
-    if importlib.util.find_spec("tensorboard") is None:
-        raise OptionError(f"{option_ref('report_to')} tensorboard needs the tensorboard package, which is not installed",
-                          hint="pip install 'aligninstruct-cli[tensorboard]' (or: pip install tensorboard)")
+def check_report_to(report_to: str) -> None:
+    """`report_to` tensorboard or wandb needs that package (torch's writer imports tensorboard): say so before
+    launch. Each is also the name of its package and of ait's extra."""
+    if report_to != "none" and importlib.util.find_spec(report_to) is None:
+        raise OptionError(f"{option_ref('report_to')} {report_to} needs the {report_to} package, which is not installed",
+                          hint=f"pip install 'aligninstruct-cli[{report_to}]' (or: pip install {report_to})")
 
 
 def default_zero(zero: int | None, launcher: str, num_gpus: int | None = None, num_nodes: int | None = None,
@@ -233,13 +234,6 @@ def lora_config(targets: list[str], *, r: int = LORA_R, alpha: int = LORA_ALPHA,
     modules: Any = ALL_LINEAR if list(targets) == [ALL_LINEAR] else list(targets)
     return LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=modules, bias="none",
                       task_type="CAUSAL_LM")
-
-
-def check_wandb() -> None:
-    """`report_to` wandb needs the wandb package: say so before launch."""
-    if importlib.util.find_spec("wandb") is None:
-        raise OptionError(f"{option_ref('report_to')} wandb needs the wandb package, which is not installed",
-                          hint="pip install 'aligninstruct-cli[wandb]' (or: pip install wandb)")
 
 
 def check_quantize(quantize: str, *, cuda: bool) -> None:
@@ -522,10 +516,7 @@ class TrainOptions:
         if self.compile == "on" and self.zero == 3:
             raise OptionError(f"{option_ref('compile')} on does not work with {option_ref('zero')} 3 (its hooks gather each "
                               "block's weights)", hint="use ZeRO stage 2, or compile off")
-        if self.report_to == "tensorboard":
-            check_tensorboard()
-        if self.report_to == "wandb":
-            check_wandb()
+        check_report_to(self.report_to)
         if self.quantize != "none" and (self.full or self.zero == 3):
             raise OptionError(f"{option_ref('quantize')} {self.quantize} trains LoRA on frozen quantized weights: not "
                               f"with {option_ref('full') if self.full else option_ref('zero') + ' 3'}")
