@@ -173,7 +173,8 @@ def prepare(options: TrainOptions, *, tokenize: bool = True, command: list[str] 
             quiet: bool = False) -> Job:
     """Check the inputs and build the job (tokenizing the data, unless `tokenize` is off: a dry run)."""
     check_output_folder(options)
-    check_quantize(options.quantize, cuda=_cuda_available())
+    if options.quantize != "none":  # asking for CUDA imports torch: only when it matters
+        check_quantize(options.quantize, cuda=_cuda_available())
     if options.hostfile and not Path(options.hostfile).is_file():
         raise OptionError(f"{option_ref('hostfile')} {options.hostfile}: no such file")
     check_data_files(options)
