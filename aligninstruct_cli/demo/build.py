@@ -8,6 +8,7 @@ from typing import Iterable, Iterator
 
 import orjson
 
+from aligninstruct_cli.data_sources import reversed_record
 from aligninstruct_cli.demo.toylang import make_lexicon, parallel_records, relative_lexicon
 from aligninstruct_cli.errors import AitError, InputError
 from aligninstruct_cli.instructions import templates
@@ -50,10 +51,9 @@ def make_toy_data(out_dir: str | Path, *, seen: int, unseen: int, dev: int, test
 
 def _both_directions(records: Iterable[dict]) -> Iterator[dict]:
     for rec in records:
-        src, tgt = rec["src_lang"], rec["tgt_lang"]
-        yield {**rec, "id": f"{rec['id']}.{src}-{tgt}"}
-        yield {"id": f"{rec['id']}.{tgt}-{src}", "src_lang": tgt, "tgt_lang": src, "src": rec["tgt"],
-               "tgt": rec["src"]}
+        forward = {**rec, "id": f"{rec['id']}.{rec['src_lang']}-{rec['tgt_lang']}"}
+        yield forward
+        yield reversed_record(forward)
 
 
 TEXT_FIELDS = ("src", "tgt", "input", "output", "text")
