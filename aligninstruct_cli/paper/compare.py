@@ -74,22 +74,21 @@ def render_comparison(report: dict, paper: dict[str, Any], rows: dict[str, str |
                     lines.append("| " + " | ".join([system, key] + [
                         MISSING if c is None or c[f] is None else f"{c[f]:{'+' if f == 'diff' else ''}.2f}"
                         for c in got for f in ("ait", "paper", "diff")]) + " |")
-        cols_done = True
-    else:
+    else:  # a row each for ait, the paper and the difference, a column per test-set column and metric
         header = ["System", ""] + [f"{key} {METRIC_LABELS[m]}" for _, key in cols for m in metrics]
         lines += ["| " + " | ".join(header) + " |", "|---|---|" + "---:|" * (len(header) - 2)]
-        cols_done = False
-    for system, row in rows.items() if not cols_done else ():
-        got = [index.get((system, scope, key, m)) for scope, key in cols for m in metrics]
-        if not any(got):
-            continue
+        for system, row in rows.items():
+            got = [index.get((system, scope, key, m)) for scope, key in cols for m in metrics]
+            if not any(got):
+                continue
 
-        def fmt(field: str, sign: str = "") -> list[str]:
-            return [MISSING if c is None or c[field] is None else f"{c[field]:{sign}.2f}" for c in got]
+            def fmt(field: str, sign: str = "") -> list[str]:
+                return [MISSING if c is None or c[field] is None else f"{c[field]:{sign}.2f}" for c in got]
 
-        lines.append("| " + " | ".join([system, "ait"] + fmt("ait")) + " |")
-        lines.append("| " + " | ".join(["", f"paper: {row}" if row else "paper: no such row"] + fmt("paper")) + " |")
-        lines.append("| " + " | ".join(["", "ait − paper"] + fmt("diff", "+")) + " |")
+            lines.append("| " + " | ".join([system, "ait"] + fmt("ait")) + " |")
+            lines.append("| " + " | ".join(["", f"paper: {row}" if row else "paper: no such row"] + fmt("paper"))
+                         + " |")
+            lines.append("| " + " | ".join(["", "ait − paper"] + fmt("diff", "+")) + " |")
     lines += ["", "Not comparable as such:", ""]
     notes = []
     if "comet" in metrics:

@@ -16,6 +16,8 @@ from pathlib import Path
 from aligninstruct_cli.paper import COLUMNS, SETTING_24, SETTING_3, SETTING_6
 
 NUM = r"\d+\.\d+"
+# a cell run of the text: a label, then its BLEU, chrF++ and COMET
+CELL_RUN = re.compile(rf"(?:^|\t)([^\t]+?)\t+({NUM})\t({NUM})\t({NUM})(?=\t|$)")
 METRICS = ("BLEU", "chrF++", "COMET")
 TABLE1_COLUMNS = [("opus100", "en→xx"), ("opus100", "xx→en"), ("flores200", "en→xx"), ("flores200", "xx→en")]
 ZERO_SHOT_GROUPS = ("overall", "seen→seen", "seen→unseen", "unseen→seen", "unseen→unseen")
@@ -82,13 +84,10 @@ def by_rows(text: str, number: int, models: tuple[str, ...], rows_per_model: int
 def labelled(text: str, number: int, labels: tuple[str, ...]) -> list[tuple[str, list[str]]]:
     """(label, 3 numbers) for every `label BLEU chrF++ COMET` cell run in the table, in text order."""
     found = []
-    pattern = re.compile(rf"(?:^|\t)([^\t]+?)\t+({NUM})\t({NUM})\t({NUM})(?=\t|$)")
     for line in table_lines(text, number):
-        pos = 0
-        while (m := pattern.search(line, pos)) is not None:
+        for m in CELL_RUN.finditer(line):
             if m.group(1).strip() in labels:
                 found.append((m.group(1).strip(), list(m.group(2, 3, 4))))
-            pos = m.end()
     return found
 
 
@@ -97,11 +96,10 @@ def table5_like(text: str, number: int, blocks: list[tuple[str, str, str]], labe
     starts that block, and every `label BLEU chrF++ COMET` cell run after it belongs to it."""
     out = []
     k = -1
-    pattern = re.compile(rf"(?:^|\t)([^\t]+?)\t+({NUM})\t({NUM})\t({NUM})(?=\t|$)")
     for line in table_lines(text, number):
         if k + 1 < len(blocks) and blocks[k + 1][0] in [c.strip() for c in line.split("\t")]:
             k += 1
-        for m in pattern.finditer(line):
+        for m in CELL_RUN.finditer(line):
             if m.group(1).strip() in labels and k >= 0:
                 _, setting, system = blocks[k]
                 out += _cells(str(number), "bloomz-7b1", setting, system, [("opus100", m.group(1).strip())],
@@ -130,9 +128,8 @@ def per_direction(text: str, number: int, setting: str, system: str) -> list[tup
     English (first avg.: en→xx, second: xx→en), then the seen/unseen groups."""
     out = []
     avgs = iter(("en→xx", "xx→en", "overall"))  # the order the text has them in (rows are interleaved)
-    pattern = re.compile(rf"(?:^|\t)([^\t]+?)\t+({NUM})\t({NUM})\t({NUM})(?=\t|$)")
     for line in table_lines(text, number):
-        for m in pattern.finditer(line):
+        for m in CELL_RUN.finditer(line):
             label = m.group(1).strip()
             if label == "avg.":
                 label = next(avgs)
@@ -155,7 +152,7 @@ def table10(text: str) -> list[tuple]:
 
 
 def transcribe(text: str) -> list[tuple]:
-    t1 = [c for c in TABLE1_COLUMNS]
+    t1 = TABLE1_COLUMNS
     rows = by_rows(text, 1, MODELS, 6, t1) + by_rows(text, 2, MODELS, 4, t1)
     rows += by_rows(text, 3, MODELS[:1], 6, t1) + by_rows(text, 4, MODELS[:1], 7, t1)
     groups = ZERO_SHOT_GROUPS + SUPERVISED_GROUPS
