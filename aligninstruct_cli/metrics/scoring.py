@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field, replace
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -124,14 +124,15 @@ RESAMPLE_CHUNK_ELEMENTS = 1 << 24  # resample indices drawn at once (128 MB of i
 
 
 def _bootstrap(scored: Sequence[_SystemScores], directions: dict[Direction, list[int]], metrics: Sequence[Metric],
-               options: ScoreOptions) -> Samples:
+               options: ScoreOptions, rng_of: Callable[[Direction], np.random.Generator] | None = None) -> Samples:
     """Every system's scores on the bootstrap resamples of every direction. A direction's resamples are drawn
     once and shared by all systems: that is the pairing of the paired test. They are drawn a block of rows at
-    a time from the direction's generator, which gives the very indices one draw of the whole
-    n_samples × n_segments matrix would (the same stream), in bounded memory."""
+    a time from the direction's generator (`rng_of(direction)`, default `significance.direction_rng`), which
+    gives the very indices one draw of the whole n_samples × n_segments matrix would (the same stream), in
+    bounded memory."""
     samples: Samples = {}
     for d, idx in directions.items():
-        rng = significance.direction_rng(options.seed, d.key)
+        rng = rng_of(d) if rng_of is not None else significance.direction_rng(options.seed, d.key)
         rows = max(1, RESAMPLE_CHUNK_ELEMENTS // max(1, len(idx)))
         parts: dict[tuple[str, Direction, str], list[np.ndarray]] = {}
         for start in range(0, options.bootstrap_samples, rows):
@@ -175,21 +176,13 @@ def _confidence(scored: Sequence[_SystemScores], directions: dict[Direction, lis
                 options: ScoreOptions) -> dict[tuple[str, Direction, str], tuple[float, float]]:
     """`--confidence`, as sacrebleu computes it for one system: per system and direction, the resamples of
     `default_rng(seed).choice(n, (samples, n))` (a fresh generator each, as each sacrebleu corpus_score call
-    makes one), drawn a block of rows at a time (the same stream); → (mean, half-width of the 95% interval)."""
+    makes one; every system would draw the same indices, so `_bootstrap` draws them once per direction and
+    scores all systems on them); → (mean, half-width of the 95% interval)."""
     out = {}
-    for s in scored:
-        for d, idx in directions.items():
-            rng = np.random.default_rng(options.seed)
-            rows = max(1, RESAMPLE_CHUNK_ELEMENTS // max(1, len(idx)))
-            parts: dict[str, list[np.ndarray]] = {m.name: [] for m in metrics}
-            for start in range(0, options.bootstrap_samples, rows):
-                indices = significance.resample_indices(len(idx), min(rows, options.bootstrap_samples - start), rng)
-                for m in metrics:
-                    parts[m.name].append(significance.resampled_scores(m, s.stats[m.name][idx], indices))
-            for m in metrics:
-                samples = np.concatenate(parts[m.name])
-                low, high = significance.interval(samples)
-                out[(s.name, d, m.name)] = (statistics.mean(samples.tolist()), 0.5 * (high - low))  # as sacrebleu
+    for key, samples in _bootstrap(scored, directions, metrics, options,
+                                   rng_of=lambda d: np.random.default_rng(options.seed)).items():
+        low, high = significance.interval(samples)
+        out[key] = (statistics.mean(samples.tolist()), 0.5 * (high - low))  # as sacrebleu
     return out
 
 
