@@ -1,5 +1,5 @@
 """`ait score` as a library: scoring hypothesis files per direction and group, with paired bootstrap against
-a baseline and, for the paper's table layouts, each score's own bootstrap interval (from the same resamples).
+a baseline and each score's own bootstrap interval (from the same resamples).
 
     report, sentences = score(["mt+align.jsonl"], ScoreOptions(baseline="mt.jsonl", metrics=["bleu", "chrf"]))
 
@@ -236,8 +236,7 @@ def score(hyps: Sequence[str], options: ScoreOptions, *, sentence_level: bool = 
     groups = _selected_groups(directions, seen, options)
     scored = [_score_system(testset, h, "baseline" if (baseline is not None and k == 0) else "system", texts,
                             metrics, directions) for k, (h, texts) in enumerate(zip(ordered, aligned))]
-    intervals = True  # each score's own 95% interval, in every layout (the default markdown table too)
-    samples = _bootstrap(scored, directions, metrics, options) if baseline is not None or intervals else {}
+    samples = _bootstrap(scored, directions, metrics, options)  # the paired test's and each score's own interval
     confidence = _confidence(scored, directions, metrics, options) if options.confidence else {}
     report: dict[str, Any] = {
         "metrics": list(options.metrics),
@@ -250,8 +249,7 @@ def score(hyps: Sequence[str], options: ScoreOptions, *, sentence_level: bool = 
                        for d, idx in directions.items()],
         "groups": [{"key": g.key, "testset": g.testset or None, "name": g.name,
                     "directions": [d.key for d in members]} for g, members in groups.items()],
-        **({"intervals": {"level": 0.95, "n_samples": options.bootstrap_samples, "seed": options.seed}}
-           if intervals else {}),
+        "intervals": {"level": 0.95, "n_samples": options.bootstrap_samples, "seed": options.seed},
         **({"confidence": {"n_samples": options.bootstrap_samples, "seed": options.seed}} if confidence else {}),
         "systems": [],
     }
@@ -259,9 +257,8 @@ def score(hyps: Sequence[str], options: ScoreOptions, *, sentence_level: bool = 
         entry: dict[str, Any] = {"name": s.name, "path": s.path, "role": s.role, "directions": {}, "groups": {}}
         for d, scores in s.direction_scores.items():
             entry["directions"][d.key] = {m: {"score": c.score, "signature": c.signature} for m, c in scores.items()}
-            if intervals:
-                for m, value in entry["directions"][d.key].items():
-                    value["ci95"] = list(significance.interval(samples[(s.name, d, m)]))
+            for m, value in entry["directions"][d.key].items():
+                value["ci95"] = list(significance.interval(samples[(s.name, d, m)]))
             if confidence:  # sacrebleu's JSON keys
                 for m, value in entry["directions"][d.key].items():
                     value["confidence_mean"], value["confidence_var"] = confidence[(s.name, d, m)]
@@ -270,10 +267,9 @@ def score(hyps: Sequence[str], options: ScoreOptions, *, sentence_level: bool = 
                 m: {"score": mean([s.direction_scores[d][m].score for d in members]),
                     "signatures": sorted({s.direction_scores[d][m].signature for d in members})}
                 for m in options.metrics}
-            if intervals:
-                for m, value in entry["groups"][g.key].items():
-                    value["ci95"] = list(significance.interval(
-                        significance.group_samples([samples[(s.name, d, m)] for d in members])))
+            for m, value in entry["groups"][g.key].items():
+                value["ci95"] = list(significance.interval(
+                    significance.group_samples([samples[(s.name, d, m)] for d in members])))
         if baseline is not None and s.role == "system":
             entry["significance"] = _significance(scored[0], s, samples, directions, groups, metrics, options)
         report["systems"].append(entry)
