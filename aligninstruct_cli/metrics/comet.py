@@ -206,7 +206,7 @@ class COMET(Metric):
         return DEFAULT_COMET_BATCH_SIZE
 
     def segment_stats(self, srcs: Sequence[str], hyps: Sequence[str], refs: Sequence[str],
-                      tgt_langs: Sequence[str]) -> np.ndarray:
+                      tgt_langs: Sequence[str], more_refs: Sequence[Sequence[str]] = ()) -> np.ndarray:
         stats = np.empty((len(hyps), 1), dtype=np.float64)
         for start in range(0, len(hyps), STREAM_CHUNK):
             end = start + STREAM_CHUNK

@@ -104,12 +104,8 @@ def _score_system(testset: TestSet, system: Hypotheses, role: str, texts: list[s
                   directions: dict[Direction, list[int]]) -> _SystemScores:
     """`texts`: the system's hypotheses in test-set order."""
     tgt_langs = [d.tgt for d in testset.directions]
-    for m in metrics:
-        if testset.more_refs and not m.multi_reference:
-            raise OptionError(f"{m.label} scores against one reference, and {option_ref('refs')} gives "
-                              f"{1 + len(testset.more_refs)}", hint="score it with one --refs")
-    more = {"more_refs": testset.more_refs} if testset.more_refs else {}
-    stats = {m.name: m.segment_stats(testset.srcs, texts, testset.refs, tgt_langs, **more) for m in metrics}
+    stats = {m.name: m.segment_stats(testset.srcs, texts, testset.refs, tgt_langs, more_refs=testset.more_refs)
+             for m in metrics}
     result = _SystemScores(system.name, system.path, role, stats)
     for d, idx in directions.items():
         result.direction_scores[d] = {m.name: CorpusScore(m.corpus_score(stats[m.name][idx]), m.signature(d.tgt))
@@ -218,6 +214,17 @@ def metrics_that_can_score(hyps: Sequence[str], options: ScoreOptions) -> ScoreO
     return options
 
 
+def _refuse_single_reference_metrics(testset: TestSet, options: ScoreOptions) -> None:
+    """Several references and a metric that scores against one: refused before any metric is made (COMET's
+    model would load for nothing). `ScoreOptions` refuses metrics named on the command line, and
+    `metrics_that_can_score` drops default ones, earlier; this catches library callers who do neither."""
+    for metric_name in options.metrics:
+        metric_type = METRIC_TYPES[metric_name]
+        if testset.more_refs and not metric_type.multi_reference:
+            raise OptionError(f"{metric_type.label} scores against one reference, and {option_ref('refs')} gives "
+                              f"{1 + len(testset.more_refs)}", hint="score it with one --refs")
+
+
 def _labels(metric_names: Sequence[str]) -> str:
     return " and ".join(METRIC_TYPES[m].label for m in metric_names)
 
@@ -229,6 +236,7 @@ def score(hyps: Sequence[str], options: ScoreOptions, *, sentence_level: bool = 
     systems, baseline = read_systems(hyps, options)
     ordered = ([baseline] if baseline else []) + list(systems)
     testset = build_testset(ordered[0], options.refs)  # several --refs: more_refs
+    _refuse_single_reference_metrics(testset, options)
     aligned = [align_hypotheses(testset, h, check_tgt=options.refs is None) for h in ordered]
     seen = run_seen_list(ordered, options)
     metrics = make_metrics(options, progress=progress)
