@@ -27,7 +27,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Iterator, Literal, Optional, Sequence
 
 from aligninstruct_cli import console
-from aligninstruct_cli.decoding import CHECK_EVERY, GreedyDecoder, unsupported_generation_settings
 from aligninstruct_cli.instructions.templates import PROMPT_PLACEHOLDERS, PROMPTS
 from aligninstruct_cli.io import FORMATS, INPUT_PANEL, ReadOptions, known_language
 from aligninstruct_cli.languages import get_language
@@ -246,6 +245,8 @@ class Translator:
         return True
 
     def _own_loop_applies(self) -> bool:
+        from aligninstruct_cli.decoding import unsupported_generation_settings  # lazy: start-up (~1.4 ms)
+
         settings = unsupported_generation_settings(base_model_of(self.loaded.model))
         if settings:
             console.info(f"generation: transformers' generate with a static cache (the model's generation config "
@@ -256,6 +257,8 @@ class Translator:
         """ait's greedy decoding loop for this model (built on first use): CUDA graphs and a look at the tokens
         every CHECK_EVERY steps on a GPU, plain steps looked at one by one on a CPU."""
         if self._decoder is None:
+            from aligninstruct_cli.decoding import CHECK_EVERY, GreedyDecoder  # lazy: start-up (~1.4 ms)
+
             tok = self.loaded.tokenizer
             on_gpu = getattr(self.loaded.device, "type", "cpu") == "cuda"
             self._decoder = GreedyDecoder(
