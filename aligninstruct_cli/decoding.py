@@ -88,8 +88,6 @@ class GreedyDecoder:
     def __init__(self, model, *, pad_token_id: int, eos_token_id: int | None, newline_ids,
                  is_stop: Callable[[Sequence[int]], bool], device, graphs: bool = False, check_every: int = 1,
                  note: Callable[[str], None] | None = None):
-        import torch  # lazy: torch
-
         self.model = model
         self.pad = pad_token_id
         self.eos = eos_token_id
@@ -97,11 +95,7 @@ class GreedyDecoder:
         self.graphs = graphs and getattr(device, "type", "cpu") == "cuda"
         self.check_every = max(1, check_every)
         self.is_stop = is_stop  # the exact text rule on a row's generated ids (`_StopAtNewline`'s)
-        size = int(base_model_of(model).get_output_embeddings().weight.shape[0])  # the logits' width
-        if newline_ids.numel():
-            size = max(size, int(newline_ids.max()) + 1)
-        self.newline = torch.zeros(size, dtype=torch.bool, device=device)  # token id -> holds a newline
-        self.newline[newline_ids.to(device)] = True
+        self.newline_ids = frozenset(newline_ids.tolist())  # token ids that hold a newline, on the host: `_look`
         parameters = _forward_parameters(model)
         self.takes_position_ids = "position_ids" in parameters  # as generate: only where forward names them
         self.takes_cache_position = "cache_position" in parameters  # transformers 4.x; 5.x caches count themselves
@@ -244,15 +238,14 @@ class GreedyDecoder:
         """Take the tokens of steps `looked`..`steps` to the host (one sync), find each open row's stop among
         them and freeze rows that stopped on the newline rule. Returns `steps` (now looked at)."""
         new = bucket.tokens[:len(rows), looked:steps].tolist()
-        candidates = self.newline[bucket.tokens[:len(rows), looked:steps]].tolist()
         freeze = []
-        for r, (tokens, flags) in enumerate(zip(new, candidates)):
+        for r, tokens in enumerate(new):
             if stop_at[r] is not None:
                 continue
             rows[r] += tokens
             for k, token in enumerate(tokens):
                 step = looked + k
-                if token == self.eos or (flags[k] and self.is_stop(rows[r][:step + 1])):
+                if token == self.eos or (token in self.newline_ids and self.is_stop(rows[r][:step + 1])):
                     stop_at[r] = step
                     freeze.append(r)
                     break

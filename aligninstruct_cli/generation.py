@@ -27,7 +27,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Iterator, Literal, Optional, Sequence
 
 from aligninstruct_cli import console
-from aligninstruct_cli.decoding import CHECK_EVERY, GreedyDecoder, unsupported_generation_settings
 from aligninstruct_cli.instructions.templates import PROMPT_PLACEHOLDERS, PROMPTS
 from aligninstruct_cli.io import FORMATS, INPUT_PANEL, ReadOptions, known_language
 from aligninstruct_cli.languages import get_language
@@ -246,6 +245,8 @@ class Translator:
         return True
 
     def _own_loop_applies(self) -> bool:
+        from aligninstruct_cli.decoding import unsupported_generation_settings  # lazy: start-up (~1.4 ms)
+
         settings = unsupported_generation_settings(base_model_of(self.loaded.model))
         if settings:
             console.info(f"generation: transformers' generate with a static cache (the model's generation config "
@@ -256,6 +257,8 @@ class Translator:
         """ait's greedy decoding loop for this model (built on first use): CUDA graphs and a look at the tokens
         every CHECK_EVERY steps on a GPU, plain steps looked at one by one on a CPU."""
         if self._decoder is None:
+            from aligninstruct_cli.decoding import CHECK_EVERY, GreedyDecoder  # lazy: start-up (~1.4 ms)
+
             tok = self.loaded.tokenizer
             on_gpu = getattr(self.loaded.device, "type", "cpu") == "cuda"
             self._decoder = GreedyDecoder(
@@ -333,40 +336,25 @@ class Translator:
     def generate_ids(self, batch_ids: list[list[int]]) -> list[list[int]]:
         """One batch: the new token ids of each row (up to EOS or the stop, padding after it)."""
         import torch  # lazy: torch
-        from transformers import StoppingCriteriaList  # lazy: transformers
 
-        tok, model = self.loaded.tokenizer, self.loaded.model
+        tok = self.loaded.tokenizer
         pad = tok.pad_token_id
         rows = list(batch_ids)
         width = max(len(x) for x in rows)
-        kwargs: dict[str, Any] = dict(max_new_tokens=self.options.max_new_tokens, num_beams=self.options.num_beams,
-                                      do_sample=False, pad_token_id=pad, num_return_sequences=1)
         if self.fixed_shapes:
             # Fixed shapes, so the compiled decoding step is reused: a full batch (copies of the last row fill
             # it, stopped from the start) and a prompt width rounded up (left padding changes nothing: BLOOM's
             # ALiBi counts positions from the first real token, the others take position ids from the mask).
             rows += [rows[-1]] * (self.batch_size - len(rows))
             width = -(-width // STATIC_WIDTH_STEP) * STATIC_WIDTH_STEP
-        if self.static_cache and not self.own_loop:
-            kwargs["cache_implementation"] = "static"
-            if self.compile_config is not None:
-                kwargs["compile_config"] = self.compile_config
         input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in rows], dtype=torch.long)
         mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in rows], dtype=torch.long)
         eos = tok.eos_token_id
-        if eos is not None:
-            kwargs["eos_token_id"] = eos
-        if self.options.num_beams == 1:
-            kwargs["stopping_criteria"] = StoppingCriteriaList(
-                [_StopAtNewline(tok, self._newline_token_ids(), width, real_rows=len(batch_ids))])
         started = time.perf_counter()
         if self.own_loop:
             new = self.decoder().decode(input_ids, mask, self.options.max_new_tokens, real_rows=len(batch_ids))
         else:
-            with torch.inference_mode():
-                output = model.generate(input_ids=input_ids.to(self.loaded.device),
-                                        attention_mask=mask.to(self.loaded.device), **kwargs)
-            new = output[:len(batch_ids), width:].tolist()
+            new = self._generate(input_ids, mask, real_rows=len(batch_ids))
         self.stats.seconds += time.perf_counter() - started
         counts = [_count_generated(row, eos, pad) for row in new]
         n_tokens = sum(counts)
@@ -377,6 +365,31 @@ class Translator:
         if self.on_batch:
             self.on_batch(len(batch_ids), n_tokens)
         return new
+
+    def _generate(self, input_ids, mask, *, real_rows: int) -> list[list[int]]:
+        """transformers' `generate` on one left-padded batch (beam search, the dynamic cache, or a static cache
+        whose model sets generation settings ait's loop does not apply): the new tokens of the first
+        `real_rows` rows."""
+        import torch  # lazy: torch
+        from transformers import StoppingCriteriaList  # lazy: transformers
+
+        tok = self.loaded.tokenizer
+        width = input_ids.shape[1]
+        kwargs: dict[str, Any] = dict(max_new_tokens=self.options.max_new_tokens, num_beams=self.options.num_beams,
+                                      do_sample=False, pad_token_id=tok.pad_token_id, num_return_sequences=1)
+        if self.static_cache:
+            kwargs["cache_implementation"] = "static"
+            if self.compile_config is not None:
+                kwargs["compile_config"] = self.compile_config
+        if tok.eos_token_id is not None:
+            kwargs["eos_token_id"] = tok.eos_token_id
+        if self.options.num_beams == 1:
+            kwargs["stopping_criteria"] = StoppingCriteriaList(
+                [_StopAtNewline(tok, self._newline_token_ids(), width, real_rows=real_rows)])
+        with torch.inference_mode():
+            output = self.loaded.model.generate(input_ids=input_ids.to(self.loaded.device),
+                                                attention_mask=mask.to(self.loaded.device), **kwargs)
+        return output[:real_rows, width:].tolist()
 
     # -- records
     def translate(self, records: Iterable[dict], *, pivot: str | None = None,

@@ -65,18 +65,20 @@ def _legacy_settings(data: dict) -> dict:
     return data
 
 
-def _check_resumed_decoding(manifest: Path | None, decoding: dict):
-    """The manifest of the run being resumed, after checking that it decoded the same way (a resumed file
-    must not mix beam sizes, length limits or precisions). None on a first run or a file without one."""
+def _check_resumed_decoding(manifest: Path | None, decoding: dict) -> tuple[RunManifest | None, dict]:
+    """The manifest of the run being resumed and its data in today's names (`_legacy_settings`), after checking
+    that it decoded the same way (a resumed file must not mix beam sizes, length limits or precisions).
+    (None, {}) on a first run or a file without one."""
     previous = RunManifest.load(manifest) if manifest is not None else None
     if previous is None:
-        return None
-    old = _legacy_settings(previous.data).get("decoding", {})
+        return None, {}
+    settings = _legacy_settings(previous.data)
+    old = settings.get("decoding", {})
     diffs = [f"{key}: {old.get(key)!r} then, {value!r} now" for key, value in decoding.items() if old.get(key) != value]
     if diffs:
         raise AitError(f"{manifest}: --resume: the hypotheses so far were decoded otherwise:\n  " + "\n  ".join(diffs),
                        hint="resume with the same options, or write to a new --output")
-    return previous
+    return previous, settings
 
 
 def _skip_done(records: Iterable[dict], done: set, counter: list[int]) -> Iterator[dict]:
@@ -112,7 +114,7 @@ def translate_file(options: TranslateOptions, input: str, output: str, *, resume
                 "prompt_name": prompt.name, "prompt_template": prompt.template, "num_beams": options.num_beams,
                 "max_new_tokens": options.max_new_tokens, "pivot": options.pivot, "precision": options.precision}
     path = manifest_path(output)
-    previous = _check_resumed_decoding(path, decoding) if resume else None
+    previous, previous_settings = _check_resumed_decoding(path, decoding) if resume else (None, {})
 
     if options.num_gpus > 1:  # the workers load the model; this process only checks what it can before
         from aligninstruct_cli.translate_pool import worker_devices  # lazy: start-up (worker pool, ~3 ms)
@@ -124,7 +126,7 @@ def translate_file(options: TranslateOptions, input: str, output: str, *, resume
         loaded = load_model(options.model, options.adapter, merge=options.merges, device=options.device,
                             precision=options.precision)
         resolved, device_text = loaded.precision, str(loaded.device)
-    resolved_before = _legacy_settings(previous.data).get("resolved_precision") if previous else None
+    resolved_before = previous_settings.get("resolved_precision")
     if resolved_before not in (None, resolved):
         raise AitError(f"{path}: --resume: the hypotheses so far were generated in {resolved_before}, this machine "
                        f"gives {resolved}", hint=f"pass --precision {resolved_before}")

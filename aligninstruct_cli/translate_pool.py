@@ -131,7 +131,7 @@ class TranslatorPool:
             done[message[1]] = message[2]
         elif kind == "seconds":
             self.stats.seconds = max(self.stats.seconds, message[1])  # the workers ran side by side
-            self.stats.at_limit += message[2] if len(message) > 2 else 0
+            self.stats.at_limit += message[2]
         elif kind == "option-error":  # re-raised here so the CLI names the flag, a config file its key
             raise OptionError(message[1], hint=message[2])
         elif kind == "user-error":
@@ -141,7 +141,7 @@ class TranslatorPool:
 
 
 def _work(rank: int, options: TranslateOptions, threads: int, parent_pid: int, tasks, results,
-          language_file: str | None = None, offline: bool = False) -> None:
+          language_file: str | None, offline: bool) -> None:
     """A worker: load the model on its device, translate the chunks it is given until None (with the parent's
     user language file, for the prompts' language names, and its hub offline switch)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent stops us

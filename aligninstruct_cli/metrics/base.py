@@ -45,8 +45,9 @@ class Metric(ABC):
 
     @abstractmethod
     def segment_stats(self, srcs: Sequence[str], hyps: Sequence[str], refs: Sequence[str],
-                      tgt_langs: Sequence[str]) -> np.ndarray:
-        """[n_segments, n_stats] sufficient statistics, one row per segment, in input order."""
+                      tgt_langs: Sequence[str], more_refs: Sequence[Sequence[str]] = ()) -> np.ndarray:
+        """[n_segments, n_stats] sufficient statistics, one row per segment, in input order. `more_refs`:
+        further reference streams, each in the order of `refs` (empty unless `multi_reference`)."""
 
     @abstractmethod
     def corpus_score(self, stats: np.ndarray) -> float:

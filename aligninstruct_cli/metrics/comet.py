@@ -26,7 +26,6 @@ import numpy as np
 from aligninstruct_cli import __version__, console, hub
 from aligninstruct_cli.errors import AitError
 from aligninstruct_cli.metrics.base import Metric
-from aligninstruct_cli.metrics.comet_model import CometScorer, UnsupportedCometModel, encoder_location
 from aligninstruct_cli.models import oom_error_types
 from aligninstruct_cli.options import OptionError, option_ref
 
@@ -58,6 +57,8 @@ def _quiet_lightning() -> None:
 
 def resolve_checkpoint(model: str) -> str:
     """The `model.ckpt` path for a checkpoint file, a COMET model directory or a hub name."""
+    from aligninstruct_cli.metrics.comet_model import encoder_location  # lazy: start-up (ait's COMET model, ~3 ms)
+
     path = Path(model).expanduser()
     if path.is_file():
         return str(path)
@@ -100,6 +101,8 @@ def _encoder_of(hparams: Path) -> str | None:
 def _load_scorer(model: str, checkpoint: str, implementation: str, device: str):
     """ait's scorer (on `device`) for a model it implements (implementation auto or ait), else unbabel-comet's
     model."""
+    from aligninstruct_cli.metrics.comet_model import CometScorer, UnsupportedCometModel  # lazy: start-up (~3 ms)
+
     if implementation not in ("auto", "ait", "unbabel-comet"):
         raise ValueError(f"implementation {implementation!r}")
     if implementation != "unbabel-comet":
@@ -206,7 +209,7 @@ class COMET(Metric):
         return DEFAULT_COMET_BATCH_SIZE
 
     def segment_stats(self, srcs: Sequence[str], hyps: Sequence[str], refs: Sequence[str],
-                      tgt_langs: Sequence[str]) -> np.ndarray:
+                      tgt_langs: Sequence[str], more_refs: Sequence[Sequence[str]] = ()) -> np.ndarray:
         stats = np.empty((len(hyps), 1), dtype=np.float64)
         for start in range(0, len(hyps), STREAM_CHUNK):
             end = start + STREAM_CHUNK

@@ -75,8 +75,6 @@ class CometRegression(nn.Module):
 
     def __init__(self, encoder_config, hp: Any):
         super().__init__()
-        from transformers import XLMRobertaModel  # lazy: transformers
-
         self.hp = hp
         self.encoder = nn.Module()
         self.encoder.model = XLMRobertaModel(encoder_config, add_pooling_layer=False)

@@ -26,9 +26,6 @@ OVERALL = "overall"
 UNKNOWN_LANGUAGE = "?"  # plain-text hypotheses scored without --src-lang/--tgt-lang (BLEU's tokenizer given)
 GROUP_ORDER = ("en→xx", "xx→en", "seen→seen", "seen→unseen", "unseen→seen", "unseen→unseen", OVERALL,
                "en→seen", "en→unseen", "seen→en", "unseen→en")  # the paper's order
-# Without --groups, ait's own layout reports every group, `overall` included (formed only where zero-shot
-# directions exist).
-DEFAULT_GROUPS = GROUP_ORDER
 # Table 1's columns: OPUS-100 (in-domain) before FLORES-200; other test sets after them, by name.
 PAPER_TESTSETS = ("opus100", "flores200")
 TESTSET_FIELD = "testset"
@@ -92,7 +89,7 @@ def paper_testset_rank(testset: str) -> tuple[int, str]:
     return (ranks[0] if ranks else len(PAPER_TESTSETS), testset)
 
 
-def group_directions(directions: Iterable[Direction], seen: SeenList | None, names: Sequence[str] = DEFAULT_GROUPS,
+def group_directions(directions: Iterable[Direction], seen: SeenList | None, names: Sequence[str] = GROUP_ORDER,
                      *, paper_order: bool = False) -> dict[Group, list[Direction]]:
     """The groups among `names` that have directions → their directions (sorted); groups ordered by test set
     (by name, or with `paper_order` as the paper's Table 1), then as in `names`. `seen`: the seen list that

@@ -25,12 +25,14 @@ from rich.console import Console
 from rich.table import Table
 
 from aligninstruct_cli.metrics.catalog import METRIC_LABELS
-from aligninstruct_cli.metrics.groups import DEFAULT_GROUPS, GROUP_ORDER, paper_testset_rank
+from aligninstruct_cli.metrics.groups import GROUP_ORDER, paper_testset_rank
 
 FORMATS = ("table", "json", "markdown", "tsv")
 LAYOUTS = ("ait", "table1", "table5", "languages", "directions")
 PAPER_LAYOUTS = ("table1", "table5")  # OPUS-100 before FLORES-200 in the groups' order (every layout has intervals)
-LAYOUT_GROUPS = {"ait": DEFAULT_GROUPS, "table1": ("en→xx", "xx→en"), "table5": GROUP_ORDER,  # without --groups
+# without --groups; ait's own layout reports every group, `overall` included (formed only where zero-shot
+# directions exist)
+LAYOUT_GROUPS = {"ait": GROUP_ORDER, "table1": ("en→xx", "xx→en"), "table5": GROUP_ORDER,
                  "languages": ("en→xx", "xx→en"), "directions": GROUP_ORDER}
 WIN_MARK = "†"
 
@@ -73,7 +75,8 @@ def _score_text(value: dict, width: int) -> str:
 
 
 def _cell(system: dict, scope: str, key: str, metric: str, width: int = DEFAULT_WIDTH) -> str:
-    """`12.28†`, or with the score's own interval (paper layouts) `12.28† [11.91, 12.66]`."""
+    """`12.28† [11.91, 12.66]`: the score (`†`: a significant win) and its own 95% interval, which every layout
+    shows (`12.28†` for a score without one)."""
     value = system[scope][key][metric]
     sig = system.get("significance", {}).get(scope, {}).get(key, {}).get(metric)
     cell = _score_text(value, width) + (WIN_MARK if sig and sig["better"] else "")
@@ -174,12 +177,12 @@ def _language_rows(report: dict, width: int = DEFAULT_WIDTH) -> tuple[list[str],
                if any(k[:2] == (t, side) for k in by_lang)]
     header = ["System", "Language"] + [f"{f'{t}:' if t else ''}{side} {_label(report, m)}" for t, side in columns
                                        for m in metrics]
+    group_key = {(g["testset"] or "", g["name"]): g["key"] for g in report["groups"]}
     rows = []
     for s in report["systems"]:
         for lang in languages:
             rows.append([s["name"], lang] + [_cell(s, "directions", by_lang[(t, side, lang)], m, width)
                                              if (t, side, lang) in by_lang else "" for t, side in columns for m in metrics])
-        group_key = {(g["testset"] or "", g["name"]): g["key"] for g in report["groups"]}
         rows.append([s["name"], "avg."] + [_cell(s, "groups", group_key[(t, side)], m, width) if (t, side) in group_key else ""
                                            for t, side in columns for m in metrics])
     return header, rows

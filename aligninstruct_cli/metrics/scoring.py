@@ -1,5 +1,5 @@
 """`ait score` as a library: scoring hypothesis files per direction and group, with paired bootstrap against
-a baseline and, for the paper's table layouts, each score's own bootstrap interval (from the same resamples).
+a baseline and each score's own bootstrap interval (from the same resamples).
 
     report, sentences = score(["mt+align.jsonl"], ScoreOptions(baseline="mt.jsonl", metrics=["bleu", "chrf"]))
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field, replace
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -104,12 +104,8 @@ def _score_system(testset: TestSet, system: Hypotheses, role: str, texts: list[s
                   directions: dict[Direction, list[int]]) -> _SystemScores:
     """`texts`: the system's hypotheses in test-set order."""
     tgt_langs = [d.tgt for d in testset.directions]
-    for m in metrics:
-        if testset.more_refs and not m.multi_reference:
-            raise OptionError(f"{m.label} scores against one reference, and {option_ref('refs')} gives "
-                              f"{1 + len(testset.more_refs)}", hint="score it with one --refs")
-    more = {"more_refs": testset.more_refs} if testset.more_refs else {}
-    stats = {m.name: m.segment_stats(testset.srcs, texts, testset.refs, tgt_langs, **more) for m in metrics}
+    stats = {m.name: m.segment_stats(testset.srcs, texts, testset.refs, tgt_langs, more_refs=testset.more_refs)
+             for m in metrics}
     result = _SystemScores(system.name, system.path, role, stats)
     for d, idx in directions.items():
         result.direction_scores[d] = {m.name: CorpusScore(m.corpus_score(stats[m.name][idx]), m.signature(d.tgt))
@@ -124,14 +120,15 @@ RESAMPLE_CHUNK_ELEMENTS = 1 << 24  # resample indices drawn at once (128 MB of i
 
 
 def _bootstrap(scored: Sequence[_SystemScores], directions: dict[Direction, list[int]], metrics: Sequence[Metric],
-               options: ScoreOptions) -> Samples:
+               options: ScoreOptions, rng_of: Callable[[Direction], np.random.Generator] | None = None) -> Samples:
     """Every system's scores on the bootstrap resamples of every direction. A direction's resamples are drawn
     once and shared by all systems: that is the pairing of the paired test. They are drawn a block of rows at
-    a time from the direction's generator, which gives the very indices one draw of the whole
-    n_samples × n_segments matrix would (the same stream), in bounded memory."""
+    a time from the direction's generator (`rng_of(direction)`, default `significance.direction_rng`), which
+    gives the very indices one draw of the whole n_samples × n_segments matrix would (the same stream), in
+    bounded memory."""
     samples: Samples = {}
     for d, idx in directions.items():
-        rng = significance.direction_rng(options.seed, d.key)
+        rng = rng_of(d) if rng_of is not None else significance.direction_rng(options.seed, d.key)
         rows = max(1, RESAMPLE_CHUNK_ELEMENTS // max(1, len(idx)))
         parts: dict[tuple[str, Direction, str], list[np.ndarray]] = {}
         for start in range(0, options.bootstrap_samples, rows):
@@ -175,21 +172,13 @@ def _confidence(scored: Sequence[_SystemScores], directions: dict[Direction, lis
                 options: ScoreOptions) -> dict[tuple[str, Direction, str], tuple[float, float]]:
     """`--confidence`, as sacrebleu computes it for one system: per system and direction, the resamples of
     `default_rng(seed).choice(n, (samples, n))` (a fresh generator each, as each sacrebleu corpus_score call
-    makes one), drawn a block of rows at a time (the same stream); → (mean, half-width of the 95% interval)."""
+    makes one; every system would draw the same indices, so `_bootstrap` draws them once per direction and
+    scores all systems on them); → (mean, half-width of the 95% interval)."""
     out = {}
-    for s in scored:
-        for d, idx in directions.items():
-            rng = np.random.default_rng(options.seed)
-            rows = max(1, RESAMPLE_CHUNK_ELEMENTS // max(1, len(idx)))
-            parts: dict[str, list[np.ndarray]] = {m.name: [] for m in metrics}
-            for start in range(0, options.bootstrap_samples, rows):
-                indices = significance.resample_indices(len(idx), min(rows, options.bootstrap_samples - start), rng)
-                for m in metrics:
-                    parts[m.name].append(significance.resampled_scores(m, s.stats[m.name][idx], indices))
-            for m in metrics:
-                samples = np.concatenate(parts[m.name])
-                low, high = significance.interval(samples)
-                out[(s.name, d, m.name)] = (statistics.mean(samples.tolist()), 0.5 * (high - low))  # as sacrebleu
+    for key, samples in _bootstrap(scored, directions, metrics, options,
+                                   rng_of=lambda d: np.random.default_rng(options.seed)).items():
+        low, high = significance.interval(samples)
+        out[key] = (statistics.mean(samples.tolist()), 0.5 * (high - low))  # as sacrebleu
     return out
 
 
@@ -225,6 +214,17 @@ def metrics_that_can_score(hyps: Sequence[str], options: ScoreOptions) -> ScoreO
     return options
 
 
+def _refuse_single_reference_metrics(testset: TestSet, options: ScoreOptions) -> None:
+    """Several references and a metric that scores against one: refused before any metric is made (COMET's
+    model would load for nothing). `ScoreOptions` refuses metrics named on the command line, and
+    `metrics_that_can_score` drops default ones, earlier; this catches library callers who do neither."""
+    for metric_name in options.metrics:
+        metric_type = METRIC_TYPES[metric_name]
+        if testset.more_refs and not metric_type.multi_reference:
+            raise OptionError(f"{metric_type.label} scores against one reference, and {option_ref('refs')} gives "
+                              f"{1 + len(testset.more_refs)}", hint="score it with one --refs")
+
+
 def _labels(metric_names: Sequence[str]) -> str:
     return " and ".join(METRIC_TYPES[m].label for m in metric_names)
 
@@ -236,6 +236,7 @@ def score(hyps: Sequence[str], options: ScoreOptions, *, sentence_level: bool = 
     systems, baseline = read_systems(hyps, options)
     ordered = ([baseline] if baseline else []) + list(systems)
     testset = build_testset(ordered[0], options.refs)  # several --refs: more_refs
+    _refuse_single_reference_metrics(testset, options)
     aligned = [align_hypotheses(testset, h, check_tgt=options.refs is None) for h in ordered]
     seen = run_seen_list(ordered, options)
     metrics = make_metrics(options, progress=progress)
@@ -243,8 +244,7 @@ def score(hyps: Sequence[str], options: ScoreOptions, *, sentence_level: bool = 
     groups = _selected_groups(directions, seen, options)
     scored = [_score_system(testset, h, "baseline" if (baseline is not None and k == 0) else "system", texts,
                             metrics, directions) for k, (h, texts) in enumerate(zip(ordered, aligned))]
-    intervals = True  # each score's own 95% interval, in every layout (the default markdown table too)
-    samples = _bootstrap(scored, directions, metrics, options) if baseline is not None or intervals else {}
+    samples = _bootstrap(scored, directions, metrics, options)  # the paired test's and each score's own interval
     confidence = _confidence(scored, directions, metrics, options) if options.confidence else {}
     report: dict[str, Any] = {
         "metrics": list(options.metrics),
@@ -257,8 +257,7 @@ def score(hyps: Sequence[str], options: ScoreOptions, *, sentence_level: bool = 
                        for d, idx in directions.items()],
         "groups": [{"key": g.key, "testset": g.testset or None, "name": g.name,
                     "directions": [d.key for d in members]} for g, members in groups.items()],
-        **({"intervals": {"level": 0.95, "n_samples": options.bootstrap_samples, "seed": options.seed}}
-           if intervals else {}),
+        "intervals": {"level": 0.95, "n_samples": options.bootstrap_samples, "seed": options.seed},
         **({"confidence": {"n_samples": options.bootstrap_samples, "seed": options.seed}} if confidence else {}),
         "systems": [],
     }
@@ -266,9 +265,8 @@ def score(hyps: Sequence[str], options: ScoreOptions, *, sentence_level: bool = 
         entry: dict[str, Any] = {"name": s.name, "path": s.path, "role": s.role, "directions": {}, "groups": {}}
         for d, scores in s.direction_scores.items():
             entry["directions"][d.key] = {m: {"score": c.score, "signature": c.signature} for m, c in scores.items()}
-            if intervals:
-                for m, value in entry["directions"][d.key].items():
-                    value["ci95"] = list(significance.interval(samples[(s.name, d, m)]))
+            for m, value in entry["directions"][d.key].items():
+                value["ci95"] = list(significance.interval(samples[(s.name, d, m)]))
             if confidence:  # sacrebleu's JSON keys
                 for m, value in entry["directions"][d.key].items():
                     value["confidence_mean"], value["confidence_var"] = confidence[(s.name, d, m)]
@@ -277,10 +275,9 @@ def score(hyps: Sequence[str], options: ScoreOptions, *, sentence_level: bool = 
                 m: {"score": mean([s.direction_scores[d][m].score for d in members]),
                     "signatures": sorted({s.direction_scores[d][m].signature for d in members})}
                 for m in options.metrics}
-            if intervals:
-                for m, value in entry["groups"][g.key].items():
-                    value["ci95"] = list(significance.interval(
-                        significance.group_samples([samples[(s.name, d, m)] for d in members])))
+            for m, value in entry["groups"][g.key].items():
+                value["ci95"] = list(significance.interval(
+                    significance.group_samples([samples[(s.name, d, m)] for d in members])))
         if baseline is not None and s.role == "system":
             entry["significance"] = _significance(scored[0], s, samples, directions, groups, metrics, options)
         report["systems"].append(entry)

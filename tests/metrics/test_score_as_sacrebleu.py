@@ -134,3 +134,20 @@ def test_the_one_reference_refusal_asks_the_metric_not_its_name(flores, monkeypa
     code, out = score(flores["hyp"], "--refs", flores["ref"], "--refs", flores["ref2"], "-tok", "13a", "-m", "ter",
                       "bleu", "--src-lang", "en", "--tgt-lang", "kk")
     assert code == 2 and "TER scores against one reference, and --refs gives 2" in out and "-m bleu" in out
+
+
+def test_the_one_reference_refusal_comes_before_any_metric_is_made(flores, monkeypatch):
+    """A library caller that keeps the default metrics (COMET among them) with several references is refused
+    once, before COMET's model would load."""
+    from aligninstruct_cli.errors import AitError
+    from aligninstruct_cli.metrics import scoring
+    from aligninstruct_cli.metrics.score_options import ScoreOptions
+
+    def no_metrics(*args, **kwargs):
+        raise AssertionError("metrics made before the refusal")
+
+    monkeypatch.setattr(scoring, "make_metrics", no_metrics)
+    options = ScoreOptions(refs=[str(flores["ref"]), str(flores["ref2"])], src=str(flores["src"]), src_lang="en",
+                           tgt_lang="kk")
+    with pytest.raises(AitError, match="COMET scores against one reference, and .*refs.* gives 2"):
+        scoring.score([str(flores["hyp"])], options)
