@@ -61,7 +61,8 @@ def plan(config: ConfigArg, output: OutputOpt = None, overrides: SetOpt = None,
     from aligninstruct_cli.experiment.steps import DONE, step_state  # lazy: experiment/ adds ~50 ms to start-up
 
     graph = load(config, output, overrides)
-    done = {k for k in graph.steps if step_state(graph, k) == DONE}
+    memo: dict[str, str | None] = {}  # each step's inputs are verified once, not once per step reading them
+    done = {k for k in graph.steps if step_state(graph, k, memo) == DONE}
     sys.stdout.write(render_plan(graph, done=done))
     sys.stdout.flush()
     if not no_preflight:

@@ -51,12 +51,13 @@ def _scores(graph: Graph, name: str, memo: dict) -> Path | None:
     return graph.output(key) if state == DONE else None
 
 
-def write_tables(graph: Graph) -> dict[str, dict[str, Any]]:
-    """OUTPUT/tables/<name>.{md,tsv,json} for each table whose score is done: {name: {files, markdown}}."""
+def write_tables(graph: Graph, memo: dict | None = None) -> dict[str, dict[str, Any]]:
+    """OUTPUT/tables/<name>.{md,tsv,json} for each table whose score is done: {name: {files, markdown}}.
+    `memo`: as for `steps.step_state`."""
     exp = graph.exp
     out = Path(exp.output) / "tables"
     tables: dict[str, dict[str, Any]] = {}
-    memo: dict = {}
+    memo = {} if memo is None else memo
     for name, table in exp.tables.items():
         scores = _scores(graph, name, memo)
         if scores is None:
@@ -112,11 +113,12 @@ def seed_tables_markdown(graph: Graph, tables: dict[str, dict[str, Any]], out: P
     return md
 
 
-def training_runs(graph: Graph) -> dict[str, Path]:
+def training_runs(graph: Graph, memo: dict | None = None) -> dict[str, Path]:
     """system -> its finished run directory (systems that train)."""
     runs = {}
+    memo = {} if memo is None else memo
     for name in graph.exp.systems:
-        run = _done(graph, f"train/{name}")
+        run = _done(graph, f"train/{name}", memo)
         if run is not None:
             runs[name] = run
     return runs
@@ -171,10 +173,10 @@ def systems_markdown(graph: Graph, runs: dict[str, Path]) -> list[str]:
     return md + [""]
 
 
-def probe_markdown(graph: Graph, out: Path) -> tuple[list[str], bool]:
+def probe_markdown(graph: Graph, out: Path, memo: dict | None = None) -> tuple[list[str], bool]:
     """The Probe section (its plot copied to OUTPUT/probe.png when the config asks for it); whether it is made."""
     md = ["## Probe", ""]
-    compare = _done(graph, "probe/compare")
+    compare = _done(graph, "probe/compare", memo)
     if compare is None:
         return md + ["Not made yet.", ""], False
     result = read_json_file(compare)
@@ -201,19 +203,20 @@ def write_report(graph: Graph) -> tuple[Path, list[str]]:
     out.mkdir(parents=True, exist_ok=True)
     for path in (out / "report.md", out / "loss.png", out / "probe.png", out / "tables"):
         inside_output(out, path)
-    tables = write_tables(graph)
-    runs = training_runs(graph)
+    memo: dict[str, str | None] = {}  # each step verified once for the whole report (nothing runs meanwhile)
+    tables = write_tables(graph, memo)
+    runs = training_runs(graph, memo)
     has_loss = plot_losses(graph, runs, out / "loss.png")
     missing = [f"table {name}" for name in exp.tables if name not in tables]
-    rows = status_rows(graph)
+    rows = status_rows(graph, memo=memo)
     n_done = sum(1 for r in rows if r[1] == DONE)
     md = [f"# Experiment report: `{exp.path}`", "",
           f"Made by `ait experiment report {exp.path}` from the outputs of `ait experiment run` "
           f"({n_done} of {len(rows)} steps done; `ait experiment status {exp.path}` lists them with their logs, "
           f"`ait experiment plan {exp.path}` prints every command).", ""]
     md += tables_markdown(graph, tables, out)
-    health, _ = health_section(graph)
-    md += health + samples_section(graph)
+    health, _ = health_section(graph, memo)
+    md += health + samples_section(graph, memo)
     md += systems_markdown(graph, runs)
     if has_loss:
         md += ["## Training and validation loss", "",
@@ -224,11 +227,11 @@ def write_report(graph: Graph) -> tuple[Path, list[str]]:
     elif any(s.curriculum for s in exp.systems.values()):
         missing.append("loss plot")
     if exp.probe is not None:
-        probe, made = probe_markdown(graph, out)
+        probe, made = probe_markdown(graph, out, memo)
         md += probe
         if not made:
             missing.append("probe")
-    md += durations_section(graph)
+    md += durations_section(graph, memo)
     md += ["## Steps", "", "| step | state | output | log |", "|---|---|---|---|"]
     for names, state, output, log in rows:
         md.append(f"| {names} | {state} | `{os.path.relpath(output, out)}` | "

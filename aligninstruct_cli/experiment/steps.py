@@ -324,11 +324,12 @@ def pid_alive(graph: Graph, key: str) -> bool:
     return record is not None and is_ours(record)
 
 
-def status_rows(graph: Graph, *, reasons: bool = False) -> list[tuple[str, ...]]:
+def status_rows(graph: Graph, *, reasons: bool = False,
+                memo: dict[str, str | None] | None = None) -> list[tuple[str, ...]]:
     """(names, state, output, log) per step, in the plan's order; with `reasons`, then why it is stale ("" when
-    it is not)."""
+    it is not). `memo`: as for `step_state`."""
     rows = []
-    memo: dict[str, str | None] = {}
+    memo = {} if memo is None else memo
     for step in graph:
         log = log_path(graph, step.key)
         state, why = step_status(graph, step.key, memo)
