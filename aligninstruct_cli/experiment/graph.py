@@ -72,6 +72,10 @@ class Graph:
         self.steps = steps
         self.order = _ordered(steps)
         self.by_name = {name: key for key, step in steps.items() for name in step.names}
+        self.readers: dict[str, list[str]] = {}  # key -> the steps that read its output directly
+        for step in steps.values():
+            for k in step.inputs:
+                self.readers.setdefault(k, []).append(step.key)
 
     def __iter__(self):
         return (self.steps[key] for key in self.order)
@@ -106,11 +110,10 @@ class Graph:
         out: set[str] = set()
         frontier = [key]
         while frontier:
-            current = frontier.pop()
-            for other in self.steps.values():
-                if current in other.inputs and other.key not in out:
-                    out.add(other.key)
-                    frontier.append(other.key)
+            for reader in self.readers.get(frontier.pop(), ()):
+                if reader not in out:
+                    out.add(reader)
+                    frontier.append(reader)
         return out
 
 
