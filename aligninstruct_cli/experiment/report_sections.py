@@ -115,16 +115,21 @@ def durations_section(graph: Any, memo: dict[str, str | None] | None = None) -> 
 
 def samples_section(graph: Any, memo: dict[str, str | None] | None = None) -> list[str]:
     """The first SAMPLES records of each direction: source, reference and every system's hypothesis."""
-    outputs: dict[str, dict[str, dict[str, Any]]] = {}
+    first: dict[str, dict[str, Any]] = {}  # the first system's records: their source, reference and direction
+    outputs: dict[str, dict[str, Any]] = {}  # every system's hypotheses by id (not its whole records)
     memo = {} if memo is None else memo
     for name in graph.exp.systems:
         key = graph.by_name.get(f"translate/{name}")
         if key is None or step_state(graph, key, memo) != DONE:
             continue
-        outputs[name] = {str(r["id"]): r for r in read_records(str(graph.output(key)), "hypothesis")}
+        records = read_records(str(graph.output(key)), "hypothesis")
+        if not outputs:
+            first = {str(r["id"]): r for r in records}
+            outputs[name] = {rid: r.get("hyp") for rid, r in first.items()}
+        else:
+            outputs[name] = {str(r["id"]): r.get("hyp") for r in records}
     if not outputs:
         return []
-    first = next(iter(outputs.values()))
     chosen: dict[str, list[str]] = {}
     for rid, rec in first.items():
         direction = f"{rec.get('src_lang')}→{rec.get('tgt_lang')}"
@@ -141,6 +146,6 @@ def samples_section(graph: Any, memo: dict[str, str | None] | None = None) -> li
             if rec.get("tgt") is not None:
                 md.append(f"| | reference | {_cell(rec.get('tgt'))} |")
             for name, out in outputs.items():
-                md.append(f"| | **{_cell(name, 60)}** | {_cell(out[rid].get('hyp'))} |")
+                md.append(f"| | **{_cell(name, 60)}** | {_cell(out[rid])} |")
         md.append("")
     return md
