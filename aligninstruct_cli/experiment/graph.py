@@ -536,7 +536,7 @@ def build_graph(exp: Experiment, hasher: Any = None) -> Graph:
     return graph
 
 
-def link_name(step: Step, name: str) -> str:
+def link_name(name: str) -> str:
     """The readable name of a step under OUTPUT/<kind>/ (`train/MTInstruct` -> MTInstruct)."""
     kind, _, rest = name.partition("/")
     return slug(rest or kind)
@@ -548,10 +548,10 @@ def check_distinct_links(graph: Graph) -> None:
     seen: dict[tuple[str, str], tuple[str, str]] = {}
     for step in graph:
         for name in step.names:
-            link = (step.kind, link_name(step, name).casefold())
+            link = (step.kind, link_name(name).casefold())
             if link in seen and seen[link][0] != step.key:
                 raise graph.exp.error("", f"steps {seen[link][1]!r} and {name!r} would share the name "
-                                      f"{step.kind}/{link_name(step, name)}", hint="rename a corpus, data set, "
+                                      f"{step.kind}/{link_name(name)}", hint="rename a corpus, data set, "
                                       "system or language so that the two differ")
             seen[link] = (step.key, name)
 

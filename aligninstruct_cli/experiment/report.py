@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from aligninstruct_cli.errors import AitError
-from aligninstruct_cli.experiment.graph import Graph
+from aligninstruct_cli.experiment.graph import Graph, link_name
 from aligninstruct_cli.experiment.paper_rows import paper_rows
-from aligninstruct_cli.experiment.paths import inside_output, read_json_file, slug
+from aligninstruct_cli.experiment.paths import inside_output, read_json_file
 from aligninstruct_cli.experiment.plots import plot_losses
 from aligninstruct_cli.experiment.report_sections import (durations_section, health_section, samples_section,
                                                           single_run_note, table_notes)
@@ -124,9 +124,9 @@ def training_runs(graph: Graph, memo: dict | None = None) -> dict[str, Path]:
     return runs
 
 
-def _browse(graph: Graph, kind: str, name: str) -> str:
+def _browse(kind: str, name: str) -> str:
     """The step's readable link under OUTPUT (`train/MTInstruct`, see steps.link_names), as a markdown target."""
-    return f"{kind}/{slug(name)}".replace(" ", "%20")
+    return f"{kind}/{link_name(f'{kind}/{name}')}".replace(" ", "%20")
 
 
 def _run_summary(run: Path) -> tuple[str, str]:
@@ -167,7 +167,7 @@ def systems_markdown(graph: Graph, runs: dict[str, Path]) -> list[str]:
             ",".join("+".join(s) if isinstance(s, list) else str(s) for s in system.curriculum)
             if system.curriculum else "— (not trained)")
         lr, val = _run_summary(runs[name]) if name in runs else ("", "")
-        link = f"[train/{name}]({_browse(graph, 'train', name)})" if name in runs else (
+        link = f"[train/{name}]({_browse('train', name)})" if name in runs else (
             "" if system.curriculum is None else "not trained yet")
         md.append(f"| {name} | {model} | {curriculum} | {lr} | {val} | {link} |")
     return md + [""]

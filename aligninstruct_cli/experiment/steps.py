@@ -405,7 +405,7 @@ def link_names(graph: Graph, key: str) -> None:
     step = graph.steps[key]
     steps_root = (Path(graph.exp.output) / "steps").resolve()
     for name in step.names:
-        link = Path(graph.exp.output) / step.kind / link_name(step, name)
+        link = Path(graph.exp.output) / step.kind / link_name(name)
         inside_output(graph.exp.output, link.parent)
         target = os.path.relpath(graph.directory(key), link.parent)
         if link.is_symlink():
