@@ -27,10 +27,11 @@ from typing import Any
 import orjson
 
 from aligninstruct_cli.experiment.paths import slug
-from aligninstruct_cli.experiment.study_config import Experiment, System, corpus_units, options_classes
+from aligninstruct_cli.experiment.study_config import Experiment, System, corpus_units
 from aligninstruct_cli.instructions.objectives import INPUT_KIND
 from aligninstruct_cli.options import (OptionError, default_of, flag_of, has_default, option_fields, option_ref,
                                        spec_of, strip_optional, type_hints)
+from aligninstruct_cli.registry import EXPERIMENT_SECTIONS
 from aligninstruct_cli.training.train_options import parse_curriculum
 from aligninstruct_cli.training.launch import LAUNCH_ONLY, RESULT_NEUTRAL
 
@@ -193,7 +194,6 @@ class Builder:
     def __init__(self, exp: Experiment, hasher: Any = None):
         self.exp = exp
         self.steps: dict[str, Step] = {}
-        self.classes = options_classes()
         self.hasher = hasher or (lambda path: "unhashed")
         self.memo: dict[Any, Any] = {}
 
@@ -218,7 +218,7 @@ class Builder:
                    always: tuple[str, ...] = ()) -> tuple[list[str], list[str]]:
         """(flags for `values` through the stage's dataclass, the same without the fields in `skip`: what the
         key is made of). `where(field)` names a field's key in the config for an error."""
-        cls = self.classes[section]
+        cls = EXPERIMENT_SECTIONS[section]
         if self.exp.language_file and any(f.name == "languages" for f in option_fields(cls)):
             values = {**values, "languages": self.exp.language_file}
         try:

@@ -210,11 +210,6 @@ class Experiment:
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def options_classes() -> dict[str, type]:
-    """Section name -> the stage's options dataclass (the library's registry, shared with the commands)."""
-    return EXPERIMENT_SECTIONS
-
-
 class _Reader:
     def __init__(self, path: str):
         self.path = path
@@ -295,7 +290,7 @@ class _Reader:
         """A stage section: the keys of the stage's options dataclass, each value of the field's type (what the
         field's own parser accepts is checked when the graph builds the command)."""
         data = self.mapping(value, where)
-        cls = options_classes()[section]
+        cls = EXPERIMENT_SECTIONS[section]
         fields = {f.name: f for f in option_fields(cls)}
         hints = type_hints(cls)
         out: dict[str, Any] = {}
