@@ -85,9 +85,10 @@ def write_tables(graph: Graph, memo: dict | None = None) -> dict[str, dict[str, 
 def paper_comparison(graph: Graph, table: Any, report: dict[str, Any]) -> str:
     """`compare_to: paper`: the paper's rows under the table's rows, with the differences (paper/compare.py)."""
     exp = graph.exp
-    systems = [exp.systems[exp.seed_runs[s][0] if s in exp.seed_runs else s] for s in paper_rows(table)]
+    rows = paper_rows(table)
+    systems = [exp.systems[exp.seed_runs[s][0] if s in exp.seed_runs else s] for s in rows]
     precisions = {str({**exp.translate, **s.translate}.get("precision", "auto")) for s in systems}
-    return render_comparison(report, table.paper, paper_rows(table), "/".join(sorted(precisions)))
+    return render_comparison(report, table.paper, rows, "/".join(sorted(precisions)))
 
 
 def seed_tables_markdown(graph: Graph, tables: dict[str, dict[str, Any]], out: Path) -> list[str]:
