@@ -32,7 +32,8 @@ from aligninstruct_cli.experiment.executors import run_submitit
 from aligninstruct_cli.experiment.graph import Graph
 from aligninstruct_cli.experiment.health import HEALTH_EXIT, health_failed
 from aligninstruct_cli.experiment.live import StudyView
-from aligninstruct_cli.experiment.paths import inside_output, log_path, pid_path, write_json, write_log_header
+from aligninstruct_cli.experiment.paths import (PROGRESS_EVERY_S, inside_output, log_path, pid_path, write_json,
+                                                write_log_header)
 from aligninstruct_cli.experiment.preflight import preflight as check_needs
 from aligninstruct_cli.experiment.steps import (DONE, TOKEN_ENV, check_spec, finish_step, is_ours, link_names,
                                                 pid_record, prepare_step, read_pid_file, step_env, step_state)
@@ -97,7 +98,7 @@ def reap_leftovers(graph: Graph) -> None:
 
 def run_graph(graph: Graph, *, jobs: int = 1, executor: str = "local", only: set[str] | None = None,
               echo: Callable[[str], None] = console.info, strict: bool = False,
-              live: bool | None = None, progress_every: float = 30.0, preflight: bool = False) -> Outcome:
+              live: bool | None = None, progress_every: float = PROGRESS_EVERY_S, preflight: bool = False) -> Outcome:
     """Run every step not done yet (with `only`: those and what they need). Raises StepsFailed when a step failed
     (the others that could run have run). After each step its health checks run (experiment/health.py): a
     warning per failed check, and with `strict` the step fails. Events and progress go to OUTPUT/run.log too
