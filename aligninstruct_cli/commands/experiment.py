@@ -15,6 +15,7 @@ from typing_extensions import Annotated
 
 from aligninstruct_cli import console
 from aligninstruct_cli.errors import AitError
+from aligninstruct_cli.experiment.paths import PROGRESS_EVERY_S
 from aligninstruct_cli.io import check_outputs_are_not_inputs, concat_files
 from aligninstruct_cli.languages import use_language_file
 
@@ -61,7 +62,8 @@ def plan(config: ConfigArg, output: OutputOpt = None, overrides: SetOpt = None,
     from aligninstruct_cli.experiment.steps import DONE, step_state  # lazy: experiment/ adds ~50 ms to start-up
 
     graph = load(config, output, overrides)
-    done = {k for k in graph.steps if step_state(graph, k) == DONE}
+    memo: dict[str, str | None] = {}  # each step's inputs are verified once, not once per step reading them
+    done = {k for k in graph.steps if step_state(graph, k, memo) == DONE}
     sys.stdout.write(render_plan(graph, done=done))
     sys.stdout.flush()
     if not no_preflight:
@@ -88,7 +90,8 @@ def run(
         "`health:` thresholds) fails its step instead of only warning.")] = False,
     progress_every: Annotated[float, typer.Option(
         "--progress-every", metavar="SECONDS", min=1, help="Without a terminal: a progress line (steps done, "
-        "ETA, each running step's progress) at most every SECONDS, on stderr and in OUTPUT/run.log.")] = 30.0,
+        "ETA, each running step's progress) at most every SECONDS, on stderr and in OUTPUT/run.log."
+    )] = PROGRESS_EVERY_S,
 ) -> None:
     from aligninstruct_cli.experiment.run import EXECUTORS, run_graph  # lazy: experiment/ adds ~50 ms to start-up
 

@@ -27,10 +27,11 @@ from typing import Any
 import orjson
 
 from aligninstruct_cli.experiment.paths import slug
-from aligninstruct_cli.experiment.study_config import Experiment, System, corpus_units, options_classes
+from aligninstruct_cli.experiment.study_config import Experiment, System, corpus_units
 from aligninstruct_cli.instructions.objectives import INPUT_KIND
 from aligninstruct_cli.options import (OptionError, default_of, flag_of, has_default, option_fields, option_ref,
                                        spec_of, strip_optional, type_hints)
+from aligninstruct_cli.registry import EXPERIMENT_SECTIONS
 from aligninstruct_cli.training.train_options import parse_curriculum
 from aligninstruct_cli.training.launch import LAUNCH_ONLY, RESULT_NEUTRAL
 
@@ -72,6 +73,10 @@ class Graph:
         self.steps = steps
         self.order = _ordered(steps)
         self.by_name = {name: key for key, step in steps.items() for name in step.names}
+        self.readers: dict[str, list[str]] = {}  # key -> the steps that read its output directly
+        for step in steps.values():
+            for k in step.inputs:
+                self.readers.setdefault(k, []).append(step.key)
 
     def __iter__(self):
         return (self.steps[key] for key in self.order)
@@ -106,11 +111,10 @@ class Graph:
         out: set[str] = set()
         frontier = [key]
         while frontier:
-            current = frontier.pop()
-            for other in self.steps.values():
-                if current in other.inputs and other.key not in out:
-                    out.add(other.key)
-                    frontier.append(other.key)
+            for reader in self.readers.get(frontier.pop(), ()):
+                if reader not in out:
+                    out.add(reader)
+                    frontier.append(reader)
         return out
 
 
@@ -190,7 +194,6 @@ class Builder:
     def __init__(self, exp: Experiment, hasher: Any = None):
         self.exp = exp
         self.steps: dict[str, Step] = {}
-        self.classes = options_classes()
         self.hasher = hasher or (lambda path: "unhashed")
         self.memo: dict[Any, Any] = {}
 
@@ -215,7 +218,7 @@ class Builder:
                    always: tuple[str, ...] = ()) -> tuple[list[str], list[str]]:
         """(flags for `values` through the stage's dataclass, the same without the fields in `skip`: what the
         key is made of). `where(field)` names a field's key in the config for an error."""
-        cls = self.classes[section]
+        cls = EXPERIMENT_SECTIONS[section]
         if self.exp.language_file and any(f.name == "languages" for f in option_fields(cls)):
             values = {**values, "languages": self.exp.language_file}
         try:
@@ -533,7 +536,7 @@ def build_graph(exp: Experiment, hasher: Any = None) -> Graph:
     return graph
 
 
-def link_name(step: Step, name: str) -> str:
+def link_name(name: str) -> str:
     """The readable name of a step under OUTPUT/<kind>/ (`train/MTInstruct` -> MTInstruct)."""
     kind, _, rest = name.partition("/")
     return slug(rest or kind)
@@ -545,10 +548,10 @@ def check_distinct_links(graph: Graph) -> None:
     seen: dict[tuple[str, str], tuple[str, str]] = {}
     for step in graph:
         for name in step.names:
-            link = (step.kind, link_name(step, name).casefold())
+            link = (step.kind, link_name(name).casefold())
             if link in seen and seen[link][0] != step.key:
                 raise graph.exp.error("", f"steps {seen[link][1]!r} and {name!r} would share the name "
-                                      f"{step.kind}/{link_name(step, name)}", hint="rename a corpus, data set, "
+                                      f"{step.kind}/{link_name(name)}", hint="rename a corpus, data set, "
                                       "system or language so that the two differ")
             seen[link] = (step.key, name)
 

@@ -24,10 +24,9 @@ from rich.table import Table
 
 from aligninstruct_cli import console
 from aligninstruct_cli.experiment.health import run_stages
-from aligninstruct_cli.experiment.paths import pid_path, read_marker
+from aligninstruct_cli.experiment.paths import PROGRESS_EVERY_S, pid_path, read_marker
 from aligninstruct_cli.experiment.steps import RUNNING, status_rows
 
-PROGRESS_EVERY_S = 30.0  # without a terminal: the most often a progress line is written
 REFRESH_S = 1.0  # on a terminal: how often the display reads the steps' files
 TAIL_BYTES = 1 << 16  # the end of metrics.jsonl read for the last line
 

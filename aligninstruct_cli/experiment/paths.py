@@ -1,7 +1,8 @@
 """Where an experiment's files are, and how they are written and read back: a name as one path component
 (`slug`), the check that a path stays inside OUTPUT, a step's log and pid files (`OUTPUT/logs/`), its marker
 files (done.json, failed.json, written atomically) and the header line each try of a step adds to its log.
-The lowest module of experiment/: it imports none of the others, so every one of them may use it."""
+The lowest module of experiment/: it imports none of the others, so every one of them may use it (and the
+command's --progress-every default, without loading the rest of experiment/ at start-up)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from aligninstruct_cli.errors import AitError
+
+PROGRESS_EVERY_S = 30.0  # `run` without a terminal: the most often a progress line is written (experiment/live.py)
 
 if TYPE_CHECKING:
     from aligninstruct_cli.experiment.graph import Graph

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from aligninstruct_cli.errors import AitError
-from aligninstruct_cli.experiment.graph import Graph
+from aligninstruct_cli.experiment.graph import Graph, link_name
 from aligninstruct_cli.experiment.paper_rows import paper_rows
-from aligninstruct_cli.experiment.paths import inside_output, read_json_file, slug
+from aligninstruct_cli.experiment.paths import inside_output, read_json_file
 from aligninstruct_cli.experiment.plots import plot_losses
 from aligninstruct_cli.experiment.report_sections import (durations_section, health_section, samples_section,
                                                           single_run_note, table_notes)
@@ -51,12 +51,13 @@ def _scores(graph: Graph, name: str, memo: dict) -> Path | None:
     return graph.output(key) if state == DONE else None
 
 
-def write_tables(graph: Graph) -> dict[str, dict[str, Any]]:
-    """OUTPUT/tables/<name>.{md,tsv,json} for each table whose score is done: {name: {files, markdown}}."""
+def write_tables(graph: Graph, memo: dict | None = None) -> dict[str, dict[str, Any]]:
+    """OUTPUT/tables/<name>.{md,tsv,json} for each table whose score is done: {name: {files, markdown}}.
+    `memo`: as for `steps.step_state`."""
     exp = graph.exp
     out = Path(exp.output) / "tables"
     tables: dict[str, dict[str, Any]] = {}
-    memo: dict = {}
+    memo = {} if memo is None else memo
     for name, table in exp.tables.items():
         scores = _scores(graph, name, memo)
         if scores is None:
@@ -84,9 +85,10 @@ def write_tables(graph: Graph) -> dict[str, dict[str, Any]]:
 def paper_comparison(graph: Graph, table: Any, report: dict[str, Any]) -> str:
     """`compare_to: paper`: the paper's rows under the table's rows, with the differences (paper/compare.py)."""
     exp = graph.exp
-    systems = [exp.systems[exp.seed_runs[s][0] if s in exp.seed_runs else s] for s in paper_rows(table)]
+    rows = paper_rows(table)
+    systems = [exp.systems[exp.seed_runs[s][0] if s in exp.seed_runs else s] for s in rows]
     precisions = {str({**exp.translate, **s.translate}.get("precision", "auto")) for s in systems}
-    return render_comparison(report, table.paper, paper_rows(table), "/".join(sorted(precisions)))
+    return render_comparison(report, table.paper, rows, "/".join(sorted(precisions)))
 
 
 def seed_tables_markdown(graph: Graph, tables: dict[str, dict[str, Any]], out: Path) -> list[str]:
@@ -112,19 +114,20 @@ def seed_tables_markdown(graph: Graph, tables: dict[str, dict[str, Any]], out: P
     return md
 
 
-def training_runs(graph: Graph) -> dict[str, Path]:
+def training_runs(graph: Graph, memo: dict | None = None) -> dict[str, Path]:
     """system -> its finished run directory (systems that train)."""
     runs = {}
+    memo = {} if memo is None else memo
     for name in graph.exp.systems:
-        run = _done(graph, f"train/{name}")
+        run = _done(graph, f"train/{name}", memo)
         if run is not None:
             runs[name] = run
     return runs
 
 
-def _browse(graph: Graph, kind: str, name: str) -> str:
+def _browse(kind: str, name: str) -> str:
     """The step's readable link under OUTPUT (`train/MTInstruct`, see steps.link_names), as a markdown target."""
-    return f"{kind}/{slug(name)}".replace(" ", "%20")
+    return f"{kind}/{link_name(f'{kind}/{name}')}".replace(" ", "%20")
 
 
 def _run_summary(run: Path) -> tuple[str, str]:
@@ -165,16 +168,16 @@ def systems_markdown(graph: Graph, runs: dict[str, Path]) -> list[str]:
             ",".join("+".join(s) if isinstance(s, list) else str(s) for s in system.curriculum)
             if system.curriculum else "— (not trained)")
         lr, val = _run_summary(runs[name]) if name in runs else ("", "")
-        link = f"[train/{name}]({_browse(graph, 'train', name)})" if name in runs else (
+        link = f"[train/{name}]({_browse('train', name)})" if name in runs else (
             "" if system.curriculum is None else "not trained yet")
         md.append(f"| {name} | {model} | {curriculum} | {lr} | {val} | {link} |")
     return md + [""]
 
 
-def probe_markdown(graph: Graph, out: Path) -> tuple[list[str], bool]:
+def probe_markdown(graph: Graph, out: Path, memo: dict | None = None) -> tuple[list[str], bool]:
     """The Probe section (its plot copied to OUTPUT/probe.png when the config asks for it); whether it is made."""
     md = ["## Probe", ""]
-    compare = _done(graph, "probe/compare")
+    compare = _done(graph, "probe/compare", memo)
     if compare is None:
         return md + ["Not made yet.", ""], False
     result = read_json_file(compare)
@@ -201,19 +204,20 @@ def write_report(graph: Graph) -> tuple[Path, list[str]]:
     out.mkdir(parents=True, exist_ok=True)
     for path in (out / "report.md", out / "loss.png", out / "probe.png", out / "tables"):
         inside_output(out, path)
-    tables = write_tables(graph)
-    runs = training_runs(graph)
+    memo: dict[str, str | None] = {}  # each step verified once for the whole report (nothing runs meanwhile)
+    tables = write_tables(graph, memo)
+    runs = training_runs(graph, memo)
     has_loss = plot_losses(graph, runs, out / "loss.png")
     missing = [f"table {name}" for name in exp.tables if name not in tables]
-    rows = status_rows(graph)
+    rows = status_rows(graph, memo=memo)
     n_done = sum(1 for r in rows if r[1] == DONE)
     md = [f"# Experiment report: `{exp.path}`", "",
           f"Made by `ait experiment report {exp.path}` from the outputs of `ait experiment run` "
           f"({n_done} of {len(rows)} steps done; `ait experiment status {exp.path}` lists them with their logs, "
           f"`ait experiment plan {exp.path}` prints every command).", ""]
     md += tables_markdown(graph, tables, out)
-    health, _ = health_section(graph)
-    md += health + samples_section(graph)
+    health, _ = health_section(graph, memo)
+    md += health + samples_section(graph, memo)
     md += systems_markdown(graph, runs)
     if has_loss:
         md += ["## Training and validation loss", "",
@@ -224,11 +228,11 @@ def write_report(graph: Graph) -> tuple[Path, list[str]]:
     elif any(s.curriculum for s in exp.systems.values()):
         missing.append("loss plot")
     if exp.probe is not None:
-        probe, made = probe_markdown(graph, out)
+        probe, made = probe_markdown(graph, out, memo)
         md += probe
         if not made:
             missing.append("probe")
-    md += durations_section(graph)
+    md += durations_section(graph, memo)
     md += ["## Steps", "", "| step | state | output | log |", "|---|---|---|---|"]
     for names, state, output, log in rows:
         md.append(f"| {names} | {state} | `{os.path.relpath(output, out)}` | "

@@ -73,12 +73,13 @@ def single_run_note(exp: Any, name: str, table: Any) -> list[str]:
             "(docs/experiment.md).", ""]
 
 
-def health_section(graph: Any) -> tuple[list[str], int]:
+def health_section(graph: Any, memo: dict[str, str | None] | None = None) -> tuple[list[str], int]:
     """The Health section: every check of every finished step (experiment/health.py); and how many failed."""
     options = health_options(graph)
+    memo = {} if memo is None else memo
     rows, failed = [], 0
     for step in graph:
-        if step.kind not in ("train", "translate", "score") or step_state(graph, step.key) != DONE:
+        if step.kind not in ("train", "translate", "score") or step_state(graph, step.key, memo) != DONE:
             continue
         for finding in check_step(graph, step.key, options):
             failed += finding.failed
@@ -94,16 +95,17 @@ def health_section(graph: Any) -> tuple[list[str], int]:
     return md, failed
 
 
-def durations_section(graph: Any) -> list[str]:
+def durations_section(graph: Any, memo: dict[str, str | None] | None = None) -> list[str]:
     """When each step that ran started and how long it took (from its done.json / failed.json)."""
     rows, total = [], 0.0
+    memo = {} if memo is None else memo
     for step in graph:
         started, seconds = step_times(graph, step.key)
         if seconds is None:
             continue
         total += seconds
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)) if started is not None else ""
-        rows.append(f"| {_cell(', '.join(step.names), 120)} | {step_state(graph, step.key)} | {when} | "
+        rows.append(f"| {_cell(', '.join(step.names), 120)} | {step_state(graph, step.key, memo)} | {when} | "
                     f"{duration(seconds)} | {seconds:.1f} |")
     if not rows:
         return []
@@ -111,17 +113,23 @@ def durations_section(graph: Any) -> list[str]:
             "| step | state | started | duration | seconds |", "|---|---|---|---:|---:|", *rows, ""]
 
 
-def samples_section(graph: Any) -> list[str]:
+def samples_section(graph: Any, memo: dict[str, str | None] | None = None) -> list[str]:
     """The first SAMPLES records of each direction: source, reference and every system's hypothesis."""
-    outputs: dict[str, dict[str, dict[str, Any]]] = {}
+    first: dict[str, dict[str, Any]] = {}  # the first system's records: their source, reference and direction
+    outputs: dict[str, dict[str, Any]] = {}  # every system's hypotheses by id (not its whole records)
+    memo = {} if memo is None else memo
     for name in graph.exp.systems:
         key = graph.by_name.get(f"translate/{name}")
-        if key is None or step_state(graph, key) != DONE:
+        if key is None or step_state(graph, key, memo) != DONE:
             continue
-        outputs[name] = {str(r["id"]): r for r in read_records(str(graph.output(key)), "hypothesis")}
+        records = read_records(str(graph.output(key)), "hypothesis")
+        if not outputs:
+            first = {str(r["id"]): r for r in records}
+            outputs[name] = {rid: r.get("hyp") for rid, r in first.items()}
+        else:
+            outputs[name] = {str(r["id"]): r.get("hyp") for r in records}
     if not outputs:
         return []
-    first = next(iter(outputs.values()))
     chosen: dict[str, list[str]] = {}
     for rid, rec in first.items():
         direction = f"{rec.get('src_lang')}→{rec.get('tgt_lang')}"
@@ -138,6 +146,6 @@ def samples_section(graph: Any) -> list[str]:
             if rec.get("tgt") is not None:
                 md.append(f"| | reference | {_cell(rec.get('tgt'))} |")
             for name, out in outputs.items():
-                md.append(f"| | **{_cell(name, 60)}** | {_cell(out[rid].get('hyp'))} |")
+                md.append(f"| | **{_cell(name, 60)}** | {_cell(out[rid])} |")
         md.append("")
     return md

@@ -32,7 +32,8 @@ from aligninstruct_cli.experiment.executors import run_submitit
 from aligninstruct_cli.experiment.graph import Graph
 from aligninstruct_cli.experiment.health import HEALTH_EXIT, health_failed
 from aligninstruct_cli.experiment.live import StudyView
-from aligninstruct_cli.experiment.paths import inside_output, log_path, pid_path, write_json, write_log_header
+from aligninstruct_cli.experiment.paths import (PROGRESS_EVERY_S, inside_output, log_path, pid_path, write_json,
+                                                write_log_header)
 from aligninstruct_cli.experiment.preflight import preflight as check_needs
 from aligninstruct_cli.experiment.steps import (DONE, TOKEN_ENV, check_spec, finish_step, is_ours, link_names,
                                                 pid_record, prepare_step, read_pid_file, step_env, step_state)
@@ -97,7 +98,7 @@ def reap_leftovers(graph: Graph) -> None:
 
 def run_graph(graph: Graph, *, jobs: int = 1, executor: str = "local", only: set[str] | None = None,
               echo: Callable[[str], None] = console.info, strict: bool = False,
-              live: bool | None = None, progress_every: float = 30.0, preflight: bool = False) -> Outcome:
+              live: bool | None = None, progress_every: float = PROGRESS_EVERY_S, preflight: bool = False) -> Outcome:
     """Run every step not done yet (with `only`: those and what they need). Raises StepsFailed when a step failed
     (the others that could run have run). After each step its health checks run (experiment/health.py): a
     warning per failed check, and with `strict` the step fails. Events and progress go to OUTPUT/run.log too
@@ -125,7 +126,7 @@ def run_graph(graph: Graph, *, jobs: int = 1, executor: str = "local", only: set
             if todo:
                 view.event(f"{len(todo)} of {len(wanted)} steps to run ({len(skipped)} done before)")
             if executor == "local":
-                done, failed, blocked = _run_local(graph, todo, jobs, view.event, view=view, strict=strict)
+                done, failed, blocked = _run_local(graph, todo, jobs, view, strict=strict)
             else:
                 done, failed, blocked = run_submitit(graph, todo, executor, view.event)
         finally:
@@ -153,8 +154,9 @@ class _Running:
         self.key, self.proc, self.log, self.started = key, proc, log, started
 
 
-def _run_local(graph: Graph, todo: list[str], jobs: int, echo, *, view=None,
+def _run_local(graph: Graph, todo: list[str], jobs: int, view: StudyView, *,
                strict: bool = False) -> tuple[list[str], list[str], list[str]]:
+    echo = view.event
     pending = list(todo)
     running: dict[str, _Running] = {}
     done: list[str] = []
@@ -188,16 +190,14 @@ def _run_local(graph: Graph, todo: list[str], jobs: int, echo, *, view=None,
                         continue
                     pending.remove(key)
                     running[key] = _start(graph, key, step_env(graph, key))
-                    if view is not None:
-                        view.started(key)
+                    view.started(key)
                     n = total - len(pending)
                     echo(f"[{n}/{total}] {', '.join(step.names)}: started (log {log_path(graph, key)})")
             if stop and not running:
                 break
             finished = [k for k, r in running.items() if r.proc.poll() is not None]
             if not finished:
-                if view is not None:
-                    view.tick()
+                view.tick()
                 time.sleep(0.05)
                 continue
             for key in finished:
@@ -207,8 +207,7 @@ def _run_local(graph: Graph, todo: list[str], jobs: int, echo, *, view=None,
                 r.log.close()
                 pid_path(graph, key).unlink(missing_ok=True)
                 step = graph.steps[key]
-                if view is not None:
-                    view.finished(key, seconds)
+                view.finished(key, seconds)
                 if stop and rc != 0:  # interrupted: neither done nor failed; the next run continues it
                     continue
                 if rc == 0 and health_failed(graph, key, echo, strict=strict):

@@ -59,9 +59,7 @@ def expand_seeds(exp: Any) -> None:
         if len(lists) > 1:
             raise exp.error(f"tables.{name}", "its systems list different seeds: a table's seeded systems need the "
                             f"same seeds ({' vs '.join(str(list(x)) for x in sorted(lists))})")
-        paper = None
-        if table.paper is not None:
-            paper = paper_rows(table)
+        paper = paper_rows(table)  # {} for a table without `paper:`
         per_seed = []
         for k, seed in enumerate(lists.pop()):
             def pick(system: str) -> str:

@@ -33,6 +33,7 @@ from aligninstruct_cli.experiment.graph import AIT, Graph, link_name
 from aligninstruct_cli.experiment.paths import inside_output, log_path, pid_path, read_marker, write_json
 from aligninstruct_cli.io import read_records
 from aligninstruct_cli.models import check_adapter_files, check_safetensors
+from aligninstruct_cli.provenance import file_sha256
 from aligninstruct_cli.training.distributed import process_alive
 
 DONE, FAILED, STALE, PENDING, RUNNING = "done", "failed", "stale", "pending", "running"
@@ -63,13 +64,10 @@ class FileHasher:
         entry = self.cache.get(str(path.resolve()))
         if entry and entry[:2] == stamp:
             return entry[2]
-        digest = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-        self.cache[str(path.resolve())] = [*stamp, digest.hexdigest()]
+        digest = file_sha256(path)
+        self.cache[str(path.resolve())] = [*stamp, digest]
         self.changed = True
-        return digest.hexdigest()
+        return digest
 
     def __call__(self, path: str) -> str:
         p = Path(path)
@@ -95,12 +93,10 @@ def fingerprint(path: Path) -> str:
     """A file's size and content hash (of its whole content up to FULL_HASH_BELOW; beyond that of its first
     and last BLOCK: truncation and most edits show, and a status of a large study stays quick)."""
     size = path.stat().st_size
+    if size <= FULL_HASH_BELOW:
+        return f"{size}:sha256:{file_sha256(path)}"
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        if size <= FULL_HASH_BELOW:
-            for block in iter(lambda: fh.read(BLOCK), b""):
-                digest.update(block)
-            return f"{size}:sha256:{digest.hexdigest()}"
         digest.update(fh.read(BLOCK))
         fh.seek(size - BLOCK)
         digest.update(fh.read(BLOCK))
@@ -324,11 +320,12 @@ def pid_alive(graph: Graph, key: str) -> bool:
     return record is not None and is_ours(record)
 
 
-def status_rows(graph: Graph, *, reasons: bool = False) -> list[tuple[str, ...]]:
+def status_rows(graph: Graph, *, reasons: bool = False,
+                memo: dict[str, str | None] | None = None) -> list[tuple[str, ...]]:
     """(names, state, output, log) per step, in the plan's order; with `reasons`, then why it is stale ("" when
-    it is not)."""
+    it is not). `memo`: as for `step_state`."""
     rows = []
-    memo: dict[str, str | None] = {}
+    memo = {} if memo is None else memo
     for step in graph:
         log = log_path(graph, step.key)
         state, why = step_status(graph, step.key, memo)
@@ -408,7 +405,7 @@ def link_names(graph: Graph, key: str) -> None:
     step = graph.steps[key]
     steps_root = (Path(graph.exp.output) / "steps").resolve()
     for name in step.names:
-        link = Path(graph.exp.output) / step.kind / link_name(step, name)
+        link = Path(graph.exp.output) / step.kind / link_name(name)
         inside_output(graph.exp.output, link.parent)
         target = os.path.relpath(graph.directory(key), link.parent)
         if link.is_symlink():

@@ -210,11 +210,6 @@ class Experiment:
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def options_classes() -> dict[str, type]:
-    """Section name -> the stage's options dataclass (the library's registry, shared with the commands)."""
-    return EXPERIMENT_SECTIONS
-
-
 class _Reader:
     def __init__(self, path: str):
         self.path = path
@@ -295,7 +290,7 @@ class _Reader:
         """A stage section: the keys of the stage's options dataclass, each value of the field's type (what the
         field's own parser accepts is checked when the graph builds the command)."""
         data = self.mapping(value, where)
-        cls = options_classes()[section]
+        cls = EXPERIMENT_SECTIONS[section]
         fields = {f.name: f for f in option_fields(cls)}
         hints = type_hints(cls)
         out: dict[str, Any] = {}
@@ -501,9 +496,9 @@ def _read_datasets(exp: Experiment, r: _Reader, datasets: dict[str, Any]) -> Non
             weight = str(weight)
         languages = r.languages(spec["languages"], f"{where}.languages") if "languages" in spec else None
         for lang in languages or ():
-            if lang not in _units(exp.corpora[corpus]):
+            if lang not in corpus_units(exp.corpora[corpus]):
                 raise r.fail(f"{where}.languages", f"{lang!r} is not among corpus {corpus!r}'s languages "
-                             f"({', '.join(_units(exp.corpora[corpus]))})")
+                             f"({', '.join(corpus_units(exp.corpora[corpus]))})")
         exp.datasets[name] = Dataset(name, corpus, objective, r.stage(spec.get("build"), f"{where}.build", "build"),
                                      r.stage(spec.get("mix"), f"{where}.mix", "mix"), weight, languages,
                                      r.strings(spec.get("sample_with", []), f"{where}.sample_with"))
@@ -513,7 +508,7 @@ def _read_datasets(exp: Experiment, r: _Reader, datasets: dict[str, Any]) -> Non
                 raise r.fail(f"datasets.{name}.sample_with[{k}]", f"unknown data set {other!r}")
 
 
-def _units(corpus: Corpus) -> list[str]:
+def corpus_units(corpus: Corpus) -> list[str]:
     """A corpus's parts: one per language, every two languages (`each: pair`), or one file."""
     if corpus.kind == "toy" or (corpus.kind == "file" and "{lang}" not in corpus.source):
         return ["+".join(corpus.languages) or "all"]
@@ -643,7 +638,3 @@ def _read_probe(exp: Experiment, r: _Reader, spec: dict[str, Any]) -> None:
     if not isinstance(plot, bool):
         raise r.fail("probe.plot", f"expected true or false, not {_kind(plot)}")
     exp.probe = Probe(corpus, head, systems, r.stage(spec.get("options"), "probe.options", "probe"), plot)
-
-
-def corpus_units(corpus: Corpus) -> list[str]:
-    return _units(corpus)

@@ -219,6 +219,32 @@ def test_table_notes_explain_every_column_prefix_with_n_per_direction():
     assert "- `flores200.devtest:xx→en`: test set flores200.devtest, from the other languages into English: kk-en (n 99)" in text
 
 
+def test_samples_show_the_first_records_of_each_direction_that_every_system_translated(tmp_path):
+    from aligninstruct_cli.experiment.graph import Graph, Step
+    from aligninstruct_cli.experiment.report_sections import samples_section
+    from aligninstruct_cli.experiment.steps import finish_step
+    from aligninstruct_cli.experiment.study_config import Experiment
+
+    exp = Experiment(path="t.yaml", output=str(tmp_path), languages=[])
+    exp.systems = {"A": None, "B": None, "C": None}  # C has not translated: no row
+    steps = {f"{i:016x}": Step(f"{i:016x}", "translate", [f"translate/{name}"], ["true"], [], main="hyps.jsonl")
+             for i, name in enumerate(["A", "B"])}
+    graph = Graph(exp, steps)
+    a = [hyp(i, f"source {i}", f"A says {i}") for i in range(5)] + [hyp(9, "kk text", "A en", "kk", "en")]
+    b = [hyp(i, f"source {i}", f"B | says {i}") for i in range(5) if i != 1] + [hyp(9, "kk text", "", "kk", "en")]
+    for key, records in zip(steps, (a, b)):
+        graph.directory(key).mkdir(parents=True)
+        write_jsonl(graph.output(key), records)
+        finish_step(graph.directory(key), steps[key].names, "translate", key, "true", 0, 1.0, "log")
+    assert samples_section(graph) == [
+        "## Sample translations", "", "The first 3 records of each direction, as every system translated them.", "",
+        "### en→kk", "", "| id | | text |", "|---|---|---|",
+        *[line for i in (0, 2, 3) for line in (f"| `{i}` | source | source {i} |", "| | reference | ref |",
+                                                f"| | **A** | A says {i} |", f"| | **B** | B \\| says {i} |")],
+        "", "### kk→en", "", "| id | | text |", "|---|---|---|",
+        "| `9` | source | kk text |", "| | reference | ref |", "| | **A** | A en |", "| | **B** | (empty) |", ""]
+
+
 # ---------------------------------------------------------------------------------------------- a real run
 @pytest.mark.slow
 def test_a_study_that_cannot_learn_is_caught_while_it_runs_and_in_the_report(tmp_path, tiny_bloom_dir):

@@ -218,6 +218,18 @@ def shell_graph(out: Path, steps: dict[str, tuple[str, list[str]]]) -> Graph:
     return Graph(exp, built)
 
 
+def test_dependents_are_every_step_reading_a_step_directly_or_not(tmp_path):
+    graph = shell_graph(tmp_path, {"a": ("", []), "b": ("", ["a"]), "c": ("", ["a"]), "d": ("", ["b", "c"]),
+                                   "e": ("", ["d"]), "other": ("", [])})
+
+    def dependents(name: str) -> list[str]:
+        return sorted(graph.steps[k].name for k in graph.dependents(graph.by_name[name]))
+
+    assert dependents("a") == ["b", "c", "d", "e"]
+    assert dependents("c") == ["d", "e"]
+    assert graph.dependents(graph.by_name["e"]) == graph.dependents(graph.by_name["other"]) == set()
+
+
 def test_runner_skips_done_steps_redoes_half_made_ones_and_stops_only_dependents(tmp_path):
     graph = shell_graph(tmp_path, {
         "a": ("echo a > @{out}/x", []),
