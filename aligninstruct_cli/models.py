@@ -309,6 +309,8 @@ def adapter_base_model(adapter: str) -> str | None:
         data = json.loads(config.read_text(encoding="utf-8"))
     except (ValueError, OSError) as exc:
         raise AitError(f"{config}: unreadable adapter config: {exc}") from None
+    if not isinstance(data, dict):
+        raise AitError(f"{config}: unreadable adapter config: not a JSON object")
     return data.get("base_model_name_or_path") or None
 
 
