@@ -42,7 +42,7 @@ from aligninstruct_cli.errors import AitError, InputError, RecordError, display_
 from aligninstruct_cli.languages import LanguagesOption, get_language
 from aligninstruct_cli.options import OptionError, check_options, coerce, option, option_ref
 from aligninstruct_cli.records import MAX_CHARS_PER_TOKEN, VALIDATORS, Record
-from aligninstruct_cli.textfile import STDIO, decode_line, open_binary_input, raw_lines
+from aligninstruct_cli.textfile import STDIO, crlf_error, decode_line, open_binary_input, raw_lines
 
 FORMATS = ("auto", "jsonl", "tsv", "fast_align", "text")  # text: one source sentence a line (never auto-detected)
 PAIR_FORMATS = ("auto", "jsonl", "tsv", "fast_align")
@@ -302,8 +302,7 @@ def _json_array_items(path: str, where: str) -> Iterator[tuple[int, int, Any]]:
     text = decode_line(where, 1, raw) if raw else ""
     if "\r" in text:
         line_no = text.count("\n", 0, text.index("\r")) + 1
-        raise InputError(where, line_no, "line ends in CRLF (Windows line ending)",
-                         hint="convert the file first, e.g. `sed -i 's/\\r$//' FILE` or dos2unix")
+        raise crlf_error(where, line_no)
     newlines = [m.start() for m in re.finditer("\n", text)]
     decoder = json.JSONDecoder()
 
