@@ -221,9 +221,8 @@ def _scores_section(report: dict) -> list[str]:
     return lines + [""]
 
 
-# the instruction types of the objectives, as a card's title names them (paper's names)
-_METHOD_NAMES = {"mt": "MTInstruct", "align": "AlignInstruct", "hint": "HintInstruct", "revise": "ReviseInstruct",
-                 "mono-full": "MonoInstruct", "mono-half": "MonoInstruct", "general": "general instructions"}
+# the instruction types of the objectives, as a card's title names them: the paper's names, without the gloss
+_METHOD_NAMES = {objective: name.split(" (")[0] for objective, name in _OBJECTIVE_NAMES.items()}
 _ORIGIN_DEPTH = 8  # ait train runs followed back through their bases at most
 
 
