@@ -221,9 +221,8 @@ def _scores_section(report: dict) -> list[str]:
     return lines + [""]
 
 
-# the instruction types of the objectives, as a card's title names them (paper's names)
-_METHOD_NAMES = {"mt": "MTInstruct", "align": "AlignInstruct", "hint": "HintInstruct", "revise": "ReviseInstruct",
-                 "mono-full": "MonoInstruct", "mono-half": "MonoInstruct", "general": "general instructions"}
+# the instruction types of the objectives, as a card's title names them: the paper's names, without the gloss
+_METHOD_NAMES = {objective: name.split(" (")[0] for objective, name in _OBJECTIVE_NAMES.items()}
 _ORIGIN_DEPTH = 8  # ait train runs followed back through their bases at most
 
 
@@ -578,9 +577,7 @@ def _write_adapter(adapter: Path, base: str | None, tmp: Path) -> None:
     config = _read_json(adapter / "adapter_config.json")
     config["base_model_name_or_path"] = portable_name(base or config.get("base_model_name_or_path"))
     (tmp / "adapter_config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    weights = [name for name in ADAPTER_FILES[1:] if (adapter / name).is_file()]
-    if not weights:
-        raise AitError(f"{adapter}: no adapter weights (adapter_model.safetensors)")
+    weights = [name for name in ADAPTER_FILES[1:] if (adapter / name).is_file()]  # one, as export() checked
     shutil.copy2(adapter / weights[0], tmp / weights[0])
     _copy_tokenizer(adapter, tmp)
 
@@ -592,7 +589,6 @@ def _write_merged(src: Source, base: str | None, options: ExportOptions, tmp: Pa
         models.check_hub_model(base)
     precision = _merged_precision(options.precision, base or str(src.model_dir))
     if src.adapter is not None:
-        models.check_adapter_base(str(src.adapter), base)  # type: ignore[arg-type]
         loaded = models.load_model(base, str(src.adapter), merge=True, device=options.device,  # type: ignore[arg-type]
                                    precision=precision)
         model = loaded.model

@@ -42,7 +42,7 @@ from aligninstruct_cli.errors import AitError, InputError, RecordError, display_
 from aligninstruct_cli.languages import LanguagesOption, get_language
 from aligninstruct_cli.options import OptionError, check_options, coerce, option, option_ref
 from aligninstruct_cli.records import MAX_CHARS_PER_TOKEN, VALIDATORS, Record
-from aligninstruct_cli.textfile import STDIO, decode_line, open_binary_input, raw_lines
+from aligninstruct_cli.textfile import STDIO, crlf_error, decode_line, open_binary_input, raw_lines
 
 FORMATS = ("auto", "jsonl", "tsv", "fast_align", "text")  # text: one source sentence a line (never auto-detected)
 PAIR_FORMATS = ("auto", "jsonl", "tsv", "fast_align")
@@ -122,6 +122,16 @@ def _input_path(value: str) -> str | None:
     return value
 
 
+def _file_identity(path: str) -> tuple[str, tuple[int, int] | None]:
+    """(resolved path, (device, inode)) of a file, the inode None when it is not there: two names are one
+    file when either part is equal (symlinks resolve to one path; hard links share an inode)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return os.path.realpath(path), None
+    return os.path.realpath(path), (st.st_dev, st.st_ino)
+
+
 def check_outputs_are_not_inputs(inputs: Iterable[str], outputs: Iterable[tuple[str, str]]) -> None:
     """Refuse (exit 2, before anything is read) an output file that is one of the command's inputs: same
     file by device and inode (hard links, symlinks) or by resolved path. `outputs`: (how the command line
@@ -130,18 +140,13 @@ def check_outputs_are_not_inputs(inputs: Iterable[str], outputs: Iterable[tuple[
     for value in inputs:
         path = _input_path(value)
         if path and os.path.exists(path):
-            st = os.stat(path)
-            files.append((value, (st.st_dev, st.st_ino), os.path.realpath(path)))
+            files.append((value, *_file_identity(path)))
     for flag, out in outputs:
         if not out or out == STDIO:
             continue
-        real = os.path.realpath(out)
-        ident = None
-        if os.path.exists(out):
-            st = os.stat(out)
-            ident = (st.st_dev, st.st_ino)
-        for value, in_ident, in_real in files:
-            if ident == in_ident or real == in_real:
+        real, ident = _file_identity(out)
+        for value, in_real, in_ident in files:
+            if (ident is not None and ident == in_ident) or real == in_real:
                 raise AitError(f"{flag} {out} is also an input of this command ({value}); ait never writes over "
                                "its inputs", hint="write to another file (and rename it afterwards if you must)")
 
@@ -150,14 +155,7 @@ def check_distinct_outputs(outputs: Iterable[tuple[str, str]], folders: Iterable
     """Refuse (exit 2, before any work) two outputs of one command that are one file (by resolved path or
     inode), or one that is (or lies inside) an input folder that must stay as it is (`folders`: a base model)
     or inside another output. `outputs`, `folders`: (how the command line names it, path)."""
-    def ident(path: str) -> tuple[str, Any]:
-        try:
-            st = os.stat(path)
-            return os.path.realpath(path), (st.st_dev, st.st_ino)
-        except OSError:
-            return os.path.realpath(path), None
-
-    named = [(flag, path, *ident(path)) for flag, path in outputs if path and path != STDIO]
+    named = [(flag, path, *_file_identity(path)) for flag, path in outputs if path and path != STDIO]
     for k, item in enumerate(named):
         for other in named[:k]:
             if item[2] == other[2] or (item[3] is not None and item[3] == other[3]):
@@ -304,8 +302,7 @@ def _json_array_items(path: str, where: str) -> Iterator[tuple[int, int, Any]]:
     text = decode_line(where, 1, raw) if raw else ""
     if "\r" in text:
         line_no = text.count("\n", 0, text.index("\r")) + 1
-        raise InputError(where, line_no, "line ends in CRLF (Windows line ending)",
-                         hint="convert the file first, e.g. `sed -i 's/\\r$//' FILE` or dos2unix")
+        raise crlf_error(where, line_no)
     newlines = [m.start() for m in re.finditer("\n", text)]
     decoder = json.JSONDecoder()
 

@@ -259,8 +259,11 @@ def child_environment() -> dict[str, str]:
 
 def _language_file_option(path: str) -> str:
     """The `languages` option's value, checked (FILE:LINE for a bad row) but not loaded: see
-    `use_language_file`."""
-    read_language_file(path)
+    `use_language_file`. The file this process has loaded is not read again (a command loads `--languages`
+    just before it builds the options: `command_factory.load_language_file`)."""
+    loaded = _REGISTRY.user_file if _REGISTRY is not None else None
+    if path != loaded:
+        read_language_file(path)
     return path
 
 

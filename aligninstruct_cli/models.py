@@ -309,6 +309,8 @@ def adapter_base_model(adapter: str) -> str | None:
         data = json.loads(config.read_text(encoding="utf-8"))
     except (ValueError, OSError) as exc:
         raise AitError(f"{config}: unreadable adapter config: {exc}") from None
+    if not isinstance(data, dict):
+        raise AitError(f"{config}: unreadable adapter config: not a JSON object")
     return data.get("base_model_name_or_path") or None
 
 
@@ -444,15 +446,10 @@ def check_safetensors(path: str | os.PathLike[str]) -> None:
 
 
 def check_adapter_files(adapter: str | os.PathLike[str]) -> None:
-    """An adapter folder is complete: adapter_config.json parses and its safetensors weights are whole."""
+    """An adapter folder is complete: adapter_config.json parses (`adapter_base_model`'s checks) and its
+    safetensors weights are whole."""
     folder = Path(adapter)
-    config = folder / "adapter_config.json"
-    try:
-        json.loads(config.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise AitError(f"{folder}: no adapter_config.json: not a complete adapter") from None
-    except (OSError, ValueError) as exc:
-        raise AitError(f"{config}: unreadable or not JSON ({_first_line(exc)})") from None
+    adapter_base_model(str(folder))
     weights = folder / "adapter_model.safetensors"
     if weights.exists():
         check_safetensors(weights)

@@ -43,8 +43,7 @@ def raw_lines(path: str, name: str | None = None) -> Iterator[tuple[int, int, by
             start = offset
             offset += len(raw)
             if raw.endswith(b"\r\n") or raw.endswith(b"\r"):
-                raise InputError(where, line_no, "line ends in CRLF (Windows line ending)",
-                                 hint="convert the file first, e.g. `sed -i 's/\\r$//' FILE` or dos2unix")
+                raise crlf_error(where, line_no)
             yield line_no, start, raw
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         if isinstance(exc, BrokenPipeError):
@@ -53,6 +52,13 @@ def raw_lines(path: str, name: str | None = None) -> Iterator[tuple[int, int, by
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
+
+
+def crlf_error(where: str, line_no: int) -> InputError:
+    """The error for a line of `where` ending in CRLF (or a lone CR): rejected wherever it is met, see
+    `raw_lines`."""
+    return InputError(where, line_no, "line ends in CRLF (Windows line ending)",
+                      hint="convert the file first, e.g. `sed -i 's/\\r$//' FILE` or dos2unix")
 
 
 def decode_line(path: str, line_no: int, raw: bytes) -> str:

@@ -148,10 +148,11 @@ def _given(ctx: typer.Context, param: str) -> bool:
     return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT", "PROMPT")
 
 
-def resolve_options(cls: type, ctx: typer.Context, values: dict[str, Any], config: str | None):
-    """The options dataclass from defaults < config file < typed flags, and how to word an OptionError for
-    this command line (each field as its flag, or as its key in the config file)."""
-    from_file = load_config(config, cls) if config else {}
+def resolve_options(cls: type, ctx: typer.Context, values: dict[str, Any], config: str | None,
+                    from_file: dict[str, Any]):
+    """The options dataclass from defaults < config file (`from_file`: `config` read by `load_config`) < typed
+    flags, and how to word an OptionError for this command line (each field as its flag, or as its key in the
+    config file)."""
     typed: dict[str, Any] = {}
     for f in option_fields(cls):
         for k, alias in enumerate(spec_of(f).aliases):
@@ -194,11 +195,11 @@ def load_language_file(path: Any) -> None:
         raise OptionError(f"{option_ref('languages')}: {exc.message}", hint=exc.hint) from None
 
 
-def config_without_required(cls: type, ctx: typer.Context, values: dict[str, Any], config: str | None) -> str | None:
-    """`--print-config` while required options are missing: the defaults and what was given, as YAML, each
-    missing option `null` and marked `# required`; None when nothing is missing (the options are then
-    resolved and checked as for a run)."""
-    from_file = load_config(config, cls) if config else {}
+def config_without_required(cls: type, ctx: typer.Context, values: dict[str, Any],
+                            from_file: dict[str, Any]) -> str | None:
+    """`--print-config` while required options are missing: the defaults and what was given (`from_file`: the
+    config file's), as YAML, each missing option `null` and marked `# required`; None when nothing is missing
+    (the options are then resolved and checked as for a run)."""
     given = {**from_file, **{f.name: values[f.name] for f in option_fields(cls) if _given(ctx, f.name)}}
     missing = {f.name: flag_of(f) for f in option_fields(cls) if not has_default(f) and f.name not in given}
     if not missing:
@@ -237,12 +238,13 @@ def stage_command(app: typer.Typer, command_name: str, cls: type, run: Callable[
         config = values.pop("config")
         print_config = values.pop("print_config")
         extra_values = {k: values.pop(k) for k in extra_names}
+        from_file = load_config(config, cls) if config else {}
         if print_config:
-            partial = config_without_required(cls, ctx, values, config)
+            partial = config_without_required(cls, ctx, values, from_file)
             if partial is not None:
                 sys.stdout.write(partial)
                 return
-        options, render = resolve_options(cls, ctx, values, config)
+        options, render = resolve_options(cls, ctx, values, config, from_file)
         if print_config:
             sys.stdout.write(yaml.safe_dump(to_dict(options), sort_keys=False, allow_unicode=True))
             return

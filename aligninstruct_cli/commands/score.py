@@ -4,7 +4,7 @@ baseline; JSONL hypotheses from `ait translate` or plain text as sacrebleu reads
 from __future__ import annotations
 
 import os
-from dataclasses import replace
+from copy import copy as copy_options
 from typing import List, Optional
 
 import typer
@@ -60,10 +60,10 @@ def score_command(options: ScoreOptions, hyps: list[str] | None = None, output: 
         copied = {f: copy[getattr(options, f)] for f in ("baseline", "src") if getattr(options, f) in copy}
         if any(r in copy for r in refs):
             copied["refs"] = [copy.get(r, r) for r in refs]
-        if copied:  # (a replace() makes the options again: metrics_given would read as given)
-            given = options.metrics_given
-            options = replace(options, **copied)
-            options.metrics_given = given
+        if copied:  # set on a copy, not made again: __post_init__ would take the defaulted metrics as given
+            options = copy_options(options)
+            for name, value in copied.items():
+                setattr(options, name, value)
         _score(options, [copy.get(h, h) for h in hyps or []], output, sentence_level,
                [copy.get(i, i) for i in inputs or []])
 

@@ -416,7 +416,7 @@ def to_device(batch: dict[str, Any], device) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------ the model
 def _parts(model):
     """(backbone, lm_head, config) of a causal LM, looking through a PEFT wrapper."""
-    lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+    lm = models.base_model_of(model)
     return models.backbone_of(lm), lm.get_output_embeddings(), lm.config
 
 

@@ -9,6 +9,8 @@ import os
 import time
 from typing import Any
 
+from aligninstruct_cli.models import base_model_of
+
 PEAK_ENV = "AIT_PEAK_TFLOPS"  # peak TFLOP/s per device for the MFU estimate (overrides the table)
 
 # Dense bf16/fp16 tensor peak per GPU, TFLOP/s (vendor figures), matched against the device name.
@@ -20,7 +22,7 @@ GPU_PEAK_TFLOPS = (("H200", 989.0), ("H100 PCIe", 756.0), ("H100", 989.0), ("GH2
 def compute_params(model) -> int:
     """Parameters that do matrix work per token: all unique ones minus the input embeddings, plus the
     output head when it is tied to them (so it is not counted twice nor missed)."""
-    lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+    lm = base_model_of(model)
 
     def numel(p) -> int:
         return int(getattr(p, "ds_numel", 0) or p.numel())

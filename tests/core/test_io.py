@@ -69,6 +69,13 @@ def test_crlf_invalid_utf8_and_errors_name_file_line_field(tmp_path):
     path.write_bytes(b"a\tb\r\n")
     with pytest.raises(InputError, match=r"a\.tsv:1: line ends in CRLF"):
         list(iter_lines(str(path)))
+    array = tmp_path / "a.json"  # a JSON array file is read whole: the same error, the line of its first CR
+    array.write_bytes(b'[{"id": "a", "src_lang": "en", "tgt_lang": "kk", "src": "x",\n "tgt": "y"},\r\n]\n')
+    for read, where in ((lambda: list(read_records(str(array), "parallel")), r"a\.json:2"),
+                        (lambda: list(iter_lines(str(path))), r"a\.tsv:1")):
+        with pytest.raises(InputError, match=where + r": line ends in CRLF \(Windows line ending\)") as error:
+            read()
+        assert error.value.hint == "convert the file first, e.g. `sed -i 's/\\r$//' FILE` or dos2unix"
     path.write_bytes(b"a\tb\nc\t\xe9\n")
     with pytest.raises(InputError, match=r"a\.tsv:2: invalid UTF-8 at byte 2"):
         list(iter_lines(str(path)))

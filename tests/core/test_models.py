@@ -34,6 +34,16 @@ def lora(tmp_path_factory, tiny_bloom_dir):
     return out
 
 
+def test_an_adapter_config_that_is_not_a_json_object_is_an_error(tmp_path):
+    from aligninstruct_cli import models
+    from aligninstruct_cli.errors import AitError
+
+    (tmp_path / "adapter_config.json").write_text("[]")
+    for check in (models.adapter_base_model, models.check_adapter_files):
+        with pytest.raises(AitError, match="adapter_config.json: unreadable adapter config: not a JSON object"):
+            check(str(tmp_path))
+
+
 def test_an_adapter_goes_with_a_copy_of_its_base_wherever_it_lies(tmp_path, tiny_bloom_dir, lora):
     import shutil
 

@@ -116,6 +116,19 @@ def test_flags_win_over_the_config_and_defaults_do_not(parallel, tmp_path):
     assert printed["objective"] == "mono-full" and printed["seed"] == 7 and printed["max_hints"] == 5
 
 
+def test_print_config_reads_the_config_file_once(parallel, tmp_path, monkeypatch):
+    from aligninstruct_cli import options
+
+    reads = []
+    read = options.read_config_file
+    monkeypatch.setattr(options, "read_config_file", lambda path: reads.append(path) or read(path))
+    config = tmp_path / "c.yaml"
+    config.write_text("objective: mono-full\nseed: 7\n", encoding="utf-8")
+    res = _build(parallel, "--config", config, "--print-config")
+    assert res.exit_code == 0, res.output
+    assert "objective: mono-full" in res.stdout and reads == [str(config)]
+
+
 def test_print_config_round_trips(parallel, tmp_path):
     res = _build(parallel, "--objective", "mt", "--direction", "xx-en", "--seed", "3", "--print-config")
     config = tmp_path / "printed.yaml"

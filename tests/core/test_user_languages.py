@@ -234,6 +234,31 @@ def test_building_options_checks_a_language_file_but_loads_nothing(tmp_path, mon
     assert child_environment() == {LANGUAGES_ENV: str(langs.resolve())}  # what a started process is given
 
 
+def test_a_command_reads_its_language_file_once(tmp_path, monkeypatch):
+    """The command layer loads `--languages FILE` before it builds the options, whose check then does not read
+    the loaded file again; a file not loaded (a library user's options) is still read and checked."""
+    from aligninstruct_cli import languages
+    from aligninstruct_cli.languages import ListOptions
+    from aligninstruct_cli.options import OptionError
+
+    monkeypatch.delenv(LANGUAGES_ENV, raising=False)
+    reads = []
+    read = languages.read_language_file
+    monkeypatch.setattr(languages, "read_language_file", lambda path: reads.append(path) or read(path))
+    langs = tmp_path / "langs.tsv"
+    langs.write_text("code\tflores\tname\nqxx\tqxx_Latn\tMarsian\n", encoding="utf-8")
+    src = tmp_path / "in.tsv"
+    src.write_text("hello\tolleh\n", encoding="utf-8")
+    res = runner.invoke(app, ["build", str(src), "--languages", str(langs), "--src-lang", "en", "--tgt-lang", "qxx"])
+    assert res.exit_code == 0, res.output
+    assert "to Marsian" in json.loads(res.stdout.splitlines()[0])["input"] and reads == [str(langs)]
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("code\tflores\tname\nkk\tkaz_Cyrl\tKazakhish\n", encoding="utf-8")
+    with pytest.raises(OptionError, match="bad.tsv:2: field 'code'"):  # langs.tsv is loaded, bad.tsv is not
+        ListOptions(languages=str(bad))
+    assert ListOptions(languages=str(langs)).languages == str(langs) and reads == [str(langs), str(bad)]
+
+
 def test_the_training_ranks_get_the_language_file_in_their_environment(tmp_path, monkeypatch):
     """`ait train --languages FILE`: the deepspeed launcher (and so every rank) finds the file in the `env=`
     it is started with; this process's own environment stays as it was."""

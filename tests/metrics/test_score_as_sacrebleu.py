@@ -151,3 +151,34 @@ def test_the_one_reference_refusal_comes_before_any_metric_is_made(flores, monke
                            tgt_lang="kk")
     with pytest.raises(AitError, match="COMET scores against one reference, and .*refs.* gives 2"):
         scoring.score([str(flores["hyp"])], options)
+
+
+def test_several_references_from_pipes_drop_comet_as_from_files(flores, tmp_path):
+    """Two references given as pipes (`-r <(cmd) -r <(cmd)`: FIFOs, read once into temporary copies) and no -m:
+    COMET is left out as for the files themselves, not refused as if asked for by name."""
+    import os
+    import threading
+
+    def pipe(name: str, text: str) -> str:
+        fifo = str(tmp_path / name)
+        os.mkfifo(fifo)
+
+        def feed() -> None:
+            with open(fifo, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        threading.Thread(target=feed, daemon=True).start()
+        return fifo
+
+    common = ("--src-lang", "en", "--tgt-lang", "kk", "-f", "json")
+    code, from_files = score(flores["hyp"], "-r", flores["ref"], "-r", flores["ref2"], *common)
+    assert code == 0, from_files
+    code, from_pipes = score(flores["hyp"], "-r", pipe("r1", flores["ref"].read_text(encoding="utf-8")),
+                             "-r", pipe("r2", flores["ref2"].read_text(encoding="utf-8")), *common)
+    assert code == 0, from_pipes
+    report = json.loads(from_pipes)
+    assert report["metrics"] == ["bleu", "chrf"]
+    assert "nrefs:2" in only_direction(report)["bleu"]["signature"]
+    expected = json.loads(from_files)
+    assert [os.path.basename(r) for r in report.pop("references").split(", ")] == ["r1", "r2"]
+    expected.pop("references")
+    assert report == expected

@@ -262,6 +262,20 @@ def test_adapter_of_another_base_model_is_refused(tmp_path, tiny_bloom_dir, adap
     assert not out.exists()
 
 
+def test_a_missing_or_empty_adapter_folder_is_named_as_the_flag(tmp_path, noisy_bloom_dir):
+    src = write_jsonl(tmp_path / "in.jsonl", make_records(2))
+    (tmp_path / "empty").mkdir()
+    for adapter, message, hint in ((tmp_path / "nope", f"--adapter {tmp_path / 'nope'}: no such directory", None),
+                                   (tmp_path / "empty", f"--adapter {tmp_path / 'empty'}: not a LoRA adapter (no "
+                                    "adapter_config.json)", "pass the directory `ait train` wrote the adapter to")):
+        result = runner.invoke(app, ["translate", str(src), "--model", str(noisy_bloom_dir), "--adapter",
+                                     str(adapter), "-o", str(tmp_path / "out.jsonl")])
+        output = " ".join(result.output.split())
+        assert result.exit_code == 2 and message in output, result.output
+        assert hint is None or hint in output
+        assert "Traceback" not in result.output and not (tmp_path / "out.jsonl").exists()
+
+
 def test_same_base_model_rules(tmp_path):
     assert same_base_model("bigscience/bloomz-7b1", "/models/bloomz-7b1/")
     assert same_base_model("bigscience/bloomz-560m",
